@@ -1,0 +1,3 @@
+from actlab.cli import main
+
+raise SystemExit(main())

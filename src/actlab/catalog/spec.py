@@ -1,0 +1,320 @@
+"""The activation spec: one frozen record per activation, the single source of truth.
+
+Everything else (registry, torch functional, modules, CLI listings, oracle tests) is generated
+from these records. Nothing here imports SymPy or torch: ``definition`` is a callable that
+receives the SymPy module, and ``forward``/``derivative`` receive an ``ops`` namespace.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+__all__ = [
+    "Param",
+    "Kink",
+    "Reference",
+    "Equivalent",
+    "Tolerance",
+    "Spec",
+    "ParameterError",
+]
+
+
+class ParameterError(ValueError):
+    """An activation parameter outside its allowed range (a ``ValueError``)."""
+
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of an activation, with its default and allowed values.
+
+    ``low``/``high`` bound numeric parameters (``low_open``/``high_open`` make a bound strict);
+    ``choices`` restricts string (or other) parameters to a fixed set; ``nullable`` allows None
+    (Keras' ``max_value=None``).
+    """
+
+    name: str
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple | None = None
+    kind: type = float
+    nullable: bool = False
+    trainable: bool = False
+    doc: str = ""
+
+    def allowed(self) -> str:
+        """Human-readable description of the allowed values."""
+        if self.choices is not None:
+            text = "one of " + ", ".join(repr(c) for c in self.choices)
+        elif self.kind is bool:
+            text = "True or False"
+        else:
+            lo = "-inf" if self.low is None else repr(self.low)
+            hi = "inf" if self.high is None else repr(self.high)
+            left = "(" if (self.low_open or self.low is None) else "["
+            right = ")" if (self.high_open or self.high is None) else "]"
+            text = f"a {'integer' if self.kind is int else 'finite real number'} in {left}{lo}, {hi}{right}"
+        if self.nullable:
+            text += " or None"
+        return text
+
+    def validate(self, value: Any, owner: str) -> Any:
+        """Return ``value`` converted to the parameter's kind, or raise naming the parameter."""
+
+        def fail(reason: str = "") -> ParameterError:
+            extra = f" ({reason})" if reason else ""
+            return ParameterError(
+                f"{owner}: invalid value {value!r} for parameter {self.name!r}{extra}; "
+                f"allowed: {self.allowed()}"
+            )
+
+        if value is None:
+            if self.nullable:
+                return None
+            raise fail()
+        if self.choices is not None:
+            if value not in self.choices:
+                raise fail()
+            return value
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise fail("expected a bool")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            # numbers only: strings, tensors of size > 1 and the like are refused here.
+            try:
+                value = value.item()  # 0-d NumPy/torch scalars
+            except (AttributeError, ValueError, RuntimeError):
+                raise fail("expected a number") from None
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise fail("expected a number")
+        if self.kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise fail("expected an integer")
+            value = int(value)
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                raise fail("must be finite")
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            raise fail()
+        if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
+            raise fail()
+        return value
+
+
+@dataclass(frozen=True)
+class Kink:
+    """A point where the function is not differentiable, and the derivative actlab returns there.
+
+    ``at`` and ``grad`` are numbers or callables of the parameter dict. ``grad`` follows PyTorch's
+    convention where PyTorch has the function (relu'(0) = 0, leaky_relu'(0) = negative_slope, ...).
+    """
+
+    at: float | Callable[[Mapping[str, Any]], float | None]
+    grad: float | Callable[[Mapping[str, Any]], float]
+    note: str = ""
+
+    def location(self, params: Mapping[str, Any]) -> float | None:
+        return self.at(params) if callable(self.at) else self.at
+
+    def gradient(self, params: Mapping[str, Any]) -> float:
+        return self.grad(params) if callable(self.grad) else self.grad
+
+
+@dataclass(frozen=True)
+class Reference:
+    title: str
+    authors: str
+    year: int
+    arxiv: str | None = None
+    url: str | None = None
+
+    def __str__(self) -> str:
+        where = f", arXiv:{self.arxiv}" if self.arxiv else (f", {self.url}" if self.url else "")
+        return f"{self.authors} ({self.year}). {self.title}{where}"
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    """The same function in another framework, with every default or behaviour that differs."""
+
+    framework: str  # "pytorch" | "keras" | "jax" | "tfa" | "timm"
+    symbol: str
+    differences: str = ""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A per-spec widening of the accuracy targets, always with the reason."""
+
+    forward_ulps: float | None = None
+    derivative_ulps: float | None = None
+    # Near non-trivial roots the allowance is the condition number |x f'(x) / f(x)|.
+    condition_allowance: bool = False
+    reason: str = ""
+
+
+Bounds = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One activation function. See DESIGN.md §2 for the meaning of every field.
+
+    Elementwise specs (``kind == "elementwise"``) map each element independently; vector specs
+    (``kind == "vector"``) map along ``axis`` (softmax family, sparsemax, GLU variants, maxout).
+    """
+
+    name: str
+    family: str
+    summary: str
+    definition: Callable[..., Any]
+    forward: Callable[..., Any]
+    derivative: Callable[..., Any] | None = None
+    derivative_from_output: Callable[..., Any] | None = None
+    # Vector specs: the vector-Jacobian product ``vjp(x, y, g, ops, **p)`` instead of a
+    # derivative, a row oracle ``oracle(row: list[mpf], mp, **p) -> list[mpf]`` where SymPy
+    # has no closed form (sparsemax, entmax), and the LaTeX shown in docs.
+    vjp: Callable[..., Any] | None = None
+    oracle: Callable[..., Any] | None = None
+    formula: str | None = None
+    # What backward keeps: "input", or "output" (vector specs whose vjp needs only y; elementwise
+    # specs keep the output automatically when they have ``derivative_from_output``).
+    saves: str = "input"
+    params: tuple[Param, ...] = ()
+    aliases: tuple[str, ...] = ()
+    kind: str = "elementwise"
+    kinks: tuple[Kink, ...] = ()
+    # Properties at default parameters; checked by the generated property tests.
+    bounds: Bounds | Callable[[Mapping[str, Any]], Bounds] = (-math.inf, math.inf)
+    monotonic: bool = False
+    smoothness: int | float = math.inf  # C^k; -1 means discontinuous
+    zero_centered: bool = False
+    saturates: tuple[str, ...] = ()  # sides where f' -> 0: "left", "right"
+    self_normalizing: bool = False
+    approximates: str | None = None
+    approximation_error: float | None = None  # max |f - target| over the real line
+    references: tuple[Reference, ...] = ()
+    equivalents: tuple[Equivalent, ...] = ()
+    # How PyTorch computes the function (``lambda x, torch, **p``), shown beside actlab's in
+    # ``actlab accuracy``; ``native`` says actlab's torch path uses it because it is accurate.
+    torch_native: Callable[..., Any] | None = None
+    native: bool = False
+    # Random in training mode (rrelu): ``train_forward(x, torch, generator=None, **p)``.
+    train_forward: Callable[..., Any] | None = None
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    # For the accuracy grid: a region outside which the function is not defined or not tested.
+    domain: tuple[float, float] = (-math.inf, math.inf)
+    # Constraints between parameters (each is validated alone first), e.g. lower < upper.
+    constraints: Callable[[dict[str, Any]], None] | None = None
+    notes: str = ""
+
+    # ----------------------------------------------------------------- parameters
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def resolve_params(self, **given: Any) -> dict[str, Any]:
+        """Validate ``given`` against the declared parameters and fill in the defaults."""
+        unknown = sorted(set(given) - set(self.param_names))
+        if unknown:
+            known = ", ".join(self.param_names) or "none"
+            raise TypeError(
+                f"{self.name}: unexpected parameter(s) {', '.join(map(repr, unknown))}; "
+                f"accepted parameters: {known}"
+            )
+        out = {}
+        for p in self.params:
+            out[p.name] = p.validate(given.get(p.name, p.default), self.name)
+        if self.constraints is not None:
+            try:
+                self.constraints(out)
+            except ParameterError as err:
+                raise ParameterError(f"{self.name}: {err}") from None
+        return out
+
+    def non_default(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in params.items() if self.param(k).default != v}
+
+    # ----------------------------------------------------------------- properties
+    def bounds_for(self, params: Mapping[str, Any] | None = None) -> Bounds:
+        params = self.defaults if params is None else params
+        return self.bounds(params) if callable(self.bounds) else self.bounds
+
+    def kink_points(self, params: Mapping[str, Any] | None = None) -> list[tuple[float, float]]:
+        params = self.defaults if params is None else params
+        out = []
+        for k in self.kinks:
+            loc = k.location(params)
+            if loc is not None and math.isfinite(loc):
+                out.append((loc, k.gradient(params)))
+        return out
+
+    # ----------------------------------------------------------------- evaluation
+    def __call__(self, x: Any, **params: Any) -> Any:
+        """Evaluate on a NumPy array (or anything NumPy accepts)."""
+        from actlab.ops import numpy_ops
+
+        return numpy_ops.apply(self, x, self.resolve_params(**params))
+
+    def sympy_definition(self, x: Any = None, **params: Any) -> Any:
+        """The definition as a SymPy expression in ``x`` (imports SymPy)."""
+        import sympy
+
+        if x is None:
+            x = sympy.Symbol("x", real=True)
+        resolved = self.resolve_params(**params)
+        exact = {k: _sympy_value(sympy, v) for k, v in resolved.items()}
+        return self.definition(x, sympy, **exact)
+
+    def latex(self, **params: Any) -> str:
+        if self.formula is not None:
+            return self.formula
+        import sympy
+
+        return sympy.latex(self.sympy_definition(**params))
+
+
+def _sympy_value(sympy: Any, value: Any) -> Any:
+    # A float parameter is the exact binary value the implementation uses.
+    if isinstance(value, float):
+        return sympy.Float(value, 60)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return sympy.Integer(value)
+    return value
+
+
+def ordered(low_name: str, high_name: str, strict: bool = True) -> Callable[[dict[str, Any]], None]:
+    """A ``constraints`` check that ``params[low_name] < params[high_name]`` (``<=`` if not strict)."""
+
+    def check(params: dict[str, Any]) -> None:
+        lo, hi = params[low_name], params[high_name]
+        if lo is None or hi is None:
+            return
+        if lo > hi or (strict and lo == hi):
+            rel = "<" if strict else "<="
+            raise ParameterError(
+                f"parameters must satisfy {low_name} {rel} {high_name}; "
+                f"got {low_name}={lo!r}, {high_name}={hi!r}"
+            )
+
+    return check

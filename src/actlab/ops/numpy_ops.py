@@ -1,0 +1,168 @@
+"""The ``ops`` namespace on NumPy (SciPy for erf/erfc, imported on first use)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from actlab.ops._lazy import require
+
+
+def _special() -> Any:
+    return require("scipy.special", "erf/erfc on NumPy")
+
+
+class NumpyOps:
+    name = "numpy"
+    pi = np.pi
+
+    exp = staticmethod(np.exp)
+    expm1 = staticmethod(np.expm1)
+    log = staticmethod(np.log)
+    log1p = staticmethod(np.log1p)
+    sqrt = staticmethod(np.sqrt)
+    tanh = staticmethod(np.tanh)
+    sinh = staticmethod(np.sinh)
+    cosh = staticmethod(np.cosh)
+    sin = staticmethod(np.sin)
+    cos = staticmethod(np.cos)
+    arctan = staticmethod(np.arctan)
+    abs = staticmethod(np.abs)
+    sign = staticmethod(np.sign)
+    square = staticmethod(np.square)
+    maximum = staticmethod(np.maximum)
+    minimum = staticmethod(np.minimum)
+    isnan = staticmethod(np.isnan)
+    isinf = staticmethod(np.isinf)
+    isfinite = staticmethod(np.isfinite)
+    zeros_like = staticmethod(np.zeros_like)
+    ones_like = staticmethod(np.ones_like)
+    asinh = staticmethod(np.arcsinh)
+    copysign = staticmethod(np.copysign)
+    logaddexp = staticmethod(np.logaddexp)
+    hypot = staticmethod(np.hypot)
+
+    @staticmethod
+    def erfcx(x: Any) -> Any:
+        """e^(x^2) erfc(x), finite for large x."""
+        return _special().erfcx(x).astype(x.dtype, copy=False)
+    floor = staticmethod(np.floor)
+
+    @staticmethod
+    def where(cond: Any, a: Any, b: Any) -> Any:
+        out = np.where(cond, a, b)
+        # np.where promotes Python scalars against arrays the same way as arithmetic, but a
+        # bare 0-d result would become a NumPy scalar; keep arrays arrays.
+        return np.asarray(out)
+
+    @staticmethod
+    def full_like(x: Any, value: float) -> Any:
+        return np.full_like(x, value)
+
+    @staticmethod
+    def clip(x: Any, lo: float | None, hi: float | None) -> Any:
+        return np.clip(x, lo, hi)
+
+    @staticmethod
+    def erf(x: Any) -> Any:
+        return _special().erf(x).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def erfc(x: Any) -> Any:
+        return _special().erfc(x).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def sigmoid(x: Any) -> Any:
+        return _special().expit(x).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def softplus(x: Any) -> Any:
+        """log(1 + e^x) without overflow: max(x, 0) + log1p(e^-|x|)."""
+        return np.logaddexp(x, np.zeros_like(x))
+
+    @staticmethod
+    def log_sigmoid(x: Any) -> Any:
+        return -np.logaddexp(-x, np.zeros_like(x))
+
+    @staticmethod
+    def finfo(x: Any) -> Any:
+        return np.finfo(x.dtype)
+
+    # --- along an axis (vector specs)
+    @staticmethod
+    def amax(x: Any, axis: int) -> Any:
+        return np.max(x, axis=axis, keepdims=True)
+
+    @staticmethod
+    def sum(x: Any, axis: int) -> Any:
+        return np.sum(x, axis=axis, keepdims=True)
+
+    @staticmethod
+    def cumsum(x: Any, axis: int) -> Any:
+        return np.cumsum(x, axis=axis)
+
+    @staticmethod
+    def sort_descending(x: Any, axis: int) -> Any:
+        return -np.sort(-x, axis=axis)
+
+    @staticmethod
+    def take_along(x: Any, index: Any, axis: int) -> Any:
+        return np.take_along_axis(x, index, axis=axis)
+
+    @staticmethod
+    def count_along(x: Any, axis: int) -> Any:
+        """1, 2, ..., n along ``axis`` shaped to broadcast against ``x``."""
+        n = x.shape[axis]
+        shape = [1] * x.ndim
+        shape[axis] = n
+        return np.arange(1, n + 1, dtype=x.dtype).reshape(shape)
+
+    @staticmethod
+    def split2(x: Any, axis: int) -> tuple[Any, Any]:
+        a, b = np.split(x, 2, axis=axis)
+        return a, b
+
+    @staticmethod
+    def concat(xs: Any, axis: int) -> Any:
+        return np.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def reshape(x: Any, shape: Any) -> Any:
+        return np.reshape(x, shape)
+
+    @staticmethod
+    def amax_dim(x: Any, axis: int) -> Any:
+        return np.max(x, axis=axis)
+
+
+NUMPY = NumpyOps()
+
+_HALF = (np.float16,)
+
+
+def as_float_array(x: Any) -> np.ndarray:
+    """Float array for a spec; integer and boolean arrays are refused (no silent casting)."""
+    arr = np.asarray(x)
+    if arr.dtype.kind in "biu":
+        if isinstance(x, np.ndarray) or np.isscalar(x) and isinstance(x, np.generic):
+            raise TypeError(f"activation needs a floating-point array, got dtype {arr.dtype}")
+        arr = arr.astype(np.float64)  # plain Python numbers and lists
+    if arr.dtype.kind != "f":
+        raise TypeError(f"activation needs a floating-point array, got dtype {arr.dtype}")
+    return arr
+
+
+def apply(spec: Any, x: Any, params: dict[str, Any]) -> np.ndarray:
+    """Evaluate ``spec`` on NumPy; float16 is computed in float32 and rounded once."""
+    arr = as_float_array(x)
+    work = arr.astype(np.float32) if arr.dtype in _HALF else arr
+    out = np.asarray(spec.forward(work, NUMPY, **params))
+    return out.astype(arr.dtype, copy=False)
+
+
+def apply_derivative(spec: Any, x: Any, params: dict[str, Any]) -> np.ndarray:
+    arr = as_float_array(x)
+    work = arr.astype(np.float32) if arr.dtype in _HALF else arr
+    out = np.asarray(spec.derivative(work, NUMPY, **params))
+    return out.astype(arr.dtype, copy=False)

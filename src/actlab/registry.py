@@ -1,0 +1,368 @@
+"""The registry: identifiers -> activations, and back (DESIGN.md §4).
+
+``get`` accepts a name or alias (case-insensitive), a call string parsed with :mod:`ast`
+(literal arguments only; nothing is evaluated), a ``{"name", "config"}`` dict, Keras-serialized
+dicts and strings, a :class:`Spec`, a :class:`BoundActivation`, a callable, or None (identity).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import inspect
+import re
+import sys
+from typing import Any, Callable, Iterable, Mapping
+
+from actlab.catalog import SPECS, Spec
+
+__all__ = [
+    "UnknownActivationError",
+    "IdentifierError",
+    "BoundActivation",
+    "get",
+    "get_spec",
+    "serialize",
+    "deserialize",
+    "register",
+    "list_activations",
+    "all_specs",
+    "check_spec",
+]
+
+
+class UnknownActivationError(KeyError):
+    """No activation of that name; the message lists close matches."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return str(self.args[0]) if self.args else ""
+
+
+class IdentifierError(ValueError):
+    """An identifier that is not a name, a literal call string, a dict, a spec or a callable."""
+
+
+_BY_NAME: dict[str, Spec] = {}
+_BY_ALIAS: dict[str, str] = {}  # lower-case name or alias -> canonical name
+_SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def check_spec(spec: Spec) -> list[str]:
+    """Problems that make ``spec`` incomplete or inconsistent (an empty list when it is sound)."""
+    problems = []
+    if not _SNAKE.match(spec.name):
+        problems.append(f"name {spec.name!r} is not snake_case")
+    for text, what in ((spec.family, "family"), (spec.summary, "summary")):
+        if not text:
+            problems.append(f"missing {what}")
+    if not callable(spec.definition) and spec.oracle is None:
+        problems.append("no definition (SymPy) and no oracle")
+    if not callable(spec.forward):
+        problems.append("forward is not callable")
+    if spec.kind == "elementwise":
+        if not callable(spec.derivative):
+            problems.append("elementwise spec without a derivative")
+    elif spec.kind == "vector":
+        if not callable(spec.vjp):
+            problems.append("vector spec without a vjp")
+        if "axis" not in spec.param_names:
+            problems.append("vector spec without an 'axis' parameter")
+    else:
+        problems.append(f"unknown kind {spec.kind!r}")
+    if spec.saves not in ("input", "output"):
+        problems.append(f"saves must be 'input' or 'output', not {spec.saves!r}")
+    names = spec.param_names
+    if len(set(names)) != len(names):
+        problems.append("duplicate parameter names")
+    for fn_name in ("forward", "derivative", "derivative_from_output", "definition"):
+        fn = getattr(spec, fn_name)
+        if fn is None:
+            continue
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            continue
+        declared = [p.name for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD][2:]
+        has_var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+        if not has_var_kw and declared != list(names):
+            problems.append(f"{fn_name} takes parameters {declared}, the spec declares {list(names)}")
+    for p in spec.params:
+        try:
+            p.validate(p.default, spec.name)
+        except ValueError as err:
+            problems.append(f"default of {p.name!r} is invalid: {err}")
+    return problems
+
+
+def register(spec: Spec, *, overwrite: bool = False) -> Spec:
+    """Add ``spec`` (and its aliases) to the registry, checking it is complete first."""
+    if not isinstance(spec, Spec):
+        raise TypeError(f"register() takes a Spec, got {type(spec).__name__}")
+    problems = check_spec(spec)
+    if problems:
+        raise ValueError(f"spec {spec.name!r} is incomplete: " + "; ".join(problems))
+    keys = [_key(spec.name)] + [_key(a) for a in spec.aliases]
+    if not overwrite:
+        for k in keys:
+            owner = _BY_ALIAS.get(k)
+            if owner is not None and owner != spec.name:
+                raise ValueError(f"{k!r} already names activation {owner!r}")
+        if spec.name in _BY_NAME:
+            raise ValueError(f"activation {spec.name!r} is already registered (pass overwrite=True)")
+    elif spec.name in _BY_NAME:
+        old = _BY_NAME[spec.name]
+        for a in old.aliases:
+            _BY_ALIAS.pop(_key(a), None)
+    _BY_NAME[spec.name] = spec
+    for k in keys:
+        _BY_ALIAS[k] = spec.name
+    return spec
+
+
+def all_specs() -> list[Spec]:
+    return list(_BY_NAME.values())
+
+
+def list_activations(family: str | None = None, kind: str | None = None) -> list[str]:
+    """Canonical names, sorted, optionally of one family or kind ("elementwise" | "vector")."""
+    return sorted(
+        s.name
+        for s in _BY_NAME.values()
+        if (family is None or s.family == family) and (kind is None or s.kind == kind)
+    )
+
+
+def get_spec(name: str) -> Spec:
+    """The spec for a name or alias (case-insensitive); unknown names suggest close matches."""
+    if not isinstance(name, str):
+        raise TypeError(f"activation name must be a string, got {type(name).__name__}")
+    canonical = _BY_ALIAS.get(_key(name))
+    if canonical is None:
+        close = difflib.get_close_matches(_key(name), list(_BY_ALIAS), n=4, cutoff=0.6)
+        close = list(dict.fromkeys(_BY_ALIAS[c] if c == _BY_ALIAS[c] else c for c in close))
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise UnknownActivationError(f"unknown activation {name!r}{hint} (see `actlab list`)")
+    return _BY_NAME[canonical]
+
+
+class BoundActivation:
+    """An activation with its parameters resolved: callable on NumPy arrays and torch tensors.
+
+    ``repr`` is a call string that :func:`get` parses back to an equal object.
+    """
+
+    __slots__ = ("spec", "params")
+
+    def __init__(self, spec: Spec, params: Mapping[str, Any] | None = None):
+        self.spec = spec
+        self.params = spec.resolve_params(**dict(params or {}))
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The parameters that differ from the defaults."""
+        return self.spec.non_default(self.params)
+
+    def __call__(self, x: Any, **kwargs: Any) -> Any:
+        if _is_tensor(x):
+            from actlab.torch.functional import apply
+
+            return apply(self.spec, x, self.params, **kwargs)
+        if kwargs:
+            raise TypeError(f"unexpected keyword(s) for a NumPy call: {sorted(kwargs)}")
+        from actlab.ops import numpy_ops
+
+        return numpy_ops.apply(self.spec, x, self.params)
+
+    def derivative(self, x: Any) -> Any:
+        """f'(x) on NumPy (elementwise specs)."""
+        if self.spec.derivative is None:
+            raise TypeError(f"{self.name} is a vector activation; it has a vjp, not a derivative")
+        from actlab.ops import numpy_ops
+
+        return numpy_ops.apply_derivative(self.spec, x, self.params)
+
+    def __repr__(self) -> str:
+        cfg = self.config
+        if not cfg:
+            return self.name
+        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in cfg.items())})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BoundActivation):
+            return NotImplemented
+        return self.spec.name == other.spec.name and self.params == other.params
+
+    def __hash__(self) -> int:
+        return hash((self.spec.name, tuple(sorted(self.params.items()))))
+
+    def __reduce__(self) -> tuple:
+        return (deserialize, (serialize(self),))
+
+
+def _is_tensor(x: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+# ----------------------------------------------------------------------------- parsing
+def _parse_call_string(text: str) -> tuple[str, tuple, dict[str, Any]]:
+    """``"name"`` or ``"name(1, key=2.0)"`` -> (name, args, kwargs); literals only, never eval."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as err:
+        raise IdentifierError(f"cannot parse activation identifier {text!r}: {err.msg}") from None
+    node = tree.body
+    if isinstance(node, ast.Name):
+        return node.id, (), {}
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+        raise IdentifierError(
+            f"activation identifier {text!r} must be a name or a call like "
+            "'leaky_relu(negative_slope=0.2)' with literal arguments"
+        )
+
+    def literal(arg: ast.AST) -> Any:
+        try:
+            return ast.literal_eval(arg)
+        except (ValueError, SyntaxError, TypeError):
+            raise IdentifierError(
+                f"activation identifier {text!r}: arguments must be literals "
+                f"(numbers, strings, True/False/None), not {ast.unparse(arg)!r}"
+            ) from None
+
+    if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+        raise IdentifierError(f"activation identifier {text!r}: * and ** arguments are not allowed")
+    args = tuple(literal(a) for a in node.args)
+    kwargs = {k.arg: literal(k.value) for k in node.keywords}
+    return node.func.id, args, kwargs
+
+
+def _bind_positional(spec: Spec, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    names = spec.param_names
+    if len(args) > len(names):
+        raise TypeError(f"{spec.name} takes at most {len(names)} parameter(s) ({', '.join(names) or 'none'}), got {len(args)} positional")
+    out = dict(zip(names, args))
+    dup = sorted(set(out) & set(kwargs))
+    if dup:
+        raise TypeError(f"{spec.name}: parameter(s) {dup} given twice")
+    out.update(kwargs)
+    return out
+
+
+_KERAS_LAYER_PARAMS = {
+    # Keras layer class -> (actlab name, {keras config key: actlab parameter})
+    "relu": ("relu", {"negative_slope": "negative_slope", "max_value": "max_value", "threshold": "threshold"}),
+    "leakyrelu": ("leaky_relu", {"negative_slope": "negative_slope", "alpha": "negative_slope"}),
+    "elu": ("elu", {"alpha": "alpha"}),
+    "softmax": ("softmax", {"axis": "axis"}),
+}
+_KERAS_IGNORED = {"name", "trainable", "dtype", "autocast", "seed"}
+
+
+def _from_keras_dict(d: Mapping[str, Any]) -> BoundActivation:
+    cls = d.get("class_name")
+    cfg = d.get("config")
+    if cls == "function" or (isinstance(cfg, str) and cls in (None, "function")):
+        return _from_name(str(cfg))
+    if cls == "Activation" and isinstance(cfg, Mapping):
+        return get(cfg.get("activation"))
+    if isinstance(cls, str) and isinstance(cfg, Mapping):
+        entry = _KERAS_LAYER_PARAMS.get(cls.lower())
+        if entry is None:
+            spec = get_spec(re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls))
+            mapping = {p: p for p in spec.param_names}
+        else:
+            spec, mapping = get_spec(entry[0]), entry[1]
+        params = {}
+        for k, v in cfg.items():
+            if k in _KERAS_IGNORED:
+                continue
+            if k not in mapping:
+                raise TypeError(f"Keras config key {k!r} of {cls} has no actlab equivalent")
+            params[mapping[k]] = v
+        return BoundActivation(spec, params)
+    raise IdentifierError(f"unrecognised Keras-serialized activation: {dict(d)!r}")
+
+
+def _from_name(text: str) -> BoundActivation:
+    name, args, kwargs = _parse_call_string(text)
+    spec = get_spec(name)
+    return BoundActivation(spec, _bind_positional(spec, args, kwargs))
+
+
+def get(identifier: Any = None, **params: Any) -> Any:
+    """Resolve any identifier to a :class:`BoundActivation` (or return a plain callable as is).
+
+    Parameters given as keywords override those in the identifier. Invalid parameters raise
+    here, when the identifier is resolved, not at the first call.
+    """
+    if identifier is None:
+        act = BoundActivation(get_spec("linear"))
+    elif isinstance(identifier, BoundActivation):
+        act = identifier
+    elif isinstance(identifier, Spec):
+        act = BoundActivation(identifier if identifier.name in _BY_NAME else register(identifier))
+    elif isinstance(identifier, str):
+        act = _from_name(identifier)
+    elif isinstance(identifier, Mapping):
+        if "name" in identifier:
+            unknown = set(identifier) - {"name", "config"}
+            if unknown:
+                raise IdentifierError(f"unexpected keys {sorted(unknown)} in activation dict")
+            config = identifier.get("config") or {}
+            if not isinstance(config, Mapping):
+                raise IdentifierError("'config' of an activation dict must be a dict")
+            act = BoundActivation(get_spec(identifier["name"]), dict(config))
+        else:
+            act = _from_keras_dict(identifier)
+    elif callable(identifier):
+        registered = getattr(identifier, "actlab_activation", None)
+        if isinstance(registered, BoundActivation):
+            act = registered
+        else:
+            if params:
+                raise TypeError("parameters cannot be applied to an arbitrary callable")
+            return identifier
+    else:
+        raise IdentifierError(f"cannot interpret {identifier!r} as an activation")
+    if params:
+        act = BoundActivation(act.spec, {**act.params, **params})
+    return act
+
+
+def serialize(activation: Any) -> str | dict[str, Any]:
+    """The bare name when the parameters are the defaults, ``{"name", "config"}`` otherwise."""
+    act = get(activation)
+    if not isinstance(act, BoundActivation):
+        raise ValueError(f"cannot serialize {activation!r}: register it as a Spec first")
+    cfg = act.config
+    return act.name if not cfg else {"name": act.name, "config": cfg}
+
+
+def deserialize(config: Any) -> BoundActivation:
+    """Inverse of :func:`serialize`; also accepts every form :func:`get` does except callables."""
+    act = get(config)
+    if not isinstance(act, BoundActivation):
+        raise IdentifierError(f"cannot deserialize {config!r}")
+    return act
+
+
+def _register_catalog(specs: Iterable[Spec]) -> None:
+    for spec in specs:
+        register(spec)
+
+
+_register_catalog(SPECS)
+
+
+def resolver(name: str) -> Callable[..., BoundActivation]:
+    """``resolver("gelu")(approximate="tanh")``: a constructor for one activation."""
+    spec = get_spec(name)
+    return lambda *args, **kwargs: BoundActivation(spec, _bind_positional(spec, args, kwargs))

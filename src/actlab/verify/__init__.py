@@ -1,0 +1,1 @@
+"""Verification against the arbitrary-precision oracle (SymPy definitions evaluated by mpmath)."""
