@@ -12,7 +12,8 @@ import difflib
 import inspect
 import re
 import sys
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from actlab.catalog import SPECS, Spec
 
@@ -130,9 +131,7 @@ def all_specs() -> list[Spec]:
 def list_activations(family: str | None = None, kind: str | None = None) -> list[str]:
     """Canonical names, sorted, optionally of one family or kind ("elementwise" | "vector")."""
     return sorted(
-        s.name
-        for s in _BY_NAME.values()
-        if (family is None or s.family == family) and (kind is None or s.kind == kind)
+        s.name for s in _BY_NAME.values() if (family is None or s.family == family) and (kind is None or s.kind == kind)
     )
 
 
@@ -143,7 +142,6 @@ def get_spec(name: str) -> Spec:
     canonical = _BY_ALIAS.get(_key(name))
     if canonical is None:
         close = difflib.get_close_matches(_key(name), list(_BY_ALIAS), n=4, cutoff=0.6)
-        close = list(dict.fromkeys(_BY_ALIAS[c] if c == _BY_ALIAS[c] else c for c in close))
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
         raise UnknownActivationError(f"unknown activation {name!r}{hint} (see `actlab list`)")
     return _BY_NAME[canonical]
@@ -247,7 +245,10 @@ def _parse_call_string(text: str) -> tuple[str, tuple, dict[str, Any]]:
 def _bind_positional(spec: Spec, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
     names = spec.param_names
     if len(args) > len(names):
-        raise TypeError(f"{spec.name} takes at most {len(names)} parameter(s) ({', '.join(names) or 'none'}), got {len(args)} positional")
+        raise TypeError(
+            f"{spec.name} takes at most {len(names)} parameter(s) ({', '.join(names) or 'none'}), "
+            f"got {len(args)} positional"
+        )
     out = dict(zip(names, args))
     dup = sorted(set(out) & set(kwargs))
     if dup:

@@ -8,8 +8,9 @@ receives the SymPy module, and ``forward``/``derivative`` receive an ``ops`` nam
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 __all__ = [
     "Param",
@@ -72,8 +73,7 @@ class Param:
         def fail(reason: str = "") -> ParameterError:
             extra = f" ({reason})" if reason else ""
             return ParameterError(
-                f"{owner}: invalid value {value!r} for parameter {self.name!r}{extra}; "
-                f"allowed: {self.allowed()}"
+                f"{owner}: invalid value {value!r} for parameter {self.name!r}{extra}; allowed: {self.allowed()}"
             )
 
         if value is None:
@@ -239,8 +239,7 @@ class Spec:
         if unknown:
             known = ", ".join(self.param_names) or "none"
             raise TypeError(
-                f"{self.name}: unexpected parameter(s) {', '.join(map(repr, unknown))}; "
-                f"accepted parameters: {known}"
+                f"{self.name}: unexpected parameter(s) {', '.join(map(repr, unknown))}; accepted parameters: {known}"
             )
         out = {}
         for p in self.params:
@@ -313,8 +312,7 @@ def ordered(low_name: str, high_name: str, strict: bool = True) -> Callable[[dic
         if lo > hi or (strict and lo == hi):
             rel = "<" if strict else "<="
             raise ParameterError(
-                f"parameters must satisfy {low_name} {rel} {high_name}; "
-                f"got {low_name}={lo!r}, {high_name}={hi!r}"
+                f"parameters must satisfy {low_name} {rel} {high_name}; got {low_name}={lo!r}, {high_name}={hi!r}"
             )
 
     return check

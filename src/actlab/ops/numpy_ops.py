@@ -47,6 +47,7 @@ class NumpyOps:
     def erfcx(x: Any) -> Any:
         """e^(x^2) erfc(x), finite for large x."""
         return _special().erfcx(x).astype(x.dtype, copy=False)
+
     floor = staticmethod(np.floor)
 
     @staticmethod

@@ -9,7 +9,8 @@ only the input, or only the output when the derivative is a function of the outp
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -27,8 +28,7 @@ def _check_input(spec: Spec, x: Any) -> None:
         raise TypeError(f"{spec.name}: expected a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(
-            f"{spec.name}: needs a floating-point tensor, got dtype {x.dtype} "
-            "(convert with x.float() first)"
+            f"{spec.name}: needs a floating-point tensor, got dtype {x.dtype} (convert with x.float() first)"
         )
 
 
@@ -39,7 +39,7 @@ def _compute(fn: Callable[..., Any], x: torch.Tensor, params: dict[str, Any]) ->
     return fn(x, TORCH, **params)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _autograd_function(spec: Spec) -> type:
     names = spec.param_names
 
@@ -101,7 +101,9 @@ def _autograd_function(spec: Spec) -> type:
     return Vector
 
 
-def apply(spec: Spec, x: torch.Tensor, params: dict[str, Any], *, training: bool = False, generator: Any = None) -> torch.Tensor:
+def apply(
+    spec: Spec, x: torch.Tensor, params: dict[str, Any], *, training: bool = False, generator: Any = None
+) -> torch.Tensor:
     """Evaluate ``spec`` with already-validated ``params`` on a tensor."""
     _check_input(spec, x)
     if training and spec.train_forward is not None:
@@ -120,7 +122,7 @@ def _normalise_axis(spec: Spec, x: torch.Tensor, axis: int) -> int:
     return axis % ndim
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def function_for(spec: Spec) -> Callable[..., torch.Tensor]:
     """The public functional form of ``spec``: ``f(x, *params, **params)``."""
     stochastic = spec.train_forward is not None
@@ -134,7 +136,9 @@ def function_for(spec: Spec) -> Callable[..., torch.Tensor]:
 
     activation.__name__ = activation.__qualname__ = spec.name
     signature = ", ".join(f"{p.name}={p.default!r}" for p in spec.params)
-    activation.__doc__ = f"{spec.name}(x, {signature})\n\n{spec.summary}" if signature else f"{spec.name}(x)\n\n{spec.summary}"
+    activation.__doc__ = (
+        f"{spec.name}(x, {signature})\n\n{spec.summary}" if signature else f"{spec.name}(x)\n\n{spec.summary}"
+    )
     return activation
 
 

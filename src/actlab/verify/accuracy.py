@@ -14,8 +14,9 @@ Targets (issue #2):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -58,24 +59,35 @@ class AccuracyRow:
         return d
 
 
-def accuracy_grid(spec: Any, params: dict[str, Any] | None = None, dtype: str = "float32", size: int = 20000) -> np.ndarray:
-    """At least ``size`` distinct points of ``dtype`` in [-1e4, 1e4]: log-spaced from the
-    smallest normal number up (dense near 0), linear on [-10, 10] and on the whole range, and
-    log-spaced on both sides of every kink. Returned as float64 holding ``dtype`` values."""
+def accuracy_grid(
+    spec: Any, params: dict[str, Any] | None = None, dtype: str = "float32", size: int = 20000
+) -> np.ndarray:
+    """At least ``size`` distinct points of ``dtype`` in [-1e4, 1e4], as float64.
+
+    Log-spaced from the smallest normal number up (dense near 0), linear on [-10, 10] and on the
+    whole range, and log-spaced on both sides of every kink. The float64 grid contains the
+    float32 one (so the oracle's cache serves both) plus points only float64 can hold.
+    """
     params = spec.resolve_params(**(params or {}))
+    n = max(size // 18, 50)
+    parts = [_grid_part(spec, params, "float32", n)]
+    if dtype == "float64":
+        parts.append(_grid_part(spec, params, "float64", max(n // 6, 20)))
+    pts = np.unique(np.concatenate(parts))
+    lo, hi = spec.domain
+    return pts[(pts >= lo) & (pts <= hi) & (np.abs(pts) <= RANGE)]
+
+
+def _grid_part(spec: Any, params: dict[str, Any], dtype: str, n: int) -> np.ndarray:
     np_dtype = np.dtype(dtype)
     tiny = np.finfo(np_dtype).tiny
-    n = max(size // 18, 50)
+    eps = float(np.finfo(np_dtype).eps)
     pos = np.logspace(math.log10(tiny), math.log10(RANGE), 7 * n)
     parts = [np.zeros(1), pos, -pos, np.linspace(-10, 10, 4 * n), np.linspace(-RANGE, RANGE, 2 * n)]
-    eps = float(np.finfo(np_dtype).eps)
     for at, _ in spec.kink_points(params):
         offsets = np.logspace(math.log10(eps), 0, n // 2) * max(1.0, abs(at))
         parts += [np.array([at]), at + offsets, at - offsets]
-    pts = np.unique(np.concatenate(parts).astype(np_dtype).astype(np.float64))
-    lo, hi = spec.domain
-    pts = pts[(pts >= lo) & (pts <= hi) & (np.abs(pts) <= RANGE)]
-    return pts
+    return np.concatenate(parts).astype(np_dtype).astype(np.float64)
 
 
 def ulp(values: np.ndarray, dtype: str) -> np.ndarray:
@@ -88,7 +100,7 @@ def ulp(values: np.ndarray, dtype: str) -> np.ndarray:
         return np.spacing(mag).astype(np.float64)
 
 
-def _errors(got: np.ndarray, true: np.ndarray, dtype: str, floor: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def ulp_errors(got: np.ndarray, true: np.ndarray, dtype: str, floor: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(error in ulps of the rounded true value, mask of results non-finite where truth is finite)."""
     np_dtype = np.dtype(dtype)
     tiny = np.finfo(np_dtype).tiny
@@ -125,7 +137,14 @@ def _torch_eval(fn: Callable[[Any], Any], xs: np.ndarray, dtype: str) -> _Measur
     return _Measured(fwd, der)
 
 
-def measure(spec: Any, dtype: str = "float32", params: dict[str, Any] | None = None, size: int = 20000, with_torch: bool = True, backend: str = "torch") -> AccuracyRow:
+def measure(
+    spec: Any,
+    dtype: str = "float32",
+    params: dict[str, Any] | None = None,
+    size: int = 20000,
+    with_torch: bool = True,
+    backend: str = "torch",
+) -> AccuracyRow:
     """Measure ``spec`` (and PyTorch's native function, if any) against the oracle."""
     params = spec.resolve_params(**(params or {}))
     xs = accuracy_grid(spec, params, dtype, size)
@@ -147,13 +166,13 @@ def measure(spec: Any, dtype: str = "float32", params: dict[str, Any] | None = N
     d_limit = spec.tolerance.derivative_ulps or DERIVATIVE_LIMIT
 
     def score(m: _Measured) -> tuple[float, float, int, float | None, float | None]:
-        f_err, f_bad = _errors(m.forward, true, dtype)
+        f_err, f_bad = ulp_errors(m.forward, true, dtype)
         f_err = f_err / cond
         nonfinite = int(np.sum(f_bad))
         if m.derivative is None:
             d_max, d_x = math.nan, None
         else:
-            d_err, d_bad = _errors(m.derivative, true_d, dtype, floor=d_floor)
+            d_err, d_bad = ulp_errors(m.derivative, true_d, dtype, floor=d_floor)
             d_err = np.where(finite_d, d_err, 0.0)
             nonfinite += int(np.sum(d_bad & finite_d))
             i = int(np.argmax(d_err))

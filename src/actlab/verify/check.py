@@ -29,10 +29,19 @@ def main(argv: list[str]) -> int:
                     f"{name:>16} {dtype} {backend:>5}: fwd {row.forward_ulps:8.2f} ulp (x={row.worst_forward_x!r}) "
                     f"der {row.derivative_ulps:8.2f} (x={row.worst_derivative_x!r}) nonfinite={row.nonfinite} "
                     f"cond={row.conditioned} {'PASS' if row.passed else 'FAIL'}"
-                    + (f" | torch fwd {row.torch_forward_ulps:.3g} der {row.torch_derivative_ulps:.3g} nonfinite={row.torch_nonfinite}" if row.torch_name else "")
+                    + (
+                        f" | torch fwd {row.torch_forward_ulps:.3g} der {row.torch_derivative_ulps:.3g} "
+                        f"nonfinite={row.torch_nonfinite}"
+                        if row.torch_name
+                        else ""
+                    )
                 )
         if spec.kind == "elementwise":
-            special = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), float("nan"), 1e4, -1e4, 1e-310, -1e-310], dtype=torch.float64, requires_grad=True)
+            special = torch.tensor(
+                [0.0, -0.0, float("inf"), -float("inf"), float("nan"), 1e4, -1e4, 1e-310, -1e-310],
+                dtype=torch.float64,
+                requires_grad=True,
+            )
             y = apply(spec, special, params)
             (g,) = torch.autograd.grad(y.sum(), special)
             print(f"{'':>16} special x: {special.detach().numpy()}")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -77,47 +78,68 @@ def _cache_dir() -> Path | None:
     return base / "oracle"
 
 
-def _cache_key(spec: Any, params_key: tuple, order: int, xs: np.ndarray) -> str:
-    h = hashlib.sha256()
+def _cache_key(spec: Any, params_key: tuple, order: int) -> str:
     sympy = require("sympy")
+    h = hashlib.sha256()
     h.update(spec.name.encode())
     h.update(repr(params_key).encode())
     h.update(str(order).encode())
     h.update(sympy.srepr(spec.sympy_definition(**dict(params_key))).encode())
-    h.update(np.ascontiguousarray(xs, dtype=np.float64).tobytes())
     return h.hexdigest()[:32]
 
 
-def oracle(spec: Any, xs: np.ndarray, params: dict[str, Any] | None = None, order: int = 0, cache: bool = True) -> np.ndarray:
+def _load(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path) as data:
+            return data["x"], data["y"]
+    except (OSError, ValueError, KeyError):
+        return np.empty(0), np.empty(0)  # missing or damaged: recomputed
+
+
+def oracle(
+    spec: Any, xs: np.ndarray, params: dict[str, Any] | None = None, order: int = 0, cache: bool = True
+) -> np.ndarray:
     """True values of ``spec`` (``order``-th derivative) at float64 points ``xs``, rounded to float64.
 
-    mpf -> float64 conversion is correctly rounded. Results are cached on disk (``ACTLAB_CACHE``
-    overrides the folder, an empty value disables the cache) keyed by the definition and points.
+    mpf -> float64 conversion is correctly rounded. Values are cached on disk per definition,
+    parameters and derivative order (``ACTLAB_CACHE`` names the folder; an empty value turns the
+    cache off), so grids that share points (float32 and float64, sampled and full) share work.
     """
     params = spec.resolve_params(**(params or {}))
     params_key = tuple(sorted(params.items()))
     xs = np.asarray(xs, dtype=np.float64)
-    path = None
+    flat = xs.ravel()
     folder = _cache_dir() if cache else None
+    known_x, known_y = np.empty(0), np.empty(0)
+    path = None
     if folder is not None:
-        path = folder / f"{spec.name}-{_cache_key(spec, params_key, order, xs)}.npy"
-        if path.exists():
-            try:
-                return np.load(path)
-            except (OSError, ValueError):
-                pass  # a damaged cache entry is recomputed
-    fn = _compiled(spec, params_key, order)
-    out = np.array([float(evaluate_point(fn, float(x))) for x in xs.ravel()], dtype=np.float64)
-    out = out.reshape(xs.shape)
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(tmp, out)
-            os.replace(tmp, path)  # never a half-written cache file
-        except OSError:
-            pass
-    return out
+        path = folder / f"{spec.name}-{_cache_key(spec, params_key, order)}.npz"
+        known_x, known_y = _load(path)
+    out = np.empty(flat.shape, dtype=np.float64)
+    pos = np.searchsorted(known_x, flat).clip(0, max(known_x.size - 1, 0))
+    hit = (known_x.size > 0) & (known_x[pos] == flat) if known_x.size else np.zeros(flat.shape, bool)
+    out[hit] = known_y[pos[hit]]
+    missing = np.unique(flat[~hit])
+    if missing.size:
+        fn = _compiled(spec, params_key, order)
+        values = np.array([float(evaluate_point(fn, float(x))) for x in missing], dtype=np.float64)
+        out[~hit] = values[np.searchsorted(missing, flat[~hit])]
+        if path is not None:
+            _store(path, np.concatenate([known_x, missing]), np.concatenate([known_y, values]))
+    return out.reshape(xs.shape)
+
+
+def _store(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    keep = np.concatenate([[True], x[1:] != x[:-1]]) if x.size else np.zeros(0, bool)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, x=x[keep], y=y[keep])
+        os.replace(tmp, path)  # never a half-written cache file
+    except OSError:
+        pass
 
 
 def oracle_mp(spec: Any, x: float, params: dict[str, Any] | None = None, order: int = 0) -> Any:

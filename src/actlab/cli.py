@@ -1,0 +1,314 @@
+"""The ``actlab`` command line: ``list``, ``show``, ``accuracy``.
+
+Every listing is generated from the registry. Output formats: a rich table for people, and
+JSON / CSV / Markdown for machines and docs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from actlab.registry import UnknownActivationError, all_specs, get_spec, list_activations
+
+FORMATS = ("table", "json", "csv", "md")
+
+
+# ----------------------------------------------------------------------------- rendering
+def _render(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str, title: str = "") -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=_json_default)
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({c: _cell(r.get(c)) for c in columns})
+        return buf.getvalue().rstrip("\n")
+    if fmt == "md":
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        for r in rows:
+            lines.append("| " + " | ".join(_cell(r.get(c)).replace("|", "\\|") for c in columns) + " |")
+        return "\n".join(lines)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title or None, show_lines=False)
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*(_cell(r.get(c)) for c in columns))
+    console = Console(file=io.StringIO(), width=max(100, _terminal_width()), force_terminal=False, color_system=None)
+    console.print(table)
+    return console.file.getvalue().rstrip("\n")
+
+
+def _terminal_width() -> int:
+    try:
+        return os.get_terminal_size().columns
+    except OSError:
+        return 160
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return f"{value:.3g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(_cell, value))
+    return str(value)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    return str(value)
+
+
+# ----------------------------------------------------------------------------- commands
+def _spec_row(spec: Any) -> dict[str, Any]:
+    lo, hi = spec.bounds_for()
+    return {
+        "name": spec.name,
+        "family": spec.family,
+        "kind": spec.kind,
+        "aliases": list(spec.aliases),
+        "params": [f"{p.name}={p.default!r}" for p in spec.params],
+        "range": f"[{_cell(lo)}, {_cell(hi)}]",
+        "monotonic": spec.monotonic,
+        "smoothness": _smoothness(spec.smoothness),
+        "summary": spec.summary,
+    }
+
+
+def _smoothness(k: float) -> str:
+    if k == -1:
+        return "discontinuous"
+    return "C^inf" if k == math.inf else f"C^{int(k)}"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    specs = [get_spec(n) for n in list_activations(family=args.family)]
+    if args.family and not specs:
+        families = sorted({s.family for s in all_specs()})
+        print(f"actlab: no family {args.family!r}; families: {', '.join(families)}", file=sys.stderr)
+        return 2
+    rows = [_spec_row(s) for s in specs]
+    columns = ["name", "family", "params", "range", "monotonic", "smoothness", "summary"]
+    if args.format in ("json", "csv"):
+        columns = list(rows[0]) if rows else columns
+    print(_render(rows, columns, args.format, title=f"{len(rows)} activations"))
+    return 0
+
+
+def describe(spec: Any) -> dict[str, Any]:
+    """Everything ``actlab show`` prints, as data."""
+    import numpy as np
+
+    from actlab.registry import BoundActivation
+
+    info: dict[str, Any] = {
+        "name": spec.name,
+        "aliases": list(spec.aliases),
+        "family": spec.family,
+        "kind": spec.kind,
+        "summary": spec.summary,
+        "formula": spec.latex() if (spec.formula or spec.definition) else None,
+        "parameters": [
+            {"name": p.name, "default": p.default, "allowed": p.allowed(), "doc": p.doc} for p in spec.params
+        ],
+        "properties": {
+            "range": list(spec.bounds_for()),
+            "monotonic": spec.monotonic,
+            "smoothness": _smoothness(spec.smoothness),
+            "zero_centered": spec.zero_centered,
+            "saturates": list(spec.saturates),
+            "self_normalizing": spec.self_normalizing,
+            "approximates": spec.approximates,
+            "approximation_error": spec.approximation_error,
+            "derivative_from_output": spec.derivative_from_output is not None,
+            "torch_path": "native" if spec.native else "actlab",
+        },
+        "kinks": [{"at": at, "gradient": g} for at, g in spec.kink_points()],
+        "references": [str(r) for r in spec.references],
+        "equivalents": [
+            {"framework": e.framework, "symbol": e.symbol, "differences": e.differences} for e in spec.equivalents
+        ],
+        "notes": spec.notes,
+    }
+    if spec.tolerance.reason:
+        info["tolerance"] = spec.tolerance.reason
+    if spec.kind == "elementwise":
+        act = BoundActivation(spec)
+        xs = np.array([-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0])
+        info["values"] = [
+            {"x": float(x), "f": float(f), "df": float(d)} for x, f, d in zip(xs, act(xs), act.derivative(xs))
+        ]
+    return info
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    spec = get_spec(args.name)
+    info = describe(spec)
+    if args.format == "json":
+        print(json.dumps(info, indent=2, default=_json_default))
+        return 0
+    out = [
+        f"{spec.name}  ({spec.family}, {spec.kind})" + (f"  aliases: {', '.join(spec.aliases)}" if spec.aliases else "")
+    ]
+    out.append(f"  {spec.summary}")
+    if info["formula"]:
+        out.append(f"  f(x) = {info['formula']}")
+    out.append("parameters:" if spec.params else "parameters: none")
+    for p in info["parameters"]:
+        doc = f"  ({p['doc']})" if p["doc"] else ""
+        out.append(f"  {p['name']} = {p['default']!r}; allowed: {p['allowed']}{doc}")
+    out.append("properties:")
+    for k, v in info["properties"].items():
+        if v not in (None, [], False) or k in ("monotonic", "zero_centered"):
+            out.append(f"  {k}: {_cell(v) if not isinstance(v, list) else '[' + ', '.join(map(_cell, v)) + ']'}")
+    if info["kinks"]:
+        out.append("kinks (gradient actlab returns there):")
+        for k in info["kinks"]:
+            out.append(f"  x = {k['at']:g}: f' := {k['gradient']:g}")
+    if "tolerance" in info:
+        out.append(f"accuracy allowance: {info['tolerance']}")
+    if info["references"]:
+        out.append("references:")
+        out += [f"  {r}" for r in info["references"]]
+    if info["equivalents"]:
+        out.append("equivalents:")
+        for e in info["equivalents"]:
+            diff = f" — {e['differences']}" if e["differences"] else ""
+            out.append(f"  {e['framework']}: {e['symbol']}{diff}")
+    if info["notes"]:
+        out.append(f"notes: {info['notes']}")
+    if "values" in info:
+        out.append("values:")
+        out.append("  " + f"{'x':>9}" + "".join(f"{v['x']:>12g}" for v in info["values"]))
+        out.append("  " + f"{'f(x)':>9}" + "".join(f"{v['f']:>12.6g}" for v in info["values"]))
+        out.append("  " + f"{'df/dx':>9}" + "".join(f"{v['df']:>12.6g}" for v in info["values"]))
+    print("\n".join(out))
+    return 0
+
+
+def _accuracy_job(job: tuple[str, str, int]) -> dict[str, Any]:
+    name, dtype, size = job
+    from actlab.verify.accuracy import measure
+
+    spec = get_spec(name)
+    if spec.kind == "vector":
+        from actlab.verify.vector import measure_vector
+
+        row = measure_vector(spec, dtype)
+    else:
+        row = measure(spec, dtype, size=size)
+    return row.as_dict()
+
+
+def cmd_accuracy(args: argparse.Namespace) -> int:
+    names = [get_spec(n).name for n in args.names] if args.names else list_activations()
+    dtypes = ["float32", "float64"] if args.dtype == "all" else [args.dtype]
+    jobs = [(n, d, args.size) for d in dtypes for n in names]  # float64 reuses float32's oracle values
+    rows = _run_jobs(_accuracy_job, jobs, args.jobs, quiet=args.format != "table" or args.quiet)
+    rows.sort(key=lambda r: (r["name"], r["dtype"]))
+    columns = [
+        "name",
+        "dtype",
+        "points",
+        "forward_ulps",
+        "derivative_ulps",
+        "nonfinite",
+        "conditioned",
+        "torch_forward_ulps",
+        "torch_derivative_ulps",
+        "torch_nonfinite",
+        "passed",
+    ]
+    failed = [r for r in rows if not r["passed"]]
+    title = (
+        f"accuracy vs the mpmath oracle ({len(rows)} rows; limits: forward 4 ulp float32 / 8 ulp "
+        f"float64, derivative 8): {len(rows) - len(failed)} pass, {len(failed)} fail"
+    )
+    print(_render(rows, columns, args.format, title=title))
+    return 1 if failed else 0
+
+
+def _run_jobs(fn: Callable[[Any], dict[str, Any]], jobs: list, n_jobs: int, quiet: bool) -> list[dict[str, Any]]:
+    n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(jobs)))
+    if n_jobs == 1:
+        out = []
+        for i, job in enumerate(jobs):
+            if not quiet:
+                print(f"[{i + 1}/{len(jobs)}] {job[0]} {job[1]}", file=sys.stderr)
+            out.append(fn(job))
+        return out
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+        out = []
+        for i, row in enumerate(pool.map(fn, jobs)):
+            if not quiet:
+                print(f"[{i + 1}/{len(jobs)}] {row['name']} {row['dtype']}", file=sys.stderr)
+            out.append(row)
+        return out
+
+
+# ----------------------------------------------------------------------------- entry point
+def build_parser() -> argparse.ArgumentParser:
+    from actlab import __version__
+
+    parser = argparse.ArgumentParser(prog="actlab", description="The activation-function laboratory for PyTorch.")
+    parser.add_argument("--version", action="version", version=f"actlab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list the activations in the catalog")
+    p.add_argument("--family", help="only this family")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", help="formula, parameters, properties, references and equivalents of one activation")
+    p.add_argument("name")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("accuracy", help="max error in ulps against the mpmath oracle, actlab beside PyTorch")
+    p.add_argument("names", nargs="*", metavar="NAME", help="activations to measure (default: all)")
+    p.add_argument("--dtype", choices=("float32", "float64", "all"), default="all")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--size", type=int, default=20000, help="grid points per activation (default 20000)")
+    p.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=cmd_accuracy)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UnknownActivationError as err:
+        print(f"actlab: {err}", file=sys.stderr)
+        return 2
+    except ImportError as err:
+        print(f"actlab: {err}", file=sys.stderr)
+        return 3
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

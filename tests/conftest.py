@@ -1,0 +1,49 @@
+"""Shared fixtures. Every test module is generated from the registry: a new spec is tested
+without a new test file. Randomness is seeded (hypothesis runs derandomized)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+# The oracle cache lives in the test session's temporary folder unless the caller chose one,
+# so a run never trusts values from another version of a definition kept elsewhere.
+os.environ.setdefault("ACTLAB_CACHE", "")
+
+settings.register_profile(
+    "actlab",
+    derandomize=True,
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("actlab")
+
+import actlab  # noqa: E402
+from actlab.registry import all_specs  # noqa: E402
+
+ELEMENTWISE = [s for s in all_specs() if s.kind == "elementwise"]
+VECTOR = [s for s in all_specs() if s.kind == "vector"]
+ALL = all_specs()
+
+
+def spec_id(spec: actlab.Spec) -> str:
+    return spec.name
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20261121)
+
+
+def away_from_kinks(spec: actlab.Spec, xs: np.ndarray, gap: float = 1e-3) -> np.ndarray:
+    """``xs`` without the points closer than ``gap`` to a kink (derivatives jump there)."""
+    keep = np.ones(xs.shape, bool)
+    for at, _ in spec.kink_points():
+        keep &= np.abs(xs - at) > gap
+    lo, hi = spec.domain
+    keep &= (xs > lo) & (xs < hi)
+    return xs[keep]
