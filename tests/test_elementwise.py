@@ -165,3 +165,48 @@ def test_integer_and_bool_tensors_are_refused():
             _torch(spec, bad)
     with pytest.raises(TypeError, match="floating-point"):
         spec(np.arange(3))
+
+
+DEEP_POINTS = [
+    -1e3,
+    -300.0,
+    -100.0,
+    -40.0,
+    -20.0,
+    -10.0,
+    -5.0,
+    -1.0,
+    -1e-3,
+    -1e-8,
+    1e-8,
+    1e-3,
+    1.0,
+    5.0,
+    10.0,
+    20.0,
+    40.0,
+    100.0,
+    300.0,
+    1e3,
+]
+
+
+@specs
+@pytest.mark.parametrize("order", [0, 1])
+def test_oracle_survives_complete_cancellation(spec, order):
+    """The oracle against the same definition at 1000 digits, at points where a definition may
+    cancel completely (1 - tanh(x)^2 at -300; erfc(-z) rewritten by SymPy as 2 - erfc(z))."""
+    import mpmath
+
+    from actlab.verify.oracle import _compiled, oracle_mp
+
+    fn = _compiled(spec, tuple(sorted(spec.defaults.items())), order)
+    kinks = {at for at, _ in spec.kink_points()}
+    lo, hi = spec.domain
+    for point in DEEP_POINTS:
+        if point in kinks or not lo <= point <= hi:
+            continue
+        with mpmath.workdps(1000):
+            want = float(fn(mpmath.mpf(point)))
+        got = float(oracle_mp(spec, point, order=order))
+        assert got == pytest.approx(want, rel=1e-14, abs=0), f"order {order} at x={point}"

@@ -41,14 +41,16 @@ def test_state_dict_deepcopy_pickle():
     torch.testing.assert_close(fresh(x), want)
 
 
-@pytest.mark.parametrize("name", ["gelu", "mish", "leaky_relu"])
-def test_torch_compile(name):
+@pytest.mark.parametrize(
+    "name, backend", [("gelu", "aot_eager"), ("mish", "aot_eager"), ("leaky_relu", "aot_eager"), ("gelu", "inductor")]
+)
+def test_torch_compile(name, backend):
     torch._dynamo.reset()
     act = Activation(name)
     x = torch.linspace(-4, 4, 33, dtype=torch.float32, requires_grad=True)
     eager = act(x)
     (g_eager,) = torch.autograd.grad(eager.sum(), x)
-    compiled = torch.compile(act, backend="aot_eager", fullgraph=True)
+    compiled = torch.compile(act, backend=backend, fullgraph=True)
     out = compiled(x)
     (g_compiled,) = torch.autograd.grad(out.sum(), x)
     torch.testing.assert_close(out, eager)

@@ -141,10 +141,33 @@ def get_spec(name: str) -> Spec:
         raise TypeError(f"activation name must be a string, got {type(name).__name__}")
     canonical = _BY_ALIAS.get(_key(name))
     if canonical is None:
-        close = difflib.get_close_matches(_key(name), list(_BY_ALIAS), n=4, cutoff=0.6)
+        close = suggestions(_key(name))
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
         raise UnknownActivationError(f"unknown activation {name!r}{hint} (see `actlab list`)")
     return _BY_NAME[canonical]
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Optimal-string-alignment distance: insertions, deletions, substitutions, transpositions."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def suggestions(key: str, limit: int = 4) -> list[str]:
+    """Registered names and aliases close to ``key``: typos first, then similar spellings."""
+    ranked = {k: _edit_distance(key, k) for k in _BY_ALIAS}
+    near = [k for k, d in ranked.items() if d <= max(1, len(key) // 3)]
+    near += difflib.get_close_matches(key, list(_BY_ALIAS), n=limit, cutoff=0.75)
+    near = sorted(set(near), key=lambda k: (ranked[k], abs(len(k) - len(key)), k))
+    return near[:limit]
 
 
 class BoundActivation:

@@ -1,7 +1,12 @@
-"""S-shaped functions: logistic sigmoid and hyperbolic tangent."""
+"""S-shaped functions: logistic sigmoid, hyperbolic tangent and the classic bounded sigmoids."""
 
-from actlab.catalog._refs import GOODFELLOW_DL, LECUN_EFFICIENT
-from actlab.catalog.spec import Equivalent, Spec
+import functools
+import math
+import struct
+from decimal import Decimal, localcontext
+
+from actlab.catalog._refs import GOODFELLOW_DL, LECUN_EFFICIENT, WIKIPEDIA_TABLE
+from actlab.catalog.spec import Equivalent, Kink, Param, Reference, Spec
 
 SIGMOID = Spec(
     name="sigmoid",
@@ -48,3 +53,436 @@ TANH = Spec(
 )
 
 SPECS = (SIGMOID, TANH)
+
+
+# ----------------------------------------------------------------------------- classic sigmoids
+# References used only here.
+GLOROT_BENGIO = Reference(
+    "Understanding the difficulty of training deep feedforward neural networks",
+    "Glorot, Bengio",
+    2010,
+    url="https://proceedings.mlr.press/v9/glorot10a.html",
+)
+ELLIOTT_1993 = Reference(
+    "A Better Activation Function for Artificial Neural Networks (ISR Technical Report TR 93-8)",
+    "Elliott",
+    1993,
+    url="https://drum.lib.umd.edu/bitstream/handle/1903/5355/TR_93-8.pdf",
+)
+CARLILE_ISRLU = Reference(
+    "Improving Deep Learning by Inverse Square Root Linear Units (ISRLUs)",
+    "Carlile, Delamarter, Kinney, Marti, Whitney",
+    2017,
+    arxiv="1710.09967",
+)
+XU_PENALIZED_TANH = Reference("Revise Saturated Activation Functions", "Xu, Huang, Li", 2016, arxiv="1602.05980")
+EGER_SWISH = Reference(
+    "Is it Time to Swish? Comparing Deep Learning Activation Functions Across NLP tasks",
+    "Eger, Youssef, Gurevych",
+    2018,
+    arxiv="1901.02671",
+)
+FAUSETT_NN = Reference("Fundamentals of Neural Networks: Architectures, Algorithms, and Applications", "Fausett", 1994)
+WILLIAMS_INFINITE = Reference(
+    "Computing with Infinite Networks (NIPS 9)",
+    "Williams",
+    1997,
+    url="https://papers.nips.cc/paper_files/paper/1996/hash/ae5e3ce40e0404a45ecacaaf05e5f735-Abstract.html",
+)
+
+# Beyond this magnitude x / (1 + |x|) is +-1 in every float format; clamping keeps inf / inf
+# (NaN) out of softsign(+-inf) without a second branch.
+_SOFTSIGN_CLAMP = 1e30
+
+
+def _recip_one_plus_square(x, ops):
+    """1 / (1 + x^2) without overflowing x^2: (1/x)^2 / (1 + (1/x)^2) for |x| > 1."""
+    big = ops.abs(x) > 1.0
+    t = 1.0 / ops.where(big, x, 1.0)  # neither side sees 1/0 or an overflowing square
+    xn = ops.where(big, 0.0, x)
+    t2 = t * t
+    return ops.where(big, t2 / (1.0 + t2), 1.0 / (1.0 + xn * xn))
+
+
+def _softsign(x, ops):
+    xc = ops.clip(x, -_SOFTSIGN_CLAMP, _SOFTSIGN_CLAMP)
+    return xc / (1.0 + ops.abs(xc))
+
+
+def _softsign_derivative(x, ops):
+    return ops.square(1.0 / (1.0 + ops.abs(x)))
+
+
+def _isru_derivative(x, ops, alpha):
+    """(1 + alpha x^2)^(-3/2): (1/sqrt(s)) / s near 0; (|1/x| / sqrt(alpha + 1/x^2))^3 for |x| > 1."""
+    big = ops.abs(x) > 1.0
+    t = 1.0 / ops.where(big, x, 1.0)
+    xn = ops.where(big, 0.0, x)
+    s = 1.0 + alpha * (xn * xn)
+    near = (1.0 / ops.sqrt(s)) / s
+    r = ops.abs(t) / ops.sqrt(alpha + t * t)
+    return ops.where(big, r * r * r, near)
+
+
+def _isru(x, ops, alpha):
+    big = ops.abs(x) > 1.0
+    t = 1.0 / ops.where(big, x, 1.0)
+    xn = ops.where(big, 0.0, x)
+    # x / sqrt(1 + a x^2) = sign(x) / sqrt(a + 1/x^2): finite and exact in the limit for |x| -> inf.
+    far = ops.copysign(1.0 / ops.sqrt(alpha + t * t), x)
+    near = xn / ops.sqrt(1.0 + alpha * (xn * xn))
+    return ops.where(big, far, near)
+
+
+def _elliott(x, ops):
+    # 0.5 x / (1 + |x|) + 0.5 = 0.5 / (1 + |x|) for x < 0 and 1 - 0.5 / (1 + |x|) for x >= 0:
+    # no cancellation in the left tail, and f(-inf) = 0, f(inf) = 1 without inf / inf.
+    n = 0.5 / (1.0 + ops.abs(x))
+    return ops.where(x < 0, n, 1.0 - n)
+
+
+def _elliott_derivative(x, ops):
+    n = 1.0 / (1.0 + ops.abs(x))
+    return 0.5 * (n * n)
+
+
+def _penalized_tanh_derivative(x, ops, a):
+    s = 1.0 - ops.square(ops.tanh(x))
+    return ops.where(x > 0, s, a * s)
+
+
+_LECUN_SCALE = 1.7159
+
+
+def _lecun_arg(x):
+    # 2x/3 as (x + x) / 3: one correctly rounded division instead of rounding 2/3 first.
+    return (x + x) / 3.0
+
+
+SOFTSIGN = Spec(
+    name="softsign",
+    aliases=("soft_sign",),
+    family="sigmoidal",
+    summary="x / (1 + |x|): a rational sigmoid in (-1, 1) with polynomial (not exponential) tails.",
+    definition=lambda x, sp: x / (1 + sp.Abs(x)),
+    forward=_softsign,
+    derivative=_softsign_derivative,
+    derivative_from_output=lambda y, ops: ops.square(1.0 - ops.abs(y)),
+    bounds=(-1.0, 1.0),
+    monotonic=True,
+    smoothness=1,
+    zero_centered=True,
+    saturates=("left", "right"),
+    references=(ELLIOTT_1993, GLOROT_BENGIO),
+    equivalents=(
+        Equivalent(
+            "pytorch",
+            "torch.nn.functional.softsign",
+            "computes x / (1 + |x|) literally, so softsign(+-inf) = NaN (actlab: +-1)",
+        ),
+        Equivalent("keras", "keras.activations.softsign"),
+        Equivalent("jax", "jax.nn.soft_sign"),
+    ),
+    torch_native=lambda x, torch: torch.nn.functional.softsign(x),
+    native=False,
+    notes=(
+        "The symmetric form of Elliott's (1993) function; MATLAB's elliotsig and mlpack's "
+        "ElliotFunction are this function. The (0, 1) form is actlab's 'elliott'. f' = (1 - |f|)^2, "
+        "so backward keeps only the output."
+    ),
+)
+
+ARCTAN = Spec(
+    name="arctan",
+    aliases=("atan",),
+    family="sigmoidal",
+    summary="Inverse tangent; zero-centred sigmoid in (-pi/2, pi/2) with f'(x) = 1 / (1 + x^2).",
+    definition=lambda x, sp: sp.atan(x),
+    forward=lambda x, ops: ops.arctan(x),
+    derivative=_recip_one_plus_square,
+    bounds=(-math.pi / 2, math.pi / 2),
+    monotonic=True,
+    zero_centered=True,
+    saturates=("left", "right"),
+    references=(WIKIPEDIA_TABLE,),
+    equivalents=(
+        Equivalent("pytorch", "torch.atan", "a math function, not an activation module"),
+        Equivalent("keras", "keras.ops.arctan", "a math op, not in keras.activations"),
+        Equivalent("jax", "jax.numpy.arctan", "a math function, not in jax.nn"),
+    ),
+    torch_native=lambda x, torch: torch.atan(x),
+    native=True,
+)
+
+ISRU = Spec(
+    name="isru",
+    aliases=("inverse_square_root_unit",),
+    family="sigmoidal",
+    summary="Inverse square root unit x / sqrt(1 + alpha x^2); output in (-1/sqrt(alpha), 1/sqrt(alpha)).",
+    definition=lambda x, sp, alpha: x / sp.sqrt(1 + alpha * x**2),
+    forward=lambda x, ops, alpha: _isru(x, ops, alpha),
+    derivative=lambda x, ops, alpha: _isru_derivative(x, ops, alpha),
+    params=(
+        Param("alpha", 1.0, low=0.0, low_open=True, doc="alpha > 0; the output is bounded by 1/sqrt(alpha)"),
+    ),
+    bounds=lambda p: (-1.0 / math.sqrt(p["alpha"]), 1.0 / math.sqrt(p["alpha"])),
+    monotonic=True,
+    zero_centered=True,
+    saturates=("left", "right"),
+    references=(CARLILE_ISRLU,),
+    notes="f'(x) = (1 + alpha x^2)^(-3/2). Not in PyTorch, Keras or JAX.",
+)
+
+ELLIOTT = Spec(
+    name="elliott",
+    aliases=("elliott_sigmoid", "elliot"),
+    family="sigmoidal",
+    summary="Elliott's rational sigmoid 0.5 x / (1 + |x|) + 0.5: a cheap logistic substitute in (0, 1).",
+    definition=lambda x, sp: sp.Piecewise(
+        (1 / (2 * (1 - x)), x < 0),
+        (1 - 1 / (2 * (1 + x)), True),
+    ),
+    forward=_elliott,
+    derivative=_elliott_derivative,
+    derivative_from_output=lambda y, ops: 2.0 * ops.square(ops.minimum(y, 1.0 - y)),
+    bounds=(0.0, 1.0),
+    monotonic=True,
+    smoothness=1,
+    saturates=("left", "right"),
+    references=(ELLIOTT_1993,),
+    notes=(
+        "Elliott (1993) introduced x / (1 + |x|) as a cheap squashing function; the name 'Elliott' "
+        "is used for two forms. actlab's 'elliott' is the (0, 1) logistic-like form "
+        "0.5 x / (1 + |x|) + 0.5 (Encog's ActivationElliott at slope 1; FANN's FANN_ELLIOTT is the "
+        "(0, 1) variant); the symmetric (-1, 1) form (FANN_ELLIOTT_SYMMETRIC, MATLAB elliotsig, "
+        "mlpack ElliotFunction) "
+        "is actlab's 'softsign'. Defined piecewise as 1/(2(1-x)) for x < 0 and 1 - 1/(2(1+x)) "
+        "for x >= 0, which is the same function without the cancellation in the left tail. "
+        "f' = 0.5 / (1 + |x|)^2 = 2 min(f, 1-f)^2, so backward keeps only the output."
+    ),
+)
+
+LECUN_TANH = Spec(
+    name="lecun_tanh",
+    aliases=("scaled_tanh",),
+    family="sigmoidal",
+    summary="LeCun's scaled tanh 1.7159 tanh(2x/3): f(+-1) ~ +-1 and maximal curvature at +-1.",
+    definition=lambda x, sp: sp.Rational(17159, 10000) * sp.tanh(2 * x / 3),
+    forward=lambda x, ops: _LECUN_SCALE * ops.tanh(_lecun_arg(x)),
+    derivative=lambda x, ops: (_LECUN_SCALE * 2.0 / 3.0) * (1.0 - ops.square(ops.tanh(_lecun_arg(x)))),
+    # (2/3) S (1 - (y/S)^2) = (2/(3S)) (S - y)(S + y): S - y is exact near saturation, so f' = 0 at y = S.
+    derivative_from_output=lambda y, ops: (2.0 / (3.0 * _LECUN_SCALE)) * ((_LECUN_SCALE - y) * (_LECUN_SCALE + y)),
+    bounds=(-_LECUN_SCALE, _LECUN_SCALE),
+    monotonic=True,
+    zero_centered=True,
+    saturates=("left", "right"),
+    references=(LECUN_EFFICIENT,),
+    notes="The constant 1.7159 is LeCun et al.'s rounded value (it makes f(1) ~ 1); used as given.",
+)
+
+BIPOLAR_SIGMOID = Spec(
+    name="bipolar_sigmoid",
+    aliases=("bipolar_logistic",),
+    family="sigmoidal",
+    summary="2 sigmoid(x) - 1 = (1 - e^-x) / (1 + e^-x) = tanh(x/2); a logistic rescaled to (-1, 1).",
+    definition=lambda x, sp: sp.tanh(x / 2),
+    forward=lambda x, ops: ops.tanh(0.5 * x),
+    derivative=lambda x, ops: 0.5 * (1.0 - ops.square(ops.tanh(0.5 * x))),
+    derivative_from_output=lambda y, ops: 0.5 * (1.0 - y * y),
+    bounds=(-1.0, 1.0),
+    monotonic=True,
+    zero_centered=True,
+    saturates=("left", "right"),
+    references=(FAUSETT_NN,),
+    notes=(
+        "Computed as tanh(x/2): 2 sigmoid(x) - 1 loses all relative accuracy near 0 (it returns 0 "
+        "for |x| below about eps/2) and costs an ulp of 1 elsewhere."
+    ),
+)
+
+PENALIZED_TANH = Spec(
+    name="penalized_tanh",
+    aliases=("leaky_tanh",),
+    family="sigmoidal",
+    summary="tanh(x) for x > 0 and a tanh(x) otherwise (a = 0.25): tanh with a penalised negative side.",
+    definition=lambda x, sp, a: sp.Piecewise((sp.tanh(x), x > 0), (a * sp.tanh(x), True)),
+    forward=lambda x, ops, a: ops.where(x > 0, ops.tanh(x), a * ops.tanh(x)),
+    derivative=lambda x, ops, a: _penalized_tanh_derivative(x, ops, a),
+    params=(Param("a", 0.25, low=0.0, high=1.0, doc="slope factor of the negative side, in [0, 1]"),),
+    kinks=(
+        Kink(
+            at=lambda p: None if p["a"] == 1.0 else 0.0,
+            grad=lambda p: p["a"],
+            note="f'(0-) = a, f'(0+) = 1; the negative side's slope is used at 0, as leaky_relu does",
+        ),
+    ),
+    bounds=lambda p: (-p["a"], 1.0),
+    monotonic=True,
+    smoothness=0,
+    zero_centered=True,
+    saturates=("left", "right"),
+    references=(XU_PENALIZED_TANH, EGER_SWISH),
+    notes=(
+        "Called 'leaky tanh' in Xu et al.'s abstract and 'penalized tanh' in the paper and in Eger "
+        "et al. (2018), who found it the most stable activation across NLP tasks. a = 1 is tanh."
+    ),
+)
+
+ERF = Spec(
+    name="erf",
+    aliases=("erf_act", "error_function"),
+    family="sigmoidal",
+    summary="The error function erf(x) as an activation: a sigmoid in (-1, 1), f'(x) = 2/sqrt(pi) e^-x^2.",
+    definition=lambda x, sp: sp.erf(x),
+    forward=lambda x, ops: ops.erf(x),
+    # Clamped so that x^2 never overflows; e^-1600 is 0 in every float format.
+    derivative=lambda x, ops: (2.0 / math.sqrt(math.pi)) * ops.exp(-ops.square(ops.clip(x, -40.0, 40.0))),
+    bounds=(-1.0, 1.0),
+    monotonic=True,
+    zero_centered=True,
+    saturates=("left", "right"),
+    references=(WILLIAMS_INFINITE,),
+    equivalents=(
+        Equivalent("pytorch", "torch.erf", "a math function (torch.special.erf), not an activation module"),
+        Equivalent("keras", "keras.ops.erf", "a math op, not in keras.activations"),
+        Equivalent("jax", "jax.lax.erf", "also jax.scipy.special.erf; not in jax.nn"),
+    ),
+    torch_native=lambda x, torch: torch.erf(x),
+    native=True,
+    notes=(
+        "Used as the activation of infinite-width networks because its arc-sine kernel has a "
+        "closed form (Williams 1997). Not to be confused with GELU's x Phi(x)."
+    ),
+)
+
+SPECS = SPECS + (SOFTSIGN, ARCTAN, ISRU, ELLIOTT, LECUN_TANH, BIPOLAR_SIGMOID, PENALIZED_TANH, ERF)
+
+
+# ----------------------------------------------------------------------------- MEGA's "Laplace"
+MA_MEGA = Reference("Mega: Moving Average Equipped Gated Attention", "Ma, Zhou, Kong, He, Gui, Neubig, May, Zettlemoyer", 2022, arxiv="2209.10655")
+
+_INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
+
+
+def _round_to_float32(v):
+    return struct.unpack("f", struct.pack("f", v))[0]
+
+
+def _high_bits(v, bits):
+    """``v`` rounded to ``bits`` significant bits (the high part of a Dekker split)."""
+    if v == 0.0:
+        return 0.0
+    m, e = math.frexp(v)
+    return math.ldexp(round(m * 2.0**bits), e - bits)
+
+
+@functools.lru_cache(maxsize=64)
+def _laplace_constants(mu, sigma, single):
+    """mu = mu_hi + mu_lo and k = 1/(sigma sqrt 2) = k_hi + k_lo in the working format, k_hi = kh1 + kh2
+    split in halves, the Veltkamp constant, and the x range beyond which f is 0 or 1 (|u| >= 40)."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        k = 1 / (Decimal(sigma) * Decimal(2).sqrt())
+        rnd = _round_to_float32 if single else float
+        mu_hi = rnd(mu)
+        mu_lo = rnd(mu - mu_hi)
+        k_hi = rnd(float(k))
+        k_lo = rnd(float(k - Decimal(k_hi)))
+    kh1 = _high_bits(k_hi, 12 if single else 26)
+    reach = 40.0 / float(k)
+    return mu_hi, mu_lo, k_hi, k_lo, kh1, k_hi - kh1, (4097.0 if single else 134217729.0), mu - reach, mu + reach
+
+
+def _laplace_u(x, ops, mu, sigma):
+    """u = (x - mu) / (sigma sqrt 2) as an unevaluated sum u_hi + u_lo, good to about twice the
+    working precision. The left tail erfc(|u|) ~ e^-u^2 turns a relative error d in u into 2 u^2 d
+    (u reaches 9 in float32 and 27 in float64), so u itself must be better than one rounding."""
+    single = ops.finfo(x).eps > 1e-10  # half and bfloat16 are computed in float32
+    mu_hi, mu_lo, k_hi, k_lo, kh1, kh2, veltkamp, lo, hi = _laplace_constants(mu, sigma, single)
+    xc = ops.clip(x, lo, hi)
+    # x - mu_hi exactly as s + e (Knuth's TwoSum), then less mu's tail.
+    s = xc - mu_hi
+    bb = s - xc
+    e = ((xc - (s - bb)) + (-mu_hi - bb)) - mu_lo
+    # s * k_hi exactly as p + perr (Dekker's TwoProduct, Veltkamp split of s).
+    t = s * veltkamp
+    s1 = t - (t - s)
+    s2 = s - s1
+    p = s * k_hi
+    perr = (((s1 * kh1 - p) + s1 * kh2) + s2 * kh1) + s2 * kh2
+    tail = perr + (s * k_lo + e * k_hi)
+    u_hi = p + tail
+    return u_hi, tail - (u_hi - p)
+
+
+def _erfc_tail(t_hi, t_lo, ops):
+    """erfc(t_hi + t_lo), t_hi >= 0.5, float64, as e^-t^2 erfcx(t) with t^2 never rounded as a whole
+    (SciPy's float64 erfc rounds it: up to ~480 ulp off near t = 22)."""
+    tc = ops.minimum(t_hi, 40.0)
+    h = ops.floor(tc * 1048576.0) * (1.0 / 1048576.0)  # h*h exact: 40 * 2^20 < 2^26
+    r = (tc - h) * (h + tc) + 2.0 * tc * t_lo  # t^2 - h^2, to first order in t_lo
+    g = ops.exp(-(h * h))
+    g = g + g * ops.expm1(-r)
+    X = ops.erfcx(tc)
+    return g * (X + t_lo * (2.0 * tc * X - 2.0 * _INV_SQRT_PI))  # erfcx' = 2t erfcx - 2/sqrt(pi)
+
+
+def _laplace(x, ops, mu, sigma):
+    u_hi, u_lo = _laplace_u(x, ops, mu, sigma)
+    # erfc(-(u_hi + u_lo)) / 2 to first order in u_lo: the correction carries the tail's relative
+    # accuracy (up to ~2 u^2 eps of the result); its own rounding is negligible.
+    y = 0.5 * ops.erfc(-u_hi) + _INV_SQRT_PI * ops.exp(-(u_hi * u_hi)) * u_lo
+    if ops.name == "numpy" and ops.finfo(x).eps < 1e-10:
+        # SciPy's float64 erfc loses up to ~480 ulp in the tail (torch's does not): rebuild the
+        # left tail from erfcx there.
+        far = u_hi < -0.5
+        t_hi = ops.where(far, -u_hi, 0.5)
+        t_lo = ops.where(far, -u_lo, 0.0)
+        y = ops.where(far, 0.5 * _erfc_tail(t_hi, t_lo, ops), y)
+    return y
+
+
+def _laplace_derivative(x, ops, mu, sigma):
+    k = 1.0 / (sigma * math.sqrt(2.0))
+    lo, hi = _laplace_constants(mu, sigma, ops.finfo(x).eps > 1e-10)[-2:]
+    u = (ops.clip(x, lo, hi) - mu) * k
+    return (k * _INV_SQRT_PI) * ops.exp(-(u * u))
+
+
+def _laplace_definition(x, sp, mu, sigma):
+    # Phi((x - mu)/sigma) in erfc form: 1 + erf(.) cancels completely in the left tail at any fixed
+    # precision. evaluate=False: SymPy otherwise rewrites erfc(-z) as 2 - erfc(z) whenever z has an
+    # extractable minus sign (e.g. mu = 0), which brings the cancellation back.
+    return sp.erfc(-(x - mu) / (sigma * sp.sqrt(2)), evaluate=False) / 2
+
+
+LAPLACE = Spec(
+    name="laplace",
+    aliases=("laplace_activation", "mega_laplace"),
+    family="sigmoidal",
+    summary="MEGA's 'Laplace' function: the Gaussian CDF 0.5 (1 + erf((x - mu) / (sigma sqrt 2))), a bounded stand-in for squared ReLU.",
+    definition=lambda x, sp, mu, sigma: _laplace_definition(x, sp, mu, sigma),
+    forward=lambda x, ops, mu, sigma: _laplace(x, ops, mu, sigma),
+    derivative=lambda x, ops, mu, sigma: _laplace_derivative(x, ops, mu, sigma),
+    params=(
+        Param("mu", 0.707107, doc="centre (the paper's sqrt(1/2), as the reference code rounds it)"),
+        Param("sigma", 0.282095, low=0.0, low_open=True, doc="width > 0 (the paper's sqrt(1/(4 pi)), rounded)"),
+    ),
+    bounds=(0.0, 1.0),
+    monotonic=True,
+    saturates=("left", "right"),
+    references=(MA_MEGA,),
+    notes=(
+        "Not a Laplace distribution: MEGA's name for the normal CDF Phi((x - mu)/sigma) with "
+        "mu = sqrt(1/2) and sigma = sqrt(1/(4 pi)), fitted to relu(x)^2 near [0, sqrt 2] and used "
+        "as an attention function. Defaults are those of the reference implementations "
+        "(Hugging Face transformers' LaplaceActivation / ACT2FN['laplace']: mu=0.707107, "
+        "sigma=0.282095), which compute 0.5 (1 + erf(u)): that returns 0 for x below -0.86 "
+        "(float32) / -1.66 (float64) where the true value is ~1e-8 / ~2e-17. Even written as "
+        "0.5 erfc(-u) it is up to 162 ulp (float32) / 1127 ulp (float64) off in the left tail, "
+        "because erfc(|u|) ~ e^-u^2 multiplies the rounding of u by 2 u^2; actlab evaluates "
+        "u = (x - mu)/(sigma sqrt 2) in double-length arithmetic (1 ulp)."
+    ),
+)
+
+SPECS = SPECS + (LAPLACE,)

@@ -275,28 +275,32 @@ class Spec:
 
         return numpy_ops.apply(self, x, self.resolve_params(**params))
 
-    def sympy_definition(self, x: Any = None, **params: Any) -> Any:
-        """The definition as a SymPy expression in ``x`` (imports SymPy)."""
+    def sympy_definition(self, x: Any = None, *, exact: bool = True, **params: Any) -> Any:
+        """The definition as a SymPy expression in ``x`` (imports SymPy).
+
+        ``exact``: float parameters are their exact binary values (the oracle); otherwise their
+        shortest decimal form (for display).
+        """
         import sympy
 
         if x is None:
             x = sympy.Symbol("x", real=True)
         resolved = self.resolve_params(**params)
-        exact = {k: _sympy_value(sympy, v) for k, v in resolved.items()}
-        return self.definition(x, sympy, **exact)
+        values = {k: _sympy_value(sympy, v, exact) for k, v in resolved.items()}
+        return self.definition(x, sympy, **values)
 
     def latex(self, **params: Any) -> str:
         if self.formula is not None:
             return self.formula
         import sympy
 
-        return sympy.latex(self.sympy_definition(**params))
+        return sympy.latex(self.sympy_definition(exact=False, **params))
 
 
-def _sympy_value(sympy: Any, value: Any) -> Any:
+def _sympy_value(sympy: Any, value: Any, exact: bool = True) -> Any:
     # A float parameter is the exact binary value the implementation uses.
     if isinstance(value, float):
-        return sympy.Float(value, 60)
+        return sympy.Float(value, 60) if exact else sympy.Float(repr(value))
     if isinstance(value, int) and not isinstance(value, bool):
         return sympy.Integer(value)
     return value

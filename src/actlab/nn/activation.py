@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from actlab.registry import BoundActivation, get
-from actlab.torch.functional import apply
+from actlab.torch.functional import apply, autograd_function
 
 
 class Activation(torch.nn.Module):
@@ -23,6 +23,7 @@ class Activation(torch.nn.Module):
         if not isinstance(act, BoundActivation):
             raise TypeError(f"Activation needs a registered activation, got the callable {identifier!r}")
         self.activation = act
+        autograd_function(act.spec)  # built now, outside any torch.compile trace
 
     @property
     def spec(self) -> Any:

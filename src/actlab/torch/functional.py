@@ -18,7 +18,7 @@ from actlab.catalog import Spec
 from actlab.ops.torch_ops import TORCH
 from actlab.registry import _bind_positional, all_specs, get_spec
 
-__all__ = ["apply", "function_for"]
+__all__ = ["apply", "autograd_function", "function_for"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -39,19 +39,36 @@ def _compute(fn: Callable[..., Any], x: torch.Tensor, params: dict[str, Any]) ->
     return fn(x, TORCH, **params)
 
 
-@functools.cache
-def _autograd_function(spec: Spec) -> type:
+# Built outside torch.compile's tracing (Dynamo cannot trace a class definition): by
+# ``function_for`` and ``actlab.nn.Activation`` at construction, or by the first eager call.
+_FUNCTION_CLASSES: dict[str, type] = {}
+
+
+def autograd_function(spec: Spec) -> type:
+    """The custom autograd Function for ``spec`` (one class per spec, cached by name)."""
+    cls = _FUNCTION_CLASSES.get(spec.name)
+    # A re-registered spec gets a new class; the identity check is skipped while tracing.
+    if cls is None or (not torch.compiler.is_compiling() and cls.spec is not spec):
+        cls = _FUNCTION_CLASSES[spec.name] = _make_autograd_function(spec)
+    return cls
+
+
+def _make_autograd_function(spec: Spec) -> type:
+    # The Function's methods close over plain functions and tuples only: torch.compile traces
+    # them and cannot wrap a Spec object.
     names = spec.param_names
+    forward_fn = spec.forward
 
     if spec.kind == "elementwise":
         from_output = spec.derivative_from_output is not None
+        derivative_fn = spec.derivative_from_output if from_output else spec.derivative
 
         class Elementwise(torch.autograd.Function):
             generate_vmap_rule = True
 
             @staticmethod
             def forward(x: torch.Tensor, *values: Any) -> torch.Tensor:
-                return _compute(spec.forward, x, dict(zip(names, values)))
+                return _compute(forward_fn, x, dict(zip(names, values)))
 
             @staticmethod
             def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
@@ -63,20 +80,21 @@ def _autograd_function(spec: Spec) -> type:
             def backward(ctx: Any, grad: torch.Tensor) -> tuple:
                 (saved,) = ctx.saved_tensors
                 params = dict(zip(names, ctx.values))
-                fn = spec.derivative_from_output if from_output else spec.derivative
-                return (grad * _compute(fn, saved, params), *([None] * len(ctx.values)))
+                return (grad * _compute(derivative_fn, saved, params), *([None] * len(ctx.values)))
 
         Elementwise.__name__ = Elementwise.__qualname__ = f"{spec.name}_function"
+        Elementwise.spec = spec
         return Elementwise
 
     saves_output = spec.saves == "output"
+    vjp_fn = spec.vjp
 
     class Vector(torch.autograd.Function):
         generate_vmap_rule = True
 
         @staticmethod
         def forward(x: torch.Tensor, *values: Any) -> torch.Tensor:
-            return _compute(spec.forward, x, dict(zip(names, values)))
+            return _compute(forward_fn, x, dict(zip(names, values)))
 
         @staticmethod
         def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
@@ -92,12 +110,13 @@ def _autograd_function(spec: Spec) -> type:
             if saved.dtype in _LOW_PRECISION:
                 x = None if x is None else x.float()
                 y = None if y is None else y.float()
-                gx = spec.vjp(x, y, grad.float(), TORCH, **params).to(saved.dtype)
+                gx = vjp_fn(x, y, grad.float(), TORCH, **params).to(saved.dtype)
             else:
-                gx = spec.vjp(x, y, grad, TORCH, **params)
+                gx = vjp_fn(x, y, grad, TORCH, **params)
             return (gx, *([None] * len(ctx.values)))
 
     Vector.__name__ = Vector.__qualname__ = f"{spec.name}_function"
+    Vector.spec = spec
     return Vector
 
 
@@ -112,7 +131,7 @@ def apply(
         return spec.torch_native(x, torch, **params)
     if spec.kind == "vector":
         params = {**params, "axis": _normalise_axis(spec, x, params["axis"])}
-    return _autograd_function(spec).apply(x, *(params[n] for n in spec.param_names))
+    return autograd_function(spec).apply(x, *(params[n] for n in spec.param_names))
 
 
 def _normalise_axis(spec: Spec, x: torch.Tensor, axis: int) -> int:
@@ -126,6 +145,7 @@ def _normalise_axis(spec: Spec, x: torch.Tensor, axis: int) -> int:
 def function_for(spec: Spec) -> Callable[..., torch.Tensor]:
     """The public functional form of ``spec``: ``f(x, *params, **params)``."""
     stochastic = spec.train_forward is not None
+    autograd_function(spec)
 
     def activation(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         extra = {}

@@ -21,6 +21,8 @@ from actlab.ops._lazy import require
 
 _PRECISIONS = (40, 80, 160, 320, 640, 1280)
 _AGREE_BITS = 80
+_ZERO_CHECK_DPS = 640
+_VERSION = 2  # bump when the evaluation changes: cached values are keyed by it
 
 
 class OracleError(RuntimeError):
@@ -50,24 +52,41 @@ def _agree(a: Any, b: Any, mp: Any) -> bool:
 
 
 def evaluate_point(fn: Callable[[Any], Any], x: float) -> Any:
-    """``fn(x)`` as an mpf correct to about 80 bits, raising precision until it converges."""
+    """``fn(x)`` as an mpf correct to about 80 bits, raising precision until it converges.
+
+    Two evaluations that agree on exactly 0 are checked once more at 640 digits: a complete
+    cancellation (1 - tanh(x)^2 at x = -300) is 0 at every low precision, and 640 digits
+    resolve every value float64 can represent.
+    """
     mp = _mp()
     previous = None
     for dps in _PRECISIONS:
-        with mp.workdps(dps):
-            try:
-                value = fn(mp.mpf(x))
-            except ZeroDivisionError:
-                value = mp.nan
-            if isinstance(value, mp.mpc):
-                if value.imag != 0:
-                    raise OracleError(f"complex value at x={x!r}: {value}")
-                value = value.real
-            value = mp.mpf(value)
+        value = _at_precision(fn, x, dps, mp)
         if previous is not None and _agree(previous, value, mp):
-            return value
+            if value != 0 or dps >= _ZERO_CHECK_DPS:
+                return value
+            high = _at_precision(fn, x, _ZERO_CHECK_DPS, mp)
+            if high == 0:
+                return value
+            higher = _at_precision(fn, x, 2 * _ZERO_CHECK_DPS, mp)
+            if _agree(high, higher, mp):
+                return higher
+            break
         previous = value
     raise OracleError(f"oracle did not converge at x={x!r} (up to {_PRECISIONS[-1]} digits)")
+
+
+def _at_precision(fn: Callable[[Any], Any], x: float, dps: int, mp: Any) -> Any:
+    with mp.workdps(dps):
+        try:
+            value = fn(mp.mpf(x))
+        except ZeroDivisionError:
+            value = mp.nan
+        if isinstance(value, mp.mpc):
+            if value.imag != 0:
+                raise OracleError(f"complex value at x={x!r}: {value}")
+            value = value.real
+        return mp.mpf(value)
 
 
 def _cache_dir() -> Path | None:
@@ -81,7 +100,7 @@ def _cache_dir() -> Path | None:
 def _cache_key(spec: Any, params_key: tuple, order: int) -> str:
     sympy = require("sympy")
     h = hashlib.sha256()
-    h.update(spec.name.encode())
+    h.update(f"{spec.name}/oracle-{_VERSION}".encode())
     h.update(repr(params_key).encode())
     h.update(str(order).encode())
     h.update(sympy.srepr(spec.sympy_definition(**dict(params_key))).encode())

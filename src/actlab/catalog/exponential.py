@@ -1,0 +1,975 @@
+"""Exponential family: the ELU family, the softplus family, log-based and polynomial rectifiers.
+
+Numerical notes shared by several specs:
+
+- ``exp(x) - 1`` and ``log(1 + u)`` are written with ``expm1``/``log1p`` both in the
+  implementation and in the SymPy definition (SymPy's ``sympy.codegen.cfunctions`` versions,
+  printed as ``e^x - 1`` and ``log(1 + u)`` in LaTeX): ``exp(x) - 1`` cancels completely in the
+  mpmath oracle for |x| < 1e-80 at any of its first precisions, so it would not be an oracle.
+- A parameter that multiplies ``x`` inside an exponential tail (softplus' ``beta``, soft
+  clipping's ``alpha``) makes the rounding of ``beta * x`` an error amplified by |beta x|
+  (e^u has condition number |u|). ``_scale`` returns ``beta * x`` as an unevaluated sum
+  ``hi + lo`` (Dekker's exact product, including the rounding of ``beta`` itself to float32), and
+  the tail is corrected to first order in ``lo``. Dyadic parameters (1, 2, 0.5, ...) skip it.
+- ``loglog(x) = exp(-e^{-x})`` has condition number |x| e^{-x} on the left: a correctly rounded
+  e^{-x} is not accurate enough (up to ~40 ulp in float32, ~350 in float64), so e^{-x} is
+  computed in double-word arithmetic (``_exp_double_word``) there.
+
+The double-word helpers rely on IEEE rounding of each separate operation (as in eager PyTorch
+and NumPy); a compiler that contracted ``a * b + c`` into an FMA would keep them correct except
+for the Veltkamp split, which must not be re-associated.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import Any
+
+from actlab.catalog._refs import CLEVERT_ELU, GOODFELLOW_DL, KLAMBAUER_SELU, WIKIPEDIA_TABLE
+from actlab.catalog.spec import Equivalent, Kink, Param, Reference, Spec, Tolerance
+
+INF = math.inf
+LN2 = 0.6931471805599453
+SELU_LAMBDA = 1.0507009873554804934193349852946
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_LAMBDA_ALPHA = 1.7580993408473768  # the double nearest to the exact product
+SELU_LAMBDA_STR = "1.0507009873554804934193349852946"
+SELU_ALPHA_STR = "1.6732632423543772848170429916717"
+
+# ----------------------------------------------------------------------------- references
+BARRON_CELU = Reference("Continuously Differentiable Exponential Linear Units", "Barron", 2017, arxiv="1704.07483")
+BARRON_SQUAREPLUS = Reference("Squareplus: A Softplus-Like Algebraic Rectifier", "Barron", 2021, arxiv="2112.11687")
+DUGAS_SOFTPLUS = Reference(
+    "Incorporating Second-Order Functional Knowledge for Better Option Pricing (NIPS 13)",
+    "Dugas, Bengio, Bélisle, Nadeau, Garcia",
+    2001,
+)
+SCHUTT_SCHNET = Reference(
+    "SchNet: A continuous-filter convolutional neural network for modeling quantum interactions",
+    "Schütt, Kindermans, Sauceda, Chmiela, Tkatchenko, Müller",
+    2017,
+    arxiv="1706.08566",
+)
+CARLILE_ISRLU = Reference(
+    "Improving Deep Learning by Inverse Square Root Linear Units (ISRLUs)",
+    "Carlile, Delamarter, Kinney, Marti, Whitney",
+    2017,
+    arxiv="1710.09967",
+)
+LIU_NLRELU = Reference(
+    "Natural-Logarithm-Rectified Activation Function in Convolutional Neural Networks",
+    "Liu, Zhang, Gao, Qu, Ji",
+    2019,
+    arxiv="1908.03682",
+)
+TROTTIER_PELU = Reference(
+    "Parametric Exponential Linear Unit for Deep Convolutional Neural Networks",
+    "Trottier, Giguère, Chaib-draa",
+    2017,
+    arxiv="1605.09332",
+)
+GODFREY_SOFTEXP = Reference(
+    "A continuum among logarithmic, linear, and exponential functions, and its potential to improve generalization in neural networks",
+    "Godfrey, Gashler",
+    2016,
+    arxiv="1602.01321",
+)
+KLIMEK_SOFTCLIP = Reference(
+    "Neural Network-Based Approach to Phase Space Integration",
+    "Klimek, Perelstein",
+    2020,
+    arxiv="1810.11509",
+)
+MCCULLAGH_GLM = Reference("Generalized Linear Models, 2nd ed. (complementary log-log and log-log links)", "McCullagh, Nelder", 1989)
+CHEN_MANNING_CUBE = Reference(
+    "A Fast and Accurate Dependency Parser using Neural Networks",
+    "Chen, Manning",
+    2014,
+    url="https://aclanthology.org/D14-1082",
+)
+
+
+# ----------------------------------------------------------------------------- SymPy helpers
+_SYMPY_FUNCS: dict[str, Any] = {}
+# Beyond this, e^u > 2^64900 and exp(-e^u) < 2^(-2^64900): zero (or one) in every float format,
+# and more than mpmath can raise to a power; the oracle returns the limit there.
+_EXP_EXP_CUTOFF = 45000
+
+
+def _exp_neg_exp_mp(u: Any) -> Any:
+    """exp(-e^u) in mpmath, correct to the working precision: e^u is computed with log2(e^u)
+    extra bits so that its absolute error stays below the working precision."""
+    from mpmath import mp
+
+    u = mp.mpf(u)
+    if mp.isnan(u):
+        return u
+    if u > _EXP_EXP_CUTOFF:
+        return mp.zero
+    with mp.extraprec(int(max(float(u), 0.0) * 1.4426950408889634) + 16):
+        value = mp.exp(-mp.exp(u))
+    return +value
+
+
+def _cloglog_mp(u: Any) -> Any:
+    """1 - exp(-e^u) in mpmath (-expm1 keeps the left tail e^u exact)."""
+    from mpmath import mp
+
+    u = mp.mpf(u)
+    if mp.isnan(u):
+        return u
+    if u > _EXP_EXP_CUTOFF:
+        return mp.one
+    return -mp.expm1(-mp.exp(u))
+
+
+def _sym(name: str) -> Any:
+    """SymPy functions whose mpmath evaluation does not cancel, printed as the textbook formula.
+
+    ``expm1``/``log1p`` subclass ``sympy.codegen.cfunctions`` and keep the parent's name so
+    lambdify maps them to ``mpmath.expm1``/``mpmath.log1p``. ``exp_neg_exp`` (exp(-e^u)) and
+    ``cloglog`` (1 - exp(-e^u)) carry their own mpmath evaluation (``_imp_``, used by lambdify):
+    the composed form needs e^u to |u| / log 2 extra bits, which the oracle's fixed precision
+    ladder does not give for |u| > ~3000. Built on first use: importing the catalog needs no SymPy.
+    """
+    if not _SYMPY_FUNCS:
+        import sympy
+        from sympy.codegen import cfunctions
+
+        class expm1(cfunctions.expm1):
+            def _latex(self, printer: Any, exp: Any = None) -> str:
+                text = rf"\left(e^{{{printer._print(self.args[0])}}} - 1\right)"
+                return text if exp is None else rf"{text}^{{{exp}}}"
+
+        class log1p(cfunctions.log1p):
+            def _latex(self, printer: Any, exp: Any = None) -> str:
+                text = rf"\log\left(1 + {printer._print(self.args[0])}\right)"
+                return text if exp is None else rf"{text}^{{{exp}}}"
+
+        class exp_neg_exp(sympy.Function):
+            nargs = 1
+            _imp_ = staticmethod(_exp_neg_exp_mp)
+
+            def fdiff(self, argindex: int = 1) -> Any:
+                u = self.args[0]
+                return -sympy.exp(u) * exp_neg_exp(u)
+
+            def _latex(self, printer: Any, exp: Any = None) -> str:
+                text = rf"e^{{-e^{{{printer._print(self.args[0])}}}}}"
+                return text if exp is None else rf"\left({text}\right)^{{{exp}}}"
+
+        class cloglog(sympy.Function):
+            nargs = 1
+            _imp_ = staticmethod(_cloglog_mp)
+
+            def fdiff(self, argindex: int = 1) -> Any:
+                u = self.args[0]
+                return sympy.exp(u) * exp_neg_exp(u)
+
+            def _latex(self, printer: Any, exp: Any = None) -> str:
+                text = rf"1 - e^{{-e^{{{printer._print(self.args[0])}}}}}"
+                return text if exp is None else rf"\left({text}\right)^{{{exp}}}"
+
+        _SYMPY_FUNCS.update(expm1=expm1, log1p=log1p, exp_neg_exp=exp_neg_exp, cloglog=cloglog)
+    return _SYMPY_FUNCS[name]
+
+
+def _expm1(u: Any) -> Any:
+    return _sym("expm1")(u)
+
+
+def _log1p(u: Any) -> Any:
+    return _sym("log1p")(u)
+
+
+# ----------------------------------------------------------------------------- numeric helpers
+def _single(x: Any, ops: Any) -> bool:
+    """True when ``x`` is computed in single precision (float16/bfloat16 run in float32)."""
+    return float(ops.finfo(x).eps) > 1e-10
+
+
+def _to_f32(value: float) -> float:
+    if abs(value) > 3.4028234663852886e38:
+        return math.copysign(math.inf, value)
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def _truncate(value: float, bits: int) -> float:
+    """``value`` with only its leading ``bits`` significant bits (toward zero)."""
+    if value == 0.0 or not math.isfinite(value):
+        return value
+    m, e = math.frexp(value)
+    return math.ldexp(math.trunc(m * 2.0**bits), e - bits)
+
+
+def _splitter(x: Any, ops: Any) -> float:
+    return 4097.0 if _single(x, ops) else 134217729.0  # 2^12 + 1, 2^27 + 1
+
+
+def _split(a: Any, s: float) -> tuple[Any, Any]:
+    """Veltkamp: a = hi + lo exactly, each with half the significand."""
+    t = a * s
+    hi = t - (t - a)
+    return hi, a - hi
+
+
+def _two_sum(a: Any, b: Any) -> tuple[Any, Any]:
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _two_prod(a: Any, b: Any, s: float) -> tuple[Any, Any]:
+    """Dekker: a * b = p + e exactly (no overflow assumed)."""
+    p = a * b
+    ah, al = _split(a, s)
+    bh, bl = _split(b, s)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _is_power_of_two(c: float) -> bool:
+    return c > 0 and math.isfinite(c) and math.frexp(c)[0] == 0.5
+
+
+def _scale(x: Any, ops: Any, c: float) -> tuple[Any, Any | None]:
+    """``c * x`` as ``hi + lo`` to about twice the working precision (``lo`` None when exact).
+
+    In float32 ``c`` is first rounded to float32 by the backend; what that rounding drops is
+    added to ``lo`` as well, so ``hi + lo`` approximates the product with the exact double ``c``.
+    """
+    if _is_power_of_two(c):
+        return x * c, None
+    single = _single(x, ops)
+    cw = _to_f32(c) if single else c
+    rest = c - cw
+    ch = _truncate(cw, 12 if single else 26)
+    cl = cw - ch
+    s = _splitter(x, ops)
+    big = 2.0**100 if single else 2.0**900  # beyond this x * s could overflow; lo is irrelevant
+    xs = ops.where(ops.abs(x) < big, x, 0.0)
+    hi = x * cw
+    his = xs * cw
+    xh, xl = _split(xs, s)
+    lo = ((xh * ch - his) + xl * ch + xh * cl) + xl * cl
+    if rest:
+        lo = lo + xs * rest
+    return hi, lo
+
+
+# ln 2 split for Cody-Waite reduction: k * L1 is exact for |k| <= 15.
+_LN2_HI = {True: 0.693145751953125, False: 0.6931471805598903}
+_LN2_LO = {True: 1.4286068203094173e-06, False: 5.497923018708371e-14}
+# Taylor coefficients 1/n! for n = 4..15 (the tail of e^r beyond the cubic term, |r| <= 0.35).
+_EXP_TAIL = tuple(1.0 / math.factorial(n) for n in range(4, 16))
+
+
+def _exp_double_word(t: Any, ops: Any) -> tuple[Any, Any]:
+    """e^t as ``hi + lo`` with ``lo`` accurate to several bits more than the working precision,
+    for 0 <= t <= 7 (callers clamp). Cody-Waite reduction t = k ln2 + r, |r| <= ln2/2, then
+    e^r = 1 + r + r^2/2 + r^3/6 + (tail) summed with error-free transformations."""
+    single = _single(t, ops)
+    s = _splitter(t, ops)
+    k = ops.floor(t * 1.4426950408889634 + 0.5)  # 0 .. 10
+    r1 = t - k * _LN2_HI[single]  # exact (Sterbenz)
+    r, r_lo = _two_sum(r1, -(k * _LN2_LO[single]))
+    a, b = _two_prod(r, r, s)  # r^2 = a + b
+    c, d = _two_prod(r, a, s)  # r * a = c + d
+    c6 = c / 6.0
+    p6, q6 = _two_prod(c6, ops.full_like(t, 6.0), s)
+    e6 = ((c - p6) - q6) / 6.0  # c / 6 = c6 + e6
+    tail = _EXP_TAIL[-1]
+    for coef in reversed(_EXP_TAIL[:-1]):
+        tail = tail * r + coef
+    tail = tail * (a * a)
+    hi, e1 = _two_sum(ops.ones_like(t), r)
+    hi, e2 = _two_sum(hi, a * 0.5)
+    hi, e3 = _two_sum(hi, c6)
+    lo = e1 + e2 + e3 + (b * 0.5 + e6 + (d + r * b) / 6.0 + tail)
+    lo = lo + r_lo * (hi + lo)
+    hi, lo = _two_sum(hi, lo)
+    p2 = ops.floor(ops.exp(k * LN2) + 0.5)  # 2^k, exact
+    return hi * p2, lo * p2
+
+
+# ============================================================================= ELU family
+def _elu_fwd(x, ops, alpha):
+    return ops.where(x > 0, x, alpha * ops.expm1(ops.minimum(x, 0.0)))
+
+
+def _elu_der(x, ops, alpha):
+    return ops.where(x > 0, 1.0, alpha * ops.exp(ops.minimum(x, 0.0)))
+
+
+ELU = Spec(
+    name="elu",
+    aliases=("exponential_linear_unit",),
+    family="exponential",
+    summary="Exponential linear unit: x for x > 0, alpha (e^x - 1) otherwise; saturates at -alpha.",
+    params=(
+        Param("alpha", 1.0, low=0.0, doc="Saturation value -alpha for x -> -inf (alpha = 0 gives ReLU)."),
+    ),
+    definition=lambda x, sp, alpha: sp.Piecewise((x, x > 0), (alpha * _expm1(x), True)),
+    forward=_elu_fwd,
+    derivative=_elu_der,
+    derivative_from_output=lambda y, ops, alpha: ops.where(y > 0, 1.0, y + alpha),
+    kinks=(
+        Kink(
+            at=lambda p: None if p["alpha"] == 1.0 else 0.0,
+            grad=lambda p: p["alpha"],
+            note="C^1 only for alpha = 1; elsewhere f'(0) = alpha (the left branch), as PyTorch and JAX.",
+        ),
+    ),
+    bounds=lambda p: (-p["alpha"], INF),
+    monotonic=True,
+    smoothness=1,
+    zero_centered=True,
+    saturates=("left",),
+    references=(CLEVERT_ELU,),
+    equivalents=(
+        Equivalent("pytorch", "torch.nn.functional.elu", "alpha=1.0; autograd gives f'(0) = alpha (left branch), as actlab."),
+        Equivalent("keras", "keras.activations.elu", "alpha=1.0 (keras.layers.ELU(alpha=1.0)); Keras 3's docstring calls alpha the 'slope of positive section', it is the negative saturation."),
+        Equivalent("jax", "jax.nn.elu", "alpha=1.0; x > 0 ? x : alpha * expm1(x), so f'(0) = alpha."),
+        Equivalent("timm", "timm.layers.get_act_fn('elu')", "maps to torch.nn.functional.elu."),
+    ),
+    torch_native=lambda x, torch, alpha: torch.nn.functional.elu(x, alpha=alpha),
+    notes="PyTorch and JAX accept any alpha; actlab requires alpha >= 0 (negative alpha is not monotone).",
+)
+
+SELU = Spec(
+    name="selu",
+    aliases=("scaled_elu",),
+    family="exponential",
+    summary="Scaled ELU with the self-normalizing constants lambda = 1.0507..., alpha = 1.6733....",
+    definition=lambda x, sp: sp.Float(SELU_LAMBDA_STR, 40)
+    * sp.Piecewise((x, x > 0), (sp.Float(SELU_ALPHA_STR, 40) * _expm1(x), True)),
+    forward=lambda x, ops: ops.where(x > 0, SELU_LAMBDA * x, SELU_LAMBDA_ALPHA * ops.expm1(ops.minimum(x, 0.0))),
+    derivative=lambda x, ops: ops.where(x > 0, SELU_LAMBDA, SELU_LAMBDA_ALPHA * ops.exp(ops.minimum(x, 0.0))),
+    derivative_from_output=lambda y, ops: ops.where(y > 0, SELU_LAMBDA, y + SELU_LAMBDA_ALPHA),
+    kinks=(Kink(at=0.0, grad=SELU_LAMBDA_ALPHA, note="f'(0-) = lambda alpha, f'(0+) = lambda; PyTorch returns lambda alpha."),),
+    bounds=(-SELU_LAMBDA_ALPHA, INF),
+    monotonic=True,
+    smoothness=0,
+    zero_centered=True,
+    saturates=("left",),
+    self_normalizing=True,
+    references=(KLAMBAUER_SELU,),
+    equivalents=(
+        Equivalent("pytorch", "torch.nn.functional.selu", "same constants; autograd gives f'(0) = lambda alpha."),
+        Equivalent("keras", "keras.activations.selu", "same function; the docstring rounds the constants to 8 digits. Use with the lecun_normal initializer and AlphaDropout."),
+        Equivalent("jax", "jax.nn.selu", "same constants (scale * elu(x, alpha)), f'(0) = lambda alpha."),
+        Equivalent("timm", "timm.layers.get_act_fn('selu')", "maps to torch.nn.functional.selu."),
+    ),
+    torch_native=lambda x, torch: torch.nn.functional.selu(x),
+)
+
+
+CELU = Spec(
+    name="celu",
+    aliases=("continuously_differentiable_elu",),
+    family="exponential",
+    summary="Continuously differentiable ELU: x for x > 0, alpha (e^(x/alpha) - 1) otherwise; C^1 for every alpha.",
+    params=(Param("alpha", 1.0, low=0.0, low_open=True, doc="Saturation value -alpha and scale of the exponential."),),
+    definition=lambda x, sp, alpha: sp.Piecewise((x, x > 0), (alpha * _expm1(x / alpha), True)),
+    forward=lambda x, ops, alpha: ops.where(x > 0, x, alpha * ops.expm1(ops.minimum(x, 0.0) / alpha)),
+    derivative=lambda x, ops, alpha: ops.where(x > 0, 1.0, ops.exp(ops.minimum(x, 0.0) / alpha)),
+    derivative_from_output=lambda y, ops, alpha: ops.where(y > 0, 1.0, y / alpha + 1.0),
+    bounds=lambda p: (-p["alpha"], INF),
+    monotonic=True,
+    smoothness=1,
+    zero_centered=True,
+    saturates=("left",),
+    references=(BARRON_CELU,),
+    equivalents=(
+        Equivalent("pytorch", "torch.nn.functional.celu", "alpha=1.0; alpha=0 raises ZeroDivisionError, negative alpha is accepted (actlab refuses alpha <= 0)."),
+        Equivalent("keras", "keras.activations.celu", "alpha=1.0."),
+        Equivalent("jax", "jax.nn.celu", "alpha=1.0; computed as max(x, 0) + alpha * expm1(min(x, 0) / alpha)."),
+        Equivalent("timm", "timm.layers.get_act_fn('celu')", "maps to torch.nn.functional.celu."),
+    ),
+    torch_native=lambda x, torch, alpha: torch.nn.functional.celu(x, alpha=alpha),
+)
+
+
+def _pelu_fwd(x, ops, a, b):
+    return ops.where(x > 0, (a / b) * x, a * ops.expm1(ops.minimum(x, 0.0) / b))
+
+
+PELU = Spec(
+    name="pelu",
+    aliases=("parametric_elu",),
+    family="exponential",
+    summary="Parametric ELU with fixed a, b > 0: (a/b) x for x >= 0, a (e^(x/b) - 1) otherwise; C^1 for all a, b.",
+    params=(
+        Param("a", 1.0, low=0.0, low_open=True, doc="Saturation value -a for x -> -inf."),
+        Param("b", 1.0, low=0.0, low_open=True, doc="Scale of the exponential decay; the positive slope is a/b."),
+    ),
+    definition=lambda x, sp, a, b: sp.Piecewise((a / b * x, x >= 0), (a * _expm1(x / b), True)),
+    forward=_pelu_fwd,
+    derivative=lambda x, ops, a, b: ops.where(x > 0, a / b, (a / b) * ops.exp(ops.minimum(x, 0.0) / b)),
+    derivative_from_output=lambda y, ops, a, b: ops.where(y > 0, a / b, (y + a) / b),
+    bounds=lambda p: (-p["a"], INF),
+    monotonic=True,
+    smoothness=1,
+    zero_centered=True,
+    saturates=("left",),
+    references=(TROTTIER_PELU,),
+    notes="In the paper a and b are learned per layer; this spec fixes them (a = b = 1 is ELU).",
+)
+
+
+# ============================================================================= softplus family
+def _softplus_fwd(x, ops, beta, threshold):
+    if beta == 1.0:
+        return ops.softplus(x)
+    u, du = _scale(x, ops, beta)
+    # softplus(u) = max(u, 0) + softplus(-|u|): the second term is the only rounding-sensitive one.
+    v = -ops.abs(u)
+    tail = ops.softplus(v)
+    if du is not None:
+        dv = ops.where(u > 0, -du, du)
+        tail = tail + ops.sigmoid(v) * dv
+    return ops.maximum(x, 0.0) + tail / beta
+
+
+def _softplus_der(x, ops, beta, threshold):
+    if beta == 1.0:
+        return ops.sigmoid(x)
+    u, du = _scale(x, ops, beta)
+    s = ops.sigmoid(u)
+    if du is None:
+        return s
+    return s + s * ops.sigmoid(-u) * du
+
+
+SOFTPLUS = Spec(
+    name="softplus",
+    aliases=("smooth_relu",),
+    family="exponential",
+    summary="log(1 + e^(beta x)) / beta, a smooth ReLU; exact at every x (no linear cut-off).",
+    params=(
+        Param("beta", 1.0, low=0.0, low_open=True, doc="Sharpness; softplus(beta x) / beta -> relu(x) as beta -> inf."),
+        Param(
+            "threshold",
+            20.0,
+            doc="Accepted for PyTorch compatibility only: PyTorch returns x where beta x > threshold; "
+            "actlab computes the exact value everywhere and ignores it.",
+        ),
+    ),
+    definition=lambda x, sp, beta, threshold: _log1p(sp.exp(beta * x)) / beta,
+    forward=_softplus_fwd,
+    derivative=_softplus_der,
+    derivative_from_output=lambda y, ops, beta, threshold: -ops.expm1(-(beta * y)),
+    bounds=(0.0, INF),
+    monotonic=True,
+    smoothness=INF,
+    saturates=("left",),
+    references=(DUGAS_SOFTPLUS,),
+    equivalents=(
+        Equivalent(
+            "pytorch",
+            "torch.nn.functional.softplus",
+            "beta=1, threshold=20: returns x where beta x > threshold, a jump of about e^-20 = 2e-9 "
+            "(invisible in float32, ~6e5 ulp in float64 at x = 20); actlab is exact everywhere.",
+        ),
+        Equivalent("keras", "keras.activations.softplus", "no beta or threshold."),
+        Equivalent("jax", "jax.nn.softplus", "logaddexp(x, 0); no beta or threshold."),
+    ),
+    torch_native=lambda x, torch, beta, threshold: torch.nn.functional.softplus(x, beta=beta, threshold=threshold),
+    notes="threshold exists so that PyTorch calls port unchanged; it does not change actlab's result.",
+)
+
+LOG_SIGMOID = Spec(
+    name="log_sigmoid",
+    aliases=("logsigmoid", "log_logistic"),
+    family="exponential",
+    summary="log(sigmoid(x)) = -softplus(-x); output in (-inf, 0).",
+    definition=lambda x, sp: -_log1p(sp.exp(-x)),
+    forward=lambda x, ops: ops.log_sigmoid(x),
+    derivative=lambda x, ops: ops.sigmoid(-x),
+    derivative_from_output=lambda y, ops: -ops.expm1(y),
+    bounds=(-INF, 0.0),
+    monotonic=True,
+    smoothness=INF,
+    saturates=("right",),
+    references=(GOODFELLOW_DL,),
+    equivalents=(
+        Equivalent("pytorch", "torch.nn.functional.logsigmoid"),
+        Equivalent("keras", "keras.activations.log_sigmoid"),
+        Equivalent("jax", "jax.nn.log_sigmoid", "computed as -softplus(-x)."),
+    ),
+    torch_native=lambda x, torch: torch.nn.functional.logsigmoid(x),
+)
+
+EXPONENTIAL = Spec(
+    name="exponential",
+    aliases=("exp",),
+    family="exponential",
+    summary="e^x; overflows to inf above log(max float) (~88.7 in float32), the correctly rounded result.",
+    definition=lambda x, sp: sp.exp(x),
+    forward=lambda x, ops: ops.exp(x),
+    derivative=lambda x, ops: ops.exp(x),
+    derivative_from_output=lambda y, ops: y,
+    bounds=(0.0, INF),
+    monotonic=True,
+    smoothness=INF,
+    saturates=("left",),
+    references=(WIKIPEDIA_TABLE,),
+    equivalents=(
+        Equivalent("pytorch", "torch.exp"),
+        Equivalent("keras", "keras.activations.exponential"),
+        Equivalent("jax", "jax.numpy.exp"),
+    ),
+    torch_native=lambda x, torch: torch.exp(x),
+)
+
+
+def _shifted_softplus_fwd(x, ops):
+    near = ops.log1p(ops.expm1(ops.minimum(x, 2.0)) * 0.5)  # log((1 + e^x) / 2), no cancellation at 0
+    return ops.where(x <= 2.0, near, ops.softplus(x) - LN2)
+
+
+SHIFTED_SOFTPLUS = Spec(
+    name="shifted_softplus",
+    aliases=("ssp",),
+    family="exponential",
+    summary="softplus(x) - log 2 (SchNet): zero at 0, output in (-log 2, inf).",
+    definition=lambda x, sp: _log1p(_expm1(x) / 2),
+    forward=_shifted_softplus_fwd,
+    derivative=lambda x, ops: ops.sigmoid(x),
+    derivative_from_output=lambda y, ops: -ops.expm1(-(y + LN2)),
+    bounds=(-LN2, INF),
+    monotonic=True,
+    smoothness=INF,
+    zero_centered=True,
+    saturates=("left",),
+    references=(SCHUTT_SCHNET,),
+    notes="SchNetPack computes softplus(x) - log(2), which cancels near 0; actlab uses log1p(expm1(x) / 2) there.",
+)
+
+
+# ============================================================================= rectifiers
+def _sparse_plus_fwd(x, ops):
+    mid = ops.square(x + 1.0) * 0.25
+    return ops.where(x <= -1.0, 0.0, ops.where(x >= 1.0, x, mid))
+
+
+SPARSE_PLUS = Spec(
+    name="sparse_plus",
+    aliases=("sparseplus",),
+    family="exponential",
+    summary="0 for x <= -1, (x + 1)^2 / 4 for |x| < 1, x for x >= 1: a C^1 softplus with exact zeros.",
+    definition=lambda x, sp: sp.Piecewise((0, x <= -1), ((x + 1) ** 2 / 4, x < 1), (x, True)),
+    forward=_sparse_plus_fwd,
+    derivative=lambda x, ops: ops.clip((x + 1.0) * 0.5, 0.0, 1.0),
+    derivative_from_output=lambda y, ops: ops.minimum(ops.sqrt(y), 1.0),
+    bounds=(0.0, INF),
+    monotonic=True,
+    smoothness=1,
+    saturates=("left",),
+    references=(
+        Reference("Learning with Fenchel-Young Losses (sparse plus / sparse sigmoid, sec. 6.2)", "Blondel, Martins, Niculae", 2019, arxiv="1901.02324"),
+    ),
+    equivalents=(
+        Equivalent("keras", "keras.activations.sparse_plus"),
+        Equivalent("jax", "jax.nn.sparse_plus"),
+    ),
+    notes="The derivative is JAX's sparse_sigmoid, 0.5 * clip(x + 1, 0, 2).",
+)
+
+
+def _squareplus_fwd(x, ops, b):
+    if b == 0:
+        return ops.maximum(x, 0.0)  # relu (NaN propagates)
+    s = math.sqrt(b)
+    xp = ops.maximum(x, 0.0)
+    xn = ops.minimum(x, 0.0)
+    pos = (xp + ops.hypot(xp, ops.full_like(x, s))) * 0.5
+    neg = s * (s / (ops.hypot(xn, ops.full_like(x, s)) - xn)) * 0.5  # b / (2 (sqrt(x^2 + b) - x)): no cancellation
+    return ops.where(x >= 0, pos, neg)
+
+
+def _squareplus_der(x, ops, b):
+    if b == 0:
+        return ops.where(x > 0, 1.0, ops.where(x <= 0, 0.0, x))  # relu'(0) = 0, NaN stays NaN
+    s = math.sqrt(b)
+    xp = ops.where(x > 0, x, 1.0)
+    xn = ops.minimum(x, 0.0)
+    pos = (1.0 + 1.0 / ops.hypot(ops.ones_like(x), s / xp)) * 0.5  # (1 + x / h) / 2 for x > 0
+    h = ops.hypot(xn, ops.full_like(x, s))
+    neg = (s / h) * (s / (h - xn)) * 0.5  # (1 + x / h) / 2 = b / (2 h (h - x)) for x <= 0
+    return ops.where(x > 0, pos, neg)
+
+
+def _squareplus_from_output(y, ops, b):
+    if b == 0:
+        return ops.where(y > 0, 1.0, 0.0)
+    return 1.0 / (1.0 + (b * 0.25) / (y * y))  # f' = y^2 / (y^2 + b/4)
+
+
+SQUAREPLUS = Spec(
+    name="squareplus",
+    aliases=("square_plus",),
+    family="exponential",
+    summary="(x + sqrt(x^2 + b)) / 2, an algebraic softplus; b = 0 is ReLU.",
+    params=(Param("b", 4.0, low=0.0, doc="Size of the curved region around 0 (b >= 0; b = 0 gives ReLU)."),),
+    definition=lambda x, sp, b: (x + sp.sqrt(x**2 + b)) / 2,
+    forward=_squareplus_fwd,
+    derivative=_squareplus_der,
+    derivative_from_output=_squareplus_from_output,
+    kinks=(Kink(at=lambda p: 0.0 if p["b"] == 0 else None, grad=0.0, note="only for b = 0 (ReLU); relu'(0) = 0."),),
+    bounds=(0.0, INF),
+    monotonic=True,
+    smoothness=INF,
+    saturates=("left",),
+    references=(BARRON_SQUAREPLUS,),
+    equivalents=(
+        Equivalent(
+            "jax",
+            "jax.nn.squareplus",
+            "b=4; computes (x + sqrt(x^2 + b)) / 2 literally: cancels for x << 0 (float32 returns 0 "
+            "instead of 1e-4 at x = -1e4) and x^2 overflows for |x| > 1.8e19.",
+        ),
+        Equivalent("keras", "keras.activations.squareplus", "b=4; same literal formula as JAX (same cancellation); its docstring credits 'Ramachandran et al., 2021' but the paper is Barron's."),
+    ),
+)
+
+
+def _isrlu_fwd(x, ops, alpha):
+    s = math.sqrt(alpha)
+    xn = ops.minimum(x, 0.0)
+    t = s * xn
+    one = ops.ones_like(x)
+    small = xn / ops.hypot(one, t)  # -1 <= t <= 0
+    tb = ops.where(t < -1.0, t, -1.0)
+    large = -1.0 / (s * ops.hypot(one, 1.0 / tb))  # t < -1, finite at t = -inf
+    return ops.where(x >= 0, x, ops.where(t < -1.0, large, small))
+
+
+def _isrlu_der(x, ops, alpha):
+    q = 1.0 / ops.hypot(ops.ones_like(x), math.sqrt(alpha) * ops.minimum(x, 0.0))
+    return ops.where(x >= 0, 1.0, q * q * q)
+
+
+def _isrlu_from_output(y, ops, alpha):
+    w = ops.maximum(1.0 - alpha * (y * y), 0.0)  # 1 / (1 + alpha x^2)
+    return ops.where(y >= 0, 1.0, w * ops.sqrt(w))
+
+
+ISRLU = Spec(
+    name="isrlu",
+    aliases=("inverse_square_root_linear_unit",),
+    family="exponential",
+    summary="x for x >= 0, x / sqrt(1 + alpha x^2) otherwise; an algebraic ELU, C^2, saturating at -1/sqrt(alpha).",
+    params=(Param("alpha", 1.0, low=0.0, low_open=True, doc="Negative saturation is -1/sqrt(alpha)."),),
+    definition=lambda x, sp, alpha: sp.Piecewise((x, x >= 0), (x / sp.sqrt(1 + alpha * x**2), True)),
+    forward=_isrlu_fwd,
+    derivative=_isrlu_der,
+    derivative_from_output=_isrlu_from_output,
+    bounds=lambda p: (-1.0 / math.sqrt(p["alpha"]), INF),
+    monotonic=True,
+    smoothness=2,
+    zero_centered=True,
+    saturates=("left",),
+    references=(CARLILE_ISRLU,),
+)
+
+
+def _nlrelu_fwd(x, ops, beta):
+    xp = ops.maximum(x, 0.0)
+    u = xp * beta
+    large = u > 2.0**60  # log1p(u) = log(u) to working precision; also where beta x overflows
+    xl = ops.where(large, xp, 1.0)
+    return ops.where(large, math.log(beta) + ops.log(xl), ops.log1p(u))
+
+
+NLRELU = Spec(
+    name="nlrelu",
+    aliases=("natural_log_relu",),
+    family="exponential",
+    summary="log(1 + beta max(0, x)): ReLU compressed logarithmically.",
+    params=(Param("beta", 1.0, low=0.0, low_open=True, doc="Slope at 0+ (f'(0+) = beta)."),),
+    definition=lambda x, sp, beta: sp.Piecewise((_log1p(beta * x), x > 0), (0, True)),
+    forward=_nlrelu_fwd,
+    derivative=lambda x, ops, beta: ops.where(x > 0, 1.0 / (1.0 / beta + ops.maximum(x, 0.0)), 0.0),
+    derivative_from_output=lambda y, ops, beta: ops.where(y > 0, beta * ops.exp(-y), 0.0),
+    kinks=(Kink(at=0.0, grad=0.0, note="f'(0-) = 0, f'(0+) = beta; 0 is returned, as relu'(0) in PyTorch."),),
+    bounds=(0.0, INF),
+    monotonic=True,
+    smoothness=0,
+    saturates=("left", "right"),
+    references=(LIU_NLRELU,),
+)
+
+
+# ============================================================================= soft exponential
+def _softexp_fwd(x, ops, alpha):
+    if alpha == 0:
+        return x * 1.0
+    if alpha > 0:
+        a2 = alpha * alpha
+        u = alpha * x
+        near = (ops.expm1(ops.maximum(u, -LN2)) + a2) / alpha  # e^u >= 1/2: no loss in expm1
+        far = (ops.exp(ops.minimum(u, -LN2)) - (1.0 - a2)) / alpha  # e^u < 1/2: exact tail (alpha = 1: e^x)
+        return ops.where(u > -LN2, near, far)
+    g = -alpha
+    return ops.log1p(g * (x - g)) / g  # NaN outside the domain x > 1/alpha - alpha
+
+
+def _softexp_der(x, ops, alpha):
+    if alpha == 0:
+        return ops.ones_like(x)
+    if alpha > 0:
+        return ops.exp(alpha * x)
+    g = -alpha
+    w = 1.0 + g * (x - g)
+    return ops.where(w >= 0, 1.0 / w, math.nan)
+
+
+def _softexp_def(x, sp, alpha):
+    if float(alpha) == 0.0:  # SymPy: Float(0.0) == 0 is False
+        return x
+    if float(alpha) > 0.0:
+        return _expm1(alpha * x) / alpha + alpha
+    return -_log1p(-alpha * (x + alpha)) / alpha
+
+
+def _softexp_bounds(p):
+    a = p["alpha"]
+    return (a - 1.0 / a, INF) if a > 0 else (-INF, INF)
+
+
+SOFT_EXPONENTIAL = Spec(
+    name="soft_exponential",
+    aliases=("softexp",),
+    family="exponential",
+    summary="Godfrey-Gashler soft exponential with fixed alpha in [-1, 1]: log-like (alpha < 0), identity (0), exp-like (alpha > 0).",
+    params=(
+        Param(
+            "alpha",
+            0.0,
+            low=-1.0,
+            high=1.0,
+            doc="alpha < 0: -log(1 - alpha (x + alpha)) / alpha, defined only for x > 1/alpha - alpha; "
+            "alpha = 0: x; alpha > 0: (e^(alpha x) - 1) / alpha + alpha. Default 0, the usual initialisation.",
+        ),
+    ),
+    definition=_softexp_def,
+    forward=_softexp_fwd,
+    derivative=_softexp_der,
+    bounds=_softexp_bounds,
+    monotonic=True,
+    smoothness=INF,
+    zero_centered=True,
+    references=(GODFREY_SOFTEXP,),
+    tolerance=Tolerance(
+        condition_allowance=True,
+        reason="for alpha != 0 the function has a non-trivial root (x = log(1 - alpha^2)/alpha for alpha > 0, "
+        "x = -alpha for alpha < 0) where no implementation keeps a bounded relative error; "
+        "at the default alpha = 0 (identity) the allowance never applies.",
+    ),
+    notes="For alpha < 0 the function is undefined (NaN) for x <= 1/alpha - alpha (log of a non-positive "
+    "number); Spec.domain cannot depend on parameters, so the default alpha = 0 keeps the whole line. "
+    "In the paper alpha is trained per unit; here it is fixed.",
+)
+
+
+# ============================================================================= bounded ones
+def _softclip_half(x, ops, alpha, correct):
+    """g(x) = log(1 + c e^(alpha x) / (1 + e^(alpha x - alpha))) / alpha for x <= 1/2 (no overflow)."""
+    c = -math.expm1(-alpha)
+    ea = math.exp(-alpha)
+    u, du = _scale(x, ops, alpha)
+    e = ops.exp(u)
+    w = c * e / (1.0 + e * ea)
+    if correct and du is not None:
+        w = w + w * du / (1.0 + e * ea)  # first order in du: d log w / du = 1 / (1 + e ea)
+    return ops.log1p(w) / alpha
+
+
+def _softclip_fwd(x, ops, alpha):
+    lo = _softclip_half(ops.minimum(x, 0.5), ops, alpha, True)
+    hi = 1.0 - _softclip_half(ops.minimum(1.0 - x, 0.5), ops, alpha, True)  # f(x) = 1 - f(1 - x)
+    return ops.where(x <= 0.5, lo, hi)
+
+
+def _softclip_der_half(x, ops, alpha):
+    c = -math.expm1(-alpha)
+    ea = math.exp(-alpha)
+    e = ops.exp(alpha * x)
+    return c * e / ((1.0 + e) * (1.0 + e * ea))  # sigmoid(alpha x) - sigmoid(alpha (x - 1))
+
+
+def _softclip_der(x, ops, alpha):
+    left = _softclip_der_half(ops.minimum(x, 0.5), ops, alpha)
+    right = _softclip_der_half(ops.minimum(1.0 - x, 0.5), ops, alpha)  # f'(x) = f'(1 - x)
+    return ops.where(x <= 0.5, left, right)
+
+
+SOFT_CLIPPING = Spec(
+    name="soft_clipping",
+    aliases=("softclip", "soft_clip"),
+    family="exponential",
+    summary="(1/alpha) log((1 + e^(alpha x)) / (1 + e^(alpha (x - 1)))): a smooth clip of x to [0, 1].",
+    params=(Param("alpha", 0.5, low=0.0, low_open=True, doc="Sharpness; alpha -> inf gives clip(x, 0, 1)."),),
+    definition=lambda x, sp, alpha: (_log1p(sp.exp(alpha * x)) - _log1p(sp.exp(alpha * (x - 1)))) / alpha,
+    forward=_softclip_fwd,
+    derivative=_softclip_der,
+    bounds=(0.0, 1.0),
+    monotonic=True,
+    smoothness=INF,
+    saturates=("left", "right"),
+    references=(KLIMEK_SOFTCLIP,),
+    notes="Symmetric: f(x) + f(1 - x) = 1. Default alpha = 0.5 as in the Echo activation library; "
+    "the paper leaves alpha as a hyperparameter.",
+)
+
+
+def _bent_fwd(x, ops):
+    h = ops.hypot(x, ops.ones_like(x))
+    small = x + x * (x / (h + 1.0)) * 0.5  # |x| <= 1: (h - 1)/2 = x^2 / (2 (h + 1))
+    neg = (1.0 / (h - x) + x - 1.0) * 0.5  # x < -1: h + x = 1 / (h - x)
+    pos = (h - 1.0) * 0.5 + x
+    return ops.where(x < -1.0, neg, ops.where(x > 1.0, pos, small))
+
+
+def _bent_der(x, ops):
+    ax = ops.abs(x)
+    h = ops.hypot(x, ops.ones_like(x))
+    xb = ops.where(ax > 1.0, x, 1.0)
+    ratio = ops.where(ax > 1.0, ops.sign(x) / ops.hypot(ops.ones_like(x), 1.0 / xb), x / h)  # x / h
+    return 1.0 + ratio * 0.5
+
+
+BENT_IDENTITY = Spec(
+    name="bent_identity",
+    aliases=("bentidentity",),
+    family="exponential",
+    summary="(sqrt(x^2 + 1) - 1)/2 + x: identity bent upward; slopes 1/2 (left) to 3/2 (right).",
+    definition=lambda x, sp: x + x**2 / (2 * (sp.sqrt(x**2 + 1) + 1)),  # = (sqrt(x^2 + 1) - 1)/2 + x, without cancellation
+    formula=r"\frac{\sqrt{x^2 + 1} - 1}{2} + x",
+    forward=_bent_fwd,
+    derivative=_bent_der,
+    bounds=(-INF, INF),
+    monotonic=True,
+    smoothness=INF,
+    zero_centered=True,
+    references=(WIKIPEDIA_TABLE,),
+)
+
+
+def _cloglog_der(x, ops):
+    e = ops.minimum(ops.exp(x), 1e4)  # f' = e^x exp(-e^x) = 0 to working precision beyond
+    return e * ops.exp(-e)
+
+
+CLOGLOG = Spec(
+    name="cloglog",
+    aliases=("complementary_log_log",),
+    family="exponential",
+    summary="1 - exp(-e^x), the complementary log-log (Gompertz) curve; output in (0, 1), asymmetric.",
+    definition=lambda x, sp: _sym("cloglog")(x),
+    forward=lambda x, ops: -ops.expm1(-ops.exp(x)),
+    derivative=_cloglog_der,
+    bounds=(0.0, 1.0),
+    monotonic=True,
+    smoothness=INF,
+    saturates=("left", "right"),
+    references=(MCCULLAGH_GLM,),
+    notes="The inverse of the complementary log-log link of generalized linear models.",
+)
+
+
+def _loglog_fwd(x, ops):
+    t = -x
+    plain = ops.exp(-ops.exp(t))  # fine where e^t <= 1 and where the result underflows
+    tc = ops.clip(t, 0.0, 7.0)
+    e_hi, e_lo = _exp_double_word(tc, ops)
+    base = ops.exp(-e_hi)
+    precise = base + base * ops.expm1(-e_lo)
+    return ops.where((t >= 0.0) & (t <= 7.0), precise, plain)
+
+
+def _loglog_der(x, ops):
+    e = ops.minimum(ops.exp(-x), 1e4)
+    return e * ops.exp(-e)
+
+
+LOGLOG = Spec(
+    name="loglog",
+    aliases=("log_log", "gumbel_cdf"),
+    family="exponential",
+    summary="exp(-e^(-x)), the Gumbel CDF (log-log link); output in (0, 1), asymmetric.",
+    definition=lambda x, sp: _sym("exp_neg_exp")(-x),
+    forward=_loglog_fwd,
+    derivative=_loglog_der,
+    bounds=(0.0, 1.0),
+    monotonic=True,
+    smoothness=INF,
+    saturates=("left", "right"),
+    references=(MCCULLAGH_GLM,),
+    notes="Condition number |x| e^(-x) on the left: e^(-x) is computed in double-word arithmetic there.",
+)
+
+
+ARCSINH = Spec(
+    name="arcsinh",
+    aliases=("asinh",),
+    family="exponential",
+    summary="asinh(x) = log(x + sqrt(x^2 + 1)): identity near 0, logarithmic growth, unbounded.",
+    definition=lambda x, sp: sp.asinh(x),
+    forward=lambda x, ops: ops.asinh(x),
+    derivative=lambda x, ops: 1.0 / ops.hypot(ops.ones_like(x), x),
+    derivative_from_output=lambda y, ops: 1.0 / ops.cosh(y),
+    bounds=(-INF, INF),
+    monotonic=True,
+    smoothness=INF,
+    zero_centered=True,
+    saturates=("left", "right"),
+    references=(WIKIPEDIA_TABLE,),
+    equivalents=(
+        Equivalent("pytorch", "torch.asinh", "autograd uses rsqrt(x^2 + 1), which is 0 for |x| > 1.8e19 in float32 (true 1/|x|)."),
+        Equivalent("jax", "jax.numpy.arcsinh"),
+        Equivalent("keras", "keras.ops.arcsinh", "an op, not a registered activation."),
+    ),
+    torch_native=lambda x, torch: torch.asinh(x),
+)
+
+CUBE = Spec(
+    name="cube",
+    aliases=("cubic",),
+    family="exponential",
+    summary="x^3 (Chen & Manning's parser activation): odd, unbounded, f'(0) = 0.",
+    definition=lambda x, sp: x**3,
+    forward=lambda x, ops: x * x * x,
+    derivative=lambda x, ops: 3.0 * (x * x),
+    bounds=(-INF, INF),
+    monotonic=True,
+    smoothness=INF,
+    zero_centered=True,
+    references=(CHEN_MANNING_CUBE,),
+    equivalents=(Equivalent("pytorch", "torch.pow(x, 3)"),),
+    torch_native=lambda x, torch: torch.pow(x, 3),
+)
+
+
+SPECS = (
+    ELU,
+    SELU,
+    CELU,
+    PELU,
+    SOFTPLUS,
+    LOG_SIGMOID,
+    EXPONENTIAL,
+    SHIFTED_SOFTPLUS,
+    SPARSE_PLUS,
+    SQUAREPLUS,
+    ISRLU,
+    NLRELU,
+    SOFT_EXPONENTIAL,
+    SOFT_CLIPPING,
+    BENT_IDENTITY,
+    CLOGLOG,
+    LOGLOG,
+    ARCSINH,
+    CUBE,
+)

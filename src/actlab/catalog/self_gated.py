@@ -1,0 +1,1053 @@
+"""Self-gated functions x * gate(x) and their relatives: swish/SiLU, Mish, GELU, ...
+
+Numerical conventions shared by every spec in this family (the accuracy targets are 4 ulp in
+float32 and 8 ulp in float64 over [-1e4, 1e4], see actlab.verify.accuracy):
+
+- Far left tail. Most of these functions behave like x * e^x for x -> -inf. In float32 the gate
+  e^x (or sigmoid(x), tanh(e^x), ...) becomes subnormal below x = -87.3 while x * e^x is still a
+  normal number down to x = -92 (float64: -708 and -715), so evaluating the gate first loses up to
+  all of its bits there. Below x = -64 (where the gate equals e^x to working precision) the tail is
+  computed as (m * e^(x + 64)) * e^-64; x + 64 is exact for x <= -64.
+- Rounded arguments. Where the gate's argument is a product (beta * x, 1.702 * x, -x / sqrt(2),
+  sqrt(2/pi) (x + 0.044715 x^3)) its rounding error is multiplied by the argument's size in the
+  tail (a relative error of |z| ulp for sigmoid(z), 2 z^2 ulp for erfc(z)). The argument is then
+  carried as an unevaluated sum hi + lo (Dekker's exact product with Veltkamp splitting, using
+  + - * only, so the same code runs on NumPy and torch) and the gate corrected to first order:
+  sigmoid(hi + lo) = sigmoid(hi) (1 + sigmoid(-hi) lo), erfc(hi + lo) = erfc(hi) - 2/sqrt(pi)
+  e^(-hi^2) lo. Decimal constants (1.702, 0.044715) are their exact decimal values, not the
+  nearest binary numbers.
+- Split exponentials. Where a formula needs e^x for x < 0 and e^-x for x >= 0, both are computed
+  from clamped arguments (double where), so no lane overflows and no NaN reaches a gradient.
+- Limits. f(+-inf) and f'(+-inf) are set to the mathematical limits explicitly (x * 0 is NaN);
+  NaN in gives NaN out.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from actlab.catalog._refs import HENDRYCKS_GELU, RAMACHANDRAN_SWISH
+from actlab.catalog.spec import Equivalent, Kink, Param, Reference, Spec, Tolerance
+
+INF = math.inf
+
+# ----------------------------------------------------------------------------- references
+ELFWING_SILU = Reference(
+    "Sigmoid-Weighted Linear Units for Neural Network Function Approximation in Reinforcement Learning",
+    "Elfwing, Uchibe, Doya",
+    2017,
+    arxiv="1702.03118",
+)
+MISRA_MISH = Reference("Mish: A Self Regularized Non-Monotonic Activation Function", "Misra", 2019, arxiv="1908.08681")
+RADFORD_CLIP = Reference(
+    "Learning Transferable Visual Models From Natural Language Supervision",
+    "Radford, Kim, Hallacy, Ramesh, Goh, Agarwal, Sastry, Askell, Mishkin, Clark, Krueger, Sutskever",
+    2021,
+    arxiv="2103.00020",
+)
+ROY_LISHT = Reference(
+    "LiSHT: Non-Parametric Linearly Scaled Hyperbolic Tangent Activation Function for Neural Networks",
+    "Roy, Manna, Dubey, Chaudhuri",
+    2019,
+    arxiv="1901.05894",
+)
+LIU_TANHEXP = Reference(
+    "TanhExp: A Smooth Activation Function with High Convergence Speed for Lightweight Neural Networks",
+    "Liu, Di",
+    2020,
+    arxiv="2003.09855",
+)
+NAG_SERF = Reference(
+    "SERF: Towards better training of deep neural networks using log-Softplus ERror activation Function",
+    "Nag, Bhattacharyya",
+    2021,
+    arxiv="2108.09598",
+)
+WANG_SMISH = Reference(
+    "Smish: A Novel Activation Function for Deep Learning Methods (Electronics 11(4), 540)",
+    "Wang et al.",
+    2022,
+    url="https://doi.org/10.3390/electronics11040540",
+)
+ZHU_LOGISH = Reference(
+    "Logish: A new nonlinear nonmonotonic activation function for convolutional neural network (Neurocomputing 458)",
+    "Zhu, Zeng, Liu, Zhang",
+    2021,
+    url="https://doi.org/10.1016/j.neucom.2021.06.067",
+)
+BASIRAT_ELISH = Reference("The Quest for the Golden Activation Function", "Basirat, Roth", 2018, arxiv="1808.00783")
+NOEL_GCU = Reference(
+    "Growing Cosine Unit: A Novel Oscillatory Activation Function That Can Speedup Training and Reduce "
+    "Parameters in Convolutional Neural Networks",
+    "Noel, L, Trivedi, Dutta",
+    2021,
+    arxiv="2108.12943",
+)
+ZIYIN_SNAKE = Reference(
+    "Neural Networks Fail to Learn Periodic Functions and How to Fix It",
+    "Ziyin, Hartwig, Ueda",
+    2020,
+    arxiv="2006.08195",
+)
+ACTLAB_NOTES = Reference("actlab study notes: activation functions", "actlab", 2026)
+TORCH_TANHSHRINK = Reference(
+    "torch.nn.Tanhshrink (no paper; inherited from Lua Torch's nn package)",
+    "PyTorch contributors",
+    2017,
+    url="https://pytorch.org/docs/stable/generated/torch.nn.Tanhshrink.html",
+)
+
+
+# ----------------------------------------------------------------------------- numerics
+_T = 64.0  # below z = -64, sigmoid(z) = e^z to working precision in float32 and float64
+_E_M64 = 1.603810890548638e-28  # e^-64, correctly rounded
+_TWO_OVER_SQRT_PI = 1.1283791670955126
+_INV_SQRT_2PI = 0.3989422804014327
+_LN2 = 0.6931471805599453
+
+
+class _Precision:
+    """Per-dtype constants for double-word arithmetic (float32 also serves float16/bfloat16,
+    which actlab computes in float32)."""
+
+    def __init__(self, dtype: Any, split: float, big: float) -> None:
+        self.dtype = np.dtype(dtype)
+        self.split = split  # Veltkamp: 2^ceil(p/2) + 1
+        self.big = big  # |x| above which products are not split (no overflow in x * split)
+        self._cache: dict[tuple[float, float], tuple[float, float, float, float]] = {}
+
+    def const(self, hi: float, lo: float = 0.0) -> tuple[float, float, float, float]:
+        """(c, c_hi, c_lo, c_tail): c = hi + lo rounded to this dtype, c = c_hi + c_lo exactly
+        (each half has at most half the mantissa), c_tail = (hi + lo) - c rounded."""
+        key = (hi, lo)
+        hit = self._cache.get(key)
+        if hit is None:
+            t = self.dtype.type
+            c = t(hi)
+            tail = t((hi - float(c)) + lo)
+            big = c * t(self.split)
+            c_hi = big - (big - c)
+            c_lo = c - c_hi
+            hit = (float(c), float(c_hi), float(c_lo), float(tail))
+            self._cache[key] = hit
+        return hit
+
+
+_F32 = _Precision(np.float32, 4097.0, 2.0**100)
+_F64 = _Precision(np.float64, 134217729.0, 2.0**900)
+
+
+def _precision(ops: Any, x: Any) -> _Precision:
+    return _F64 if float(ops.finfo(x).eps) < 1e-10 else _F32
+
+
+def _split(x: Any, P: _Precision) -> tuple[Any, Any]:
+    c = x * P.split
+    hi = c - (c - x)
+    return hi, x - hi
+
+
+def _two_prod(a: Any, b: Any, P: _Precision) -> tuple[Any, Any]:
+    """a * b = p + e exactly (no overflow/underflow assumed)."""
+    p = a * b
+    ah, al = _split(a, P)
+    bh, bl = _split(b, P)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _two_sum(a: Any, b: Any) -> tuple[Any, Any]:
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _mul_const(ops: Any, x: Any, hi: float, lo: float, P: _Precision) -> tuple[Any, Any]:
+    """x * (hi + lo) as an unevaluated sum (zh, zl); zl = 0 where |x| > P.big."""
+    c, ch, cl, ct = P.const(hi, lo)
+    zh = x * c
+    xs = ops.clip(x, -P.big, P.big)
+    ps = xs * c
+    xh, xl = _split(xs, P)
+    e = ((xh * ch - ps) + xh * cl + xl * ch) + xl * cl
+    zl = e + xs * ct
+    return zh, ops.where(ops.abs(x) <= P.big, zl, 0.0)
+
+
+def _tail_exp(ops: Any, m: Any, z: Any, scale: float = 1.0, zl: Any = None) -> Any:
+    """m * scale * e^(z + zl) for z < -64 without subnormal intermediates (other lanes: finite junk)."""
+    zt = ops.minimum(z, -_T)
+    t = m * ops.exp(zt + _T)
+    if zl is not None:
+        t = t + t * zl
+    return t * (scale * _E_M64)
+
+
+def _sigmoid_times(ops: Any, m: Any, zh: Any, zl: Any = None, m_tail: Any = None) -> Any:
+    """m * sigmoid(zh + zl), accurate where sigmoid underflows to subnormal numbers (``m_tail``:
+    the multiplier to use there, if it differs)."""
+    y = m * ops.sigmoid(zh)
+    if zl is not None:
+        y = y + y * (ops.sigmoid(-zh) * zl)
+    tail = _tail_exp(ops, m if m_tail is None else m_tail, zh, 1.0, zl)
+    return ops.where(zh < -_T, tail, y)
+
+
+def _finite(ops: Any, x: Any) -> Any:
+    """x with +-inf replaced by 0, so that no inf * 0 is evaluated (the limits are set by _limits)."""
+    return ops.where(ops.isinf(x), 0.0, x)
+
+
+def _limits(ops: Any, x: Any, y: Any, at_neg_inf: float, at_pos_inf: float) -> Any:
+    return ops.where(x == -INF, at_neg_inf, ops.where(x == INF, at_pos_inf, y))
+
+
+def _split_exp(ops: Any, x: Any) -> tuple[Any, Any, Any]:
+    """(x < 0, v = e^min(x, 0), w = e^-max(x, 0)): e^x on the left, e^-x on the right, no overflow."""
+    return x < 0, ops.exp(ops.minimum(x, 0.0)), ops.exp(-ops.maximum(x, 0.0))
+
+
+def _sympy_log1p(a: Any) -> Any:
+    from sympy.codegen.cfunctions import log1p
+
+    return log1p(a)
+
+
+def _sympy_expm1(a: Any) -> Any:
+    from sympy.codegen.cfunctions import expm1
+
+    return expm1(a)
+
+
+def _is_power_of_two(v: float) -> bool:
+    return v > 0 and math.frexp(v)[0] == 0.5
+
+
+# ----------------------------------------------------------------------------- swish / silu
+_SILU_MIN = -0.2784645427610739  # min of u * sigmoid(u), at u = -1.27846...
+
+
+def _swish_z(ops: Any, x: Any, beta: float) -> tuple[Any, Any]:
+    if beta == 1.0:
+        return x, None
+    if _is_power_of_two(beta):
+        return x * beta, None
+    return _mul_const(ops, x, beta, 0.0, _precision(ops, x))
+
+
+def _swish_fwd(x: Any, ops: Any, beta: float = 1.0) -> Any:
+    if beta == 0.0:
+        return x * 0.5
+    xin, x = x, _finite(ops, x)
+    zh, zl = _swish_z(ops, x, beta)
+    return _limits(ops, xin, _sigmoid_times(ops, x, zh, zl), 0.0, INF)
+
+
+def _swish_der(x: Any, ops: Any, beta: float = 1.0) -> Any:
+    # f' = sigmoid(z) (1 + z sigmoid(-z)), z = beta x; the left tail is e^z (1 + z).
+    if beta == 0.0:
+        return ops.where(ops.isnan(x), x, ops.full_like(x, 0.5))
+    xin, x = x, _finite(ops, x)
+    zh, zl = _swish_z(ops, x, beta)
+    m_tail = (1.0 + zh) if zl is None else (1.0 + zh) + zl
+    y = _sigmoid_times(ops, 1.0 + zh * ops.sigmoid(-zh), zh, zl, m_tail)
+    return _limits(ops, xin, y, 0.0, 1.0)
+
+
+def _swish_bounds(p: dict) -> tuple[float, float]:
+    beta = p["beta"]
+    return (-INF, INF) if beta == 0.0 else (_SILU_MIN / beta, INF)
+
+
+def _swish_native(x: Any, torch: Any, beta: float = 1.0) -> Any:
+    if beta == 1.0:
+        return torch.nn.functional.silu(x)
+    return x * torch.sigmoid(beta * x)
+
+
+SWISH = Spec(
+    name="swish",
+    aliases=("swish_beta",),
+    family="self_gated",
+    summary="x * sigmoid(beta * x): SiLU at beta = 1, x / 2 at beta = 0, ReLU as beta -> inf.",
+    params=(
+        Param(
+            "beta",
+            1.0,
+            low=0.0,
+            trainable=True,
+            doc="gate sharpness; beta >= 0 (beta = 0 is the linear x/2, beta -> inf approaches ReLU). "
+            "Negative beta gives x - swish_|beta|(x), which decreases to -inf on the left and is not "
+            "an activation in Ramachandran et al.'s family, so it is refused; keep a trainable beta non-negative.",
+        ),
+    ),
+    definition=lambda x, sp, beta: x / (1 + sp.exp(-beta * x)),
+    forward=_swish_fwd,
+    derivative=_swish_der,
+    bounds=_swish_bounds,
+    monotonic=False,
+    zero_centered=True,
+    saturates=("left",),
+    references=(RAMACHANDRAN_SWISH,),
+    equivalents=(
+        Equivalent("pytorch", "torch.nn.functional.silu", "no beta: only beta = 1 (actlab swish with beta = 1 is silu)"),
+        Equivalent("keras", "keras.activations.swish", "Keras 3: alias of keras.activations.silu, no beta (beta = 1)"),
+        Equivalent("jax", "jax.nn.swish", "alias of jax.nn.silu, no beta (beta = 1)"),
+        Equivalent("timm", "timm.layers.Swish", "x * sigmoid(x), no beta; create_act maps 'swish' to nn.SiLU"),
+    ),
+    torch_native=_swish_native,
+    native=False,
+    notes="beta = 1.0 and powers of two multiply exactly; other values carry beta * x as a double-word "
+    "sum so that sigmoid keeps its accuracy in the far left tail.",
+)
+
+
+def _silu_fwd(x: Any, ops: Any) -> Any:
+    return _swish_fwd(x, ops, 1.0)
+
+
+def _silu_der(x: Any, ops: Any) -> Any:
+    return _swish_der(x, ops, 1.0)
+
+
+SILU = Spec(
+    name="silu",
+    aliases=("sigmoid_linear_unit", "swish1", "swish_1"),
+    family="self_gated",
+    summary="x * sigmoid(x): the sigmoid-weighted linear unit (swish with beta = 1).",
+    definition=lambda x, sp: x / (1 + sp.exp(-x)),
+    forward=_silu_fwd,
+    derivative=_silu_der,
+    bounds=(_SILU_MIN, INF),
+    monotonic=False,
+    zero_centered=True,
+    saturates=("left",),
+    references=(ELFWING_SILU, HENDRYCKS_GELU, RAMACHANDRAN_SWISH),
+    equivalents=(
+        Equivalent(
+            "pytorch",
+            "torch.nn.functional.silu",
+            "x * sigmoid(x) evaluated directly: in float32 sigmoid(x) is subnormal for x < -87.3 while x * sigmoid(x) "
+            "is still normal down to -92, so the result loses bits there (float64: -708 to -715)",
+        ),
+        Equivalent("keras", "keras.activations.silu", "alias keras.activations.swish"),
+        Equivalent("jax", "jax.nn.silu", "alias jax.nn.swish"),
+        Equivalent("timm", "timm.layers.create_act_layer('silu')", "nn.SiLU (timm's 'swish' is the same function)"),
+    ),
+    torch_native=lambda x, torch: torch.nn.functional.silu(x),
+    native=False,
+)
+
+
+# ----------------------------------------------------------------------------- quick_gelu
+_QG = (1.702, float(Fraction(851, 500) - Fraction(1.702)))  # 1.702 as hi + lo
+
+
+def _quick_gelu_z(ops: Any, x: Any) -> tuple[Any, Any]:
+    return _mul_const(ops, x, _QG[0], _QG[1], _precision(ops, x))
+
+
+def _quick_gelu_fwd(x: Any, ops: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    zh, zl = _quick_gelu_z(ops, x)
+    return _limits(ops, xin, _sigmoid_times(ops, x, zh, zl), 0.0, INF)
+
+
+def _quick_gelu_der(x: Any, ops: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    zh, zl = _quick_gelu_z(ops, x)
+    y = _sigmoid_times(ops, 1.0 + zh * ops.sigmoid(-zh), zh, zl, (1.0 + zh) + zl)
+    return _limits(ops, xin, y, 0.0, 1.0)
+
+
+QUICK_GELU = Spec(
+    name="quick_gelu",
+    aliases=("quickgelu", "gelu_sigmoid", "sigmoid_gelu"),
+    family="self_gated",
+    summary="x * sigmoid(1.702 x): the sigmoid approximation of GELU used by CLIP (swish with beta = 1.702).",
+    definition=lambda x, sp: x / (1 + sp.exp(-sp.Rational(851, 500) * x)),
+    forward=_quick_gelu_fwd,
+    derivative=_quick_gelu_der,
+    bounds=(-0.16361018963635359, INF),
+    monotonic=False,
+    zero_centered=True,
+    saturates=("left",),
+    approximates="gelu",
+    approximation_error=0.0204,  # max |f - gelu| = 0.020335 at x = +-2.2704
+    references=(HENDRYCKS_GELU, RADFORD_CLIP),
+    equivalents=(
+        Equivalent("timm", "timm.layers.QuickGELU", "x * torch.sigmoid(1.702 * x) (also OpenAI CLIP, open_clip, HF QuickGELUActivation)"),
+    ),
+    torch_native=lambda x, torch: x * torch.sigmoid(1.702 * x),
+    native=False,
+    notes="1.702 is the exact decimal constant (the definition uses 851/500); the product 1.702 * x is "
+    "carried as a double-word sum.",
+)
+
+
+# ----------------------------------------------------------------------------- mish
+def _mish_fwd(x: Any, ops: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    # tanh(softplus(x)) = n / (n + 2), n = e^x (e^x + 2)  [x < 0]
+    #                   = (1 + 2w) / (1 + 2w + 2w^2), w = e^-x  [x >= 0]
+    neg, v, w = _split_exp(ops, x)
+    n = v * (v + 2.0)
+    g = ops.where(neg, n / (n + 2.0), (1.0 + 2.0 * w) / (1.0 + 2.0 * w * (1.0 + w)))
+    y = ops.where(x < -_T, _tail_exp(ops, x, x), x * g)
+    return _limits(ops, xin, y, 0.0, INF)
+
+
+def _mish_der(x: Any, ops: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    # f' = g + x sigmoid(x) (1 - g^2)
+    #   x < 0:  1 - g^2 = 4 (n + 1) / (n + 2)^2,   sigmoid = v / (1 + v)
+    #   x >= 0: 1 - g^2 = 4 w^2 (1 + w)^2 / D^2,  sigmoid = 1 / (1 + w),  D = 1 + 2w + 2w^2
+    neg, v, w = _split_exp(ops, x)
+    n = v * (v + 2.0)
+    n2 = n + 2.0
+    d_neg = n / n2 + x * (v / (1.0 + v)) * (4.0 * (n + 1.0) / (n2 * n2))
+    D = 1.0 + 2.0 * w * (1.0 + w)
+    d_pos = (1.0 + 2.0 * w) / D + x * (4.0 * w * w * (1.0 + w)) / (D * D)
+    y = ops.where(neg, d_neg, d_pos)
+    y = ops.where(x < -_T, _tail_exp(ops, 1.0 + x, x), y)
+    return _limits(ops, xin, y, 0.0, 1.0)
+
+
+MISH = Spec(
+    name="mish",
+    family="self_gated",
+    summary="x * tanh(softplus(x)), computed with one exp as an algebraic function of e^(-|x|).",
+    definition=lambda x, sp: x * sp.tanh(_sympy_log1p(sp.exp(x))),
+    forward=_mish_fwd,
+    derivative=_mish_der,
+    bounds=(-0.30884341301725045, INF),
+    monotonic=False,
+    zero_centered=True,
+    saturates=("left",),
+    references=(MISRA_MISH,),
+    equivalents=(
+        Equivalent("pytorch", "torch.nn.functional.mish", "x * tanh(softplus(x)) with softplus' threshold 20 ..."),
+        Equivalent("keras", "keras.activations.mish"),
+        Equivalent("jax", "jax.nn.mish"),
+        Equivalent("tfa", "tfa.activations.mish"),
+        Equivalent("timm", "timm.layers.Mish", "create_act maps 'mish' to nn.Mish (F.mish)"),
+    ),
+    torch_native=lambda x, torch: torch.nn.functional.mish(x),
+    native=False,
+)
+
+
+# ----------------------------------------------------------------------------- gelu
+# exact: x Phi(x) = x erfc(-x / sqrt 2) / 2
+_INV_SQRT2 = (0.7071067811865476, -4.833646656726457e-17)
+# tanh form: x sigmoid(z), z = 2 sqrt(2/pi) (x + 0.044715 x^3) = x (A + B x^2)
+_GT_A = (1.5957691216057308, -9.96930880911092e-17)
+_GT_B = (0.07135481627260025, -6.175149918155315e-19)
+_GT_R = 1024.0  # |x| beyond which z is not carried in double-word (sigmoid is 0 or 1 there)
+# exact-GELU far tail in float32 (erfc(-x / sqrt 2) is subnormal below x = -13.0 while x Phi(x) is
+# normal down to -13.1): x Phi(x) = -phi(x) S(1/x^2), S(u) = sum_k (-1)^k (2k-1)!! u^k, 7 terms
+# (truncation error < 2e-9 at x = -10)
+_GELU_F32_TAIL = (-10.0, 7)
+
+
+def _half_square(ops: Any, x: Any, P: _Precision) -> tuple[Any, Any]:
+    """x^2 / 2 as hi + lo (x clamped so that nothing overflows; exact halving)."""
+    xs = ops.clip(x, -(2.0**60), 2.0**60)  # e^(-x^2/2) = 0 long before; x^2 stays finite
+    qh, ql = _two_prod(xs, xs, P)
+    return 0.5 * qh, 0.5 * ql
+
+
+def _gelu_parts(ops: Any, x: Any) -> tuple[Any, Any, Any, Any]:
+    """(t_hi, t_lo, E, P): t = -x / sqrt 2 as hi + lo and E = e^(-x^2/2)."""
+    P = _precision(ops, x)
+    th, tl = _mul_const(ops, x, -_INV_SQRT2[0], -_INV_SQRT2[1], P)
+    hh, hl = _half_square(ops, x, P)
+    E = ops.exp(-hh)
+    E = E - E * hl
+    return th, tl, E, P
+
+
+def _gelu_tail_S(ops: Any, xt: Any, terms: int) -> Any:
+    u = 1.0 / (xt * xt)
+    s = ops.ones_like(xt)
+    for k in range(terms, 0, -1):
+        s = 1.0 - ((2 * k - 1) * u) * s
+    return s
+
+
+def _gelu_erfc(ops: Any, x: Any) -> tuple[Any, Any, _Precision]:
+    """(erfc(-x / sqrt 2) = 2 Phi(x), E = e^(-x^2/2), precision)."""
+    th, tl, E, P = _gelu_parts(ops, x)
+    near = ops.erfc(th) - (_TWO_OVER_SQRT_PI * E) * tl
+    if P is _F32:
+        return near, E, P
+    # float64, t > 0.75: SciPy's erfc loses 8 ulp near t = 1 (1 - erf), 31 at t = 7.6 and 121 at
+    # t = 16 (it rounds -t^2 before exponentiating); erfcx (Faddeeva, <= 6 ulp) times the
+    # double-word e^(-t^2) keeps x Phi(x) within 5 ulp on both backends and also covers the far
+    # tail (erfc(t) subnormal while x Phi(x) is not).
+    far = ops.erfcx(ops.maximum(th, 0.75)) * E
+    return ops.where(th > 0.75, far, near), E, P
+
+
+def _gelu_exact_fwd(ops: Any, x: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    c, E, P = _gelu_erfc(ops, x)
+    y = (0.5 * x) * c
+    if P is _F32:  # far tail: x Phi(x) = -phi(x) S(1/x^2)
+        x0, terms = _GELU_F32_TAIL
+        xt = ops.minimum(x, x0)
+        tail = -(_INV_SQRT_2PI * E) * _gelu_tail_S(ops, xt, terms)
+        y = ops.where(x < x0, tail, y)
+    return _limits(ops, xin, y, 0.0, INF)
+
+
+def _gelu_exact_der(ops: Any, x: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    # Phi(x) + x phi(x); far tail (float32): phi(x) (x - S / x)
+    c, E, P = _gelu_erfc(ops, x)
+    phi = _INV_SQRT_2PI * E
+    y = 0.5 * c + x * phi
+    if P is _F32:
+        x0, terms = _GELU_F32_TAIL
+        xt = ops.minimum(x, x0)
+        tail = phi * (xt - _gelu_tail_S(ops, xt, terms) / xt)
+        y = ops.where(x < x0, tail, y)
+    return _limits(ops, xin, y, 0.0, 1.0)
+
+
+def _gelu_tanh_z(ops: Any, x: Any) -> tuple[Any, Any, Any]:
+    """z = x (A + B x^2) as hi + lo, and z' = A + 3 B x^2."""
+    P = _precision(ops, x)
+    xs = ops.clip(x, -_GT_R, _GT_R)
+    qh, ql = _two_prod(xs, xs, P)  # x^2
+    mh, ml = _mul_const(ops, qh, _GT_B[0], _GT_B[1], P)  # B x^2
+    ml = ml + _GT_B[0] * ql
+    sh, se = _two_sum(_GT_A[0], mh)  # A + B x^2
+    sl = (se + ml) + _GT_A[1]
+    zh, zl = _two_prod(xs, sh, P)
+    zl = zl + xs * sl
+    plain = x * (_GT_A[0] + _GT_B[0] * (x * x))
+    inside = ops.abs(x) <= _GT_R
+    zh = ops.where(inside, zh, plain)
+    zl = ops.where(inside, zl, 0.0)
+    dz = _GT_A[0] + (3.0 * _GT_B[0]) * (xs * xs)
+    return zh, zl, dz
+
+
+def _gelu_tanh_fwd(ops: Any, x: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    zh, zl, _ = _gelu_tanh_z(ops, x)
+    return _limits(ops, xin, _sigmoid_times(ops, x, zh, zl), 0.0, INF)
+
+
+def _gelu_tanh_der(ops: Any, x: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    # sigmoid(z) (1 + x z' sigmoid(-z)); far left tail: e^z (1 + x z')
+    zh, zl, dz = _gelu_tanh_z(ops, x)
+    w = x * dz
+    y = _sigmoid_times(ops, 1.0 + w * ops.sigmoid(-zh), zh, zl, 1.0 + w)
+    return _limits(ops, xin, y, 0.0, 1.0)
+
+
+def _gelu_fwd(x: Any, ops: Any, approximate: str = "none") -> Any:
+    return _gelu_exact_fwd(ops, x) if approximate == "none" else _gelu_tanh_fwd(ops, x)
+
+
+def _gelu_der(x: Any, ops: Any, approximate: str = "none") -> Any:
+    return _gelu_exact_der(ops, x) if approximate == "none" else _gelu_tanh_der(ops, x)
+
+
+def _gelu_definition(x: Any, sp: Any, approximate: str) -> Any:
+    if approximate == "none":
+        # evaluate=False: SymPy would otherwise rewrite erfc(-z) as 2 - erfc(z), which cancels
+        # completely for x << 0 at every fixed precision (the oracle would return 0)
+        return x * sp.erfc(-x / sp.sqrt(2), evaluate=False) / 2
+    # 0.5 x (1 + tanh(u)) = x sigmoid(2u): the same function without 1 + tanh(u) cancelling for x << 0
+    u = sp.sqrt(2 / sp.pi) * (x + sp.Rational(44715, 1000000) * x**3)
+    return x / (1 + sp.exp(-2 * u))
+
+
+GELU = Spec(
+    name="gelu",
+    aliases=("gaussian_error_linear_unit",),
+    family="self_gated",
+    summary="x * Phi(x) (Gaussian CDF gate); approximate='tanh' gives 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).",
+    params=(
+        Param(
+            "approximate",
+            "none",
+            choices=("none", "tanh"),
+            kind=str,
+            doc="'none': exact x * Phi(x) (erfc form, accurate in the far negative tail); "
+            "'tanh': the tanh approximation (max |difference| 4.7e-4, at x = +-2.70), computed as x * sigmoid(2u)",
+        ),
+    ),
+    definition=_gelu_definition,
+    forward=_gelu_fwd,
+    derivative=_gelu_der,
+    bounds=lambda p: (-0.16997120747990367 if p["approximate"] == "none" else -0.17004075057125406, INF),
+    monotonic=False,
+    zero_centered=True,
+    saturates=("left",),
+    references=(HENDRYCKS_GELU,),
+    equivalents=(
+        Equivalent(
+            "pytorch",
+            "torch.nn.functional.gelu",
+            "same parameter and default (approximate='none'); the exact kernel evaluates 0.5 x (1 + erf(x / sqrt 2)), "
+            "which cancels for x << 0 (0 below about x = -5.5 in float32 where the true value is ~1e-7 ... 1e-35)",
+        ),
+        Equivalent(
+            "keras",
+            "keras.activations.gelu",
+            "approximate is a bool; keras.activations.gelu defaults to approximate=False (exact) but keras.ops.gelu "
+            "defaults to approximate=True (tanh form)",
+        ),
+        Equivalent("jax", "jax.nn.gelu", "approximate is a bool and defaults to True: the tanh form, not the exact GELU"),
+        Equivalent("tfa", "tfa.activations.gelu", "approximate is a bool and defaults to True (tanh form)"),
+        Equivalent("timm", "timm.layers.GELU", "exact; timm.layers.GELUTanh is approximate='tanh'"),
+    ),
+    torch_native=lambda x, torch, approximate: torch.nn.functional.gelu(x, approximate=approximate),
+    native=False,
+)
+
+
+# ----------------------------------------------------------------------------- lisht
+def _lisht_fwd(x: Any, ops: Any) -> Any:
+    return x * ops.tanh(x)
+
+
+def _lisht_der(x: Any, ops: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    # tanh(x) + x sech^2(x), sech^2(x) = 4w / (1 + w)^2, w = e^(-2|x|) (1 - tanh^2 would cancel)
+    w = ops.exp(-2.0 * ops.abs(x))
+    y = ops.tanh(x) + x * (4.0 * w / ((1.0 + w) * (1.0 + w)))
+    return _limits(ops, xin, y, -1.0, 1.0)
+
+
+LISHT = Spec(
+    name="lisht",
+    aliases=("linearly_scaled_tanh",),
+    family="self_gated",
+    summary="x * tanh(x): linearly scaled hyperbolic tangent; even, non-negative, f'(0) = 0.",
+    definition=lambda x, sp: x * sp.tanh(x),
+    forward=_lisht_fwd,
+    derivative=_lisht_der,
+    bounds=(0.0, INF),
+    monotonic=False,
+    zero_centered=False,
+    references=(ROY_LISHT,),
+    equivalents=(Equivalent("tfa", "tfa.activations.lisht"),),
+)
+
+
+# ----------------------------------------------------------------------------- tanhexp
+_TANHEXP_SAT = 30.0  # tanh(e^30) = 1 in float64; e^x is never evaluated above it
+
+
+def _tanhexp_fwd(x: Any, ops: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    v = ops.exp(ops.minimum(x, _TANHEXP_SAT))
+    y = ops.where(x < -_T, _tail_exp(ops, x, x), x * ops.tanh(v))
+    return _limits(ops, xin, y, 0.0, INF)
+
+
+def _tanhexp_der(x: Any, ops: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    # tanh(v) + x v sech^2(v), v = e^x; v sech^2(v) = 4 e^(x - 2v) / (1 + e^(-2v))^2
+    xc = ops.minimum(x, _TANHEXP_SAT)
+    v = ops.exp(xc)
+    w = ops.exp(-2.0 * v)
+    term = x * (4.0 * ops.exp(xc - 2.0 * v) / ((1.0 + w) * (1.0 + w)))
+    y = ops.tanh(v) + ops.where(x < _TANHEXP_SAT, term, 0.0)
+    y = ops.where(x < -_T, _tail_exp(ops, 1.0 + x, x), y)
+    return _limits(ops, xin, y, 0.0, 1.0)
+
+
+TANHEXP = Spec(
+    name="tanhexp",
+    aliases=("tanh_exp",),
+    family="self_gated",
+    summary="x * tanh(e^x): the tanh exponential activation.",
+    definition=lambda x, sp: x * sp.tanh(sp.exp(x)),
+    forward=_tanhexp_fwd,
+    derivative=_tanhexp_der,
+    bounds=(-0.35328577784821128, INF),
+    monotonic=False,
+    zero_centered=True,
+    saturates=("left",),
+    references=(LIU_TANHEXP,),
+)
+
+
+# ----------------------------------------------------------------------------- serf
+def _serf_fwd(x: Any, ops: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    y = x * ops.erf(ops.softplus(x))
+    y = ops.where(x < -_T, _tail_exp(ops, x, x, _TWO_OVER_SQRT_PI), y)
+    return _limits(ops, xin, y, 0.0, INF)
+
+
+def _serf_der(x: Any, ops: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    # erf(sp) + x (2/sqrt pi) e^(-sp^2) sigmoid(x); far left tail: (2/sqrt pi) e^x (1 + x)
+    sp = ops.softplus(x)
+    y = ops.erf(sp) + x * (_TWO_OVER_SQRT_PI * ops.exp(-sp * sp) * ops.sigmoid(x))
+    y = ops.where(x < -_T, _tail_exp(ops, 1.0 + x, x, _TWO_OVER_SQRT_PI), y)
+    return _limits(ops, xin, y, 0.0, 1.0)
+
+
+SERF = Spec(
+    name="serf",
+    aliases=("log_softplus_erf",),
+    family="self_gated",
+    summary="x * erf(softplus(x)): the log-softplus error activation.",
+    definition=lambda x, sp: x * sp.erf(_sympy_log1p(sp.exp(x))),
+    forward=_serf_fwd,
+    derivative=_serf_der,
+    bounds=(-0.34843745875960643, INF),
+    monotonic=False,
+    zero_centered=True,
+    saturates=("left",),
+    references=(NAG_SERF,),
+)
+
+
+# ----------------------------------------------------------------------------- smish
+def _smish_fwd(x: Any, ops: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    # tanh(log(1 + s)) = s (s + 2) / (s^2 + 2s + 2), s = sigmoid(x); in terms of v = e^x (x < 0)
+    # v (3v + 2) / (5v^2 + 6v + 2), and of w = e^-x (x >= 0) (3 + 2w) / (5 + 6w + 2w^2)
+    neg, v, w = _split_exp(ops, x)
+    g_neg = v * (3.0 * v + 2.0) / ((5.0 * v + 6.0) * v + 2.0)
+    g_pos = (3.0 + 2.0 * w) / (5.0 + (6.0 + 2.0 * w) * w)
+    y = ops.where(x < -_T, _tail_exp(ops, x, x), x * ops.where(neg, g_neg, g_pos))
+    return _limits(ops, xin, y, 0.0, INF)
+
+
+def _smish_der(x: Any, ops: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    # g' = 4 v (1 + v)(1 + 2v) / (5v^2 + 6v + 2)^2 = 4 w (1 + w)(2 + w) / (5 + 6w + 2w^2)^2
+    neg, v, w = _split_exp(ops, x)
+    dn = (5.0 * v + 6.0) * v + 2.0
+    dp = 5.0 + (6.0 + 2.0 * w) * w
+    d_neg = v * (3.0 * v + 2.0) / dn + x * (4.0 * v * (1.0 + v) * (1.0 + 2.0 * v)) / (dn * dn)
+    d_pos = (3.0 + 2.0 * w) / dp + x * (4.0 * w * (1.0 + w) * (2.0 + w)) / (dp * dp)
+    y = ops.where(neg, d_neg, d_pos)
+    y = ops.where(x < -_T, _tail_exp(ops, 1.0 + x, x), y)
+    return _limits(ops, xin, y, 0.0, 0.6)
+
+
+SMISH = Spec(
+    name="smish",
+    family="self_gated",
+    summary="x * tanh(log(1 + sigmoid(x))), computed as a rational function of e^(-|x|); slope 3/5 for x -> inf.",
+    definition=lambda x, sp: x * sp.tanh(_sympy_log1p(1 / (1 + sp.exp(-x)))),
+    forward=_smish_fwd,
+    derivative=_smish_der,
+    bounds=(-0.24999366366012950, INF),
+    monotonic=False,
+    zero_centered=True,
+    saturates=("left",),
+    references=(WANG_SMISH,),
+)
+
+
+# ----------------------------------------------------------------------------- logish
+def _logish_sigmoid(ops: Any, x: Any) -> tuple[Any, Any, Any, Any]:
+    neg, v, w = _split_exp(ops, x)
+    s = ops.where(neg, v / (1.0 + v), 1.0 / (1.0 + w))
+    return neg, v, w, s
+
+
+def _logish_fwd(x: Any, ops: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    _, _, _, s = _logish_sigmoid(ops, x)
+    y = ops.where(x < -_T, _tail_exp(ops, x, x), x * ops.log1p(s))
+    return _limits(ops, xin, y, 0.0, INF)
+
+
+def _logish_der(x: Any, ops: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    # log1p(s) + x s (1 - s) / (1 + s); s(1-s)/(1+s) = v / ((1+v)(1+2v)) = w / ((1+w)(2+w))
+    neg, v, w, s = _logish_sigmoid(ops, x)
+    r = ops.where(neg, v / ((1.0 + v) * (1.0 + 2.0 * v)), w / ((1.0 + w) * (2.0 + w)))
+    y = ops.log1p(s) + x * r
+    y = ops.where(x < -_T, _tail_exp(ops, 1.0 + x, x), y)
+    return _limits(ops, xin, y, 0.0, _LN2)
+
+
+LOGISH = Spec(
+    name="logish",
+    family="self_gated",
+    summary="x * log(1 + sigmoid(x)); slope ln 2 for x -> inf.",
+    definition=lambda x, sp: x * _sympy_log1p(1 / (1 + sp.exp(-x))),
+    forward=_logish_fwd,
+    derivative=_logish_der,
+    bounds=(-0.25276881678944036, INF),
+    monotonic=False,
+    zero_centered=True,
+    saturates=("left",),
+    references=(ZHU_LOGISH,),
+)
+
+
+# ----------------------------------------------------------------------------- elish
+def _elish_fwd(x: Any, ops: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    neg, v, w = _split_exp(ops, x)
+    left = ops.expm1(ops.minimum(x, 0.0)) * (v / (1.0 + v))
+    right = x / (1.0 + w)
+    return _limits(ops, xin, ops.where(neg, left, right), 0.0, INF)
+
+
+def _elish_der(x: Any, ops: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    # x < 0: v (v^2 + 2v - 1) / (1 + v)^2;  x >= 0: (1 + x w / (1 + w)) / (1 + w)
+    neg, v, w = _split_exp(ops, x)
+    left = v * (v * (v + 2.0) - 1.0) / ((1.0 + v) * (1.0 + v))
+    right = (1.0 + x * (w / (1.0 + w))) / (1.0 + w)
+    return _limits(ops, xin, ops.where(neg, left, right), 0.0, 1.0)
+
+
+ELISH = Spec(
+    name="elish",
+    aliases=("exponential_linear_squashing",),
+    family="self_gated",
+    summary="x * sigmoid(x) for x >= 0, (e^x - 1) * sigmoid(x) for x < 0 (C^1: f''(0-) = 1, f''(0+) = 1/2).",
+    definition=lambda x, sp: sp.Piecewise(
+        (x / (1 + sp.exp(-x)), x >= 0), (_sympy_expm1(x) / (1 + sp.exp(-x)), True)
+    ),
+    forward=_elish_fwd,
+    derivative=_elish_der,
+    bounds=(-0.17157287525380991, INF),  # 2 sqrt 2 - 3 at x = log(sqrt 2 - 1)
+    monotonic=False,
+    smoothness=1,
+    zero_centered=True,
+    saturates=("left",),
+    references=(BASIRAT_ELISH,),
+)
+
+
+# ----------------------------------------------------------------------------- hard_elish
+def _hard_elish_fwd(x: Any, ops: Any) -> Any:
+    gate = ops.clip((x + 1.0) * 0.5, 0.0, 1.0)
+    left = ops.expm1(ops.minimum(x, 0.0)) * gate
+    # ordered so that NaN falls through to the last branch (x)
+    return ops.where(x < -1.0, 0.0, ops.where(x < 0.0, left, ops.where(x < 1.0, x * gate, x)))
+
+
+def _hard_elish_der(x: Any, ops: Any) -> Any:
+    # outer pieces at the kinks (hardsigmoid's gate has slope 0 at its clip bounds, as in PyTorch):
+    # f'(1) = 1, f'(-1) = 0
+    xm = ops.minimum(x, 0.0)
+    left = 0.5 * (ops.exp(xm) * (x + 1.0) + ops.expm1(xm))
+    y = ops.where(x <= -1.0, 0.0, ops.where(x < 0.0, left, ops.where(x < 1.0, x + 0.5, 1.0)))
+    return ops.where(ops.isnan(x), x, y)
+
+
+HARD_ELISH = Spec(
+    name="hard_elish",
+    aliases=("hardelish",),
+    family="self_gated",
+    summary="ELiSH with the hard sigmoid clip((x + 1) / 2, 0, 1) as gate: x * gate (x >= 0), (e^x - 1) * gate (x < 0).",
+    definition=lambda x, sp: sp.Piecewise(
+        (x, x >= 1),
+        (x * (x + 1) / 2, x >= 0),
+        (_sympy_expm1(x) * (x + 1) / 2, x >= -1),
+        (0, True),
+    ),
+    forward=_hard_elish_fwd,
+    derivative=_hard_elish_der,
+    kinks=(
+        Kink(at=-1.0, grad=0.0, note="one-sided slopes 0 (left) and (1/e - 1)/2 (right); the outer piece's 0"),
+        Kink(at=1.0, grad=1.0, note="one-sided slopes 3/2 (left) and 1 (right); the outer piece's 1"),
+    ),
+    bounds=(-0.099673151528742622, INF),  # at x = -0.442854, where e^x (x + 2) = 1
+    monotonic=False,
+    smoothness=0,
+    zero_centered=True,
+    saturates=("left",),
+    references=(BASIRAT_ELISH,),
+    notes="Differentiable at 0 (both one-sided slopes 1/2) but not at -1 and 1.",
+)
+
+
+# ----------------------------------------------------------------------------- gcu
+GCU = Spec(
+    name="gcu",
+    aliases=("growing_cosine_unit",),
+    family="self_gated",
+    summary="x * cos(x): the growing cosine unit, oscillating with zeros at (k + 1/2) pi.",
+    definition=lambda x, sp: x * sp.cos(x),
+    forward=lambda x, ops: x * ops.cos(x),
+    derivative=lambda x, ops: ops.cos(x) - x * ops.sin(x),
+    monotonic=False,
+    zero_centered=True,
+    references=(NOEL_GCU,),
+    tolerance=Tolerance(
+        condition_allowance=True,
+        reason="non-trivial roots at (k + 1/2) pi: near them the relative error of any evaluation grows with "
+        "the condition number |x f'(x) / f(x)|",
+    ),
+    notes="f(+-inf) has no limit (NaN).",
+)
+
+
+# ----------------------------------------------------------------------------- max_x_xexp
+def _max_x_xexp_fwd(x: Any, ops: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    xm = ops.minimum(x, 0.0)
+    left = ops.where(x < -_T, _tail_exp(ops, x, x), xm * ops.exp(xm))
+    return _limits(ops, xin, ops.where(x < 0.0, left, x), 0.0, INF)
+
+
+def _max_x_xexp_der(x: Any, ops: Any) -> Any:
+    xin, x = x, _finite(ops, x)
+    xm = ops.minimum(x, 0.0)
+    left = ops.where(x < -_T, _tail_exp(ops, 1.0 + x, x), (1.0 + xm) * ops.exp(xm))
+    y = ops.where(x < 0.0, left, 1.0)
+    return _limits(ops, xin, ops.where(ops.isnan(x), x, y), 0.0, 1.0)
+
+
+MAX_X_XEXP = Spec(
+    name="max_x_xexp",
+    aliases=("xexp_linear_unit", "max_x_x_exp_neg_abs_x"),
+    family="self_gated",
+    summary="max(x, x e^(-|x|)) = x for x >= 0 and x e^x for x < 0: a swish-like unit, identity on the right.",
+    definition=lambda x, sp: sp.Piecewise((x, x >= 0), (x * sp.exp(x), True)),
+    forward=_max_x_xexp_fwd,
+    derivative=_max_x_xexp_der,
+    bounds=(-0.36787944117144234, INF),  # -1/e at x = -1
+    monotonic=False,
+    smoothness=1,
+    zero_centered=True,
+    saturates=("left",),
+    references=(ACTLAB_NOTES,),
+    notes="For x > 0, x e^(-x) < x, and for x < 0, x e^x > x (e^x < 1, x < 0), so the max is x on the right "
+    "and x e^x on the left. Both pieces have value 0 and slope 1 at 0 ((1 + x) e^x -> 1), so f is C^1 with "
+    "no kink; f'' jumps from 2 to 0 at 0, so it is not C^2. Minimum -1/e at x = -1; f' -> 0 as x -> -inf.",
+)
+
+
+# ----------------------------------------------------------------------------- snake
+def _snake_sin2(ops: Any, y: Any) -> Any:
+    # sin^2(y): (1 - cos 2y) / 2 is accurate where sin^2 >= 1/2, sin(y)^2 where it is small
+    c2 = ops.cos(2.0 * y)
+    s = ops.sin(y)
+    return ops.where(c2 > 0.0, s * s, (1.0 - c2) * 0.5)
+
+
+def _snake_fwd(x: Any, ops: Any, frequency: float = 1.0) -> Any:
+    if frequency == 1.0:
+        return x + _snake_sin2(ops, x)
+    return x + _snake_sin2(ops, x * frequency) / frequency
+
+
+def _snake_der(x: Any, ops: Any, frequency: float = 1.0) -> Any:
+    return 1.0 + ops.sin(2.0 * (x * frequency))
+
+
+SNAKE = Spec(
+    name="snake",
+    family="self_gated",
+    summary="x + sin^2(a x) / a: periodic-plus-linear, monotonic (f' = 1 + sin(2 a x) >= 0).",
+    params=(
+        Param(
+            "frequency",
+            1.0,
+            low=0.0,
+            low_open=True,
+            trainable=True,
+            doc="a > 0, the frequency of the periodic part (the paper's a, BigVGAN's alpha, TF Addons' frequency)",
+        ),
+    ),
+    definition=lambda x, sp, frequency: x + sp.sin(frequency * x) ** 2 / frequency,
+    forward=_snake_fwd,
+    derivative=_snake_der,
+    monotonic=True,
+    zero_centered=True,
+    references=(ZIYIN_SNAKE,),
+    equivalents=(
+        Equivalent(
+            "tfa",
+            "tfa.activations.snake",
+            "frequency=1 as here; computes x + (1 - cos(2 a x)) / (2a), which cancels for small |a x| "
+            "(relative error ~ 1/(a x)^2 ulp)",
+        ),
+    ),
+    notes="f(+-inf) is +-inf; f'(+-inf) has no limit (NaN).",
+)
+
+
+# ----------------------------------------------------------------------------- tanhshrink
+_TS_SWITCH = 1.5
+_TS_LEVELS = {np.dtype(np.float32): 6, np.dtype(np.float64): 10}
+
+
+def _tanhshrink_fwd(x: Any, ops: Any) -> Any:
+    # |x| < 1.5: x - tanh x = x P / (1 + P) with P = x coth x - 1 from Lambert's continued fraction
+    # P = u / (3 + u / (5 + u / (7 + ...))), u = x^2 (no cancellation; relative error 1e-9 / 1e-18 at 1.5)
+    xs = ops.clip(x, -_TS_SWITCH, _TS_SWITCH)
+    u = xs * xs
+    levels = _TS_LEVELS[_precision(ops, x).dtype]
+    t = ops.full_like(xs, float(2 * levels + 1))
+    for k in range(levels - 1, 0, -1):
+        t = (2 * k + 1) + u / t
+    p = u / t
+    near = xs * (p / (1.0 + p))
+    return ops.where(ops.abs(x) < _TS_SWITCH, near, x - ops.tanh(x))
+
+
+TANHSHRINK = Spec(
+    name="tanhshrink",
+    aliases=("tanh_shrink",),
+    family="self_gated",
+    summary="x - tanh(x); ~x^3/3 near 0, computed without the cancellation of the direct formula.",
+    definition=lambda x, sp: sp.Piecewise(
+        # the series stands in for x - tanh(x) only where the difference is below 1e-36 relative
+        # to x and mpmath would return an exact 0 at any fixed precision
+        (x**3 / 3 - 2 * x**5 / 15 + 17 * x**7 / 315 - 62 * x**9 / 2835 + 1382 * x**11 / 155925, sp.Abs(x) < sp.Rational(1, 2**20)),
+        (x - sp.tanh(x), True),
+    ),
+    formula=r"x - \tanh(x)",
+    forward=_tanhshrink_fwd,
+    derivative=lambda x, ops: ops.square(ops.tanh(x)),
+    monotonic=True,
+    zero_centered=True,
+    references=(TORCH_TANHSHRINK,),
+    equivalents=(
+        Equivalent(
+            "pytorch",
+            "torch.nn.functional.tanhshrink",
+            "x - tanh(x) evaluated directly: cancels near 0 (relative error ~ 3 / x^2 ulp, 5 % at x = 1e-3 in float32)",
+        ),
+        Equivalent("keras", "keras.activations.tanh_shrink", "Keras 3 (also keras.ops.tanh_shrink); direct x - tanh(x)"),
+        Equivalent("tfa", "tfa.activations.tanhshrink"),
+    ),
+    torch_native=lambda x, torch: torch.nn.functional.tanhshrink(x),
+    native=False,
+)
+
+
+SPECS = (
+    SWISH,
+    SILU,
+    QUICK_GELU,
+    MISH,
+    GELU,
+    LISHT,
+    TANHEXP,
+    SERF,
+    SMISH,
+    LOGISH,
+    ELISH,
+    HARD_ELISH,
+    GCU,
+    MAX_X_XEXP,
+    SNAKE,
+    TANHSHRINK,
+)

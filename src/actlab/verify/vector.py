@@ -1,0 +1,499 @@
+"""Accuracy of vector specs (softmax family, sparsemax, entmax, gated units, maxout, crelu).
+
+Data first: :func:`measure_vector` returns a :class:`VectorAccuracyRow` (an ``AccuracyRow``);
+``python -m actlab.verify.vector NAME...`` prints them with a few functional checks.
+
+The oracle of a vector spec is ``spec.oracle(row, mp, **params)``: the exact output for ONE 1-D
+row (a list of mpf), with every parameter except ``axis``. Here it is evaluated
+
+- forward: at raised precision until two evaluations agree to 80 bits in every element (the
+  approach of :func:`actlab.verify.oracle.evaluate_point`);
+- vjp: through the Jacobian by numerical differentiation of the oracle at high precision (central
+  differences with h = 10^-18 at 50 digits, then h = 10^-28 at 80 digits, ..., until two levels
+  agree); a column whose one-sided differences disagree is a kink (ties in maxout, the edge of the
+  sparsemax support, relu gates at 0): its vjp element is not measured and is counted in
+  ``kink_elements``.
+
+Rules (the elementwise targets of issue #2 applied per element):
+
+- forward: float32 within 4 ulp, float64 within 8 ulp of the correctly rounded value of each
+  element; results below the smallest normal number may flush to zero; specs declaring
+  ``condition_allowance`` get ``limit * max(1, kappa_i)`` with the componentwise condition number
+  ``kappa_i = sum_j |x_j dy_i/dx_j| / |y_i|`` (x replaced by x - max(x) when the function is
+  shift-invariant on that row);
+- vjp through torch autograd for a random cotangent: within 8 units of max(ulp(true),
+  ulp(max |true| over the row) / 2);
+- no NaN or inf where the true value is finite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from actlab.ops._lazy import require
+from actlab.verify.accuracy import DERIVATIVE_LIMIT, FORWARD_LIMIT, AccuracyRow, ulp, ulp_errors
+from actlab.verify.oracle import _PRECISIONS, OracleError, _agree, _cache_dir
+
+__all__ = ["VectorAccuracyRow", "measure_vector", "vector_rows", "functional_checks", "main"]
+
+ROWS = 96
+WIDTH = 16
+_JACOBIAN_START = 40  # digits; h = 10^-(digits/3)
+_JACOBIAN_MAX = 20000
+_TINY = {"float32": -50, "float64": -330}  # log10 of a value below the smallest subnormal
+_KINK_RTOL = 1e-10
+_CACHE_VERSION = "3"
+
+
+@dataclass
+class VectorAccuracyRow(AccuracyRow):
+    rows: int = 0
+    width: int = 0
+    kink_elements: int = 0  # vjp elements not measured (one-sided derivatives disagree)
+    worst_forward_row: tuple | None = None  # the input row of the worst forward element
+    worst_derivative_row: tuple | None = None
+
+
+# ----------------------------------------------------------------------------- input rows
+def _width_for(spec: Any, params: dict[str, Any], width: int) -> int:
+    step = 2
+    if "pieces" in params:
+        step = step * params["pieces"] // math.gcd(step, params["pieces"])
+    return max(step, -(-width // step) * step)
+
+
+def _support_row(rng: np.random.Generator, w: int, k: int) -> np.ndarray:
+    """A row whose sparsemax support has exactly k elements."""
+    k = max(1, min(k, w))
+    t = rng.normal(0, 3)
+    top = t - rng.uniform(0, 0.5 / k, size=k)
+    rest = t - 2.0 / k - 1.0 - np.abs(rng.normal(0, 2, size=w - k))
+    row = np.concatenate([top, rest])
+    rng.shuffle(row)
+    return row
+
+
+def _generators() -> list[Callable[[np.random.Generator, int], np.ndarray]]:
+    gens: list[Callable[[np.random.Generator, int], np.ndarray]] = []
+    for s in (1e-3, 0.1, 1.0, 3.0, 10.0, 100.0):
+        gens.append(lambda r, w, s=s: r.normal(0, s, size=w))
+    gens.append(lambda r, w: r.uniform(-1e4, 1e4, size=w))
+    for c in (1e4, -1e4, 100.0, -100.0):
+        gens.append(lambda r, w, c=c: c + r.normal(0, 2.0, size=w))
+    gens.append(lambda r, w: r.choice([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0], size=w))
+    gens.append(lambda r, w: np.full(w, r.choice([0.0, 1.0, -3.5, 1e4, -1e4])))
+    for k in (1, 2, 3, 0.5, 1.0):
+        gens.append(lambda r, w, k=k: _support_row(r, w, k if k >= 1 else max(1, int(k * w))))
+
+    def mixed(r: np.random.Generator, w: int) -> np.ndarray:
+        row = np.where(r.random(w) < 0.5, r.normal(0, 1e-3, size=w), 50 + r.normal(0, 10, size=w))
+        row[r.integers(0, w)] = 0.0
+        return row
+
+    def zeros(r: np.random.Generator, w: int) -> np.ndarray:
+        row = r.normal(0, 1, size=w)
+        row[r.random(w) < 0.3] = 0.0
+        return row
+
+    gens += [mixed, zeros, lambda r, w: r.normal(0, 30, size=w)]
+    return gens
+
+
+def vector_rows(spec: Any, params: dict[str, Any] | None = None, dtype: str = "float32", rows: int = ROWS, width: int = WIDTH, seed: int = 0) -> np.ndarray:
+    """Seeded test rows (rows, width') as float64 holding ``dtype`` values: Gaussian rows of many
+    scales, uniform rows over [-1e4, 1e4], large offsets (+-1e4, +-100), ties, all-equal rows,
+    rows whose sparsemax support has 1, 2, 3, half and all elements, mixed magnitudes, zeros."""
+    params = spec.resolve_params(**(params or {}))
+    w = _width_for(spec, params, width)
+    rng = np.random.default_rng(seed)
+    gens = _generators()
+    out = np.stack([gens[i % len(gens)](rng, w) for i in range(rows)])
+    return out.astype(dtype).astype(np.float64)
+
+
+# ----------------------------------------------------------------------------- the oracle
+def _mp() -> Any:
+    return require("mpmath", "the accuracy oracle")
+
+
+def _row_fn(spec: Any, params: dict[str, Any]) -> Callable[[list], list]:
+    extra = {k: v for k, v in params.items() if k != "axis"}
+    return lambda row: spec.oracle(row, _mp(), **extra)
+
+
+def _row_truth(fn: Callable[[list], list], row: np.ndarray) -> list:
+    mp = _mp()
+    previous = None
+    for dps in _PRECISIONS:
+        with mp.workdps(dps):
+            value = [mp.mpf(v) for v in fn([mp.mpf(float(v)) for v in row])]
+        if previous is not None and len(previous) == len(value) and all(_agree(a, b, mp) for a, b in zip(previous, value)):
+            return value
+        previous = value
+    raise OracleError(f"vector oracle did not converge on row {row.tolist()!r}")
+
+
+def _row_jacobian(fn: Callable[[list], list], row: np.ndarray, tiny: int) -> tuple[list, list, list]:
+    """(central J, max one-sided |J|, kink flag) per column j (the derivatives by input j).
+
+    Each column is wanted to 2^-80 of its largest entry, or to 10^tiny (below the dtype's
+    smallest subnormal) when it is smaller than that: the precision is raised until the rounding
+    noise of the differences, ~10^-dps max(1, |x|, |f|) / h with h = 10^-(dps/3), is below that,
+    and then until two precisions agree. A column whose one-sided differences disagree is a kink.
+    """
+    mp = _mp()
+    f0_at: dict[int, list] = {}
+
+    def base(dps: int) -> list:
+        if dps not in f0_at:
+            with mp.workdps(dps):
+                f0_at[dps] = fn([mp.mpf(float(v)) for v in row])
+        return f0_at[dps]
+
+    big_x = max([1.0] + [abs(float(v)) for v in row])
+    central_cols, abs_cols, kinks = [], [], []
+    for j in range(len(row)):
+        dps, previous = _JACOBIAN_START, None
+        while True:
+            if dps > _JACOBIAN_MAX:
+                raise OracleError(f"vector oracle Jacobian did not converge on row {row.tolist()!r}")
+            hexp = dps // 3
+            f0 = base(dps)
+            with mp.workdps(dps):
+                h = mp.mpf(10) ** (-hexp)
+                xs = [mp.mpf(float(v)) for v in row]
+                xp, xm = list(xs), list(xs)
+                xp[j] = xs[j] + h
+                xm[j] = xs[j] - h
+                fp, fm = fn(xp), fn(xm)
+                plus = [(a - b) / h for a, b in zip(fp, f0)]
+                minus = [(b - c) / h for b, c in zip(f0, fm)]
+                central = [(a + b) / 2 for a, b in zip(plus, minus)]
+                scale = max((abs(v) for v in central), default=mp.mpf(0))
+                big = max([mp.mpf(big_x)] + [abs(v) for v in f0])
+                noise = 8 * big * mp.mpf(10) ** (hexp - dps)
+                need = max(scale * mp.mpf(2) ** -80, mp.mpf(10) ** tiny)
+                if noise > need:  # differences not resolved: raise the precision to what they need
+                    previous = None
+                    dps = max(int(dps * 1.5), int(1.5 * float(mp.log10(8 * big / need))) + 10)
+                    continue
+                if previous is not None and all(abs(a - b) <= need for a, b in zip(previous, central)):
+                    jump = max((abs(a - b) for a, b in zip(plus, minus)), default=mp.mpf(0))
+                    kinks.append(bool(jump > _KINK_RTOL * scale + 100 * need))
+                    central_cols.append(central)
+                    abs_cols.append([max(abs(a), abs(b)) for a, b in zip(plus, minus)])
+                    break
+            previous = central
+            dps = int(dps * 1.5)
+    return central_cols, abs_cols, kinks
+
+
+def _shift_invariant(fn: Callable[[list], list], row: np.ndarray, truth: list) -> bool:
+    mp = _mp()
+    with mp.workdps(60):
+        xs = [mp.mpf(float(v)) for v in row]
+        top = max(xs)
+        shifted = fn([v - top for v in xs])
+        scale = max(abs(v) for v in truth) if truth else 0
+        return all(abs(a - b) <= (scale + mp.mpf(2) ** -300) * mp.mpf(2) ** -100 for a, b in zip(shifted, truth))
+
+
+def _source_hash(spec: Any) -> str:
+    h = hashlib.sha256(_CACHE_VERSION.encode())
+    try:
+        h.update(Path(inspect.getsourcefile(spec.oracle) or "").read_bytes())
+    except (OSError, TypeError):
+        h.update(repr(spec.oracle).encode())
+    return h.hexdigest()
+
+
+def _truth(
+    spec: Any, params: dict[str, Any], xs: np.ndarray, gs: np.ndarray, tiny: int, cache: bool = True
+) -> dict[str, np.ndarray]:
+    """Forward values, condition numbers, vjp values, sum_i |g_i J_ij| and kink masks per row (cached)."""
+    path = None
+    folder = _cache_dir() if cache else None
+    if folder is not None:
+        key = hashlib.sha256()
+        key.update(spec.name.encode())
+        key.update(repr(sorted(params.items())).encode())
+        key.update(_source_hash(spec).encode())
+        key.update(np.ascontiguousarray(xs).tobytes())
+        key.update(np.ascontiguousarray(gs).tobytes())
+        key.update(repr(tiny).encode())
+        path = folder / "vector" / f"{spec.name}-{key.hexdigest()[:32]}.npz"
+        if path.exists():
+            try:
+                with np.load(path) as data:
+                    return {k: data[k] for k in data.files}
+            except (OSError, ValueError):
+                pass
+    mp = _mp()
+    fn = _row_fn(spec, params)
+    allowance = spec.tolerance.condition_allowance
+    fwd, cond, vjp, absg, kink = [], [], [], [], []
+    for row, g in zip(xs, gs):
+        truth = _row_truth(fn, row)
+        central, absj, kinks = _row_jacobian(fn, row, tiny)
+        with mp.workdps(60):
+            gm = [mp.mpf(float(v)) for v in g]
+            vjp.append([float(mp.fsum(gi * jij for gi, jij in zip(gm, col))) for col in central])
+            absg.append([float(mp.fsum(abs(gi * jij) for gi, jij in zip(gm, col))) for col in central])
+            if allowance:
+                ref = max(row) if _shift_invariant(fn, row, truth) else 0.0
+                xt = [abs(mp.mpf(float(v)) - mp.mpf(float(ref))) for v in row]
+                k_row = []
+                for i, yi in enumerate(truth):
+                    num = mp.fsum(xt[j] * absj[j][i] for j in range(len(row)))
+                    k_row.append(float(num / abs(yi)) if yi != 0 else 1.0)
+                cond.append(k_row)
+            else:
+                cond.append([1.0] * len(truth))
+        fwd.append([float(v) for v in truth])
+        kink.append(kinks)
+    out = {
+        "forward": np.array(fwd, dtype=np.float64),
+        "cond": np.maximum(np.nan_to_num(np.array(cond, dtype=np.float64), nan=1.0, posinf=1.0), 1.0),
+        "vjp": np.array(vjp, dtype=np.float64),
+        "absg": np.array(absg, dtype=np.float64),
+        "kink": np.array(kink, dtype=bool),
+    }
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+            np.savez(tmp, **out)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+    return out
+
+
+# ----------------------------------------------------------------------------- measurement
+@dataclass
+class _Measured:
+    forward: np.ndarray
+    vjp: np.ndarray | None
+
+
+def _torch_eval(fn: Callable[[Any], Any], xs: np.ndarray, gs: np.ndarray, dtype: str) -> _Measured:
+    import torch
+
+    x = torch.tensor(xs, dtype=getattr(torch, dtype), requires_grad=True)
+    y = fn(x)
+    fwd = y.detach().to(torch.float64).numpy()
+    try:
+        (gx,) = torch.autograd.grad(y, x, torch.tensor(gs, dtype=y.dtype))
+        der = gx.to(torch.float64).numpy()
+    except RuntimeError:
+        der = None
+    return _Measured(fwd, der)
+
+
+def _numpy_eval(spec: Any, params: dict[str, Any], xs: np.ndarray, gs: np.ndarray, dtype: str) -> _Measured:
+    from actlab.ops import numpy_ops
+
+    x = xs.astype(dtype)
+    y = numpy_ops.apply(spec, x, params)
+    saved_x, saved_y = (None, y) if spec.saves == "output" else (x, None)
+    gx = spec.vjp(saved_x, saved_y, gs.astype(dtype), numpy_ops.NUMPY, **params)
+    return _Measured(y.astype(np.float64), np.asarray(gx).astype(np.float64))
+
+
+def measure_vector(
+    spec: Any,
+    dtype: str = "float32",
+    rows: int = ROWS,
+    width: int = WIDTH,
+    seed: int = 0,
+    params: dict[str, Any] | None = None,
+    backend: str = "torch",
+    with_torch: bool = True,
+    cache: bool = True,
+) -> VectorAccuracyRow:
+    """Measure a vector spec (and PyTorch's native function, if any) against its row oracle."""
+    if spec.kind != "vector" or spec.oracle is None:
+        raise TypeError(f"{spec.name}: measure_vector needs a vector spec with an oracle")
+    params = spec.resolve_params(**(params or {}))
+    xs = vector_rows(spec, params, dtype, rows, width, seed)
+    from actlab.ops import numpy_ops
+
+    out_shape = numpy_ops.apply(spec, xs.astype(dtype), params).shape
+    rng = np.random.default_rng(seed + 1)
+    gs = rng.normal(0, 1, size=out_shape).astype(dtype).astype(np.float64)
+    truth = _truth(spec, params, xs, gs, _TINY[dtype], cache=cache)
+    true_f, cond, true_v, kink = truth["forward"], truth["cond"], truth["vjp"], truth["kink"]
+    if not spec.tolerance.condition_allowance:
+        cond = np.ones_like(true_f)
+    conditioned = int(np.sum(cond > 1.0))
+    f_limit = spec.tolerance.forward_ulps or FORWARD_LIMIT[dtype]
+    d_limit = spec.tolerance.derivative_ulps or DERIVATIVE_LIMIT
+    finite_v = np.isfinite(true_v) & ~kink
+    v_floor = ulp(truth["absg"], dtype) / 2.0  # 4 ulp of sum_i |g_i J_ij|: backward-stable in g
+
+    def score(m: _Measured) -> tuple[float, float, int, int, int]:
+        f_err, f_bad = ulp_errors(m.forward, true_f, dtype)
+        f_err = f_err / cond
+        nonfinite = int(np.sum(f_bad))
+        if m.vjp is None:
+            d_max, d_row = math.nan, -1
+        else:
+            d_err, d_bad = ulp_errors(m.vjp, true_v, dtype, floor=v_floor)
+            if spec.tolerance.condition_allowance and d_err.shape == cond.shape:
+                d_err = d_err / cond  # a vjp element inherits the conditioning of its output element
+            d_err = np.where(finite_v, d_err, 0.0)
+            nonfinite += int(np.sum(d_bad & finite_v))
+            i = int(np.argmax(d_err))
+            d_max, d_row = float(d_err.flat[i]), i // d_err.shape[1]
+        i = int(np.argmax(f_err))
+        return float(f_err.flat[i]), d_max, nonfinite, i // f_err.shape[1], d_row
+
+    if backend == "numpy":
+        ours = _numpy_eval(spec, params, xs, gs, dtype)
+    else:
+        from actlab.torch.functional import apply
+
+        ours = _torch_eval(lambda t: apply(spec, t, params), xs, gs, dtype)
+    f_ulps, d_ulps, nonfinite, f_row, d_row = score(ours)
+    result = VectorAccuracyRow(
+        name=spec.name,
+        dtype=dtype,
+        points=int(true_f.size),
+        forward_ulps=f_ulps,
+        derivative_ulps=d_ulps,
+        nonfinite=nonfinite,
+        conditioned=conditioned,
+        forward_limit=f_limit,
+        derivative_limit=d_limit,
+        rows=int(xs.shape[0]),
+        width=int(xs.shape[1]),
+        kink_elements=int(np.sum(kink)),
+        worst_forward_row=tuple(xs[f_row].tolist()),
+        worst_derivative_row=tuple(xs[d_row].tolist()) if d_row >= 0 else None,
+    )
+    if with_torch and backend == "torch" and spec.torch_native is not None:
+        import torch
+
+        theirs = _torch_eval(lambda t: spec.torch_native(t, torch, **params), xs, gs, dtype)
+        tf, td, tn, _, _ = score(theirs)
+        result.torch_forward_ulps, result.torch_derivative_ulps, result.torch_nonfinite = tf, td, tn
+        eq = [e for e in spec.equivalents if e.framework == "pytorch"]
+        result.torch_name = eq[0].symbol if eq else "torch"
+    return result
+
+
+# ----------------------------------------------------------------------------- functional checks
+def functional_checks(spec: Any, params: dict[str, Any] | None = None, seed: int = 0) -> list[tuple[str, bool, str]]:
+    """(check, passed, detail) for: other axes, float16/bfloat16, gradcheck and gradgradcheck in
+    float64, the values and gradients at special rows (inf, NaN, +-0, subnormals)."""
+    import torch
+
+    from actlab.torch.functional import apply
+
+    params = spec.resolve_params(**(params or {}))
+    out: list[tuple[str, bool, str]] = []
+    w = _width_for(spec, params, 8)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(5, w, generator=gen, dtype=torch.float64)
+
+    def run(t: torch.Tensor, axis: int) -> torch.Tensor:
+        return apply(spec, t, {**params, "axis": axis})
+
+    ref = run(x, -1)
+    same = torch.equal(run(x.t().contiguous(), 0).t(), ref)
+    x3 = x.reshape(5, 1, w).expand(5, 3, w).transpose(1, 2).contiguous()  # (5, w, 3), axis 1
+    same3 = torch.equal(run(x3, 1)[:, :, 0], ref) and torch.equal(run(x3, -2)[:, :, 2], ref)
+    out.append(("other axes (0 on the transpose, 1 and -2 of a 3-d input)", same and same3, ""))
+
+    for low in (torch.float16, torch.bfloat16):
+        xl = x.to(low).requires_grad_(True)
+        yl = run(xl, -1)
+        y32 = run(xl.detach().float(), -1).to(low)
+        (gl,) = torch.autograd.grad(yl, xl, torch.ones_like(yl))
+        eps = torch.finfo(low).eps
+        close = torch.allclose(yl.float(), y32.float(), rtol=eps, atol=eps * float(y32.float().abs().max()))
+        ok = yl.dtype == low and gl.dtype == low and bool(torch.isfinite(gl).all()) and close
+        out.append((f"{str(low).split('.')[-1]} (computed in float32)", ok, ""))
+
+    xg = (torch.randn(3, w, generator=gen, dtype=torch.float64) * 1.5).requires_grad_(True)
+    try:
+        ok = torch.autograd.gradcheck(lambda t: run(t, -1), (xg,))
+        detail = ""
+    except Exception as err:  # noqa: BLE001 - reported, not raised
+        ok, detail = False, str(err).splitlines()[0][:200]
+    out.append(("gradcheck float64", bool(ok), detail))
+    try:
+        ok = torch.autograd.gradgradcheck(lambda t: run(t, -1), (xg,))
+        detail = ""
+    except Exception as err:  # noqa: BLE001
+        ok, detail = False, str(err).splitlines()[0][:200]
+    out.append(("gradgradcheck float64", bool(ok), detail))
+
+    inf, nan = math.inf, math.nan
+    specials = [
+        [inf, 1.0, -2.0, 0.0],
+        [-inf, 1.0, -2.0, 0.0],
+        [-inf, -inf, -inf, -inf],
+        [inf, inf, 0.0, 1.0],
+        [nan, 1.0, 2.0, 3.0],
+        [0.0, -0.0, 1e-310, -1e-310],
+        [1e4, -1e4, 1e4, 0.0],
+    ]
+    ws = _width_for(spec, params, 4)
+    rows = torch.tensor([r * (ws // 4) for r in specials], dtype=torch.float64, requires_grad=True)
+    y = run(rows, -1)
+    (g,) = torch.autograd.grad(y, rows, torch.ones_like(y))
+    np.set_printoptions(precision=4, linewidth=200)
+    detail = "\n".join(
+        f"      x={r}\n      f={fy}\n      g={gg}"
+        for r, fy, gg in zip(rows.detach().numpy(), y.detach().numpy(), g.numpy())
+    )
+    numpy_y = spec(rows.detach().numpy(), **{k: v for k, v in params.items()})
+    agree = np.array_equal(np.asarray(numpy_y), y.detach().numpy(), equal_nan=True)
+    out.append(("special rows (torch == numpy)", agree, detail))
+    return out
+
+
+# ----------------------------------------------------------------------------- CLI
+def main(argv: list[str]) -> int:
+    from actlab.registry import get_spec
+
+    failed = False
+    for name in argv:
+        spec = get_spec(name)
+        for dtype in ("float32", "float64"):
+            for backend in ("torch", "numpy"):
+                row = measure_vector(spec, dtype, backend=backend, with_torch=backend == "torch")
+                failed |= not row.passed
+                print(
+                    f"{spec.name:>12} {dtype} {backend:>5}: fwd {row.forward_ulps:7.2f} ulp "
+                    f"vjp {row.derivative_ulps:7.2f} nonfinite={row.nonfinite} cond={row.conditioned} "
+                    f"kinks={row.kink_elements} {'PASS' if row.passed else 'FAIL'}"
+                    + (
+                        f" | torch fwd {row.torch_forward_ulps:.3g} vjp {row.torch_derivative_ulps:.3g} "
+                        f"nonfinite={row.torch_nonfinite}"
+                        if row.torch_name
+                        else ""
+                    )
+                )
+                if not row.passed:
+                    print(f"{'':>14}worst forward row: {row.worst_forward_row}")
+                    print(f"{'':>14}worst vjp row: {row.worst_derivative_row}")
+        for check, ok, detail in functional_checks(spec):
+            failed |= not ok
+            print(f"{'':>14}{check}: {'ok' if ok else 'FAILED'}" + (f"\n{detail}" if detail else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
