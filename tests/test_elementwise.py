@@ -137,7 +137,10 @@ def test_kink_gradient_convention(spec):
         assert ours == pytest.approx(declared, abs=1e-12), f"f'({at}) = {ours}, declared {declared}"
         if spec.torch_native is not None:
             xt = x.clone().requires_grad_(True)
-            (theirs,) = torch.autograd.grad(spec.torch_native(xt, torch, **spec.defaults).sum(), xt)
+            try:
+                (theirs,) = torch.autograd.grad(spec.torch_native(xt, torch, **spec.defaults).sum(), xt)
+            except RuntimeError:
+                continue  # PyTorch's function has no derivative (torch.heaviside)
             assert ours == pytest.approx(theirs.item(), abs=1e-12), f"PyTorch's f'({at}) = {theirs.item()}"
 
 

@@ -7,23 +7,27 @@ Numerical notes shared by several specs:
   printed as ``e^x - 1`` and ``log(1 + u)`` in LaTeX): ``exp(x) - 1`` cancels completely in the
   mpmath oracle for |x| < 1e-80 at any of its first precisions, so it would not be an oracle.
 - A parameter that multiplies ``x`` inside an exponential tail (softplus' ``beta``, soft
-  clipping's ``alpha``) makes the rounding of ``beta * x`` an error amplified by |beta x|
-  (e^u has condition number |u|). ``_scale`` returns ``beta * x`` as an unevaluated sum
+  clipping's and soft exponential's ``alpha``) makes the rounding of ``beta * x`` an error
+  amplified by |beta x| (e^u has condition number |u|; PyTorch's float32 softplus is 44-64 ulp
+  off for beta = 3 or 0.1 because of it). ``_scale`` returns ``beta * x`` as an unevaluated sum
   ``hi + lo`` (Dekker's exact product, including the rounding of ``beta`` itself to float32), and
-  the tail is corrected to first order in ``lo``. Dyadic parameters (1, 2, 0.5, ...) skip it.
+  the tail is corrected to first order in ``lo``. Powers of two (1, 2, 0.5, ...) skip it.
 - ``loglog(x) = exp(-e^{-x})`` has condition number |x| e^{-x} on the left: a correctly rounded
-  e^{-x} is not accurate enough (up to ~40 ulp in float32, ~350 in float64), so e^{-x} is
-  computed in double-word arithmetic (``_exp_double_word``) there.
+  e^{-x} is not accurate enough (exp(-exp(-x)) is 130 ulp off in float32, 480 in float64), so
+  e^{-x} is computed in double-word arithmetic (``_exp_double_word``) there. Its oracle needs
+  e^{-x} to |x| / log 2 extra bits, which ``exp_neg_exp`` supplies (see ``_sym``).
 
-The double-word helpers rely on IEEE rounding of each separate operation (as in eager PyTorch
-and NumPy); a compiler that contracted ``a * b + c`` into an FMA would keep them correct except
-for the Veltkamp split, which must not be re-associated.
+The double-word helpers rely on each operation being rounded separately, as written (eager
+PyTorch, NumPy): a compiler that re-associated them or contracted the Veltkamp split
+``t - (t - a)`` into an FMA would lose the extra precision (results would still be within a few
+ulp of the plain formulas).
 """
 
 from __future__ import annotations
 
 import math
 import struct
+from fractions import Fraction
 from typing import Any
 
 from actlab.catalog._refs import CLEVERT_ELU, GOODFELLOW_DL, KLAMBAUER_SELU, WIKIPEDIA_TABLE
@@ -81,7 +85,9 @@ KLIMEK_SOFTCLIP = Reference(
     2020,
     arxiv="1810.11509",
 )
-MCCULLAGH_GLM = Reference("Generalized Linear Models, 2nd ed. (complementary log-log and log-log links)", "McCullagh, Nelder", 1989)
+MCCULLAGH_GLM = Reference(
+    "Generalized Linear Models, 2nd ed. (complementary log-log and log-log links)", "McCullagh, Nelder", 1989
+)
 CHEN_MANNING_CUBE = Reference(
     "A Fast and Accurate Dependency Parser using Neural Networks",
     "Chen, Manning",
@@ -306,9 +312,7 @@ ELU = Spec(
     aliases=("exponential_linear_unit",),
     family="exponential",
     summary="Exponential linear unit: x for x > 0, alpha (e^x - 1) otherwise; saturates at -alpha.",
-    params=(
-        Param("alpha", 1.0, low=0.0, doc="Saturation value -alpha for x -> -inf (alpha = 0 gives ReLU)."),
-    ),
+    params=(Param("alpha", 1.0, low=0.0, doc="Saturation value -alpha for x -> -inf (alpha = 0 gives ReLU)."),),
     definition=lambda x, sp, alpha: sp.Piecewise((x, x > 0), (alpha * _expm1(x), True)),
     forward=_elu_fwd,
     derivative=_elu_der,
@@ -327,12 +331,19 @@ ELU = Spec(
     saturates=("left",),
     references=(CLEVERT_ELU,),
     equivalents=(
-        Equivalent("pytorch", "torch.nn.functional.elu", "alpha=1.0; autograd gives f'(0) = alpha (left branch), as actlab."),
-        Equivalent("keras", "keras.activations.elu", "alpha=1.0 (keras.layers.ELU(alpha=1.0)); Keras 3's docstring calls alpha the 'slope of positive section', it is the negative saturation."),
+        Equivalent(
+            "pytorch", "torch.nn.functional.elu", "alpha=1.0; autograd gives f'(0) = alpha (left branch), as actlab."
+        ),
+        Equivalent(
+            "keras",
+            "keras.activations.elu",
+            "alpha=1.0 (keras.layers.ELU(alpha=1.0)); Keras 3's docstring calls alpha the 'slope of positive section', it is the negative saturation.",
+        ),
         Equivalent("jax", "jax.nn.elu", "alpha=1.0; x > 0 ? x : alpha * expm1(x), so f'(0) = alpha."),
         Equivalent("timm", "timm.layers.get_act_fn('elu')", "maps to torch.nn.functional.elu."),
     ),
     torch_native=lambda x, torch, alpha: torch.nn.functional.elu(x, alpha=alpha),
+    native=True,
     notes="PyTorch and JAX accept any alpha; actlab requires alpha >= 0 (negative alpha is not monotone).",
 )
 
@@ -341,12 +352,17 @@ SELU = Spec(
     aliases=("scaled_elu",),
     family="exponential",
     summary="Scaled ELU with the self-normalizing constants lambda = 1.0507..., alpha = 1.6733....",
-    definition=lambda x, sp: sp.Float(SELU_LAMBDA_STR, 40)
-    * sp.Piecewise((x, x > 0), (sp.Float(SELU_ALPHA_STR, 40) * _expm1(x), True)),
+    definition=lambda x, sp: (
+        sp.Float(SELU_LAMBDA_STR, 40) * sp.Piecewise((x, x > 0), (sp.Float(SELU_ALPHA_STR, 40) * _expm1(x), True))
+    ),
     forward=lambda x, ops: ops.where(x > 0, SELU_LAMBDA * x, SELU_LAMBDA_ALPHA * ops.expm1(ops.minimum(x, 0.0))),
     derivative=lambda x, ops: ops.where(x > 0, SELU_LAMBDA, SELU_LAMBDA_ALPHA * ops.exp(ops.minimum(x, 0.0))),
     derivative_from_output=lambda y, ops: ops.where(y > 0, SELU_LAMBDA, y + SELU_LAMBDA_ALPHA),
-    kinks=(Kink(at=0.0, grad=SELU_LAMBDA_ALPHA, note="f'(0-) = lambda alpha, f'(0+) = lambda; PyTorch returns lambda alpha."),),
+    kinks=(
+        Kink(
+            at=0.0, grad=SELU_LAMBDA_ALPHA, note="f'(0-) = lambda alpha, f'(0+) = lambda; PyTorch returns lambda alpha."
+        ),
+    ),
     bounds=(-SELU_LAMBDA_ALPHA, INF),
     monotonic=True,
     smoothness=0,
@@ -356,11 +372,16 @@ SELU = Spec(
     references=(KLAMBAUER_SELU,),
     equivalents=(
         Equivalent("pytorch", "torch.nn.functional.selu", "same constants; autograd gives f'(0) = lambda alpha."),
-        Equivalent("keras", "keras.activations.selu", "same function; the docstring rounds the constants to 8 digits. Use with the lecun_normal initializer and AlphaDropout."),
+        Equivalent(
+            "keras",
+            "keras.activations.selu",
+            "same function; the docstring rounds the constants to 8 digits. Use with the lecun_normal initializer and AlphaDropout.",
+        ),
         Equivalent("jax", "jax.nn.selu", "same constants (scale * elu(x, alpha)), f'(0) = lambda alpha."),
         Equivalent("timm", "timm.layers.get_act_fn('selu')", "maps to torch.nn.functional.selu."),
     ),
     torch_native=lambda x, torch: torch.nn.functional.selu(x),
+    native=True,
 )
 
 
@@ -381,7 +402,13 @@ CELU = Spec(
     saturates=("left",),
     references=(BARRON_CELU,),
     equivalents=(
-        Equivalent("pytorch", "torch.nn.functional.celu", "alpha=1.0; alpha=0 raises ZeroDivisionError, negative alpha is accepted (actlab refuses alpha <= 0)."),
+        Equivalent(
+            "pytorch",
+            "torch.nn.functional.celu",
+            "alpha=1.0; alpha=0 raises ZeroDivisionError, negative alpha is accepted (actlab refuses alpha <= 0). "
+            "Its float64 backward uses 1/alpha rounded to float32: for alpha not a power of 2 the gradient is off "
+            "by ~1e-8 relative (3.6e-7 at x = -3, alpha = 0.3), so actlab does not use the native kernel.",
+        ),
         Equivalent("keras", "keras.activations.celu", "alpha=1.0."),
         Equivalent("jax", "jax.nn.celu", "alpha=1.0; computed as max(x, 0) + alpha * expm1(min(x, 0) / alpha)."),
         Equivalent("timm", "timm.layers.get_act_fn('celu')", "maps to torch.nn.functional.celu."),
@@ -498,6 +525,7 @@ LOG_SIGMOID = Spec(
         Equivalent("jax", "jax.nn.log_sigmoid", "computed as -softplus(-x)."),
     ),
     torch_native=lambda x, torch: torch.nn.functional.logsigmoid(x),
+    native=True,
 )
 
 EXPONENTIAL = Spec(
@@ -520,6 +548,7 @@ EXPONENTIAL = Spec(
         Equivalent("jax", "jax.numpy.exp"),
     ),
     torch_native=lambda x, torch: torch.exp(x),
+    native=True,
 )
 
 
@@ -553,6 +582,11 @@ def _sparse_plus_fwd(x, ops):
     return ops.where(x <= -1.0, 0.0, ops.where(x >= 1.0, x, mid))
 
 
+def _sparse_plus_from_output(y, ops):
+    ys = ops.where(y > 0, y, 1.0)  # sqrt'(0) is infinite: keep 0 out of the graph (double backward)
+    return ops.where(y > 0, ops.minimum(ops.sqrt(ys), 1.0), ops.where(y <= 0, 0.0, y))  # (x + 1) / 2 = sqrt(y)
+
+
 SPARSE_PLUS = Spec(
     name="sparse_plus",
     aliases=("sparseplus",),
@@ -561,13 +595,18 @@ SPARSE_PLUS = Spec(
     definition=lambda x, sp: sp.Piecewise((0, x <= -1), ((x + 1) ** 2 / 4, x < 1), (x, True)),
     forward=_sparse_plus_fwd,
     derivative=lambda x, ops: ops.clip((x + 1.0) * 0.5, 0.0, 1.0),
-    derivative_from_output=lambda y, ops: ops.minimum(ops.sqrt(y), 1.0),
+    derivative_from_output=_sparse_plus_from_output,
     bounds=(0.0, INF),
     monotonic=True,
     smoothness=1,
     saturates=("left",),
     references=(
-        Reference("Learning with Fenchel-Young Losses (sparse plus / sparse sigmoid, sec. 6.2)", "Blondel, Martins, Niculae", 2019, arxiv="1901.02324"),
+        Reference(
+            "Learning with Fenchel-Young Losses (sparse plus / sparse sigmoid, sec. 6.2)",
+            "Blondel, Martins, Niculae",
+            2019,
+            arxiv="1901.02324",
+        ),
     ),
     equivalents=(
         Equivalent("keras", "keras.activations.sparse_plus"),
@@ -629,7 +668,11 @@ SQUAREPLUS = Spec(
             "b=4; computes (x + sqrt(x^2 + b)) / 2 literally: cancels for x << 0 (float32 returns 0 "
             "instead of 1e-4 at x = -1e4) and x^2 overflows for |x| > 1.8e19.",
         ),
-        Equivalent("keras", "keras.activations.squareplus", "b=4; same literal formula as JAX (same cancellation); its docstring credits 'Ramachandran et al., 2021' but the paper is Barron's."),
+        Equivalent(
+            "keras",
+            "keras.activations.squareplus",
+            "b=4; same literal formula as JAX (same cancellation); its docstring credits 'Ramachandran et al., 2021' but the paper is Barron's.",
+        ),
     ),
 )
 
@@ -651,7 +694,8 @@ def _isrlu_der(x, ops, alpha):
 
 
 def _isrlu_from_output(y, ops, alpha):
-    w = ops.maximum(1.0 - alpha * (y * y), 0.0)  # 1 / (1 + alpha x^2)
+    yn = ops.minimum(y, 0.0)
+    w = ops.maximum(1.0 - alpha * (yn * yn), 0.0)  # 1 / (1 + alpha x^2), in (0, 1]
     return ops.where(y >= 0, 1.0, w * ops.sqrt(w))
 
 
@@ -702,26 +746,59 @@ NLRELU = Spec(
 
 
 # ============================================================================= soft exponential
+def _pair(value: Fraction, single: bool) -> tuple[float, float]:
+    """An exact rational as hi + lo in the working precision."""
+    hi = _to_f32(float(value)) if single else float(value)
+    return hi, float(value - Fraction(hi))
+
+
+def _softexp_log_args(x, ops, g):
+    """For alpha = -g < 0: u = g (x - g) and w = 1 + u, each to about one rounding of its own
+    value, so that neither the root (u -> 0) nor the domain boundary (w -> 0) loses digits to
+    the rounding of g x, g^2 or 1 - g^2 (all exact for g = 1: w = x)."""
+    single = _single(x, ops)
+    g2 = Fraction(g) ** 2
+    g2h, g2l = _pair(g2, single)
+    bh, bl = _pair(1 - g2, single)
+    hi, lo = _scale(x, ops, g)
+    if lo is None:
+        lo = 0.0
+    u = (hi - g2h) + (lo - g2l)
+    w = (hi + bh) + (lo + bl)
+    return u, w
+
+
 def _softexp_fwd(x, ops, alpha):
     if alpha == 0:
         return x * 1.0
     if alpha > 0:
         a2 = alpha * alpha
-        u = alpha * x
-        near = (ops.expm1(ops.maximum(u, -LN2)) + a2) / alpha  # e^u >= 1/2: no loss in expm1
-        far = (ops.exp(ops.minimum(u, -LN2)) - (1.0 - a2)) / alpha  # e^u < 1/2: exact tail (alpha = 1: e^x)
+        u, du = _scale(x, ops, alpha)  # e^u has condition number |u|: keep the rounding of alpha x
+        un = ops.maximum(u, -LN2)
+        uf = ops.minimum(u, -LN2)
+        em1 = ops.expm1(un)
+        ef = ops.exp(uf)
+        if du is not None:  # first order in du; an overflowed e^u stays inf
+            em1 = ops.where(ops.isfinite(em1), em1 + (em1 + 1.0) * du, em1)
+            ef = ef + ef * du
+        near = (em1 + a2) / alpha  # e^u >= 1/2: no loss in expm1
+        far = (ef - (1.0 - a2)) / alpha  # e^u < 1/2: exact tail (alpha = 1: e^x)
         return ops.where(u > -LN2, near, far)
     g = -alpha
-    return ops.log1p(g * (x - g)) / g  # NaN outside the domain x > 1/alpha - alpha
+    u, w = _softexp_log_args(x, ops, g)
+    big = ops.where(w > 0, w, 1.0)
+    # log1p(u) near the root (w ~ 1), log(w) near the domain boundary w -> 0; NaN outside (w < 0)
+    return ops.where(ops.abs(u) < 0.5, ops.log1p(u), ops.where(w > 0, ops.log(big), ops.log1p(u))) / g
 
 
 def _softexp_der(x, ops, alpha):
     if alpha == 0:
         return ops.ones_like(x)
     if alpha > 0:
-        return ops.exp(alpha * x)
-    g = -alpha
-    w = 1.0 + g * (x - g)
+        u, du = _scale(x, ops, alpha)
+        e = ops.exp(u)
+        return e if du is None else ops.where(ops.isfinite(e), e + e * du, e)
+    _, w = _softexp_log_args(x, ops, -alpha)
     return ops.where(w >= 0, 1.0 / w, math.nan)
 
 
@@ -729,7 +806,8 @@ def _softexp_def(x, sp, alpha):
     if float(alpha) == 0.0:  # SymPy: Float(0.0) == 0 is False
         return x
     if float(alpha) > 0.0:
-        return _expm1(alpha * x) / alpha + alpha
+        # = (e^(alpha x) - 1)/alpha + alpha, written so that the tail is exact at alpha = 1 (e^x)
+        return (sp.exp(alpha * x) - (1 - alpha**2)) / alpha
     return -_log1p(-alpha * (x + alpha)) / alpha
 
 
@@ -775,14 +853,15 @@ SOFT_EXPONENTIAL = Spec(
 
 # ============================================================================= bounded ones
 def _softclip_half(x, ops, alpha, correct):
-    """g(x) = log(1 + c e^(alpha x) / (1 + e^(alpha x - alpha))) / alpha for x <= 1/2 (no overflow)."""
+    """g(x) = log(1 + c e^(alpha x) / (1 + e^(alpha x - alpha))) / alpha for x <= 1/2 (no overflow
+    of e^(alpha x); e^(-alpha x) may overflow to inf, giving w = 0 where g underflows anyway)."""
     c = -math.expm1(-alpha)
     ea = math.exp(-alpha)
     u, du = _scale(x, ops, alpha)
-    e = ops.exp(u)
-    w = c * e / (1.0 + e * ea)
+    d = ops.exp(-u) + ea
+    w = c / d  # = c e^u / (1 + e^u ea)
     if correct and du is not None:
-        w = w + w * du / (1.0 + e * ea)  # first order in du: d log w / du = 1 / (1 + e ea)
+        w = w + w * du / (1.0 + ea * ops.exp(u))  # first order in du: d log w / du = 1 / (1 + e^u ea)
     return ops.log1p(w) / alpha
 
 
@@ -805,13 +884,24 @@ def _softclip_der(x, ops, alpha):
     return ops.where(x <= 0.5, left, right)
 
 
+def _softclip_def(x, sp, alpha):
+    # (1/alpha) log((1 + e^(alpha x)) / (1 + e^(alpha (x - 1)))), written as g(x) for x <= 1/2 and
+    # 1 - g(1 - x) above (the function is symmetric) so that neither the value nor SymPy's
+    # derivative subtracts two nearly equal numbers (sigmoid(alpha x) - sigmoid(alpha (x - 1))).
+    def g(z):
+        return _log1p((1 - sp.exp(-alpha)) * sp.exp(alpha * z) / (1 + sp.exp(alpha * (z - 1)))) / alpha
+
+    return sp.Piecewise((g(x), x <= sp.Rational(1, 2)), (1 - g(1 - x), True))
+
+
 SOFT_CLIPPING = Spec(
     name="soft_clipping",
     aliases=("softclip", "soft_clip"),
     family="exponential",
     summary="(1/alpha) log((1 + e^(alpha x)) / (1 + e^(alpha (x - 1)))): a smooth clip of x to [0, 1].",
     params=(Param("alpha", 0.5, low=0.0, low_open=True, doc="Sharpness; alpha -> inf gives clip(x, 0, 1)."),),
-    definition=lambda x, sp, alpha: (_log1p(sp.exp(alpha * x)) - _log1p(sp.exp(alpha * (x - 1)))) / alpha,
+    definition=_softclip_def,
+    formula=r"\frac{1}{\alpha} \log \frac{1 + e^{\alpha x}}{1 + e^{\alpha (x - 1)}}",
     forward=_softclip_fwd,
     derivative=_softclip_der,
     bounds=(0.0, 1.0),
@@ -845,7 +935,9 @@ BENT_IDENTITY = Spec(
     aliases=("bentidentity",),
     family="exponential",
     summary="(sqrt(x^2 + 1) - 1)/2 + x: identity bent upward; slopes 1/2 (left) to 3/2 (right).",
-    definition=lambda x, sp: x + x**2 / (2 * (sp.sqrt(x**2 + 1) + 1)),  # = (sqrt(x^2 + 1) - 1)/2 + x, without cancellation
+    # (sqrt(x^2 + 1) - 1)/2 + x without cancellation (SymPy would reorder the textbook form into
+    # x + sqrt(x^2 + 1)/2 - 1/2, which loses x entirely in mpmath for |x| < 1e-80)
+    definition=lambda x, sp: x + x**2 / (2 * (sp.sqrt(x**2 + 1) + 1)),
     formula=r"\frac{\sqrt{x^2 + 1} - 1}{2} + x",
     forward=_bent_fwd,
     derivative=_bent_der,
@@ -858,7 +950,7 @@ BENT_IDENTITY = Spec(
 
 
 def _cloglog_der(x, ops):
-    e = ops.minimum(ops.exp(x), 1e4)  # f' = e^x exp(-e^x) = 0 to working precision beyond
+    e = ops.exp(ops.minimum(x, 10.0))  # f' = e^x exp(-e^x) underflows to 0 beyond x = 10 (float64: e^10 exp(-e^10) = 0)
     return e * ops.exp(-e)
 
 
@@ -868,7 +960,7 @@ CLOGLOG = Spec(
     family="exponential",
     summary="1 - exp(-e^x), the complementary log-log (Gompertz) curve; output in (0, 1), asymmetric.",
     definition=lambda x, sp: _sym("cloglog")(x),
-    forward=lambda x, ops: -ops.expm1(-ops.exp(x)),
+    forward=lambda x, ops: -ops.expm1(-ops.exp(ops.minimum(x, 80.0))),  # = 1 beyond 80 (and no overflow)
     derivative=_cloglog_der,
     bounds=(0.0, 1.0),
     monotonic=True,
@@ -881,7 +973,7 @@ CLOGLOG = Spec(
 
 def _loglog_fwd(x, ops):
     t = -x
-    plain = ops.exp(-ops.exp(t))  # fine where e^t <= 1 and where the result underflows
+    plain = ops.exp(-ops.exp(ops.minimum(t, 80.0)))  # fine where e^t <= 1 and where the result underflows
     tc = ops.clip(t, 0.0, 7.0)
     e_hi, e_lo = _exp_double_word(tc, ops)
     base = ops.exp(-e_hi)
@@ -890,7 +982,7 @@ def _loglog_fwd(x, ops):
 
 
 def _loglog_der(x, ops):
-    e = ops.minimum(ops.exp(-x), 1e4)
+    e = ops.exp(ops.minimum(-x, 10.0))
     return e * ops.exp(-e)
 
 
@@ -927,7 +1019,11 @@ ARCSINH = Spec(
     saturates=("left", "right"),
     references=(WIKIPEDIA_TABLE,),
     equivalents=(
-        Equivalent("pytorch", "torch.asinh", "autograd uses rsqrt(x^2 + 1), which is 0 for |x| > 1.8e19 in float32 (true 1/|x|)."),
+        Equivalent(
+            "pytorch",
+            "torch.asinh",
+            "autograd uses rsqrt(x^2 + 1), which is 0 for |x| > 1.8e19 in float32 (true 1/|x|).",
+        ),
         Equivalent("jax", "jax.numpy.arcsinh"),
         Equivalent("keras", "keras.ops.arcsinh", "an op, not a registered activation."),
     ),
@@ -949,6 +1045,7 @@ CUBE = Spec(
     references=(CHEN_MANNING_CUBE,),
     equivalents=(Equivalent("pytorch", "torch.pow(x, 3)"),),
     torch_native=lambda x, torch: torch.pow(x, 3),
+    native=True,
 )
 
 

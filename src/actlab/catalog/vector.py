@@ -21,9 +21,15 @@ Conventions shared by every spec here:
 Numerics: the normalisers shift by the row maximum with an exact two-sum (x - max = hi + lo,
 no rounding), so a small output keeps its relative accuracy when the inputs mix magnitudes;
 log_softmax uses log1p of the sum without the maximum; sparsemax and entmax15 find the threshold
-by the sort-based algorithm and then refine it with a Newton step on the shifted values; geglu
-evaluates Phi(b) in the left tail as erfcx(-b/sqrt2) exp(-b^2/2) / 2 with b^2 in double-length
-arithmetic (so no argument error is amplified by the Gaussian tail).
+by the sort-based algorithm and then refine it with Newton steps on the shifted values. The
+vjps from the output form sum_j w_j (g_i - g_j) without cancellation for a dominant entry (where
+PyTorch's y (g - sum g y) returns 0 for the maximum of a nearly one-hot softmax). Gated units:
+sigmoid(b) is split as e^(b/2) e^(b/2) below b = -60 so that a * sigmoid(b) is accurate where
+sigmoid(b) alone underflows; geglu takes Phi(b) from erfc with the argument -b/sqrt2 in double
+length (erfc's tail amplifies an argument error by 2 t^2), and from erfcx(t) exp(-b^2/2) with
+b^2 in double length where erfc leaves the normal range; gelu' and silu' are Taylor series
+around their non-trivial roots (-0.7518 and -1.2785), where Phi + b phi and
+sigmoid (1 + b sigmoid(-b)) cancel.
 """
 
 from __future__ import annotations
@@ -66,11 +72,12 @@ _TWO_OVER_SQRT_PI = 1.1283791670955126
 # 1/sqrt(2) = _C_HH + _C_HL + _C_LO: two 12-bit parts (exact products with split halves of any
 # float32/float64 number) and the double remainder, for t = -b/sqrt(2) in double length.
 _C_HH = 2896.0 / 4096.0
-_C_HL = round((_INV_SQRT2 - _C_HH) * 2.0**24) / 2.0**24
-_C_LO = (_INV_SQRT2 - _C_HH) - _C_HL
-# float64 erfc (SciPy's in particular, up to hundreds of ulps) is inaccurate in the tail, so
-# float64 evaluates Phi(b) through erfcx below this b; float32's erfc is accurate (1 ulp) in its
-# whole normal range and float32 erfcx is not (up to 5 ulps), so float32 uses erfc down to b_split.
+_C_HL = 7.551908493041992e-05  # 1267 / 2^24
+_C_LO = 1.210161710447897e-08  # 1/sqrt(2) - _C_HH - _C_HL, from the exact value (mpmath)
+# Phi(b) = erfc(-b/sqrt2)/2 is taken from erfc down to b_split (where it leaves the normal range):
+# PyTorch's erfc is within 1 ulp there (its erfcx is not: up to 5 ulps in float32), and so is
+# SciPy's in float32 (computed in double). SciPy's float64 erfc is not (9 ulps at t = 2, 60 at
+# t = 8, 500 at t = 23), so NumPy float64 switches to erfcx(t) exp(-t^2) below this b.
 _GELU_TAIL = -0.5
 # Phi(b) underflows to 0 in float64 for b < -38.5; the tail branch is evaluated at >= this.
 _GELU_FLOOR = -64.0
@@ -222,16 +229,14 @@ def _sparsemax(x: Any, ops: Any, axis: int) -> Any:
     # Entries below max - 1 are never in the support (tau >= max - 1); clamping them keeps the
     # cumulative sums finite and small without changing the support.
     h = ops.maximum(hi, -2.0)
-    zs, prefix, size = _sorted_prefix(
-        h, ops, axis, lambda zs, k: 1.0 + k * zs > ops.cumsum(zs, axis)
-    )
-    tau = (ops.sum(ops.where(prefix, zs, ops.zeros_like(zs)), axis) - 1.0) / size
+    zs, prefix, size = _sorted_prefix(h, ops, axis, lambda zs, k: 1.0 + k * zs > ops.cumsum(zs, axis))
+    tau = (ops.sum(ops.where(prefix, zs, ops.zeros_like(zs)), axis) - 1.0) / ops.maximum(size, 1.0)
     # One Newton step on F(t) = sum (z - t)_+ - 1 (exact once the support is right) repairs the
     # rounding of the cumulative sums; z = hi + lo is the exactly shifted input.
     u = (hi - tau) + lo
     p = ops.maximum(u, 0.0)
     n = ops.sum(_indicator(u > 0, u, ops), axis)
-    delta = (ops.sum(p, axis) - 1.0) / n
+    delta = (ops.sum(p, axis) - 1.0) / ops.maximum(n, 1.0)
     y = ops.maximum(u - delta, 0.0)
     return _nan_where_undefined(y, x, top, m, ops, axis)
 
@@ -241,13 +246,13 @@ def _sparsemax_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int) -> Any:
     gs = ops.where(support, g, ops.zeros_like(g))
     n = ops.sum(_indicator(support, g, ops), axis)
     mean = ops.sum(gs, axis) / ops.maximum(n, 1.0)
-    return ops.where(support, g - mean, ops.zeros_like(g))
+    return ops.where(support, g - mean, ops.zeros_like(g)) + 0.0 * y  # + 0 y: NaN rows stay NaN
 
 
 def _entmax15(x: Any, ops: Any, axis: int) -> Any:
     axis = _norm_axis(x, axis, "entmax15")
     hi, lo, top, m = _shift(x, ops, axis)
-    h, l = hi * 0.5, lo * 0.5  # entmax15(x) = (x/2 - tau)_+^2 with sum = 1
+    h, hl = hi * 0.5, lo * 0.5  # entmax15(x) = (x/2 - tau)_+^2 with sum = 1
     # tau >= max/2 - 1, so entries below max/2 - 1 never enter the support: clamp them.
     hc = ops.maximum(h, -2.0)
 
@@ -261,12 +266,13 @@ def _entmax15(x: Any, ops: Any, axis: int) -> Any:
     zs, prefix, size = _sorted_prefix(hc, ops, axis, supported)
     zp = ops.where(prefix, zs, ops.zeros_like(zs))
     s1 = ops.sum(zp, axis)
+    size = ops.maximum(size, 1.0)  # 0 only in NaN rows
     mean = s1 / size
     dev = ops.where(prefix, zs - mean, ops.zeros_like(zs))
     ss = ops.sum(dev * dev, axis)
     tau = mean - ops.sqrt(ops.maximum((1.0 - ss) / size, 0.0))
     # Two Newton steps on F(t) = sum (z - t)_+^2 - 1 with z = h + l exact.
-    u = (h - tau) + l
+    u = (h - tau) + hl
     for _ in range(2):
         p = ops.maximum(u, 0.0)
         step = (ops.sum(p * p, axis) - 1.0) / (2.0 * ops.sum(p, axis))
@@ -280,8 +286,9 @@ def _entmax15_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int) -> Any:
     support = y > 0
     # double where: sqrt is never evaluated at 0, so double backward stays finite
     s = ops.where(support, ops.sqrt(ops.where(support, y, ops.ones_like(y))), ops.zeros_like(y))
-    # s (g - sum(s g) / sum(s)), formed without cancellation for a dominant entry
-    return _split_vjp(s, g, ops, axis) / ops.sum(s, axis)
+    # s (g - sum(s g) / sum(s)), formed without cancellation for a dominant entry; sum(s) is 0
+    # only in NaN rows, which stay NaN (+ 0 y)
+    return _split_vjp(s, g, ops, axis) / ops.maximum(ops.sum(s, axis), 1.0) + 0.0 * y
 
 
 def _mp_sparsemax(row: list, mp: Any) -> list:
@@ -321,23 +328,62 @@ def _mp_entmax15(row: list, mp: Any) -> list:
 _GELU_ROOT = (-0.7517915368080139, 1.211444988769017e-08, -4.291324506730527e-16)
 _GELU_RADIUS = 0.5
 _GELU_SERIES = (
-    0.4314939923140469, 0.388284982990552, -0.018199676398671087, -0.1140082332972217,
-    -0.014771522148244337, 0.019421679838189067, 0.004539228379125415, -0.002239538068073497,
-    -0.0007448268386746817, 0.00018633974623233514, 8.615947861116571e-05, -1.121438018842664e-05,
-    -7.74846130700372e-06, 4.3284506257392273e-07, 5.702764979242107e-07, -1.6044265494246427e-09,
-    -3.5459866461783865e-08, -1.396942086426202e-09, 1.90319840501314e-09, 1.4506418938779426e-10,
-    -8.950037692726255e-11, -9.950340824808053e-12, 3.725967039270119e-12, 5.482292964742324e-13,
+    0.4314939923140469,
+    0.388284982990552,
+    -0.018199676398671087,
+    -0.1140082332972217,
+    -0.014771522148244337,
+    0.019421679838189067,
+    0.004539228379125415,
+    -0.002239538068073497,
+    -0.0007448268386746817,
+    0.00018633974623233514,
+    8.615947861116571e-05,
+    -1.121438018842664e-05,
+    -7.74846130700372e-06,
+    4.3284506257392273e-07,
+    5.702764979242107e-07,
+    -1.6044265494246427e-09,
+    -3.5459866461783865e-08,
+    -1.396942086426202e-09,
+    1.90319840501314e-09,
+    1.4506418938779426e-10,
+    -8.950037692726255e-11,
+    -9.950340824808053e-12,
+    3.725967039270119e-12,
+    5.482292964742324e-13,
 )
 _SILU_ROOT = (-1.2784645557403564, 1.2979282537628478e-08, 1.1257466309409694e-16)
 _SILU_RADIUS = 0.7
 _SILU_SERIES = (
-    0.2178117057198001, 0.1466487969969469, 0.018874814223782312, -0.015222655223188032,
-    -0.006606589138356696, 0.000126627410081122, 0.0007985218818397998, 0.00018570724361186496,
-    -4.090534237428612e-05, -2.9733542213263917e-05, -2.942631888842464e-06, 2.346029682463866e-06,
-    8.599695028268575e-07, -3.051244750055421e-08, -9.266646309267441e-08, -1.8877622907727957e-08,
-    4.619379769031606e-09, 2.9177603026903803e-09, 2.3648315053103244e-10, -2.251366201881081e-10,
-    -7.50344609385287e-11, 3.998547874723996e-12, 8.04274075537398e-12, 1.4842855116792256e-12,
-    -4.1428341124873365e-13, -2.3496573817834053e-13, -1.5376365106809265e-14, 1.8397842645887054e-14,
+    0.2178117057198001,
+    0.1466487969969469,
+    0.018874814223782312,
+    -0.015222655223188032,
+    -0.006606589138356696,
+    0.000126627410081122,
+    0.0007985218818397998,
+    0.00018570724361186496,
+    -4.090534237428612e-05,
+    -2.9733542213263917e-05,
+    -2.942631888842464e-06,
+    2.346029682463866e-06,
+    8.599695028268575e-07,
+    -3.051244750055421e-08,
+    -9.266646309267441e-08,
+    -1.8877622907727957e-08,
+    4.619379769031606e-09,
+    2.9177603026903803e-09,
+    2.3648315053103244e-10,
+    -2.251366201881081e-10,
+    -7.50344609385287e-11,
+    3.998547874723996e-12,
+    8.04274075537398e-12,
+    1.4842855116792256e-12,
+    -4.1428341124873365e-13,
+    -2.3496573817834053e-13,
+    -1.5376365106809265e-14,
+    1.8397842645887054e-14,
     5.662235988802348e-15,
 )
 # Below this b, sigmoid(b) = e^b to working precision and is split as e^(b/2) * e^(b/2), so that
@@ -399,7 +445,9 @@ def _neg_t(b: Any, ops: Any) -> tuple[Any, Any]:
     ch = _C_HH + _C_HL
     p = b * ch
     e = ((bh * _C_HH - p) + bh * _C_HL + bl * _C_HH) + bl * _C_HL
-    return -p, -(e + b * _C_LO)
+    q = e + b * _C_LO
+    hi = p + q  # renormalise: |lo| <= ulp(hi) / 2 (fast two-sum, |q| << |p|)
+    return -hi, -((p - hi) + q)
 
 
 def _gelu_parts(b: Any, ops: Any) -> tuple[Any, Any, Any, Any]:
@@ -414,7 +462,7 @@ def _gelu_parts(b: Any, ops: Any) -> tuple[Any, Any, Any, Any]:
     """
     finfo = ops.finfo(b)
     b_split = -math.sqrt(2.0 * (-math.log(float(finfo.tiny)) - 4.0))
-    b_x = b_split if float(finfo.eps) > 1e-10 else _GELU_TAIL
+    b_x = b_split if (float(finfo.eps) > 1e-10 or ops.name == "torch") else _GELU_TAIL
     one = ops.ones_like(b)
     # main region
     bm = ops.clip(b, b_x, 64.0)
@@ -429,7 +477,7 @@ def _gelu_parts(b: Any, ops: Any) -> tuple[Any, Any, Any, Any]:
     inner = rx + _INV_SQRT_2PI * bx
     main = b >= b_x
     deep = b < b_split
-    g1 = ops.where(main, b * phi_m, ops.where(deep, b * (rx * half), b * (rx * ex)))
+    g1 = ops.where(main, b * phi_m, ops.where(deep, bx * (rx * half), bx * (rx * ex)))
     g2 = ops.where(deep, half, one)
     near, series = _root_series(b, ops, _GELU_ROOT, _GELU_RADIUS, _GELU_SERIES)
     q1 = ops.where(near, series, ops.where(main, d_m, ops.where(deep, half * inner, ex * inner)))
@@ -522,6 +570,14 @@ def _mp_sigmoid(v: Any, mp: Any) -> Any:
     return 1 / (1 + mp.exp(-v))
 
 
+def _mp_gelu(b: Any, mp: Any) -> Any:
+    # b Phi(b); for b > 0 through erfc of a positive argument (mpmath's erfc(-t) for large t is a
+    # slow series at high precision), without cancellation since erfc(b/sqrt2)/2 <= 1/2.
+    if b > 0:
+        return b * (1 - mp.erfc(b / mp.sqrt(2)) / 2)
+    return b * mp.erfc(-b / mp.sqrt(2)) / 2
+
+
 def _mp_gated(act: Any) -> Any:
     def oracle(row: list, mp: Any) -> list:
         a, b = _mp_halves(row)
@@ -536,8 +592,7 @@ def _groups(x: Any, ops: Any, axis: int, pieces: int) -> tuple[Any, int]:
     c = x.shape[ax]
     if c % pieces:
         raise ValueError(
-            f"maxout: dimension {c} of axis {axis} in shape {tuple(x.shape)} is not divisible by "
-            f"pieces={pieces}"
+            f"maxout: dimension {c} of axis {axis} in shape {tuple(x.shape)} is not divisible by pieces={pieces}"
         )
     shape = tuple(x.shape[:ax]) + (c // pieces, pieces) + tuple(x.shape[ax + 1 :])
     return ops.reshape(x, shape), ax
@@ -609,7 +664,9 @@ SOFTMAX = Spec(
             "dim has no default there: omitting it is deprecated and picks dim=0 for 0-, 1- and 3-d "
             "inputs and dim=1 otherwise (actlab: axis=-1). PyTorch returns NaN for a row containing "
             "+inf (actlab: the limit, 1 at the +inf entry) and computes exp(x - max) with x - max "
-            "rounded, which costs relative accuracy in small outputs.",
+            "rounded, which costs relative accuracy in small outputs (tens to hundreds of ulps); "
+            "its backward y (g - sum g y) returns 0 for the dominant entry of a nearly one-hot row "
+            "(actlab: the small true value).",
         ),
         Equivalent("keras", "keras.activations.softmax", "axis=-1, same default."),
         Equivalent("jax", "jax.nn.softmax", "axis=-1, same default; extra where=/initial= masking arguments."),
@@ -640,7 +697,9 @@ LOG_SOFTMAX = Spec(
             "pytorch",
             "torch.nn.functional.log_softmax",
             "dim has no default there (deprecated implicit choice: dim=0 for 0-, 1- and 3-d inputs, "
-            "else 1). NaN for a row containing +inf (actlab: 0 at the +inf entry, -inf elsewhere).",
+            "else 1). NaN for a row containing +inf (actlab: 0 at the +inf entry, -inf elsewhere). "
+            "Its maximum's output rounds to 0 when the other entries are tiny, e.g. [0, 30] gives "
+            "[-30, 0] (actlab: [-30, -9.36e-14]).",
         ),
         Equivalent("keras", "keras.activations.log_softmax", "axis=-1, same default."),
         Equivalent("jax", "jax.nn.log_softmax", "axis=-1, same default."),
@@ -714,10 +773,11 @@ SPARSEMAX = Spec(
         Equivalent(
             "keras",
             "keras.activations.sparsemax",
-            "axis=-1. WRONG whenever two or more outputs are non-zero: its backends (jax, torch, "
-            "tensorflow, numpy) compute tau = (sum over the support of the cumulative sums - 1) / k "
-            "instead of (k-th cumulative sum - 1) / k, e.g. [1, 0.8, 0] gives [0.1, 0, 0] (sum 0.1) "
-            "instead of [0.6, 0.4, 0]. Correct only when the support has one element.",
+            "axis=-1. WRONG whenever two or more outputs are non-zero: its jax, torch and "
+            "tensorflow backends (keras/src/backend/*/nn.py) compute tau = (sum over the support of "
+            "the cumulative sums - 1) / k instead of (k-th cumulative sum - 1) / k, e.g. "
+            "[1, 0.8, 0] gives [0.1, 0, 0] (sum 0.1) instead of [0.6, 0.4, 0]. Correct only when "
+            "the support has one element.",
         ),
         Equivalent(
             "entmax",
@@ -779,14 +839,19 @@ GLU = Spec(
     smoothness=math.inf,
     references=(DAUPHIN_GLU,),
     equivalents=(
-        Equivalent("pytorch", "torch.nn.functional.glu", "dim=-1, first half times sigmoid(second half): same."),
+        Equivalent(
+            "pytorch",
+            "torch.nn.functional.glu",
+            "dim=-1, first half times sigmoid(second half): same. Its backward returns 0 for the gate "
+            "once sigmoid(b) rounds to 1 (b > 17 in float32, 37 in float64) instead of a e^-b; an odd "
+            "size raises RuntimeError (actlab: ValueError naming axis and shape).",
+        ),
         Equivalent("keras", "keras.activations.glu", "axis=-1, same convention."),
         Equivalent("jax", "jax.nn.glu", "axis=-1, same convention."),
         Equivalent(
             "timm",
             "timm.layers.GluMlp",
-            "an MLP block (fc1, gate, fc2), not a bare activation; gate_last=True (default) is this "
-            "convention.",
+            "an MLP block (fc1, gate, fc2), not a bare activation; gate_last=True (default) is this convention.",
         ),
     ),
     torch_native=lambda x, torch, axis: torch.nn.functional.glu(x, dim=axis),
@@ -821,7 +886,7 @@ GEGLU = Spec(
     summary="GELU-gated linear unit a * gelu(b) (exact, erf form), [a, b] = halves of x along axis.",
     definition=None,
     formula=r"\mathrm{GEGLU}([a, b]) = a \otimes b\,\Phi(b)",
-    oracle=_mp_gated(lambda a, b, mp: a * b * mp.erfc(-b / mp.sqrt(2)) / 2),
+    oracle=_mp_gated(lambda a, b, mp: a * _mp_gelu(b, mp)),
     forward=lambda x, ops, axis: _geglu(x, ops, axis),
     vjp=lambda x, y, g, ops, axis: _geglu_vjp(x, y, g, ops, axis),
     saves="input",
@@ -829,8 +894,9 @@ GEGLU = Spec(
     smoothness=math.inf,
     references=(SHAZEER_GLU,),
     equivalents=(),
-    notes=_GLU_CONVENTION + " gelu is the exact (erf) form; Phi(b) in the left tail is computed as "
-    "erfcx(-b/sqrt2) exp(-b^2/2)/2 so it keeps full relative accuracy.",
+    notes=_GLU_CONVENTION + " gelu is the exact (erf) form, accurate in the whole left tail (Phi(b) "
+    "from erfc of a double-length argument, then erfcx(t) exp(-b^2/2) with b^2 in double length); "
+    "gelu' is a Taylor series around its root b = -0.7518.",
 )
 
 SWIGLU = Spec(
@@ -857,7 +923,8 @@ SWIGLU = Spec(
             "Many LLaMA-style codebases also write silu(gate) * up with gate first.",
         ),
     ),
-    notes=_GLU_CONVENTION + " Shazeer's SwiGLU uses Swish with beta = 1, i.e. SiLU.",
+    notes=_GLU_CONVENTION + " Shazeer's SwiGLU uses Swish with beta = 1, i.e. SiLU. silu' is a Taylor "
+    "series around its root b = -1.2785.",
 )
 
 GTU = Spec(
@@ -924,7 +991,7 @@ MAXOUT = Spec(
             "tfa",
             "tfa.layers.Maxout",
             "parameterised by num_units = C / pieces (the number of outputs), not by the group size; "
-            "axis=-1; the same contiguous groups.",
+            "axis=-1; the same contiguous groups on the last axis.",
         ),
     ),
     notes="Groups are contiguous: entries [i*k, (i+1)*k) form output i (x.view(..., C//k, k).max(-1)). "
@@ -948,9 +1015,7 @@ CRELU = Spec(
     bounds=(0.0, math.inf),
     smoothness=0,
     references=(SHANG_CRELU,),
-    equivalents=(
-        Equivalent("tensorflow", "tf.nn.crelu", "axis=-1, same order (positive part first)."),
-    ),
+    equivalents=(Equivalent("tensorflow", "tf.nn.crelu", "axis=-1, same order (positive part first)."),),
     notes="At x = 0 both gradients are 0 (PyTorch's relu'(0) = 0).",
 )
 

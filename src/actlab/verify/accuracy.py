@@ -96,7 +96,7 @@ def ulp(values: np.ndarray, dtype: str) -> np.ndarray:
     tiny = np.finfo(np_dtype).tiny
     mag = np.maximum(np.abs(values), tiny)
     with np.errstate(over="ignore", invalid="ignore"):
-        mag = np.where(np.isfinite(mag), mag, np.finfo(np_dtype).max).astype(np_dtype)
+        mag = np.minimum(np.where(np.isnan(mag), np.inf, mag), np.finfo(np_dtype).max).astype(np_dtype)
         return np.spacing(mag).astype(np.float64)
 
 
@@ -153,13 +153,14 @@ def measure(
     kinks = {at for at, _ in spec.kink_points(params)}
     at_kink = np.isin(xs, list(kinks)) if kinks else np.zeros(xs.shape, bool)
     finite_d = np.isfinite(true_d) & ~at_kink
-    max_d = float(np.max(np.abs(true_d[finite_d]))) if finite_d.any() else 0.0
+    representable = finite_d & (np.abs(true_d) <= np.finfo(np.dtype(dtype)).max)
+    max_d = float(np.max(np.abs(true_d[representable]))) if representable.any() else 0.0
     d_floor = float(ulp(np.array([max_d]), dtype)[0]) / 2.0
 
     cond = np.ones_like(xs)
     if spec.tolerance.condition_allowance:
         with np.errstate(divide="ignore", invalid="ignore"):
-            k = np.abs(xs * true_d / true)
+            k = np.abs(xs) * np.abs(true_d / true)  # xs * true_d alone overflows
         cond = np.where(np.isfinite(k), np.maximum(k, 1.0), 1.0)
     conditioned = int(np.sum(cond > 1.0))
     f_limit = spec.tolerance.forward_ulps or FORWARD_LIMIT[dtype]

@@ -14,6 +14,8 @@ from typing import Any
 from actlab.verify.oracle import OracleError, _compiled, _mp, evaluate_point
 
 _FAR = ("1e400", "1e450", "1e500", "1e550", "1e600")
+# Where mpmath cannot go that far (tanh(e^x) needs e^(e^x)): as far as it can.
+_FALLBACKS = (("1e100", "1e120", "1e140", "1e160", "1e180"), ("2e3", "4e3", "6e3", "8e3", "1e4"))
 
 
 def limit_at_infinity(spec: Any, sign: int, order: int = 0, params: dict[str, Any] | None = None) -> float:
@@ -21,9 +23,13 @@ def limit_at_infinity(spec: Any, sign: int, order: int = 0, params: dict[str, An
     mp = _mp()
     params = spec.resolve_params(**(params or {}))
     fn = _compiled(spec, tuple(sorted(params.items())), order)
-    try:
-        values = [float(evaluate_point(fn, mp.mpf(far) * sign)) for far in _FAR]
-    except OracleError:
+    for points in (_FAR, *_FALLBACKS):
+        try:
+            values = [_as_float(evaluate_point(fn, mp.mpf(p) * sign)) for p in points]
+            break
+        except (OracleError, OverflowError, ValueError):
+            continue
+    else:
         return math.nan
     if any(math.isnan(v) for v in values):
         return math.nan
@@ -34,3 +40,10 @@ def limit_at_infinity(spec: Any, sign: int, order: int = 0, params: dict[str, An
     if len({v > 0 for v in values}) == 1 and all(a < b for a, b in zip(mags, mags[1:])):
         return math.copysign(math.inf, values[0])
     return math.nan  # oscillates: no limit
+
+
+def _as_float(value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # beyond what mpmath converts: far outside float64's range
+        return math.copysign(math.inf, float(value > 0) - 0.5) if abs(value) > 1 else 0.0

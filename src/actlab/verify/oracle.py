@@ -22,7 +22,8 @@ from actlab.ops._lazy import require
 _PRECISIONS = (40, 80, 160, 320, 640, 1280)
 _AGREE_BITS = 80
 _ZERO_CHECK_DPS = 640
-_VERSION = 2  # bump when the evaluation changes: cached values are keyed by it
+_NEGLIGIBLE_BITS = 1100  # 2^-1100: far below float64's smallest subnormal, 2^-1074
+_VERSION = 3  # bump when the evaluation changes: cached values are keyed by it
 
 
 class OracleError(RuntimeError):
@@ -59,15 +60,18 @@ def evaluate_point(fn: Callable[[Any], Any], x: float) -> Any:
     resolve every value float64 can represent.
     """
     mp = _mp()
+    negligible = mp.mpf(2) ** -_NEGLIGIBLE_BITS
     previous = None
     for dps in _PRECISIONS:
         value = _at_precision(fn, x, dps, mp)
+        if previous is not None and 0 < abs(previous) < negligible and 0 < abs(value) < negligible:
+            return mp.mpf(0)  # what is left of a cancellation, and no float64 can hold it
         if previous is not None and _agree(previous, value, mp):
             if value != 0 or dps >= _ZERO_CHECK_DPS:
                 return value
             high = _at_precision(fn, x, _ZERO_CHECK_DPS, mp)
-            if high == 0:
-                return value
+            if abs(high) < negligible:
+                return value  # zero, or too small for any float64 to tell from zero
             higher = _at_precision(fn, x, 2 * _ZERO_CHECK_DPS, mp)
             if _agree(high, higher, mp):
                 return higher
