@@ -38,7 +38,7 @@ __all__ = [
     "__version__",
 ]
 
-_LAZY_SUBMODULES = ("torch", "nn", "verify", "catalog", "ops")
+_LAZY_SUBMODULES = ("torch", "nn", "verify", "catalog", "ops", "analysis", "init")
 
 
 def __getattr__(name: str) -> Any:

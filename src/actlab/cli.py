@@ -33,7 +33,8 @@ def _render(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str, title:
             writer.writerow({c: _cell(r.get(c)) for c in columns})
         return buf.getvalue().rstrip("\n")
     if fmt == "md":
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines = [f"**{title}**", ""] if title else []
+        lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for r in rows:
             lines.append("| " + " | ".join(_cell(r.get(c)).replace("|", "\\|") for c in columns) + " |")
         return "\n".join(lines)
@@ -232,6 +233,7 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
         "derivative_ulps",
         "nonfinite",
         "conditioned",
+        "torch_name",
         "torch_forward_ulps",
         "torch_derivative_ulps",
         "torch_nonfinite",

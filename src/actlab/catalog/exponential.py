@@ -32,6 +32,7 @@ from typing import Any
 
 from actlab.catalog._refs import CLEVERT_ELU, GOODFELLOW_DL, KLAMBAUER_SELU, WIKIPEDIA_TABLE
 from actlab.catalog.spec import Equivalent, Kink, Param, Reference, Spec, Tolerance
+from actlab.ops.exact import split, two_prod, two_sum, veltkamp_constant
 
 INF = math.inf
 LN2 = 0.6931471805599453
@@ -209,31 +210,6 @@ def _truncate(value: float, bits: int) -> float:
     return math.ldexp(math.trunc(m * 2.0**bits), e - bits)
 
 
-def _splitter(x: Any, ops: Any) -> float:
-    return 4097.0 if _single(x, ops) else 134217729.0  # 2^12 + 1, 2^27 + 1
-
-
-def _split(a: Any, s: float) -> tuple[Any, Any]:
-    """Veltkamp: a = hi + lo exactly, each with half the significand."""
-    t = a * s
-    hi = t - (t - a)
-    return hi, a - hi
-
-
-def _two_sum(a: Any, b: Any) -> tuple[Any, Any]:
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
-def _two_prod(a: Any, b: Any, s: float) -> tuple[Any, Any]:
-    """Dekker: a * b = p + e exactly (no overflow assumed)."""
-    p = a * b
-    ah, al = _split(a, s)
-    bh, bl = _split(b, s)
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
-
-
 def _is_power_of_two(c: float) -> bool:
     return c > 0 and math.isfinite(c) and math.frexp(c)[0] == 0.5
 
@@ -251,12 +227,12 @@ def _scale(x: Any, ops: Any, c: float) -> tuple[Any, Any | None]:
     rest = c - cw
     ch = _truncate(cw, 12 if single else 26)
     cl = cw - ch
-    s = _splitter(x, ops)
+    s = veltkamp_constant(x, ops)
     big = 2.0**100 if single else 2.0**900  # beyond this x * s could overflow; lo is irrelevant
     xs = ops.where(ops.abs(x) < big, x, 0.0)
     hi = x * cw
     his = xs * cw
-    xh, xl = _split(xs, s)
+    xh, xl = split(xs, s)
     lo = ((xh * ch - his) + xl * ch + xh * cl) + xl * cl
     if rest:
         lo = lo + xs * rest
@@ -275,25 +251,25 @@ def _exp_double_word(t: Any, ops: Any) -> tuple[Any, Any]:
     for 0 <= t <= 7 (callers clamp). Cody-Waite reduction t = k ln2 + r, |r| <= ln2/2, then
     e^r = 1 + r + r^2/2 + r^3/6 + (tail) summed with error-free transformations."""
     single = _single(t, ops)
-    s = _splitter(t, ops)
+    s = veltkamp_constant(t, ops)
     k = ops.floor(t * 1.4426950408889634 + 0.5)  # 0 .. 10
     r1 = t - k * _LN2_HI[single]  # exact (Sterbenz)
-    r, r_lo = _two_sum(r1, -(k * _LN2_LO[single]))
-    a, b = _two_prod(r, r, s)  # r^2 = a + b
-    c, d = _two_prod(r, a, s)  # r * a = c + d
+    r, r_lo = two_sum(r1, -(k * _LN2_LO[single]))
+    a, b = two_prod(r, r, s)  # r^2 = a + b
+    c, d = two_prod(r, a, s)  # r * a = c + d
     c6 = c / 6.0
-    p6, q6 = _two_prod(c6, ops.full_like(t, 6.0), s)
+    p6, q6 = two_prod(c6, ops.full_like(t, 6.0), s)
     e6 = ((c - p6) - q6) / 6.0  # c / 6 = c6 + e6
     tail = _EXP_TAIL[-1]
     for coef in reversed(_EXP_TAIL[:-1]):
         tail = tail * r + coef
     tail = tail * (a * a)
-    hi, e1 = _two_sum(ops.ones_like(t), r)
-    hi, e2 = _two_sum(hi, a * 0.5)
-    hi, e3 = _two_sum(hi, c6)
+    hi, e1 = two_sum(ops.ones_like(t), r)
+    hi, e2 = two_sum(hi, a * 0.5)
+    hi, e3 = two_sum(hi, c6)
     lo = e1 + e2 + e3 + (b * 0.5 + e6 + (d + r * b) / 6.0 + tail)
     lo = lo + r_lo * (hi + lo)
-    hi, lo = _two_sum(hi, lo)
+    hi, lo = two_sum(hi, lo)
     p2 = ops.floor(ops.exp(k * LN2) + 0.5)  # 2^k, exact
     return hi * p2, lo * p2
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from actlab.catalog._refs import HENDRYCKS_GELU, RAMACHANDRAN_SWISH
 from actlab.catalog.spec import Equivalent, Kink, Param, Reference, Spec
+from actlab.ops.exact import split, two_prod, two_sum
 
 INF = math.inf
 
@@ -147,33 +148,13 @@ def _precision(ops: Any, x: Any) -> _Precision:
     return _F64 if float(ops.finfo(x).eps) < 1e-10 else _F32
 
 
-def _split(x: Any, P: _Precision) -> tuple[Any, Any]:
-    c = x * P.split
-    hi = c - (c - x)
-    return hi, x - hi
-
-
-def _two_prod(a: Any, b: Any, P: _Precision) -> tuple[Any, Any]:
-    """a * b = p + e exactly (no overflow/underflow assumed)."""
-    p = a * b
-    ah, al = _split(a, P)
-    bh, bl = _split(b, P)
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
-
-
-def _two_sum(a: Any, b: Any) -> tuple[Any, Any]:
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
 def _mul_const(ops: Any, x: Any, hi: float, lo: float, P: _Precision) -> tuple[Any, Any]:
     """x * (hi + lo) as an unevaluated sum (zh, zl); zl = 0 where |x| > P.big."""
     c, ch, cl, ct = P.const(hi, lo)
     zh = x * c
     xs = ops.clip(x, -P.big, P.big)
     ps = xs * c
-    xh, xl = _split(xs, P)
+    xh, xl = split(xs, P.split)
     e = ((xh * ch - ps) + xh * cl + xl * ch) + xl * cl
     zl = e + xs * ct
     return zh, ops.where(ops.abs(x) <= P.big, zl, 0.0)
@@ -473,7 +454,7 @@ _GELU_F32_TAIL = (-10.0, 7)
 def _half_square(ops: Any, x: Any, P: _Precision) -> tuple[Any, Any]:
     """x^2 / 2 as hi + lo (x clamped so that nothing overflows; exact halving)."""
     xs = ops.clip(x, -(2.0**60), 2.0**60)  # e^(-x^2/2) = 0 long before; x^2 stays finite
-    qh, ql = _two_prod(xs, xs, P)
+    qh, ql = two_prod(xs, xs, P.split)
     return 0.5 * qh, 0.5 * ql
 
 
@@ -539,14 +520,14 @@ def _gelu_tanh_z(ops: Any, x: Any) -> tuple[Any, Any, Any]:
     """z = x (A + B x^2) as hi + lo, and z' = A + 3 B x^2."""
     P = _precision(ops, x)
     xs = ops.clip(x, -_GT_R, _GT_R)
-    qh, ql = _two_prod(xs, xs, P)  # x^2
+    qh, ql = two_prod(xs, xs, P.split)  # x^2
     a, _, _, a_tail = P.const(*_GT_A)  # A and B rounded to the working dtype, plus their tails
     b = P.const(*_GT_B)[0]
     mh, ml = _mul_const(ops, qh, _GT_B[0], _GT_B[1], P)  # B x^2
     ml = ml + b * ql
-    sh, se = _two_sum(a, mh)  # A + B x^2
+    sh, se = two_sum(a, mh)  # A + B x^2
     sl = (se + ml) + a_tail
-    zh, zl = _two_prod(xs, sh, P)
+    zh, zl = two_prod(xs, sh, P.split)
     zl = zl + xs * sl
     plain = x * (_GT_A[0] + _GT_B[0] * (x * x))
     inside = ops.abs(x) <= _GT_R

@@ -46,6 +46,7 @@ from actlab.catalog._refs import (
     SHAZEER_GLU,
 )
 from actlab.catalog.spec import Equivalent, Param, Reference, Spec, Tolerance
+from actlab.ops.exact import square, veltkamp_constant
 
 BRIDLE_SOFTMAX = Reference(
     "Probabilistic Interpretation of Feedforward Classification Network Outputs, with Relationships "
@@ -143,12 +144,22 @@ def _nan_where_undefined(y: Any, x: Any, top: Any, m: Any, ops: Any, axis: int) 
 
 
 # ----------------------------------------------------------------------------- softmax family
-def _softmax(x: Any, ops: Any, axis: int) -> Any:
-    axis = _norm_axis(x, axis, "softmax")
+def _exp_shifted(x: Any, ops: Any, axis: int) -> tuple[Any, Any, Any, Any, Any, Any, Any]:
+    """(hi, lo, top, m, e, ntop, rest): e = exp(x - max), the number of maxima and the sum of the
+    other terms. sum(e) = ntop + rest with one rounding: the small terms are summed among
+    themselves, not one by one into the 1 of the maximum (which loses up to an ulp each)."""
     hi, lo, top, m = _shift(x, ops, axis)
     e = ops.exp(hi)
     e = e + e * lo  # exp(hi + lo) = exp(hi) (1 + lo), |lo| <= ulp(hi)/2
-    y = e / ops.sum(e, axis)
+    ntop = ops.sum(_indicator(top, x, ops), axis)
+    rest = ops.sum(ops.where(top, ops.zeros_like(e), e), axis)
+    return hi, lo, top, m, e, ntop, rest
+
+
+def _softmax(x: Any, ops: Any, axis: int) -> Any:
+    axis = _norm_axis(x, axis, "softmax")
+    hi, lo, top, m, e, ntop, rest = _exp_shifted(x, ops, axis)
+    y = e / (ntop + rest)
     return _nan_where_undefined(y, x, top, m, ops, axis)
 
 
@@ -159,13 +170,14 @@ def _split_vjp(w: Any, g: Any, ops: Any, axis: int) -> Any:
     are tiny) would lose the difference g_i S - T to cancellation (S - w_i rounds away); for it
     the sums over the other entries are formed directly: w_i (g_i R - U), R = S - w_i, U = T - g_i w_i.
     """
-    s = ops.sum(w, axis)
+    big = w > 0.5 * ops.sum(w, axis)
     gw = g * w
-    t = ops.sum(gw, axis)
-    big = w > 0.5 * s
     zero = ops.zeros_like(w)
     r = ops.sum(ops.where(big, zero, w), axis)
     u = ops.sum(ops.where(big, zero, gw), axis)
+    # S and T as (the dominant term) + (the sum of the others): one rounding each
+    s = ops.sum(ops.where(big, w, zero), axis) + r
+    t = ops.sum(ops.where(big, gw, zero), axis) + u
     return ops.where(big, w * (g * r - u), w * (g * s - t))
 
 
@@ -175,13 +187,9 @@ def _softmax_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int) -> Any:
 
 def _log_softmax(x: Any, ops: Any, axis: int) -> Any:
     axis = _norm_axis(x, axis, "log_softmax")
-    hi, lo, top, m = _shift(x, ops, axis)
-    e = ops.exp(hi)
-    e = e + e * lo
-    # sum of exp(x - max) = (number of maxima) + rest; log of it as log1p(rest + extra maxima)
-    ntop = ops.sum(_indicator(top, x, ops), axis)
-    rest = ops.sum(ops.where(top, ops.zeros_like(e), e), axis) + (ntop - 1.0)
-    y = (hi - ops.log1p(rest)) + lo
+    hi, lo, top, m, e, ntop, rest = _exp_shifted(x, ops, axis)
+    # log sum exp(x - max) = log1p(rest + extra maxima)
+    y = (hi - ops.log1p(rest + (ntop - 1.0))) + lo
     return _nan_where_undefined(y, x, top, m, ops, axis)
 
 
@@ -232,13 +240,21 @@ def _sparsemax(x: Any, ops: Any, axis: int) -> Any:
     zs, prefix, size = _sorted_prefix(h, ops, axis, lambda zs, k: 1.0 + k * zs > ops.cumsum(zs, axis))
     tau = (ops.sum(ops.where(prefix, zs, ops.zeros_like(zs)), axis) - 1.0) / ops.maximum(size, 1.0)
     # One Newton step on F(t) = sum (z - t)_+ - 1 (exact once the support is right) repairs the
-    # rounding of the cumulative sums; z = hi + lo is the exactly shifted input.
-    u = (hi - tau) + lo
-    p = ops.maximum(u, 0.0)
-    n = ops.sum(_indicator(u > 0, u, ops), axis)
-    delta = (ops.sum(p, axis) - 1.0) / ops.maximum(n, 1.0)
-    y = ops.maximum(u - delta, 0.0)
+    # rounding of the cumulative sums; z = h + lo is the exactly shifted input.
+    u0, c = _two_diff(h, tau, lo, ops)
+    p = ops.maximum(u0 + c, 0.0)
+    n = ops.sum(_indicator(p > 0, p, ops), axis)
+    c = c - (ops.sum(p, axis) - 1.0) / ops.maximum(n, 1.0)
+    y = ops.maximum(u0 + c, 0.0)
     return _nan_where_undefined(y, x, top, m, ops, axis)
+
+
+def _two_diff(h: Any, tau: Any, c: Any, ops: Any) -> tuple[Any, Any]:
+    """h - tau + c as u0 + c' with u0 = fl(h - tau) and its rounding error moved into c'
+    (two-sum), so that the final u0 + c' is rounded once. h and tau are finite."""
+    u0 = h - tau
+    bv = u0 - h
+    return u0, c + ((h - (u0 - bv)) - (tau + bv))
 
 
 def _sparsemax_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int) -> Any:
@@ -271,13 +287,13 @@ def _entmax15(x: Any, ops: Any, axis: int) -> Any:
     dev = ops.where(prefix, zs - mean, ops.zeros_like(zs))
     ss = ops.sum(dev * dev, axis)
     tau = mean - ops.sqrt(ops.maximum((1.0 - ss) / size, 0.0))
-    # Two Newton steps on F(t) = sum (z - t)_+^2 - 1 with z = h + l exact.
-    u = (h - tau) + hl
+    # Two Newton steps on F(t) = sum (z - t)_+^2 - 1 with z = h + hl exact; the corrections are
+    # kept apart from fl(hc - tau) so that z - tau is rounded once at the end.
+    u0, c = _two_diff(hc, tau, hl, ops)
     for _ in range(2):
-        p = ops.maximum(u, 0.0)
-        step = (ops.sum(p * p, axis) - 1.0) / (2.0 * ops.sum(p, axis))
-        u = u - step
-    p = ops.maximum(u, 0.0)
+        p = ops.maximum(u0 + c, 0.0)
+        c = c - (ops.sum(p * p, axis) - 1.0) / (2.0 * ops.sum(p, axis))
+    p = ops.maximum(u0 + c, 0.0)
     y = p * p
     return _nan_where_undefined(y, x, top, m, ops, axis)
 
@@ -415,22 +431,9 @@ def _sech2(a: Any, ops: Any) -> Any:
     return 4.0 * e / ops.square(1.0 + e)
 
 
-def _dekker_square(b: Any, ops: Any) -> tuple[Any, Any]:
-    """b*b = hi + lo exactly (Dekker's product without FMA)."""
-    eps = float(ops.finfo(b).eps)
-    bits = int(round(-math.log2(eps))) + 1
-    split = float(2 ** ((bits + 1) // 2) + 1)
-    c = split * b
-    bh = c - (c - b)
-    bl = b - bh
-    hi = b * b
-    lo = ((bh * bh - hi) + 2.0 * bh * bl) + bl * bl
-    return hi, lo
-
-
 def _gauss(b: Any, ops: Any, scale: float) -> Any:
     """exp(-scale * b^2) with b^2 in double length (no argument error)."""
-    hi, lo = _dekker_square(b, ops)
+    hi, lo = square(b, veltkamp_constant(b, ops))  # b^2 exactly
     e = ops.exp(-scale * hi)
     return e - e * (scale * lo)
 

@@ -156,14 +156,18 @@ def as_float_array(x: Any) -> np.ndarray:
 
 def apply(spec: Any, x: Any, params: dict[str, Any]) -> np.ndarray:
     """Evaluate ``spec`` on NumPy; float16 is computed in float32 and rounded once."""
-    arr = as_float_array(x)
-    work = arr.astype(np.float32) if arr.dtype in _HALF else arr
-    out = np.asarray(spec.forward(work, NUMPY, **params))
-    return out.astype(arr.dtype, copy=False)
+    return _evaluate(spec.forward, x, params)
 
 
 def apply_derivative(spec: Any, x: Any, params: dict[str, Any]) -> np.ndarray:
+    return _evaluate(spec.derivative, x, params)
+
+
+def _evaluate(fn: Any, x: Any, params: dict[str, Any]) -> np.ndarray:
     arr = as_float_array(x)
     work = arr.astype(np.float32) if arr.dtype in _HALF else arr
-    out = np.asarray(spec.derivative(work, NUMPY, **params))
-    return out.astype(arr.dtype, copy=False)
+    # Overflow to inf is often the right answer (exponential(1e3)), and branches that where()
+    # discards may overflow: neither is worth a warning.
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        out = np.asarray(fn(work, NUMPY, **params))
+        return out.astype(arr.dtype, copy=False)

@@ -31,8 +31,9 @@ Rules (the elementwise targets of issue #2 applied per element):
   max(ulp(true_j), ulp(A_j) / 2) with A_j = sum_i |g_i dy_i/dx_j|, i.e. within 8 ulp of the true
   value or 4 ulp of the sum of the absolute terms (the error of an exact product with g rounded
   once: backward stability in g, the vector form of the elementwise floor "4 ulp of max |f'|");
-  for ``condition_allowance`` specs a vjp element shares the allowance of the output element at
-  the same position (entmax's vjp is proportional to sqrt(y_j));
+  for ``condition_allowance`` specs the vjp elements of a row share the largest allowance of
+  the row's outputs (entmax's vjp is built from sqrt(y_i) of every support element: with two,
+  both vjp elements are proportional to the smaller one);
 - no NaN or inf where the true value is finite.
 """
 
@@ -398,7 +399,9 @@ def measure_vector(
         else:
             d_err, d_bad = ulp_errors(m.vjp, true_v, dtype, floor=v_floor)
             if spec.tolerance.condition_allowance and d_err.shape == cond.shape:
-                d_err = d_err / cond  # a vjp element inherits the conditioning of its output element
+                # the vjp of a row is built from all its outputs (entmax: sqrt(y)), so every
+                # element of it shares the row's largest output allowance
+                d_err = d_err / np.max(cond, axis=1, keepdims=True)
             d_err = np.where(finite_v, d_err, 0.0)
             nonfinite += int(np.sum(d_bad & finite_v))
             i = int(np.argmax(d_err))

@@ -1,0 +1,116 @@
+"""Variance-preserving gains for any activation, beside ``torch.nn.init.calculate_gain``.
+
+Convention (He et al. 2015, "Delving Deep into Rectifiers", arXiv:1502.01852, §2.2): a layer
+y = W f(x) with weights W_ij ~ N(0, g²/fan_in) and independent inputs has
+Var[y_i] = g² E[f(x)²] — the *second moment* of the activation's output enters, not its variance,
+because the zero-mean weights average f(x) itself, not f(x) - E[f(x)]. With pre-activations
+x ~ N(0, 1) the variance is preserved from layer to layer when
+
+    g = 1 / sqrt(E[f(z)²]),  z ~ N(0, 1).
+
+ReLU gives E[f²] = 1/2, so g = √2 exactly (He init), the identity gives 1 (LeCun/Xavier). For
+functions that are not positively homogeneous the answer depends on the input scale; ``q`` sets
+it (the mean-field fixed point of :mod:`actlab.analysis.meanfield` is the self-consistent
+choice). PyTorch's ``calculate_gain`` values are heuristics for some functions: tanh 5/3 (chosen
+to keep gradients from vanishing, larger than the 1.59 computed here) and SELU 3/4 (PyTorch's
+documentation: "sacrifices the normalization effect for more stable gradient flow"; the
+self-normalising setting of Klambauer et al. 2017, arXiv:1706.02515, is gain 1 = LeCun normal,
+which is what is computed here).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from actlab.analysis._common import resolve
+from actlab.analysis.moments import moments
+
+__all__ = ["GainReport", "gain", "gain_table", "pytorch_gain"]
+
+_PYTORCH_FIXED = {
+    "linear": 1.0,
+    "identity": 1.0,
+    "conv1d": 1.0,
+    "conv2d": 1.0,
+    "conv3d": 1.0,
+    "conv_transpose1d": 1.0,
+    "conv_transpose2d": 1.0,
+    "conv_transpose3d": 1.0,
+    "sigmoid": 1.0,
+    "tanh": 5.0 / 3.0,
+    "relu": math.sqrt(2.0),
+    "selu": 3.0 / 4.0,
+}
+
+
+def pytorch_gain(identifier: Any, **params: Any) -> float | None:
+    """What ``torch.nn.init.calculate_gain`` returns for this activation, or None where it has none.
+
+    Mirrors PyTorch's table (without importing torch): linear/conv* 1, sigmoid 1, tanh 5/3,
+    relu √2, leaky_relu √(2 / (1 + slope²)), selu 3/4. A ReLU with a negative slope is the leaky
+    ReLU. PyTorch's ``calculate_gain`` names (``"conv2d"``) are accepted too.
+    """
+    if isinstance(identifier, str) and identifier.strip().lower() in _PYTORCH_FIXED and not params:
+        key = identifier.strip().lower()
+        if key.startswith("conv") or key == "identity":
+            return _PYTORCH_FIXED[key]
+    act = resolve(identifier, params)
+    name, p = act.name, act.params
+    if name == "leaky_relu" or (name == "relu" and p.get("negative_slope", 0.0) != 0.0):
+        if name == "relu" and (p.get("max_value") is not None or p.get("threshold", 0.0) != 0.0):
+            return None
+        slope = p["negative_slope"]
+        return math.sqrt(2.0 / (1.0 + slope**2))
+    if name == "relu" and (p.get("max_value") is not None or p.get("threshold", 0.0) != 0.0):
+        return None
+    return _PYTORCH_FIXED.get(name)
+
+
+@dataclass(frozen=True)
+class GainReport:
+    """The computed variance-preserving gain beside PyTorch's ``calculate_gain`` value."""
+
+    activation: str
+    computed: float  # 1 / sqrt(E[f(z)^2]), z ~ N(0, q)  (times sqrt(q): see gain())
+    pytorch: float | None  # torch.nn.init.calculate_gain, None where PyTorch has no entry
+    second_moment: float  # E[f(z)^2]
+    q: float = 1.0
+
+    @property
+    def differs(self) -> bool:
+        """PyTorch has a value and it is not the computed one (to 1e-9 relative)."""
+        return self.pytorch is not None and abs(self.pytorch - self.computed) > 1e-9 * self.computed
+
+    @property
+    def ratio(self) -> float | None:
+        """PyTorch's gain over the computed one (None where PyTorch has none)."""
+        return None if self.pytorch is None else self.pytorch / self.computed
+
+
+def gain(identifier: Any = "linear", q: float = 1.0, **params: Any) -> GainReport:
+    """Variance-preserving gain g = sqrt(q / E[f(z)²]) with z ~ N(0, q) (q = 1: 1/sqrt(E[f(z)²])).
+
+    With weights ~ N(0, g²/fan_in), pre-activations of variance q keep variance q in the next
+    layer (see the module docstring for why the second moment, not the variance, enters).
+    ReLU gives √2 and the identity 1 exactly; the report carries PyTorch's heuristic beside it.
+    """
+    act = resolve(identifier, params)
+    m = moments(act, 0.0, q)
+    if not m.second_moment > 0:
+        raise ValueError(f"{act!r}: E[f(z)^2] = {m.second_moment} under N(0, {q}); no finite gain")
+    return GainReport(
+        activation=repr(act),
+        computed=math.sqrt(q / m.second_moment),
+        pytorch=pytorch_gain(act),
+        second_moment=m.second_moment,
+        q=float(q),
+    )
+
+
+def gain_table(identifiers: Any = None) -> list[GainReport]:
+    """:func:`gain` for several activations (default: PyTorch's eight and a few common others)."""
+    if identifiers is None:
+        identifiers = ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "selu", "elu", "gelu", "silu", "mish"]
+    return [gain(i) for i in identifiers]
