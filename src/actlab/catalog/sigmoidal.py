@@ -222,9 +222,7 @@ ISRU = Spec(
     definition=lambda x, sp, alpha: x / sp.sqrt(1 + alpha * x**2),
     forward=lambda x, ops, alpha: _isru(x, ops, alpha),
     derivative=lambda x, ops, alpha: _isru_derivative(x, ops, alpha),
-    params=(
-        Param("alpha", 1.0, low=0.0, low_open=True, doc="alpha > 0; the output is bounded by 1/sqrt(alpha)"),
-    ),
+    params=(Param("alpha", 1.0, low=0.0, low_open=True, doc="alpha > 0; the output is bounded by 1/sqrt(alpha)"),),
     bounds=lambda p: (-1.0 / math.sqrt(p["alpha"]), 1.0 / math.sqrt(p["alpha"])),
     monotonic=True,
     zero_centered=True,
@@ -359,7 +357,12 @@ SPECS = SPECS + (SOFTSIGN, ARCTAN, ISRU, ELLIOTT, LECUN_TANH, BIPOLAR_SIGMOID, P
 
 
 # ----------------------------------------------------------------------------- MEGA's "Laplace"
-MA_MEGA = Reference("Mega: Moving Average Equipped Gated Attention", "Ma, Zhou, Kong, He, Gui, Neubig, May, Zettlemoyer", 2022, arxiv="2209.10655")
+MA_MEGA = Reference(
+    "Mega: Moving Average Equipped Gated Attention",
+    "Ma, Zhou, Kong, He, Gui, Neubig, May, Zettlemoyer",
+    2022,
+    arxiv="2209.10655",
+)
 
 _INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
 
