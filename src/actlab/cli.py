@@ -22,7 +22,15 @@ FORMATS = ("table", "json", "csv", "md")
 
 
 # ----------------------------------------------------------------------------- rendering
-def _render(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str, title: str = "") -> str:
+def _render(
+    rows: list[dict[str, Any]],
+    columns: Sequence[str],
+    fmt: str,
+    title: str = "",
+    headers: dict[str, str] | None = None,
+) -> str:
+    """Rows as a rich table, JSON, CSV or Markdown; ``headers`` renames columns for people."""
+    label = {c: (headers or {}).get(c, c) for c in columns}
     if fmt == "json":
         return json.dumps(rows, indent=2, default=_json_default)
     if fmt == "csv":
@@ -34,7 +42,7 @@ def _render(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str, title:
         return buf.getvalue().rstrip("\n")
     if fmt == "md":
         lines = [f"**{title}**", ""] if title else []
-        lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(label[c] for c in columns) + " |", "|" + "---|" * len(columns)]
         for r in rows:
             lines.append("| " + " | ".join(_cell(r.get(c)).replace("|", "\\|") for c in columns) + " |")
         return "\n".join(lines)
@@ -43,7 +51,7 @@ def _render(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str, title:
 
     table = Table(title=title or None, show_lines=False)
     for c in columns:
-        table.add_column(c, overflow="fold")
+        table.add_column(label[c], overflow="fold")
     for r in rows:
         table.add_row(*(_cell(r.get(c)) for c in columns))
     console = Console(file=io.StringIO(), width=max(100, _terminal_width()), force_terminal=False, color_system=None)
@@ -244,8 +252,20 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
         f"accuracy vs the mpmath oracle ({len(rows)} rows; limits: forward 4 ulp float32 / 8 ulp "
         f"float64, derivative 8): {len(rows) - len(failed)} pass, {len(failed)} fail"
     )
-    print(_render(rows, columns, args.format, title=title))
+    print(_render(rows, columns, args.format, title=title, headers=_ACCURACY_HEADERS))
     return 1 if failed else 0
+
+
+_ACCURACY_HEADERS = {
+    "forward_ulps": "fwd ulp",
+    "derivative_ulps": "f' ulp",
+    "nonfinite": "non-finite",
+    "conditioned": "cond. pts",
+    "torch_name": "PyTorch",
+    "torch_forward_ulps": "PyTorch fwd ulp",
+    "torch_derivative_ulps": "PyTorch f' ulp",
+    "torch_nonfinite": "PyTorch non-finite",
+}
 
 
 def _run_jobs(fn: Callable[[Any], dict[str, Any]], jobs: list, n_jobs: int, quiet: bool) -> list[dict[str, Any]]:

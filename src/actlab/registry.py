@@ -12,7 +12,7 @@ import difflib
 import inspect
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from actlab.catalog import SPECS, Spec
@@ -384,9 +384,3 @@ def _register_catalog(specs: Iterable[Spec]) -> None:
 
 
 _register_catalog(SPECS)
-
-
-def resolver(name: str) -> Callable[..., BoundActivation]:
-    """``resolver("gelu")(approximate="tanh")``: a constructor for one activation."""
-    spec = get_spec(name)
-    return lambda *args, **kwargs: BoundActivation(spec, _bind_positional(spec, args, kwargs))
