@@ -42,7 +42,7 @@ def _render(
         return buf.getvalue().rstrip("\n")
     if fmt == "md":
         lines = [f"**{title}**", ""] if title else []
-        lines += ["| " + " | ".join(label[c] for c in columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(label[c].replace("|", "\\|") for c in columns) + " |", "|" + "---|" * len(columns)]
         for r in rows:
             lines.append("| " + " | ".join(_cell(r.get(c)).replace("|", "\\|") for c in columns) + " |")
         return "\n".join(lines)
@@ -288,6 +288,137 @@ def _run_jobs(fn: Callable[[Any], dict[str, Any]], jobs: list, n_jobs: int, quie
         return out
 
 
+# ----------------------------------------------------------------------------- plots and analysis
+_PLOT_FORMATS = ("png", "svg", "pdf")
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    fmt = os.path.splitext(args.output)[1].lower().lstrip(".")
+    if fmt not in _PLOT_FORMATS:
+        print(f"actlab: output must end in .png, .svg or .pdf, got {args.output!r}", file=sys.stderr)
+        return 2
+    lo, hi = args.range
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        print(f"actlab: --range needs two finite numbers A < B, got {lo} {hi}", file=sys.stderr)
+        return 2
+    for name in args.names:  # every name resolved before any work: unknown ones write nothing
+        if "(" not in name:
+            get_spec(name)
+    from actlab.plot import curve_data, plot_curves
+
+    try:
+        data = curve_data(args.names, (lo, hi), derivative=not args.no_derivative)
+    except (TypeError, ValueError) as err:  # a vector activation (no curve); a malformed call string
+        print(f"actlab: {err}", file=sys.stderr)
+        return 2
+    fig = plot_curves(data, derivative=not args.no_derivative)
+    _save_atomic(fig, args.output, fmt)
+    print(args.output)
+    return 0
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _save_atomic(fig: Any, path: str, fmt: str) -> None:
+    """Render into a temporary file beside ``path`` and rename it into place."""
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".actlab-plot-", suffix=f".{fmt}", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format=fmt, dpi=110)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a plot is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def props_row(identifier: str) -> dict[str, Any]:
+    """The analysis numbers of one activation (what ``actlab props`` prints), as data."""
+    from actlab import analysis as aa
+
+    g = aa.gain(identifier)
+    m = aa.moments(identifier)
+    p = aa.properties(identifier)
+    mf = aa.mean_field(identifier, sigma_w2=g.computed**2, sigma_b2=0.0)
+    lo, hi = p.range
+    return {
+        "name": identifier if "(" in identifier else get_spec(identifier).name,
+        "gain": g.computed,
+        "pytorch_gain": g.pytorch,
+        "mean": m.mean,
+        "variance": m.variance,
+        "second_moment": m.second_moment,
+        "max_abs_derivative": p.max_abs_derivative,
+        "range": f"[{_cell(lo)}, {_cell(hi)}]",
+        "monotonic": p.monotonic,
+        "zero_centered": p.zero_centered,
+        "saturates": list(p.saturates),
+        "identity_near_zero": p.identity_near_zero,
+        "q_star": mf.q_star,
+        "chi": mf.chi,
+        "phase": mf.phase,
+        "declared_consistent": p.consistent,
+    }
+
+
+_PROPS_HEADERS = {
+    "gain": "gain",
+    "pytorch_gain": "PyTorch gain",
+    "mean": "mean f",
+    "variance": "var f",
+    "second_moment": "mean f²",
+    "max_abs_derivative": "max |f'|",
+    "zero_centered": "zero-centred",
+    "identity_near_zero": "f ≈ x at 0",
+    "q_star": "q*",
+    "chi": "χ",
+    "declared_consistent": "matches spec",
+}
+
+
+def cmd_props(args: argparse.Namespace) -> int:
+    for name in args.names:
+        if "(" not in name:
+            get_spec(name)
+    try:
+        rows = [props_row(n) for n in args.names]
+    except (TypeError, ValueError) as err:  # a vector activation; a malformed call string
+        print(f"actlab: {err}", file=sys.stderr)
+        return 2
+    columns = list(rows[0])
+    if args.format in ("table", "md"):
+        hidden = ("second_moment", "identity_near_zero", "q_star", "declared_consistent")
+        columns = [c for c in columns if c not in hidden]
+    title = "analysis under z ~ N(0, 1); mean field at σ_w² = gain², σ_b² = 0"
+    print(_render(rows, columns, args.format, title=title, headers=_PROPS_HEADERS))
+    return 0
+
+
+def cmd_gallery(args: argparse.Namespace) -> int:
+    from actlab.plot.gallery import write_gallery
+
+    def progress(i: int, total: int, name: str) -> None:
+        if not args.quiet:
+            print(f"[{i + 1}/{total}] {name}", file=sys.stderr)
+
+    try:
+        entries = write_gallery(args.output, args.names or None, progress=progress)
+    except FileExistsError as err:
+        print(f"actlab: {err}", file=sys.stderr)
+        return 2
+    n_img = sum(e.image is not None for e in entries)
+    print(f"{args.output}: {n_img} images, index.md, index.html")
+    return 0
+
+
 # ----------------------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
     from actlab import __version__
@@ -314,6 +445,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_accuracy)
+
+    p = sub.add_parser("plot", help="draw activations and their derivatives to a PNG, SVG or PDF")
+    p.add_argument("names", nargs="+", metavar="NAME", help="activations (names or call strings)")
+    p.add_argument("--no-derivative", action="store_true", help="draw the function only")
+    p.add_argument("--range", nargs=2, type=float, default=(-5.0, 5.0), metavar=("A", "B"), help="x range")
+    p.add_argument("-o", "--output", default="activations.png", help="file .png/.svg/.pdf (default activations.png)")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("props", help="analysis numbers: gain, Gaussian moments, properties, mean-field χ")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(func=cmd_props)
+
+    p = sub.add_parser("gallery", help="a PNG per activation plus index.md and index.html")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write (replaced if a gallery)")
+    p.add_argument("--names", nargs="+", metavar="NAME", help="only these activations (default: all)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=cmd_gallery)
     return parser
 
 

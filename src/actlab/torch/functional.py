@@ -60,36 +60,24 @@ def _make_autograd_function(spec: Spec) -> type:
     forward_fn = spec.forward
 
     if spec.kind == "elementwise":
-        from_output = spec.derivative_from_output is not None
-        derivative_fn = spec.derivative_from_output if from_output else spec.derivative
+        keep_output = spec.derivative_from_output is not None
+        derivative_fn = spec.derivative_from_output if keep_output else spec.derivative
 
-        class Elementwise(torch.autograd.Function):
-            generate_vmap_rule = True
+        def grad_input(saved: torch.Tensor, grad: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+            return grad * _compute(derivative_fn, saved, params)
 
-            @staticmethod
-            def forward(x: torch.Tensor, *values: Any) -> torch.Tensor:
-                return _compute(forward_fn, x, dict(zip(names, values)))
+    else:
+        keep_output = spec.saves == "output"
+        vjp_fn = spec.vjp
 
-            @staticmethod
-            def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
-                x, *values = inputs
-                ctx.values = values
-                ctx.save_for_backward(output if from_output else x)
+        def grad_input(saved: torch.Tensor, grad: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+            low = saved.dtype in _LOW_PRECISION
+            work, g = (saved.float(), grad.float()) if low else (saved, grad)
+            x, y = (None, work) if keep_output else (work, None)
+            gx = vjp_fn(x, y, g, TORCH, **params)
+            return gx.to(saved.dtype) if low else gx
 
-            @staticmethod
-            def backward(ctx: Any, grad: torch.Tensor) -> tuple:
-                (saved,) = ctx.saved_tensors
-                params = dict(zip(names, ctx.values))
-                return (grad * _compute(derivative_fn, saved, params), *([None] * len(ctx.values)))
-
-        Elementwise.__name__ = Elementwise.__qualname__ = f"{spec.name}_function"
-        Elementwise.spec = spec
-        return Elementwise
-
-    saves_output = spec.saves == "output"
-    vjp_fn = spec.vjp
-
-    class Vector(torch.autograd.Function):
+    class SpecFunction(torch.autograd.Function):
         generate_vmap_rule = True
 
         @staticmethod
@@ -100,24 +88,17 @@ def _make_autograd_function(spec: Spec) -> type:
         def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
             x, *values = inputs
             ctx.values = values
-            ctx.save_for_backward(output if saves_output else x)
+            ctx.save_for_backward(output if keep_output else x)
 
         @staticmethod
         def backward(ctx: Any, grad: torch.Tensor) -> tuple:
             (saved,) = ctx.saved_tensors
             params = dict(zip(names, ctx.values))
-            x, y = (None, saved) if saves_output else (saved, None)
-            if saved.dtype in _LOW_PRECISION:
-                x = None if x is None else x.float()
-                y = None if y is None else y.float()
-                gx = vjp_fn(x, y, grad.float(), TORCH, **params).to(saved.dtype)
-            else:
-                gx = vjp_fn(x, y, grad, TORCH, **params)
-            return (gx, *([None] * len(ctx.values)))
+            return (grad_input(saved, grad, params), *([None] * len(ctx.values)))
 
-    Vector.__name__ = Vector.__qualname__ = f"{spec.name}_function"
-    Vector.spec = spec
-    return Vector
+    SpecFunction.__name__ = SpecFunction.__qualname__ = f"{spec.name}_function"
+    SpecFunction.spec = spec
+    return SpecFunction
 
 
 def apply(
