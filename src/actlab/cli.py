@@ -419,6 +419,14 @@ def cmd_gallery(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    from actlab.plot.explorer import write_explorer
+
+    path = write_explorer(args.output, args.names or None)
+    print(f"{path}: {path.stat().st_size / 1e6:.2f} MB, open it in a browser (works offline)")
+    return 0
+
+
 # ----------------------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
     from actlab import __version__
@@ -463,6 +471,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--names", nargs="+", metavar="NAME", help="only these activations (default: all)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_gallery)
+
+    p = sub.add_parser("explore", help="one self-contained offline HTML page to compare activations interactively")
+    p.add_argument("-o", "--output", default="explorer.html", help="HTML file to write (default explorer.html)")
+    p.add_argument("--names", nargs="+", metavar="NAME", help="only these activations (default: all elementwise)")
+    p.set_defaults(func=cmd_explore)
     return parser
 
 

@@ -177,7 +177,7 @@ class Spec:
     name: str
     family: str
     summary: str
-    definition: Callable[..., Any]
+    definition: Callable[..., Any] | None  # None only for vector specs with a row oracle
     forward: Callable[..., Any]
     derivative: Callable[..., Any] | None = None
     derivative_from_output: Callable[..., Any] | None = None
