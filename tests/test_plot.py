@@ -229,3 +229,27 @@ def test_plot_package_is_not_imported_by_actlab():
     code = "import sys, actlab, actlab.cli; print('matplotlib' in sys.modules, 'actlab.plot' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.split() == ["False", "False"]
+
+
+def test_vector_curve_data_matches_closed_forms():
+    from actlab.plot.data import vector_curve_data
+
+    d = vector_curve_data("softmax", (-4, 4), n=81)
+    s = 1 / (1 + np.exp(-(1 - d.x)))  # softmax((1, x))[0] = sigmoid(1 - x)
+    np.testing.assert_allclose(d.curves[0].f, s, rtol=1e-12)
+    np.testing.assert_allclose(d.curves[0].df, -s * (1 - s), rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(d.curves[0].f + d.curves[1].f, 1.0, rtol=1e-14)
+    m = vector_curve_data("maxout", (-3, 3), n=61)  # max(1, x), one output
+    assert len(m.curves) == 1
+    np.testing.assert_array_equal(m.curves[0].f, np.maximum(1.0, m.x))
+    np.testing.assert_array_equal(m.curves[0].df, (m.x > 1).astype(float))
+
+
+def test_gallery_draws_vector_activations(tmp_path):
+    from actlab.plot.gallery import write_gallery
+
+    entries = write_gallery(tmp_path / "g", ["softmax", "swiglu"])
+    assert [e.image for e in entries] == ["softmax.png", "swiglu.png"]
+    for e in entries:
+        png = (tmp_path / "g" / e.image).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000

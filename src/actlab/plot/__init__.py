@@ -17,6 +17,7 @@ from actlab.plot.data import (
     curve_data,
     meanfield_data,
     moments_data,
+    vector_curve_data,
 )
 from actlab.plot.render import plot_curves, plot_meanfield, plot_moments
 
@@ -24,6 +25,7 @@ __all__ = [
     "Curve",
     "CurveData",
     "curve_data",
+    "vector_curve_data",
     "plot_curves",
     "MomentsData",
     "moments_data",

@@ -17,6 +17,7 @@ from actlab.analysis import gain, length_map, mean_field, moments
 from actlab.analysis._common import f_and_df, resolve
 
 __all__ = [
+    "vector_curve_data",
     "Curve",
     "CurveData",
     "curve_data",
@@ -140,6 +141,37 @@ def curve_data(
         else:
             df, peak, sat = None, math.nan, ()
         curves.append(Curve(repr(act), act.name, f, df, tuple(kinks), sat, peak))
+    return CurveData(x, tuple(curves))
+
+
+def vector_curve_data(identifier: Any, x_range: tuple[float, float] = (-5.0, 5.0), n: int = 801) -> CurveData:
+    """A vector activation drawn as curves: every output component on the rows (1, x), and its
+    derivative in x from the spec's vjp (one-hot cotangent per component).
+
+    >>> d = vector_curve_data("glu", (-1, 1), n=3)  # glu((1, x)) = 1 * sigmoid(x)
+    >>> [round(float(v), 6) for v in d.curves[0].f], [round(float(v), 6) for v in d.curves[0].df]
+    ([0.268941, 0.5, 0.731059], [0.196612, 0.25, 0.196612])
+    """
+    from actlab.ops.numpy_ops import NUMPY
+    from actlab.registry import BoundActivation, get
+
+    act = get(identifier)
+    if not isinstance(act, BoundActivation) or act.spec.kind != "vector":
+        raise ValueError(f"{identifier!r} is not a vector activation: use curve_data")
+    lo, hi = (float(v) for v in x_range)
+    x = np.linspace(lo, hi, int(n))
+    rows = np.stack([np.ones_like(x), x], axis=-1)
+    params = {**act.params, "axis": -1}
+    y = np.asarray(act.spec(rows, **params))
+    curves = []
+    for j in range(y.shape[-1]):
+        cotangent = np.zeros_like(y)
+        cotangent[:, j] = 1.0
+        with np.errstate(all="ignore"):
+            grad = np.asarray(act.spec.vjp(rows, y, cotangent, NUMPY, **params))
+        df = grad[:, 1]
+        peak = float(np.nanmax(np.abs(df))) if np.any(np.isfinite(df)) else math.nan
+        curves.append(Curve(f"{act!r}(1, x)[{j}]", act.name, y[:, j], df, (), (), peak))
     return CurveData(x, tuple(curves))
 
 

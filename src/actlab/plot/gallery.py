@@ -2,9 +2,8 @@
 Markdown and HTML with formula, properties, references and the image. Generated from the
 registry, so a new spec appears without editing anything here.
 
-Vector activations (softmax, GLU family, maxout, ...) map vectors to vectors and have no single
-curve; the gallery lists them in a section of their own with formula and references, without an
-image.
+Vector activations (softmax, GLU family, maxout, ...) map vectors to vectors; the gallery draws
+each output component on the rows (1, x) and its derivative in x.
 
 The gallery is written into a temporary folder beside the target and moved into place at the
 end, so an interrupted run leaves no half gallery. An existing target is replaced only when it
@@ -86,17 +85,21 @@ def gallery_entries(names: Sequence[str] | None = None) -> list[GalleryEntry]:
                 props["gain"] = "n/a"
         if spec.params:
             props["parameters"] = ", ".join(f"{p.name}={p.default!r}" for p in spec.params)
-        image = f"{spec.name}.png" if spec.kind == "elementwise" else None
+        image = f"{spec.name}.png"
         refs = tuple(str(r) for r in spec.references)
         out.append(GalleryEntry(spec.name, spec.family, spec.kind, spec.summary, latex, props, refs, image))
     return out
 
 
 def _render_png(name: str, path: Path) -> None:
-    from actlab.plot.data import curve_data
+    from actlab.plot.data import curve_data, vector_curve_data
     from actlab.plot.render import plot_curves
 
-    fig = plot_curves(curve_data(name, n=801), figsize=FIGSIZE, legend=False, title=name)
+    if get_spec(name).kind == "vector":
+        data = vector_curve_data(name, n=801)
+        fig = plot_curves(data, figsize=FIGSIZE, legend=len(data.curves) > 1, title=f"{name} on the row (1, x)")
+    else:
+        fig = plot_curves(curve_data(name, n=801), figsize=FIGSIZE, legend=False, title=name)
     fig.savefig(path, dpi=DPI, format="png")
 
 
@@ -116,7 +119,7 @@ def _markdown(entries: list[GalleryEntry]) -> str:
     lines = [MARKER, "# actlab gallery", ""]
     lines.append(f"{sum(e.kind == 'elementwise' for e in entries)} elementwise activations, function and derivative")
     lines.append("(kinks marked; shaded: saturated, |f'| below 1% of its maximum on [-1, 1]).")
-    lines.append("Vector activations have no single curve and are listed without an image.")
+    lines.append("Vector activations are drawn on the rows (1, x): each output component and its derivative in x.")
     lines.append("")
     for e in entries:
         lines += [f"## {e.name}", "", f"*{e.family}, {e.kind}* — {e.summary}", ""]
@@ -151,7 +154,8 @@ def _html(entries: list[GalleryEntry]) -> str:
         f"<style>{_CSS}</style></head><body>",
         "<h1>actlab gallery</h1>",
         "<p>Function and derivative of every elementwise activation (kinks marked; shaded: saturated, "
-        "|f'| below 1% of its maximum on [-1, 1]). Vector activations are listed without an image.</p>",
+        "|f'| below 1% of its maximum on [-1, 1]). Vector activations are drawn on the rows (1, x): "
+        "each output component and its derivative in x.</p>",
         "<nav>" + " · ".join(f'<a href="#{esc(e.name)}">{esc(e.name)}</a>' for e in entries) + "</nav>",
     ]
     for e in entries:
