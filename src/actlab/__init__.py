@@ -36,12 +36,18 @@ __all__ = [
     "register",
     "list_activations",
     "__version__",
+    "swap",
+    "watch",
 ]
 
-_LAZY_SUBMODULES = ("torch", "nn", "verify", "catalog", "ops", "analysis", "init")
+_LAZY_SUBMODULES = ("torch", "nn", "verify", "catalog", "ops", "analysis", "init", "plot", "diagnose", "arena", "bench")
+# Functions re-exported from subpackages that import torch: resolved on first use.
+_LAZY_FUNCTIONS = {"swap": "actlab.diagnose", "watch": "actlab.diagnose"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY_SUBMODULES:
         return importlib.import_module(f"actlab.{name}")
+    if name in _LAZY_FUNCTIONS:
+        return getattr(importlib.import_module(_LAZY_FUNCTIONS[name]), name)
     raise AttributeError(f"module 'actlab' has no attribute {name!r}")

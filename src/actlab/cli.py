@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import io
 import json
 import math
@@ -476,7 +477,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="explorer.html", help="HTML file to write (default explorer.html)")
     p.add_argument("--names", nargs="+", metavar="NAME", help="only these activations (default: all elementwise)")
     p.set_defaults(func=cmd_explore)
+
+    # Subcommands that live with their subsystem. Their `add_arguments` imports nothing heavy, so
+    # building the parser stays torch-free; `run` imports what it needs.
+    for name, module, help_text in _SUBSYSTEM_COMMANDS:
+        mod = importlib.import_module(module)
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        mod.add_arguments(p)
+        p.set_defaults(func=mod.run)
     return parser
+
+
+_SUBSYSTEM_COMMANDS = (
+    ("diagnose", "actlab.diagnose.cli", "run a model a few steps; report dead and saturated units and gradient flow"),
+    ("arena", "actlab.arena.cli", "train one model with many activations and seeds and rank them, with statistics"),
+    ("report", "actlab.arena.report_cli", "HTML, Markdown, JSON and CSV report of an arena run directory"),
+    ("bench", "actlab.bench.cli", "benchmarks: speed and memory as ratios to a reference measured in the same run"),
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,8 @@ import torch
 from actlab.registry import BoundActivation, get
 from actlab.torch.functional import apply, autograd_function
 
+__all__ = ["Activation"]
+
 
 class Activation(torch.nn.Module):
     """An activation module; ``Activation("leaky_relu", negative_slope=0.2)``.

@@ -1,0 +1,3 @@
+"""Placeholder; its owner replaces it. Public names go in ``__all__``."""
+
+__all__: list[str] = []
