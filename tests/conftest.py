@@ -27,7 +27,10 @@ from actlab.registry import all_specs  # noqa: E402
 
 ELEMENTWISE = [s for s in all_specs() if s.kind == "elementwise"]
 VECTOR = [s for s in all_specs() if s.kind == "vector"]
-ALL = all_specs()
+# Layers (PReLU, PAU, gated layers, ...) have trained weights, no fixed curve: the registry tests
+# (contract, serialization) cover them with the functions; tests/test_trainable.py the rest.
+LAYERS = all_specs("layer")
+ALL = all_specs("all")
 
 
 def spec_id(spec: actlab.Spec) -> str:

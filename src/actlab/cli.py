@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from actlab.registry import UnknownActivationError, all_specs, get_spec, list_activations
+from actlab.registry import UnknownActivationError, all_specs, get_spec, learnable_params, list_activations
 
 FORMATS = ("table", "json", "csv", "md")
 
@@ -89,16 +89,18 @@ def _json_default(value: Any) -> Any:
 
 # ----------------------------------------------------------------------------- commands
 def _spec_row(spec: Any) -> dict[str, Any]:
-    lo, hi = spec.bounds_for()
+    layer = spec.kind == "layer"
+    lo, hi = (None, None) if layer else spec.bounds_for()
     return {
         "name": spec.name,
         "family": spec.family,
         "kind": spec.kind,
         "aliases": list(spec.aliases),
         "params": [f"{p.name}={p.default!r}" for p in spec.params],
-        "range": f"[{_cell(lo)}, {_cell(hi)}]",
-        "monotonic": spec.monotonic,
-        "smoothness": _smoothness(spec.smoothness),
+        "learnable": [w.name for w in spec.weights] if layer else list(learnable_params(spec)),
+        "range": None if layer else f"[{_cell(lo)}, {_cell(hi)}]",
+        "monotonic": None if layer else spec.monotonic,
+        "smoothness": None if layer else _smoothness(spec.smoothness),
         "summary": spec.summary,
     }
 
@@ -109,18 +111,43 @@ def _smoothness(k: float) -> str:
     return "C^inf" if k == math.inf else f"C^{int(k)}"
 
 
+TRAINABLE = "trainable"
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    specs = [get_spec(n) for n in list_activations(family=args.family)]
+    if args.family == TRAINABLE:
+        # The layers with trained weights, then the functions whose parameters may be learned.
+        names = list_activations(family=TRAINABLE, kind="all")
+        names += [n for n in list_activations() if learnable_params(get_spec(n)) and n not in names]
+    else:
+        names = list_activations(family=args.family, kind="all" if args.family else None)
+    specs = [get_spec(n) for n in names]
     if args.family and not specs:
-        families = sorted({s.family for s in all_specs()})
+        families = sorted({s.family for s in all_specs("all")})
         print(f"actlab: no family {args.family!r}; families: {', '.join(families)}", file=sys.stderr)
         return 2
     rows = [_spec_row(s) for s in specs]
-    columns = ["name", "family", "params", "range", "monotonic", "smoothness", "summary"]
+    if args.family == TRAINABLE:
+        columns = ["name", "kind", "family", "params", "learnable", "summary"]
+        title = (
+            f"{len(rows)} trainable activations: layers (learnable = their weights) and functions "
+            "(learnable = parameters that accept 'learnable', e.g. swish(beta='learnable'))"
+        )
+    else:
+        columns = ["name", "family", "params", "range", "monotonic", "smoothness", "summary"]
+        title = f"{len(rows)} activations"
+        layers = list_activations(kind="layer")
+        if not args.family and layers:
+            title += f" (and {len(layers)} layers with trained weights: actlab list --family {TRAINABLE})"
     if args.format in ("json", "csv"):
         columns = list(rows[0]) if rows else columns
-    print(_render(rows, columns, args.format, title=f"{len(rows)} activations"))
+    print(_render(rows, columns, args.format, title=title))
     return 0
+
+
+def _allowed(p: Any) -> str:
+    description = getattr(p.choices, "description", None)  # an open set, e.g. any activation identifier
+    return description if description else p.allowed()
 
 
 def describe(spec: Any) -> dict[str, Any]:
@@ -129,6 +156,8 @@ def describe(spec: Any) -> dict[str, Any]:
 
     from actlab.registry import BoundActivation
 
+    layer = spec.kind == "layer"
+    learnable = learnable_params(spec)
     info: dict[str, Any] = {
         "name": spec.name,
         "aliases": list(spec.aliases),
@@ -137,9 +166,27 @@ def describe(spec: Any) -> dict[str, Any]:
         "summary": spec.summary,
         "formula": spec.latex() if (spec.formula or spec.definition) else None,
         "parameters": [
-            {"name": p.name, "default": p.default, "allowed": p.allowed(), "doc": p.doc} for p in spec.params
+            {
+                "name": p.name,
+                "default": p.default,
+                "allowed": _allowed(p),
+                "doc": p.doc,
+                **({"learnable": p.name in learnable} if not layer else {}),
+            }
+            for p in spec.params
         ],
-        "properties": {
+    }
+    if layer:
+        initial = spec.initial(spec.defaults) if spec.initial is not None else None
+        info["layer"] = {
+            "module": spec.module.replace(":", "."),
+            "weights": [{"name": w.name, "shape": w.shape, "doc": w.doc} for w in spec.weights],
+            "initially": initial,
+            "initially_note": spec.initial_note,
+            "build": f"actlab.nn.create_activation({spec.name!r})",
+        }
+    else:
+        info["properties"] = {
             "range": list(spec.bounds_for()),
             "monotonic": spec.monotonic,
             "smoothness": _smoothness(spec.smoothness),
@@ -150,14 +197,18 @@ def describe(spec: Any) -> dict[str, Any]:
             "approximation_error": spec.approximation_error,
             "derivative_from_output": spec.derivative_from_output is not None,
             "torch_path": "native" if spec.native else "actlab",
-        },
-        "kinks": [{"at": at, "gradient": g} for at, g in spec.kink_points()],
-        "references": [str(r) for r in spec.references],
-        "equivalents": [
-            {"framework": e.framework, "symbol": e.symbol, "differences": e.differences} for e in spec.equivalents
-        ],
-        "notes": spec.notes,
-    }
+        }
+        info["kinks"] = [{"at": at, "gradient": g} for at, g in spec.kink_points()]
+        if learnable:
+            info["learnable"] = {
+                "parameters": list(learnable),
+                "example": f"actlab.nn.Activation({spec.name!r}, {learnable[0]}='learnable')",
+            }
+    info["references"] = [str(r) for r in spec.references]
+    info["equivalents"] = [
+        {"framework": e.framework, "symbol": e.symbol, "differences": e.differences} for e in spec.equivalents
+    ]
+    info["notes"] = spec.notes
     if spec.tolerance.reason:
         info["tolerance"] = spec.tolerance.reason
     if spec.kind == "elementwise":
@@ -180,16 +231,29 @@ def cmd_show(args: argparse.Namespace) -> int:
     ]
     out.append(f"  {spec.summary}")
     if info["formula"]:
-        out.append(f"  f(x) = {info['formula']}")
+        out.append(f"  f(x) = {info['formula']}" if spec.kind != "layer" else f"  {info['formula']}")
     out.append("parameters:" if spec.params else "parameters: none")
     for p in info["parameters"]:
         doc = f"  ({p['doc']})" if p["doc"] else ""
-        out.append(f"  {p['name']} = {p['default']!r}; allowed: {p['allowed']}{doc}")
-    out.append("properties:")
-    for k, v in info["properties"].items():
-        if v not in (None, [], False) or k in ("monotonic", "zero_centered"):
-            out.append(f"  {k}: {_cell(v) if not isinstance(v, list) else '[' + ', '.join(map(_cell, v)) + ']'}")
-    if info["kinks"]:
+        mark = "  [learnable]" if p.get("learnable") else ""
+        out.append(f"  {p['name']} = {p['default']!r}; allowed: {p['allowed']}{mark}{doc}")
+    if "learnable" in info:
+        out.append(f"learnable in the module form: {info['learnable']['example']}")
+    if "layer" in info:
+        lay = info["layer"]
+        out.append(f"module: {lay['module']}  (build: {lay['build']})")
+        out.append("trained weights:")
+        out += [f"  {w['name']} {w['shape']}: {w['doc']}" for w in lay["weights"]]
+        if lay["initially"] and lay["initially_note"]:
+            out.append(f"at initialisation: {lay['initially']} ({lay['initially_note']})")
+        elif lay["initially"] or lay["initially_note"]:
+            out.append(f"at initialisation: {lay['initially'] or lay['initially_note']}")
+    if "properties" in info:
+        out.append("properties:")
+        for k, v in info["properties"].items():
+            if v not in (None, [], False) or k in ("monotonic", "zero_centered"):
+                out.append(f"  {k}: {_cell(v) if not isinstance(v, list) else '[' + ', '.join(map(_cell, v)) + ']'}")
+    if info.get("kinks"):
         out.append("kinks (gradient actlab returns there):")
         for k in info["kinks"]:
             out.append(f"  x = {k['at']:g}: f' := {k['gradient']:g}")

@@ -3,6 +3,17 @@
 ``get`` accepts a name or alias (case-insensitive), a call string parsed with :mod:`ast`
 (literal arguments only; nothing is evaluated), a ``{"name", "config"}`` dict, Keras-serialized
 dicts and strings, a :class:`Spec`, a :class:`BoundActivation`, a callable, or None (identity).
+
+Three kinds of entries: ``elementwise`` and ``vector`` functions (the catalog), and ``layer``
+entries (PReLU, PAU, APL, gated and maxout layers with their projections) whose output depends on
+trained weights, so they have no fixed curve: :func:`all_specs` and :func:`list_activations` return
+the functions unless asked for ``kind="layer"`` or ``kind="all"``, and
+``actlab.nn.create_activation`` builds the module of any entry.
+
+A parameter declared ``trainable`` may be given as ``"learnable"`` (initialised at its default)
+or ``"learnable(0.5)"``: ``swish(beta='learnable')``. The module form then holds it as an
+``nn.Parameter``, ``num_parameters``/``channel_dim`` make it one value per channel, and the
+identifier (not the learned value, which lives in the state_dict) is what serializes.
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from actlab.catalog import SPECS, Spec
+from actlab.catalog import SPECS, Param, ParameterError, Spec
 
 __all__ = [
     "UnknownActivationError",
@@ -29,7 +40,20 @@ __all__ = [
     "list_activations",
     "all_specs",
     "check_spec",
+    "FUNCTION_KINDS",
+    "LEARNABLE",
 ]
+
+FUNCTION_KINDS = ("elementwise", "vector")
+KINDS = FUNCTION_KINDS + ("layer",)
+LEARNABLE = "learnable"
+_LEARNABLE_RE = re.compile(r"^\s*learnable\s*(?:\(\s*(?P<init>[^()]*?)\s*\))?\s*$")
+# Options of a function whose parameters are learnable: one value per channel along channel_dim.
+_OPTIONS = (
+    Param("num_parameters", 1, low=1, kind=int, doc="values per learnable parameter (1: shared; C: one per channel)"),
+    Param("channel_dim", 1, kind=int, doc="the channel axis of the input (1: channels-first, -1: channels-last)"),
+)
+_OPTION_NAMES = tuple(p.name for p in _OPTIONS)
 
 
 class UnknownActivationError(KeyError):
@@ -60,7 +84,7 @@ def check_spec(spec: Spec) -> list[str]:
     for text, what in ((spec.family, "family"), (spec.summary, "summary")):
         if not text:
             problems.append(f"missing {what}")
-    if not callable(spec.definition) and spec.oracle is None:
+    if not callable(spec.definition) and spec.oracle is None and spec.kind != "layer":
         problems.append("no definition (SymPy) and no oracle")
     if not callable(spec.forward):
         problems.append("forward is not callable")
@@ -72,6 +96,12 @@ def check_spec(spec: Spec) -> list[str]:
             problems.append("vector spec without a vjp")
         if "axis" not in spec.param_names:
             problems.append("vector spec without an 'axis' parameter")
+    elif spec.kind == "layer":
+        module = getattr(spec, "module", "")
+        if not (isinstance(module, str) and re.match(r"^[\w.]+:\w+$", module)):
+            problems.append("layer spec without a module path 'package.module:Class'")
+        if any(p.trainable for p in spec.params):
+            problems.append("a layer's parameters are its configuration; its trained tensors are its weights")
     else:
         problems.append(f"unknown kind {spec.kind!r}")
     if spec.saves not in ("input", "output"):
@@ -124,15 +154,36 @@ def register(spec: Spec, *, overwrite: bool = False) -> Spec:
     return spec
 
 
-def all_specs() -> list[Spec]:
-    return list(_BY_NAME.values())
+def _kinds(kind: str | None) -> tuple[str, ...]:
+    if kind is None:
+        return FUNCTION_KINDS
+    if kind == "all":
+        return KINDS
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}, 'all' or None, got {kind!r}")
+    return (kind,)
+
+
+def all_specs(kind: str | None = None) -> list[Spec]:
+    """Registered specs in registration order: the functions (elementwise and vector) by default,
+    ``kind="layer"`` for the layers with trained weights, ``kind="all"`` for every entry."""
+    kinds = _kinds(kind)
+    return [s for s in _BY_NAME.values() if s.kind in kinds]
 
 
 def list_activations(family: str | None = None, kind: str | None = None) -> list[str]:
-    """Canonical names, sorted, optionally of one family or kind ("elementwise" | "vector")."""
-    return sorted(
-        s.name for s in _BY_NAME.values() if (family is None or s.family == family) and (kind is None or s.kind == kind)
-    )
+    """Canonical names, sorted, optionally of one family or kind.
+
+    ``kind``: None (the default) lists the functions, "elementwise" | "vector" | "layer" one kind,
+    "all" every entry (layers need sizes or trained weights, so they are not listed by default).
+    """
+    kinds = _kinds(kind)
+    return sorted(s.name for s in _BY_NAME.values() if (family is None or s.family == family) and s.kind in kinds)
+
+
+def learnable_params(spec: Spec) -> tuple[str, ...]:
+    """Names of the parameters of ``spec`` that may be given as ``"learnable"``."""
+    return tuple(p.name for p in spec.params if p.trainable) if spec.kind != "layer" else ()
 
 
 def get_spec(name: str) -> Spec:
@@ -173,14 +224,40 @@ def suggestions(key: str, limit: int = 4) -> list[str]:
 class BoundActivation:
     """An activation with its parameters resolved: callable on NumPy arrays and torch tensors.
 
-    ``repr`` is a call string that :func:`get` parses back to an equal object.
+    ``params`` holds numbers (a learnable parameter's initial value); ``learnable`` names the
+    parameters a module trains, ``options`` its per-channel layout. ``repr`` is a call string that
+    :func:`get` parses back to an equal object.
     """
 
-    __slots__ = ("spec", "params")
+    __slots__ = ("spec", "params", "learnable", "options")
 
     def __init__(self, spec: Spec, params: Mapping[str, Any] | None = None):
+        given = dict(params or {})
+        learnable = []
+        options = {}
+        for name in list(given):
+            if name in _OPTION_NAMES and name not in spec.param_names and spec.kind != "layer":
+                options[name] = given.pop(name)
+                continue
+            init = _learnable_init(spec, name, given[name])
+            if init is not _NOT_LEARNABLE:
+                learnable.append(name)
+                if init is None:
+                    given.pop(name)  # the default is the initial value
+                else:
+                    given[name] = init
         self.spec = spec
-        self.params = spec.resolve_params(**dict(params or {}))
+        self.params = spec.resolve_params(**given)
+        self.learnable = frozenset(learnable)
+        if options and not learnable:
+            names = learnable_params(spec)
+            hint = f"; mark one learnable, e.g. {names[0]}='learnable'" if names else f" ({spec.name} has none)"
+            verb = "apply" if len(options) > 1 else "applies"
+            raise ParameterError(
+                f"{spec.name}: {' and '.join(sorted(options))} {verb} only to learnable parameters{hint}"
+            )
+        self.options = {p.name: p.validate(options[p.name], spec.name) for p in _OPTIONS if p.name in options}
+        self.options = {k: v for k, v in self.options.items() if v != _OPTION_DEFAULTS[k]}
 
     @property
     def name(self) -> str:
@@ -188,8 +265,23 @@ class BoundActivation:
 
     @property
     def config(self) -> dict[str, Any]:
-        """The parameters that differ from the defaults."""
-        return self.spec.non_default(self.params)
+        """The parameters that differ from the defaults (learnable ones always), then the options."""
+        cfg = {}
+        for k, v in self.params.items():
+            if k in self.learnable:
+                cfg[k] = LEARNABLE if v == self.spec.param(k).default else f"{LEARNABLE}({v!r})"
+            elif self.spec.param(k).default != v:
+                cfg[k] = v
+        cfg.update(self.options)
+        return cfg
+
+    @property
+    def num_parameters(self) -> int:
+        return self.options.get("num_parameters", 1)
+
+    @property
+    def channel_dim(self) -> int:
+        return self.options.get("channel_dim", 1)
 
     def __call__(self, x: Any, **kwargs: Any) -> Any:
         if _is_tensor(x):
@@ -205,7 +297,8 @@ class BoundActivation:
     def derivative(self, x: Any) -> Any:
         """f'(x) on NumPy (elementwise specs)."""
         if self.spec.derivative is None:
-            raise TypeError(f"{self.name} is a vector activation; it has a vjp, not a derivative")
+            what = "a layer with trained weights" if self.spec.kind == "layer" else "a vector activation"
+            raise TypeError(f"{self.name} is {what}; it has no derivative f'(x)")
         from actlab.ops import numpy_ops
 
         return numpy_ops.apply_derivative(self.spec, x, self.params)
@@ -219,13 +312,46 @@ class BoundActivation:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, BoundActivation):
             return NotImplemented
-        return self.spec.name == other.spec.name and self.params == other.params
+        return (
+            self.spec.name == other.spec.name
+            and self.params == other.params
+            and self.learnable == other.learnable
+            and self.options == other.options
+        )
 
     def __hash__(self) -> int:
-        return hash((self.spec.name, tuple(sorted(self.params.items()))))
+        return hash((self.spec.name, tuple(sorted(self.params.items())), self.learnable, tuple(self.options.items())))
 
     def __reduce__(self) -> tuple:
         return (deserialize, (serialize(self),))
+
+
+_OPTION_DEFAULTS = {p.name: p.default for p in _OPTIONS}
+_NOT_LEARNABLE = object()
+
+
+def _learnable_init(spec: Spec, name: str, value: Any) -> Any:
+    """For ``"learnable"`` / ``"learnable(v)"``: None (start at the default) or v; otherwise a marker."""
+    if not isinstance(value, str):
+        return _NOT_LEARNABLE
+    match = _LEARNABLE_RE.match(value)
+    if match is None or name not in spec.param_names:
+        return _NOT_LEARNABLE  # validated (and refused where wrong) as an ordinary value
+    if name not in learnable_params(spec):
+        names = learnable_params(spec)
+        allowed = ", ".join(map(repr, names)) if names else "none"
+        raise ParameterError(
+            f"{spec.name}: parameter {name!r} cannot be learnable; learnable parameters of {spec.name}: {allowed}"
+        )
+    text = match.group("init")
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ParameterError(
+            f"{spec.name}: {value!r} for parameter {name!r}: write 'learnable' or 'learnable(<number>)'"
+        ) from None
 
 
 def _is_tensor(x: Any) -> bool:
@@ -357,7 +483,7 @@ def get(identifier: Any = None, **params: Any) -> Any:
     else:
         raise IdentifierError(f"cannot interpret {identifier!r} as an activation")
     if params:
-        act = BoundActivation(act.spec, {**act.params, **params})
+        act = BoundActivation(act.spec, {**act.params, **act.config, **params})
     return act
 
 

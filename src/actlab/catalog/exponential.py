@@ -288,7 +288,11 @@ ELU = Spec(
     aliases=("exponential_linear_unit",),
     family="exponential",
     summary="Exponential linear unit: x for x > 0, alpha (e^x - 1) otherwise; saturates at -alpha.",
-    params=(Param("alpha", 1.0, low=0.0, doc="Saturation value -alpha for x -> -inf (alpha = 0 gives ReLU)."),),
+    params=(
+        Param(
+            "alpha", 1.0, low=0.0, trainable=True, doc="Saturation value -alpha for x -> -inf (alpha = 0 gives ReLU)."
+        ),
+    ),
     definition=lambda x, sp, alpha: sp.Piecewise((x, x > 0), (alpha * _expm1(x), True)),
     forward=_elu_fwd,
     derivative=_elu_der,
@@ -366,7 +370,16 @@ CELU = Spec(
     aliases=("continuously_differentiable_elu",),
     family="exponential",
     summary="Continuously differentiable ELU: x for x > 0, alpha (e^(x/alpha) - 1) otherwise; C^1 for every alpha.",
-    params=(Param("alpha", 1.0, low=0.0, low_open=True, doc="Saturation value -alpha and scale of the exponential."),),
+    params=(
+        Param(
+            "alpha",
+            1.0,
+            low=0.0,
+            low_open=True,
+            trainable=True,
+            doc="Saturation value -alpha and scale of the exponential.",
+        ),
+    ),
     definition=lambda x, sp, alpha: sp.Piecewise((x, x > 0), (alpha * _expm1(x / alpha), True)),
     forward=lambda x, ops, alpha: ops.where(x > 0, x, alpha * ops.expm1(ops.minimum(x, 0.0) / alpha)),
     derivative=lambda x, ops, alpha: ops.where(x > 0, 1.0, ops.exp(ops.minimum(x, 0.0) / alpha)),
@@ -403,8 +416,15 @@ PELU = Spec(
     family="exponential",
     summary="Parametric ELU with fixed a, b > 0: (a/b) x for x >= 0, a (e^(x/b) - 1) otherwise; C^1 for all a, b.",
     params=(
-        Param("a", 1.0, low=0.0, low_open=True, doc="Saturation value -a for x -> -inf."),
-        Param("b", 1.0, low=0.0, low_open=True, doc="Scale of the exponential decay; the positive slope is a/b."),
+        Param("a", 1.0, low=0.0, low_open=True, trainable=True, doc="Saturation value -a for x -> -inf."),
+        Param(
+            "b",
+            1.0,
+            low=0.0,
+            low_open=True,
+            trainable=True,
+            doc="Scale of the exponential decay; the positive slope is a/b.",
+        ),
     ),
     definition=lambda x, sp, a, b: sp.Piecewise((a / b * x, x >= 0), (a * _expm1(x / b), True)),
     forward=_pelu_fwd,
@@ -803,6 +823,7 @@ SOFT_EXPONENTIAL = Spec(
             0.0,
             low=-1.0,
             high=1.0,
+            trainable=True,
             doc="alpha < 0: -log(1 - alpha (x + alpha)) / alpha, defined only for x > 1/alpha - alpha; "
             "alpha = 0: x; alpha > 0: (e^(alpha x) - 1) / alpha + alpha. Default 0, the usual initialisation.",
         ),

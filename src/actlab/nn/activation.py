@@ -1,15 +1,20 @@
-"""``Activation(identifier, **params)``: any catalog activation as a ``torch.nn.Module``."""
+"""``Activation(identifier, **params)``: any catalog activation as a ``torch.nn.Module``, with
+learnable parameters where the catalog marks them trainable; ``create_activation`` builds the
+module of any registry identifier (functions and layers)."""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from actlab.registry import BoundActivation, get
+from actlab.ops.torch_ops import TORCH
+from actlab.registry import BoundActivation, get, get_spec
 from actlab.torch.functional import apply, autograd_function
 
-__all__ = ["Activation"]
+__all__ = ["Activation", "create_activation"]
 
 
 class Activation(torch.nn.Module):
@@ -17,6 +22,16 @@ class Activation(torch.nn.Module):
 
     Accepts every identifier :func:`actlab.get` does. Invalid parameters raise here, at
     construction. Stochastic activations (rrelu) are random in ``train()`` mode only.
+
+    A parameter the catalog marks trainable may be ``"learnable"`` (or ``"learnable(0.5)"`` to
+    start at 0.5): it becomes an ``nn.Parameter`` of the same name, one value per channel with
+    ``num_parameters=C`` (along ``channel_dim``, default 1):
+
+    >>> act = Activation("swish", beta="learnable")
+    >>> act
+    Activation(swish, beta='learnable')
+    >>> [(name, tuple(p.shape)) for name, p in act.named_parameters()]
+    [('beta', (1,))]
     """
 
     def __init__(self, identifier: Any = None, **params: Any):
@@ -24,8 +39,21 @@ class Activation(torch.nn.Module):
         act = get(identifier, **params)
         if not isinstance(act, BoundActivation):
             raise TypeError(f"Activation needs a registered activation, got the callable {identifier!r}")
+        if act.spec.kind == "layer":
+            raise TypeError(
+                f"{act.name} is a layer with trained weights: build it with "
+                f"actlab.nn.create_activation({repr(act)!r}) (or {act.spec.module.replace(':', '.')})"
+            )
         self.activation = act
-        autograd_function(act.spec)  # built now, outside any torch.compile trace
+        if act.learnable:
+            if act.name not in LEARNABLE_FORMS:  # a user spec marked trainable without a torch form
+                raise ValueError(f"{act.name} has no learnable form in actlab.nn (parameters {sorted(act.learnable)})")
+            for name in act.spec.param_names:
+                if name in act.learnable:
+                    value = torch.full((act.num_parameters,), float(act.params[name]))
+                    self.register_parameter(name, torch.nn.Parameter(value))
+        else:
+            autograd_function(act.spec)  # built now, outside any torch.compile trace
 
     @property
     def spec(self) -> Any:
@@ -37,11 +65,199 @@ class Activation(torch.nn.Module):
 
     @property
     def params(self) -> dict[str, Any]:
+        """The parameters as configured (a learnable one: its initial value; see ``named_parameters``)."""
         return dict(self.activation.params)
 
+    @property
+    def actlab_activation(self) -> BoundActivation:
+        """What :func:`actlab.serialize` writes for this module (learned values live in the state_dict)."""
+        return self.activation
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return apply(self.activation.spec, x, self.activation.params, training=self.training)
+        act = self.activation
+        if not act.learnable:
+            return apply(act.spec, x, act.params, training=self.training)
+        if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
+            raise TypeError(f"{act.name}: needs a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+        values = dict(act.params)
+        for name in act.learnable:
+            values[name] = per_channel(getattr(self, name), x, act.channel_dim, act.name)
+        return LEARNABLE_FORMS[act.name](x, **values)
 
     def extra_repr(self) -> str:
         cfg = self.activation.config
         return ", ".join([self.name] + [f"{k}={v!r}" for k, v in cfg.items()])
+
+
+# ----------------------------------------------------------------------------- per-channel values
+def channel_axis(x: torch.Tensor, channel_dim: int, num_parameters: int, owner: str) -> int:
+    """The axis of ``x`` that holds the channels; a ValueError naming both arguments and the shape
+    when it does not exist or its size is not ``num_parameters``."""
+    ndim = x.dim()
+    if not -ndim <= channel_dim < ndim:
+        raise ValueError(
+            f"{owner}: channel_dim={channel_dim} is out of range for an input of shape {tuple(x.shape)} "
+            f"(num_parameters={num_parameters} needs a channel axis)"
+        )
+    axis = channel_dim % ndim
+    if x.shape[axis] != num_parameters:
+        raise ValueError(
+            f"{owner}: num_parameters={num_parameters} does not match the input's {x.shape[axis]} channels "
+            f"along channel_dim={channel_dim} (input shape {tuple(x.shape)}); use num_parameters=1 "
+            f"(shared) or {x.shape[axis]}, or set channel_dim to the channel axis"
+        )
+    return axis
+
+
+def per_channel(value: torch.Tensor, x: torch.Tensor, channel_dim: int, owner: str) -> torch.Tensor:
+    """A parameter of shape (n,) cast to x's dtype and shaped to broadcast along the channel axis."""
+    value = value.to(x.dtype)
+    n = value.shape[0]
+    if n == 1:
+        return value.reshape(())
+    axis = channel_axis(x, channel_dim, n, owner)
+    shape = [1] * x.dim()
+    shape[axis] = n
+    return value.reshape(shape)
+
+
+# ----------------------------------------------------------------------------- learnable forms
+# torch forms of the catalog functions with tensor parameters, valid over the whole range a trained
+# parameter may reach; autograd gives the gradients for input and parameters. Where the catalog's
+# own forward is already written for tensor parameters (no branching on their values) it is used
+# as it is; the others branch on parameter values to reach their accuracy at a fixed value
+# (double-word products, exact roots), which a tensor parameter cannot do, so they have a plain form
+# here, tested against the catalog's NumPy forward at the same values.
+def _catalog_form(name: str) -> Callable[..., torch.Tensor]:
+    def form(x: torch.Tensor, **params: Any) -> torch.Tensor:
+        return get_spec(name).forward(x, TORCH, **params)
+
+    form.__name__ = f"{name}_form"
+    return form
+
+
+def _leaky_relu(x: torch.Tensor, negative_slope: Any) -> torch.Tensor:
+    return torch.where(x > 0, x, negative_slope * x)  # f'(0) = negative_slope, as the catalog
+
+
+def _swish(x: torch.Tensor, beta: Any) -> torch.Tensor:
+    return x * torch.sigmoid(beta * x)
+
+
+def _snake(x: torch.Tensor, frequency: Any) -> torch.Tensor:
+    return x + torch.sin(frequency * x) ** 2 / frequency
+
+
+def _srelu(x: torch.Tensor, t_left: Any, a_left: Any, t_right: Any, a_right: Any) -> torch.Tensor:
+    # >= / <= : the outer slope at the thresholds, as the catalog's kinks
+    left = t_left + a_left * (x - t_left)
+    right = t_right + a_right * (x - t_right)
+    return torch.where(x >= t_right, right, torch.where(x <= t_left, left, x))
+
+
+def _star_relu(x: torch.Tensor, scale: Any, bias: Any) -> torch.Tensor:
+    return scale * torch.relu(x) ** 2 + bias
+
+
+def _soft_exponential(x: torch.Tensor, alpha: Any) -> torch.Tensor:
+    """The three branches of Godfrey and Gashler's function, each on inputs where it is finite
+    (double where: the unused lanes cannot produce inf/NaN gradients). At alpha = 0 exactly the
+    value is x with d/dalpha = 1 + x^2/2, the limit from both sides, so that a parameter
+    initialised at 0 still learns."""
+    alpha = torch.as_tensor(alpha, dtype=x.dtype, device=x.device)
+    pos, neg = alpha > 0, alpha < 0
+    one = torch.ones_like(alpha)
+    ap = torch.where(pos, alpha, one)
+    an = torch.where(neg, alpha, -one)
+    xp = torch.where(pos, x, torch.zeros_like(x))
+    xn = torch.where(neg, x, torch.ones_like(x))  # log1p(-an (xn + an)) = log1p(0) in unused lanes
+    x0 = torch.where(pos | neg, torch.zeros_like(x), x)
+    exp_like = torch.expm1(ap * xp) / ap + ap
+    log_like = -torch.log1p(-an * (xn + an)) / an
+    at_zero = x0 + alpha * (1.0 + 0.5 * x0 * x0)
+    return torch.where(pos, exp_like, torch.where(neg, log_like, at_zero))
+
+
+LEARNABLE_FORMS: dict[str, Callable[..., torch.Tensor]] = {
+    "leaky_relu": _leaky_relu,
+    "elu": _catalog_form("elu"),
+    "celu": _catalog_form("celu"),
+    "pelu": _catalog_form("pelu"),
+    "swish": _swish,
+    "snake": _snake,
+    "srelu": _srelu,
+    "star_relu": _star_relu,
+    "soft_exponential": _soft_exponential,
+}
+
+
+# ----------------------------------------------------------------------------- layers and the factory
+class RegisteredLayer(torch.nn.Module):
+    """Base of the layer entries of the registry (PReLU, PAU, APL, Maxout, the gated layers): the
+    configuration is validated by the registry and kept as ``layer_config`` (what
+    :func:`actlab.serialize` writes). ``activation`` is the catalog function the layer computes
+    now, where it is one (PReLU with a shared slope: leaky_relu), else None: what
+    ``actlab.init`` and the diagnostics read from any activation module."""
+
+    registry_name = ""
+    # True: the layer's own parameters are activation parameters (no weight decay in param_groups).
+    activation_weights = True
+
+    def _configure(self, **config: Any) -> dict[str, Any]:
+        self.layer_config = get(self.registry_name, **config)
+        return dict(self.layer_config.params)
+
+    @property
+    def actlab_activation(self) -> BoundActivation:
+        return self.layer_config
+
+    @property
+    def activation(self) -> BoundActivation | None:
+        return None
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.layer_config.config.items())
+
+
+class _FunctionModule(torch.nn.Module):
+    """A plain callable as a module (what ``create_activation`` returns for one)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+    def extra_repr(self) -> str:
+        return getattr(self.fn, "__qualname__", repr(self.fn))
+
+
+def layer_class(spec: Any) -> type:
+    """The ``actlab.nn`` class of a layer entry (from its ``module`` path)."""
+    module, _, name = spec.module.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def create_activation(identifier: Any = None, **params: Any) -> torch.nn.Module:
+    """A fresh module for any identifier :func:`actlab.get` accepts.
+
+    Catalog functions give an :class:`Activation` (with ``nn.Parameter``s for ``'learnable'``
+    parameters), layer entries their class (``"prelu(num_parameters=64)"`` -> :class:`PReLU`);
+    a module is returned as it is, a plain callable wrapped in a module.
+
+    >>> create_activation("prelu(num_parameters=3)")
+    PReLU(num_parameters=3)
+    >>> create_activation("elu(alpha='learnable')")
+    Activation(elu, alpha='learnable')
+    """
+    if isinstance(identifier, torch.nn.Module):
+        if params:
+            raise TypeError("parameters cannot be applied to a module instance; pass an identifier instead")
+        return identifier
+    act = get(identifier, **params)
+    if not isinstance(act, BoundActivation):
+        return _FunctionModule(act)
+    if act.spec.kind == "layer":
+        return layer_class(act.spec)(**act.params)
+    return Activation(act)
