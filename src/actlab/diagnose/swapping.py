@@ -1,0 +1,500 @@
+"""``actlab.swap(model, "gelu")``: replace the activations of any model with catalog ones.
+
+Activation modules are replaced where they are registered; with ``functional=True`` the model is
+also traced with :mod:`torch.fx` and activation *calls* in ``forward`` (``F.relu(x)``,
+``torch.tanh(x)``, ``x.relu()``) become calls of new activation modules, in a
+:class:`torch.fx.GraphModule` that trains, saves (``state_dict``) and compiles like the original.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from actlab.diagnose.sites import (
+    Site,
+    as_patterns,
+    bind_call,
+    call_inplace,
+    matches,
+    parse_identifier,
+    recognise_function,
+    recognise_module,
+)
+from actlab.registry import BoundActivation
+
+__all__ = ["swap", "SwapResult", "SwapReport", "Replacement", "NotReplaced", "trace", "CHANNELS"]
+
+# ``prelu(num_parameters='channels')``: one slope per channel (dimension 1 of the input, as
+# torch.nn.PReLU), the count read from the shapes traced with ``example_inputs``.
+CHANNELS = "channels"
+
+
+@dataclass(frozen=True)
+class Replacement:
+    name: str  # module path, or owner.function for calls ("layer1.relu", "relu#1")
+    kind: str  # "module" | "function"
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class NotReplaced:
+    name: str
+    kind: str  # "module" | "function" | "forward" (the whole forward could not be traced)
+    activation: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SwapReport:
+    """What :func:`swap` replaced, and what it did not with the reason."""
+
+    replaced: tuple[Replacement, ...] = field(default=())
+    not_replaced: tuple[NotReplaced, ...] = field(default=())
+
+    @property
+    def complete(self) -> bool:
+        """Every selected activation was replaced."""
+        return not self.not_replaced
+
+    def __str__(self) -> str:
+        lines = [f"replaced {len(self.replaced)} activation(s)"]
+        lines += [f"  {r.name} [{r.kind}]: {r.old} -> {r.new}" for r in self.replaced]
+        if self.not_replaced:
+            lines.append(f"not replaced: {len(self.not_replaced)}")
+            lines += [f"  {n.name} [{n.kind}] {n.activation}: {n.reason}" for n in self.not_replaced]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class SwapResult:
+    model: torch.nn.Module
+    report: SwapReport
+
+    def __iter__(self):  # model, report = swap(...)
+        return iter((self.model, self.report))
+
+
+class ActivationTracer(torch.fx.Tracer):
+    """A tracer that keeps activation modules and actlab's modules as leaves (single call nodes)."""
+
+    def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
+        if type(m).__module__.startswith("actlab.") or recognise_module(m) is not None:
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+
+def trace(model: torch.nn.Module) -> torch.fx.GraphModule:
+    """``model`` as a GraphModule, activation modules kept as leaves (raises what torch.fx raises)."""
+    tracer = ActivationTracer()
+    graph = tracer.trace(model)
+    gm = torch.fx.GraphModule(tracer.root, graph, type(model).__name__)
+    gm.training = model.training  # not gm.train(): that would reset the shared submodules' flags too
+    return gm
+
+
+# ----------------------------------------------------------------------------- identifiers
+def _is_identifier_dict(value: Mapping) -> bool:
+    keys = set(value)
+    return ("name" in keys and keys <= {"name", "config"}) or "class_name" in keys
+
+
+class _Target:
+    """What to build: a catalog activation, or a name + params for ``create_activation``."""
+
+    def __init__(self, identifier: Any, argument: str):
+        try:
+            parsed = parse_identifier(identifier)
+        except (KeyError, ValueError, TypeError) as err:
+            raise type(err)(f"{argument}: {err}") from None
+        self.identifier = identifier
+        self.bound = parsed if isinstance(parsed, BoundActivation) else None
+        self.name, self.params = (None, {}) if self.bound is not None else parsed
+        self.per_channel = any(v == CHANNELS for v in self.params.values())
+        try:
+            self.build(channels=1)  # refuse a bad target before anything changes
+        except (KeyError, ValueError, TypeError) as err:
+            raise type(err)(f"{argument}: cannot build an activation from {identifier!r}: {err}") from None
+
+    def label(self, channels: int | None = None) -> str:
+        if self.bound is not None:
+            return repr(self.bound)
+        params = {k: (channels if v == CHANNELS and channels is not None else v) for k, v in self.params.items()}
+        inner = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        return f"{self.name}({inner})" if inner else self.name
+
+    def build(self, channels: int | None) -> torch.nn.Module:
+        if self.bound is not None:
+            return _create(self.bound)
+        params = {k: (channels if v == CHANNELS else v) for k, v in self.params.items()}
+        return _create(self.name, **params)
+
+
+def _create(identifier: Any, **params: Any) -> torch.nn.Module:
+    from actlab.nn import create_activation
+
+    return create_activation(identifier, **params)
+
+
+class _Selector:
+    """A ``replace=`` entry or mapping key: a bare name matches the activation whatever its
+    parameters; a call string or dict matches those parameters exactly."""
+
+    def __init__(self, identifier: Any, argument: str):
+        try:
+            parsed = parse_identifier(identifier)
+        except (KeyError, ValueError, TypeError) as err:
+            raise type(err)(f"{argument}: {err}") from None
+        bare = isinstance(identifier, str) and "(" not in identifier
+        if isinstance(parsed, BoundActivation):
+            self.name, self.exact = parsed.name, (None if bare else parsed)
+        else:
+            self.name, self.exact = parsed[0], None
+        self.text = repr(identifier) if not isinstance(identifier, str) else identifier
+
+    def matches(self, key: str, activation: BoundActivation | None) -> bool:
+        if self.exact is not None:
+            return activation == self.exact
+        return key == self.name
+
+
+def _plan(
+    to: Any, replace: Any
+) -> tuple[list[tuple[_Selector | None, _Target]], bool]:  # (selector -> target pairs, explicit)
+    if isinstance(to, Mapping) and not _is_identifier_dict(to):
+        if replace is not None:
+            raise ValueError("swap: give either a mapping `to` ({'relu': 'gelu', ...}) or `replace=`, not both")
+        if not to:
+            raise ValueError("swap: the mapping `to` is empty; map activation names to their replacements")
+        return [(_Selector(k, f"to (key {k!r})"), _Target(v, f"to[{k!r}]")) for k, v in to.items()], True
+    target = _Target(to, "to")
+    if replace is None:
+        return [(None, target)], False
+    keys = [replace] if isinstance(replace, (str, Mapping, BoundActivation)) else list(replace)
+    if not keys:
+        raise ValueError("swap: replace= is empty; give activation names (e.g. 'relu') or None for all")
+    return [(_Selector(k, "replace"), target) for k in keys], True
+
+
+def _choose(plan: list[tuple[_Selector | None, _Target]], key: str, act: BoundActivation | None) -> _Target | None:
+    for selector, target in plan:
+        if selector is None or selector.matches(key, act):
+            return target
+    return None
+
+
+# ----------------------------------------------------------------------------- placement
+def _set_submodule(root: torch.nn.Module, name: str, module: torch.nn.Module) -> None:
+    parent_name, _, attr = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, attr, module)
+
+
+def _place(new: torch.nn.Module, old: torch.nn.Module | None, like: torch.Tensor | None, training: bool) -> None:
+    """Give ``new`` the device, floating dtype and train/eval mode of what it replaces."""
+    ref = None
+    if old is not None:
+        ref = next((t for t in list(old.parameters()) + list(old.buffers()) if t.is_floating_point()), None)
+    if ref is None:
+        ref = like
+    if ref is not None:
+        new.to(device=ref.device)
+        if any(t.is_floating_point() for t in list(new.parameters()) + list(new.buffers())):
+            new.to(dtype=ref.dtype)
+    new.train(training)
+
+
+def _first_tensor(model: torch.nn.Module) -> torch.Tensor | None:
+    return next((t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()), None)
+
+
+def _record_inputs(
+    model: torch.nn.Module, modules: list[torch.nn.Module], example_inputs: Any
+) -> dict[int, tuple[torch.Tensor, set[tuple[int, ...]]]]:
+    """id(module) -> (an empty tensor with the device/dtype of its input, the input shapes seen),
+    from a forward on ``example_inputs`` in eval mode under no_grad (nothing in the model changes:
+    train flags are restored, BatchNorm statistics are not updated)."""
+    seen: dict[int, tuple[torch.Tensor, set[tuple[int, ...]]]] = {}
+    handles = []
+
+    def hook(module: torch.nn.Module, args: tuple) -> None:
+        if args and isinstance(args[0], torch.Tensor):
+            like = torch.empty(0, dtype=args[0].dtype, device=args[0].device)
+            seen.setdefault(id(module), (like, set()))[1].add(tuple(args[0].shape))
+
+    for m in modules:
+        handles.append(m.register_forward_pre_hook(hook))
+    _run_eval(model, example_inputs)
+    for h in handles:
+        h.remove()
+    return seen
+
+
+def _run_eval(model: torch.nn.Module, example_inputs: Any) -> None:
+    flags = {m: m.training for m in model.modules()}
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(*example_inputs)
+    finally:
+        for m, flag in flags.items():
+            m.training = flag
+
+
+def _as_inputs(example_inputs: Any) -> tuple:
+    if example_inputs is None:
+        return None
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,)
+    if isinstance(example_inputs, (tuple, list)):
+        return tuple(example_inputs)
+    raise TypeError(f"example_inputs must be a tensor or a tuple of the model's inputs, got {type(example_inputs)}")
+
+
+def _channels(shapes: set[tuple[int, ...]], dim: int = 1) -> tuple[int | None, str]:
+    sizes = {s[dim] for s in shapes if len(s) > dim}
+    if not sizes:
+        return None, f"no input with a dimension {dim} was seen (shapes {sorted(shapes)})"
+    if len(sizes) > 1:
+        return None, f"called with {len(sizes)} different channel counts {sorted(sizes)}"
+    return sizes.pop(), ""
+
+
+# ----------------------------------------------------------------------------- swap
+def swap(
+    model: torch.nn.Module,
+    to: Any,
+    *,
+    replace: Any = None,
+    include: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    functional: bool = False,
+    inplace: bool = True,
+    example_inputs: Any = None,
+) -> SwapResult:
+    """Replace the activations of ``model`` with ``to`` (any identifier ``actlab.nn.create_activation``
+    accepts), or selectively with a mapping ``{"relu": "gelu", "tanh": "softsign"}``.
+
+    >>> import torch, actlab
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    >>> model, report = actlab.swap(model, "gelu")
+    >>> model[1]
+    Activation(gelu)
+
+    ``replace``: which activations to replace (a name matches any parameters, a call string
+    exactly those), default every elementwise one; vector activations (softmax, glu) only when
+    named. ``include``/``exclude``: module-name patterns (fnmatch; a pattern also covers what is
+    below it). ``inplace=False`` works on a deep copy. ``functional=True`` also rewrites
+    activation calls in ``forward`` by tracing with torch.fx and returns a GraphModule; an
+    untraceable forward (data-dependent control flow) is reported, with a warning, and only the
+    modules are swapped. ``"prelu(num_parameters='channels')"`` makes one slope per channel
+    (dimension 1, as torch.nn.PReLU), sized from ``example_inputs`` (required then).
+
+    Each new module gets the device and dtype of what it replaces (or of the tensors flowing
+    there) and the train/eval mode of the model. Returns ``SwapResult(model, report)``.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"swap() needs a torch.nn.Module, got {type(model).__name__}")
+    plan, explicit = _plan(to, replace)
+    inc, exc = as_patterns(include, "include"), as_patterns(exclude, "exclude")
+    if not isinstance(functional, bool):
+        raise TypeError(f"functional must be True or False, got {functional!r}")
+    inputs = _as_inputs(example_inputs)
+    if inputs is None and any(t.per_channel for _, t in plan):
+        raise ValueError(
+            f"swap: num_parameters={CHANNELS!r} sizes each new module from the traced shapes; "
+            "pass example_inputs=(x,) with inputs the model accepts"
+        )
+    target_model = model if inplace else copy.deepcopy(model)
+
+    def selected(name: str) -> bool:
+        return (inc is None or matches(name, inc)) and not (exc is not None and matches(name, exc))
+
+    replaced: list[Replacement] = []
+    not_replaced: list[NotReplaced] = []
+    sites = _module_sites_all_paths(target_model)
+    inputs_seen = _record_inputs(target_model, [s.module for s in sites], inputs) if inputs is not None else {}
+    new_for: dict[int, torch.nn.Module] = {}  # a module registered twice is replaced by one module
+    result_model = target_model
+    for site in sites:
+        if not selected(site.name):
+            continue
+        if not site.elementwise and not explicit:
+            not_replaced.append(
+                NotReplaced(site.name, "module", site.label, "a vector activation: name it in replace= to swap it")
+            )
+            continue
+        target = _choose(plan, site.key, site.activation)
+        if target is None:
+            continue
+        new = new_for.get(id(site.module))
+        if new is None:
+            channels = None
+            like, shapes = inputs_seen.get(id(site.module), (_first_tensor(target_model), set()))
+            if target.per_channel:
+                channels, why = _channels(shapes)
+                if channels is None:
+                    not_replaced.append(NotReplaced(site.name, "module", site.label, f"cannot size per channel: {why}"))
+                    continue
+            new = target.build(channels)
+            _place(new, site.module, like, site.module.training)
+            new_for[id(site.module)] = new
+        if site.name:
+            _set_submodule(target_model, site.name, new)
+        else:
+            result_model = new  # the model is itself an activation
+        replaced.append(Replacement(site.name, "module", site.label, _label(new)))
+    functional_found = False
+    if functional and result_model is target_model:
+        result_model, functional_found = _swap_calls(
+            target_model, plan, explicit, selected, inputs, replaced, not_replaced
+        )
+    if not replaced and not not_replaced and not sites and not functional_found:
+        hint = "" if functional else "; if forward calls F.relu/torch.tanh/x.sigmoid() directly, pass functional=True"
+        raise ValueError(f"swap: {type(model).__name__} has no activation modules to replace{hint}")
+    return SwapResult(result_model, SwapReport(tuple(replaced), tuple(not_replaced)))
+
+
+def _label(module: torch.nn.Module) -> str:
+    inner = getattr(module, "actlab_activation", None)
+    if isinstance(inner, BoundActivation):
+        return repr(inner)
+    extra = module.extra_repr()
+    return f"{type(module).__name__}({extra})"
+
+
+def _module_sites_all_paths(model: torch.nn.Module) -> list[Site]:
+    """Activation modules at every path they are registered under (a shared one at each)."""
+    sites = []
+    for name, module in model.named_modules(remove_duplicate=False):
+        found = recognise_module(module)
+        if found is not None:
+            sites.append(Site(name, module, *found))
+    return sites
+
+
+def _owner(node: torch.fx.Node) -> str:
+    stack = node.meta.get("nn_module_stack")
+    return next(reversed(stack)) if stack else ""
+
+
+def _swap_calls(
+    model: torch.nn.Module,
+    plan: list[tuple[_Selector | None, _Target]],
+    explicit: bool,
+    selected: Any,
+    inputs: tuple | None,
+    replaced: list[Replacement],
+    not_replaced: list[NotReplaced],
+) -> tuple[torch.nn.Module, bool]:
+    """Trace ``model`` and turn its activation calls into modules; (model, found any call)."""
+    try:
+        gm = trace(model)
+    except Exception as err:  # fx raises TraceError, TypeError, NotImplementedError, ...
+        reason = (
+            f"torch.fx cannot trace {type(model).__name__}.forward ({type(err).__name__}: {err}); "
+            "activation calls in forward were not replaced (activation modules were). Data-dependent "
+            "control flow is the usual cause: move the activations into modules, or wrap the untraceable "
+            "part with torch.fx.wrap"
+        )
+        warnings.warn(reason, stacklevel=3)
+        not_replaced.append(NotReplaced(type(model).__name__, "forward", "", reason))
+        return model, False
+    graph = gm.graph
+    calls = []
+    for node in graph.nodes:
+        entry = None
+        if node.op == "call_function":
+            entry = recognise_function(node.target)
+        elif node.op == "call_method":
+            entry = recognise_function(node.target, method=True)
+        if entry is not None:
+            calls.append((node, entry))
+    if not calls:
+        return model, False
+    needs_shapes = any(t.per_channel for _, t in plan)
+    if needs_shapes:
+        from torch.fx.passes.shape_prop import ShapeProp
+
+        flags = {m: m.training for m in gm.modules()}
+        try:
+            gm.eval()
+            with torch.no_grad():
+                ShapeProp(gm).propagate(*inputs)
+        finally:
+            for m, flag in flags.items():
+                m.training = flag
+    order = {node: i for i, node in enumerate(graph.nodes)}
+    counts: dict[str, int] = {}
+    like = _first_tensor(model)
+    for node, entry in calls:
+        owner = _owner(node)
+        short = entry.name.rsplit(".", 1)[-1].rstrip("_")
+        base = f"{owner}.{short}" if owner else short
+        k = counts.get(base, 0)
+        counts[base] = k + 1
+        name = base if k == 0 else f"{base}#{k}"
+        if not selected(name):
+            continue
+        source = f"{entry.name}(...)"
+        try:
+            params = bind_call(entry, node.target, node.args, node.kwargs) if node.op == "call_function" else {}
+            if node.op == "call_method" and (len(node.args) > 1 or node.kwargs):
+                raise ValueError("a tensor method called with arguments")
+            act = BoundActivation(entry.spec, params)
+        except (TypeError, ValueError) as err:
+            not_replaced.append(NotReplaced(name, "function", source, f"cannot read its parameters: {err}"))
+            continue
+        if entry.spec.kind != "elementwise" and not explicit:
+            reason = "a vector activation: name it in replace= to swap it"
+            not_replaced.append(NotReplaced(name, "function", repr(act), reason))
+            continue
+        target = _choose(plan, entry.spec.name, act)
+        if target is None:
+            continue
+        x = node.args[0]
+        if not isinstance(x, torch.fx.Node):
+            not_replaced.append(NotReplaced(name, "function", repr(act), "its input is not a traced tensor"))
+            continue
+        inplace = node.op == "call_function" and call_inplace(entry, node.target, node.args, node.kwargs)
+        if (inplace or entry.inplace) and any(u is not node and order[u] > order[node] for u in x.users):
+            reason = "an in-place call whose input is used again afterwards (a module would not change it)"
+            not_replaced.append(NotReplaced(name, "function", repr(act), reason))
+            continue
+        channels = None
+        meta = x.meta.get("tensor_meta")
+        if target.per_channel:
+            shape = tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
+            channels, why = _channels({shape} if shape is not None else set())
+            if channels is None:
+                not_replaced.append(NotReplaced(name, "function", repr(act), f"cannot size per channel: {why}"))
+                continue
+        new = target.build(channels)
+        flowing = like
+        if meta is not None and hasattr(meta, "dtype"):
+            flowing = torch.empty(0, dtype=meta.dtype, device=like.device if like is not None else "cpu")
+        _place(new, None, flowing, model.training)
+        attr = _free_name(gm, f"swapped_{base.replace('.', '_').replace('#', '_')}")
+        gm.add_submodule(attr, new)
+        with graph.inserting_after(node):
+            call = graph.call_module(attr, (x,))
+        call.meta = dict(node.meta)
+        node.replace_all_uses_with(call)
+        graph.erase_node(node)
+        replaced.append(Replacement(name, "function", repr(act), _label(new)))
+    graph.lint()
+    gm.recompile()
+    return gm, True
+
+
+def _free_name(gm: torch.nn.Module, base: str) -> str:
+    name, i = base, 1
+    while hasattr(gm, name):
+        name, i = f"{base}_{i}", i + 1
+    return name

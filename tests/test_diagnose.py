@@ -1,0 +1,437 @@
+"""actlab.watch: dead units, saturation, gradient flow, streaming statistics, renderers, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+import actlab  # noqa: E402
+from actlab.analysis import mean_field  # noqa: E402
+from actlab.diagnose import DiagnosisReport, watch  # noqa: E402
+from actlab.diagnose.monitor import FLUSH_EVERY, SAMPLE  # noqa: E402
+
+
+def _mlp(widths: list[int], act: type = nn.ReLU) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(widths[:-2], widths[1:-1]):
+        layers += [nn.Linear(a, b), act()]
+    return nn.Sequential(*layers, nn.Linear(widths[-2], widths[-1]))
+
+
+def _run(model: nn.Module, batches: int, shape: tuple[int, ...], seed: int = 0, backward: bool = True) -> None:
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(batches):
+        out = model(torch.randn(*shape, generator=g))
+        if backward:
+            model.zero_grad()
+            out.pow(2).mean().backward()
+
+
+def test_lazy_attributes_resolve_to_diagnose():
+    assert actlab.watch is watch
+    assert actlab.swap is actlab.diagnose.swap
+
+
+# ----------------------------------------------------------------------------- dead units
+def test_reports_exactly_the_units_made_dead():
+    torch.manual_seed(0)
+    model = _mlp([16, 32, 8])
+    dead = (3, 7, 20, 31)
+    with torch.no_grad():
+        model[0].bias[list(dead)] = -100.0
+    with watch(model) as w:
+        _run(model, 5, (64, 16))
+    report = w.report()
+    site = report.site("1")
+    assert site.dead_units == dead
+    assert site.units == 32
+    assert site.dead_fraction == pytest.approx(4 / 32)
+    assert report.dead_fraction == pytest.approx(4 / 32)
+    finding = next(f for f in report.findings if f.kind == "dead_units")
+    assert finding.site == "1" and finding.value == pytest.approx(4 / 32)
+    assert "leaky_relu" in finding.advice and "12.5 %" in finding.message
+
+
+def test_dead_channels_of_a_convolution():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 4, 3), nn.Tanh())
+    with torch.no_grad():
+        model[0].bias[[1, 4]] = -100.0
+    with watch(model) as w:
+        _run(model, 3, (8, 2, 10, 10))
+    site = w.report().site("1")
+    assert site.units == 6 and site.unit_dim == 1
+    assert site.dead_units == (1, 4)
+    assert w.report().site("3").dead_units == ()
+
+
+def test_a_unit_active_once_is_not_dead():
+    model = nn.Sequential(nn.ReLU())
+    x = -torch.ones(4, 3)
+    with watch(model) as w:
+        model(x)
+        x2 = x.clone()
+        x2[2, 1] = 0.5  # unit 1 fires once, in one batch
+        model(x2)
+    assert w.report().site("0").dead_units == (0, 2)
+
+
+# ----------------------------------------------------------------------------- gradient flow
+def test_sigmoid_mlp_vanishing_gradients_match_mean_field():
+    torch.manual_seed(0)
+    width, depth, sigma_w2 = 256, 10, 1.0
+    model = _mlp([width] * (depth + 1) + [1], nn.Sigmoid)
+    for m in model:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, math.sqrt(sigma_w2 / m.in_features))
+            nn.init.zeros_(m.bias)
+    with watch(model) as w:
+        _run(model, 4, (128, width))
+    report = w.report()
+    assert len(report.sites) == depth
+    # chi is the factor of the squared gradient norm per layer: depth - 1 layers lie between the
+    # first and the last site, so the norms differ by chi^((depth - 1) / 2).
+    predicted = mean_field("sigmoid", sigma_w2=sigma_w2).chi ** ((depth - 1) / 2)
+    assert predicted < 1e-4
+    assert 0.5 < report.gradient_ratio / predicted < 2.0
+    kinds = {f.kind for f in report.findings}
+    assert "vanishing_gradients" in kinds
+    assert "off_centre" in kinds  # sigmoid outputs have mean 0.5
+
+
+def test_healthy_relu_net_with_he_init_has_no_finding():
+    torch.manual_seed(0)
+    model = _mlp([64, 128, 128, 128, 128, 128, 10])
+    actlab.init.init_(model, "he")
+    with watch(model) as w:
+        _run(model, 4, (256, 64))
+    report = w.report()
+    assert report.findings == ()
+    # deep ReLU nets have a few units dead at initialisation (Lu et al. 2019, arXiv:1903.06733)
+    assert report.dead_fraction < 0.02
+    assert 0.3 < report.gradient_ratio < 3.0
+
+
+def test_no_backward_means_no_gradient_figures():
+    model = _mlp([4, 8, 2])
+    with watch(model) as w, torch.no_grad():
+        _run(model, 2, (16, 4), backward=False)
+    report = w.report()
+    assert report.gradient_ratio is None and report.backward_passes == 0
+    assert all(s.grad_norm is None for s in report.sites)
+
+
+# ----------------------------------------------------------------------------- saturation, moments
+def test_saturation_of_tanh_matches_a_direct_count():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 64), nn.Tanh())
+    with torch.no_grad():
+        model[0].weight.mul_(8.0)
+    x = torch.randn(256, 32)
+    with watch(model) as w:
+        model(x)
+    site = w.report().site("1")
+    pre = model[0](x).detach().reshape(-1)
+    sample = pre[:: max(1, pre.numel() // SAMPLE)]
+    # |tanh'(x)| < 1 % of its maximum 1 where |x| > artanh(sqrt(0.99)) = 2.9932
+    expected = (sample.abs() > math.atanh(math.sqrt(0.99))).double().mean().item()
+    assert site.saturated_fraction == pytest.approx(expected, abs=2e-3)
+    assert site.saturated_fraction > 0.25
+    assert any(f.kind == "saturation" and f.site == "1" for f in w.report().findings)
+    assert site.pre_mean == pytest.approx(pre.double().mean().item(), rel=1e-5, abs=1e-6)
+    assert site.pre_std == pytest.approx(pre.double().std(correction=0).item(), rel=1e-5)
+    out = torch.tanh(pre)
+    assert site.out_std == pytest.approx(out.double().std(correction=0).item(), rel=1e-5)
+
+
+def test_relu_has_no_saturation_figure_but_negative_and_zero_fractions():
+    model = nn.Sequential(nn.ReLU())
+    x = torch.tensor([[-1.0, 2.0, 0.0, -3.0]])
+    with watch(model, hist_range=(-4.0, 4.0), bins=8) as w:
+        model(x)
+    s = w.report().site("0")
+    assert s.saturated_fraction is None
+    assert s.negative_fraction == 0.5 and s.zero_fraction == 0.75
+    assert s.histogram.counts == (0, 1, 0, 1, 1, 0, 1, 0) and s.histogram.below == 0  # bins [a, b)
+
+
+def test_inplace_relu_is_measured_before_it_overwrites_its_input():
+    model = nn.Sequential(nn.ReLU(inplace=True))
+    x = torch.tensor([[-1.0, -2.0, 3.0, 4.0]])
+    with watch(model) as w:
+        model(x)
+    s = w.report().site("0")
+    assert s.negative_fraction == 0.5 and s.pre_mean == pytest.approx(1.0)
+    assert s.out_mean == pytest.approx(1.75)
+
+
+# ----------------------------------------------------------------------------- sites
+def test_a_shared_module_is_one_site_per_call():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 6), nn.Linear(6, 3)
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            return self.act(self.b(self.act(self.a(x))))
+
+    model = Net()
+    with watch(model) as w:
+        _run(model, 2, (8, 4))
+    report = w.report()
+    assert [(s.name, s.units, s.batches) for s in report.sites] == [("act", 6, 2), ("act#1", 3, 2)]
+
+
+def test_functional_calls_are_watched_with_their_owner():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(5, 5)
+
+        def forward(self, x):
+            return torch.tanh(self.fc(x))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 5)
+            self.block = Block()
+
+        def forward(self, x):
+            h = F.leaky_relu(self.fc(x), 0.2)
+            return self.block(h).sigmoid()
+
+    model = Net()
+    with watch(model) as w:
+        _run(model, 3, (16, 4))
+    report = w.report()
+    assert [(s.name, s.activation, s.kind) for s in report.sites] == [
+        ("leaky_relu", "leaky_relu(negative_slope=0.2)", "function"),
+        ("block.tanh", "tanh", "function"),
+        ("sigmoid", "sigmoid", "function"),
+    ]
+    assert all(s.batches == 3 and s.backward_passes == 3 for s in report.sites)
+
+
+def test_module_only_models_stop_intercepting_after_the_first_pass():
+    model = _mlp([4, 8, 2])
+    with watch(model) as w:
+        _run(model, 1, (4, 4))
+        assert not w._probing  # no F.relu calls found: no TorchFunctionMode from now on
+        _run(model, 1, (4, 4))
+    assert torch._C._len_torch_function_stack() == 0
+
+
+def test_timm_style_classes_are_recognised_by_name():
+    class GELUTanh(nn.Module):
+        def forward(self, x):
+            return F.gelu(x, approximate="tanh")
+
+    class QuickGELU(nn.Module):
+        def forward(self, x):
+            return x * torch.sigmoid(1.702 * x)
+
+    model = nn.Sequential(nn.Linear(3, 4), GELUTanh(), nn.Linear(4, 4), QuickGELU())
+    with watch(model) as w:
+        _run(model, 1, (8, 3))
+    assert [s.activation for s in w.report().sites] == ["gelu(approximate='tanh')", "quick_gelu"]
+
+
+def test_sites_patterns_and_vector_activations():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 4), nn.GELU(), nn.Softmax(dim=-1))
+    with watch(model, sites="3", functional=False) as w:
+        _run(model, 1, (8, 3))
+    report = w.report()
+    assert [s.name for s in report.sites] == ["3"]
+    with watch(model) as w:
+        _run(model, 1, (8, 3))
+    assert [s.name for s in w.report().sites] == ["1", "3"]
+    assert any("softmax" in s and "vector" in s for s in w.report().skipped)
+
+
+# ----------------------------------------------------------------------------- contract
+def test_hooks_are_gone_and_nothing_changes():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))
+    x = torch.randn(16, 6)
+
+    def outputs_and_grads():
+        model.zero_grad()
+        out = model(x)
+        out.pow(2).sum().backward()
+        return out.detach().clone(), [p.grad.clone() for p in model.parameters()]
+
+    before = outputs_and_grads()
+    with watch(model) as w:
+        assert w.active
+        during = outputs_and_grads()
+    after = outputs_and_grads()
+    assert not w.active
+    for got in (during, after):
+        assert torch.equal(got[0], before[0])
+        assert all(torch.equal(a, b) for a, b in zip(got[1], before[1]))
+    for m in model.modules():
+        assert not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks
+        assert not m._forward_hooks_always_called
+    assert torch._C._len_torch_function_stack() == 0
+    # the report is still there after the block, and a backward after it records nothing more
+    grads = w.report().site("1").backward_passes
+    model(x).sum().backward()
+    assert w.report().site("1").backward_passes == grads
+
+
+def test_hooks_are_removed_when_the_block_raises():
+    model = _mlp([4, 8, 2])
+    with pytest.raises(RuntimeError, match="boom"):
+        with watch(model):
+            model(torch.randn(2, 4))
+            raise RuntimeError("boom")
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_model_without_activations_gets_a_clear_message():
+    with pytest.raises(ValueError, match="no activation to watch.*ReLU"):
+        watch(nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 1)))
+
+
+def test_untraceable_model_without_activations_says_so_at_report():
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.fc(x) if x.sum() > 0 else -self.fc(x)  # data-dependent: fx cannot trace
+
+    model = Odd()
+    with watch(model) as w:
+        model(torch.ones(2, 3))
+    with pytest.raises(ValueError, match="no activation"):
+        w.report()
+
+
+def test_report_before_any_forward_says_what_to_do():
+    with watch(_mlp([2, 3, 1])) as w:
+        pass
+    with pytest.raises(RuntimeError, match="no forward pass"):
+        w.report()
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"bins": 0}, "bins"), ({"hist_range": (1.0, -1.0)}, "hist_range"), ({"unit_dim": "1"}, "unit_dim")],
+)
+def test_bad_arguments_name_themselves(kwargs, name):
+    model = _mlp([2, 3, 1])
+    with pytest.raises(ValueError, match=name):
+        watch(model, **kwargs)
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_memory_stays_constant_over_many_batches():
+    model = _mlp([8, 16, 4])
+    with watch(model) as w:
+        _run(model, 3, (32, 8))
+        stats = next(iter(w._stats.values()))
+        for _ in range(3):  # the per-call lists are reduced every FLUSH_EVERY calls
+            _run(model, FLUSH_EVERY, (32, 8), seed=1)
+            assert max(len(stats.hists), len(stats.lows), len(stats.grad_norms)) < FLUSH_EVERY
+            assert len(stats.figures) < FLUSH_EVERY * len(stats.layout)
+            assert stats.hist.numel() == 66 and stats.unit_min.numel() == 16
+        assert len(w._stats) == 1 and not w._pending
+    assert w.report().site("1").batches == 3 + 3 * FLUSH_EVERY
+
+
+# ----------------------------------------------------------------------------- rendering, CLI
+def _small_report() -> DiagnosisReport:
+    torch.manual_seed(0)
+    model = _mlp([4, 8, 8, 2])
+    with torch.no_grad():
+        model[0].bias[:4] = -50.0
+    with watch(model) as w:
+        _run(model, 2, (32, 4))
+    return w.report()
+
+
+def test_renderers_table_markdown_json():
+    report = _small_report()
+    table, md, js = report.render("table"), report.render("md"), report.render("json")
+    assert "dead units" in table and "50 %" in table and "findings:" in table
+    assert md.splitlines()[2].startswith("| # | name |") and "**Findings**" in md
+    data = json.loads(js)
+    assert data["dead_fraction"] == pytest.approx(0.25)
+    assert data["sites"][0]["dead_units"] == [0, 1, 2, 3]
+    assert len(data["sites"][0]["histogram"]["counts"]) == 64
+    with pytest.raises(ValueError, match="fmt"):
+        report.render("html")
+
+
+def test_plots_are_written(tmp_path):
+    from actlab.diagnose.render import plot_gradients, plot_histograms, plot_sites, save_plots
+
+    report = _small_report()
+    written = save_plots(report, tmp_path / "plots")
+    assert sorted(written) == ["gradients", "histograms", "sites"]
+    assert all(p.stat().st_size > 1000 for p in written.values())
+    assert not [p for p in (tmp_path / "plots").iterdir() if p.name.startswith(".")]
+    fig = plot_sites(report)
+    assert len(fig.axes[0].patches) == 2 * len(report.sites)  # ReLU: no saturation bars
+    assert len(plot_histograms(report).axes) >= len(report.sites)
+    assert plot_gradients(report).axes[0].get_yscale() == "log"
+
+
+def test_cli_diagnose(tmp_path, capsys, monkeypatch):
+    from actlab.cli import main
+
+    (tmp_path / "dg_user_nets.py").write_text(
+        "import torch\n"
+        "def make():\n"
+        "    return torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.ReLU(), torch.nn.Linear(12, 3))\n"
+        "def data():\n"
+        "    g = torch.Generator().manual_seed(0)\n"
+        "    return [(torch.randn(16, 6, generator=g), torch.randint(0, 3, (16,), generator=g))]\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    code = main(["diagnose", "dg_user_nets:make", "--data", "dg_user_nets:data", "--steps", "3", "--lr", "0.1",
+                 "--format", "json", "-o", str(out)])  # fmt: skip
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["batches"] == 3 and data["sites"][0]["units"] == 12
+    assert sorted(p.name for p in out.iterdir()) == ["gradients.png", "histograms.png", "report.json", "sites.png"]
+    assert main(["diagnose", "dg_user_nets:make", "--input-shape", "6", "--steps", "2", "--format", "md"]) == 0
+    assert "| # | name |" in capsys.readouterr().out
+    assert main(["diagnose", "dg_user_nets", "--input-shape", "6"]) == 2
+    assert "MODULE:FACTORY" in capsys.readouterr().err
+    assert main(["diagnose", "dg_user_nets:make", "--input-shape", "6,x"]) == 2
+    assert "--input-shape" in capsys.readouterr().err
+    assert main(["diagnose", "dg_user_nets:make"]) == 2
+    assert "--input-shape" in capsys.readouterr().err
+
+
+def test_bench_watch_runs(capsys):
+    from actlab.cli import main
+
+    threads = torch.get_num_threads()
+    try:
+        assert main(["bench", "watch", "--models", "mlp", "--steps", "1", "--repeats", "1", "--format", "json"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["sites"] == 4 and row["plain_ms"] > 0 and row["watched_ms"] > 0
+
+
+def test_building_the_cli_parser_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, actlab.cli; actlab.cli.build_parser(); print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "False"
