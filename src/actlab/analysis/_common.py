@@ -31,7 +31,7 @@ def resolve(identifier: Any, params: dict[str, Any] | None = None) -> BoundActiv
     if not isinstance(act, BoundActivation):
         raise TypeError(f"analysis needs a registered activation, got the callable {identifier!r}")
     if act.spec.kind != "elementwise":
-        raise TypeError(f"{act.name} is a vector activation; analysis covers elementwise activations")
+        raise TypeError(f"{act.name} is a {act.spec.kind} activation; analysis covers elementwise activations")
     return act
 
 

@@ -1,13 +1,343 @@
-"""Placeholder CLI module, replaced by its subsystem (contract: add_arguments(parser), run(args) -> int)."""
+"""``actlab arena``: train one model with many activations and seeds, store every trial, rank them.
+
+With no arguments it runs the embedded ``default`` suite (9 activations x 3 tasks x 3 seeds, at most
+5 minutes on 2 CPU cores), prints the ranking table and writes the report to
+``arena-runs/default/report/``. The run directory is ``--out DIR``, by default ``arena-runs/NAME``
+for a suite as written and ``arena-runs/NAME-<hash of the trials>`` when flags change its grid, so
+the same command always finds its own run again (``--resume``).
+
+    actlab arena                                   # the default suite
+    actlab arena --activations relu gelu silu --tasks spirals --seeds 5 --budget 30s
+    actlab arena --suite my_suite.toml --workers 4 --threads 1
+    actlab arena --backend ray --address head-node:6379
+    actlab arena --resume --out arena-runs/default # after Ctrl-C or a crash: only missing trials run
+
+Exit status: 0 done, 1 some trials failed or a worker died, 2 bad input (nothing ran),
+130 interrupted (finished trials saved; the message says how to resume).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from actlab.arena.config import (
+    Suite,
+    SuiteError,
+    load_suite,
+    suite_from_mapping,
+    suite_names,
+    with_overrides,
+)
+
+DEFAULT_ROOT = Path("arena-runs")
+_GRID_FLAGS = ("activations", "seeds", "tasks", "budget", "lr", "lr_search", "init", "settings")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare the subcommand's arguments; imports nothing heavy."""
+    """The ``arena`` subcommand's flags (imports nothing heavy)."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "examples:\n"
+        "  actlab arena\n"
+        "  actlab arena --activations relu gelu 'leaky_relu(negative_slope=0.2)' --tasks spirals --seeds 5\n"
+        "  actlab arena --suite my_suite.toml --budget 30s --workers 4 --threads 1\n"
+        "  actlab arena --resume --out arena-runs/default\n"
+        "exit status: 0 done, 1 trials failed, 2 bad input (nothing ran), 130 interrupted (resume with --resume)"
+    )
+    what = parser.add_argument_group("what to train (each flag replaces the suite's value)")
+    what.add_argument(
+        "--suite",
+        default=None,
+        metavar="NAME|FILE.toml",
+        help=f"an embedded suite ({', '.join(suite_names())}) or a TOML file (default: default)",
+    )
+    what.add_argument("--activations", nargs="+", metavar="ACT", help="activation names or call strings")
+    what.add_argument("--tasks", nargs="+", metavar="TASK", help="task names, or package.module:function")
+    what.add_argument("--seeds", metavar="N|LIST", help="N seeds (0..N-1) or a comma list like 0,7,42")
+    what.add_argument("--budget", metavar="EPOCHS|TIME", help="per trial: epochs (20) or wall time (30s, 2m)")
+    what.add_argument("--lr", nargs="+", type=float, metavar="LR", help="learning rate; several = one arm each")
+    what.add_argument(
+        "--lr-search",
+        nargs="+",
+        type=float,
+        metavar="LR",
+        help="choose each trial's learning rate among these on held-out training data",
+    )
+    what.add_argument("--init", nargs="+", metavar="SCHEME", help="initialisation: auto (default), he, lecun, ...")
+    what.add_argument(
+        "--set",
+        action="append",
+        dest="settings",
+        metavar="KEY=VALUE",
+        help='any trial setting, VALUE as JSON (batch_size=64, model_params={"width": 32}); repeatable',
+    )
+    how = parser.add_argument_group("how to run")
+    how.add_argument("--workers", type=int, metavar="N", help="trials at once (default: the suite's, else 1)")
+    how.add_argument("--threads", type=int, metavar="N", help="torch threads per trial (default: cores / workers)")
+    how.add_argument("--backend", choices=("local", "ray"), default="local", help="local processes or a Ray cluster")
+    how.add_argument("--address", metavar="HOST:PORT", help="Ray cluster to join (default: start a local one)")
+    how.add_argument("--out", metavar="DIR", help=f"run directory (default: {DEFAULT_ROOT}/SUITE[-HASH])")
+    how.add_argument("--resume", action="store_true", help="continue the run in the run directory")
+    how.add_argument("--dry-run", action="store_true", help="check everything and show the plan; train nothing")
+    show = parser.add_argument_group("output")
+    show.add_argument("--format", choices=("table", "json", "csv", "md"), default="table", help="ranking format")
+    show.add_argument("--no-report", action="store_true", help="do not write RUN_DIR/report/")
+    show.add_argument("--quiet", action="store_true", help="no progress display")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("not built yet")
+    return execute(args)
+
+
+# ----------------------------------------------------------------------------- building the plan
+def _parse_settings(items: list[str] | None, problems: list[str]) -> dict[str, list[Any]]:
+    settings: dict[str, list[Any]] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            problems.append(f"--set takes KEY=VALUE, got {item!r}")
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text  # a bare word: a string (optimizer=sgd)
+        settings[key] = [value]
+    return settings
+
+
+def _overrides(args: argparse.Namespace, problems: list[str]) -> dict[str, Any]:
+    settings = _parse_settings(args.settings, problems)
+    if args.lr is not None:
+        settings["lr"] = list(args.lr)
+    if args.lr_search is not None:
+        if args.lr is not None:
+            problems.append("--lr and --lr-search both set the learning rate; give one of them")
+        settings["lr"] = [list(args.lr_search)]  # one value, a list: the trial searches it
+    if args.init is not None:
+        settings["init"] = list(args.init)
+    return {
+        "activations": args.activations,
+        "tasks": args.tasks,
+        "seeds": args.seeds,
+        "budget": args.budget,
+        "settings": settings or None,
+        "workers": args.workers,
+        "threads": args.threads,
+    }
+
+
+def _grid_changed(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name, None) is not None for name in _GRID_FLAGS)
+
+
+def _stored_suite(run_dir: Path) -> Suite | None:
+    """The suite a run directory was started with (for ``--resume`` without grid flags)."""
+    from actlab.arena.store import ArenaStore, store_path
+
+    if not store_path(run_dir).exists():
+        return None
+    with ArenaStore(run_dir, create=False) as store:
+        plan = store.get_meta("plan")
+    if not plan:
+        return None
+    return suite_from_mapping(plan["suite"], source=f"the run in {run_dir}")
+
+
+def _build(args: argparse.Namespace) -> tuple[Any, Path]:
+    """(plan, run_dir); raises SuiteError with every problem found in the flags, suite and trials."""
+    from actlab.arena.store import StoreError
+
+    problems: list[str] = []
+    overrides = _overrides(args, problems)
+    if args.backend != "ray" and args.address:
+        problems.append("--address names a Ray cluster: use it with --backend ray")
+    if args.backend == "ray" and importlib.util.find_spec("ray") is None:
+        problems.append("--backend ray needs Ray: pip install 'actlab[distributed]'")
+    elif args.backend == "ray" and not args.dry_run:
+        from actlab.arena.backends import ray_address_problem
+
+        problem = ray_address_problem(args.address)
+        if problem:
+            problems.append(problem)
+
+    suite: Suite | None = None
+    from_store = False
+    if args.resume and args.out and args.suite is None and not _grid_changed(args):
+        try:
+            suite = _stored_suite(Path(args.out))
+            from_store = suite is not None
+        except (StoreError, SuiteError) as err:
+            problems.append(str(err))
+    if suite is None:
+        try:
+            suite = load_suite(args.suite or "default")
+        except SuiteError as err:
+            problems += err.problems
+    # Each flag on its own, so that one bad flag does not hide the problems of the others or of the trials.
+    # When the suite is unreadable, a stand-in still lets the flags' trials be checked.
+    target = suite or Suite(name="flags", activations=("relu",), seeds=(0,), tasks=("spirals",))
+    for name, value in overrides.items():
+        if value is not None:
+            try:
+                target = with_overrides(target, **{name: value})
+            except SuiteError as err:
+                problems += err.problems
+    from actlab.arena.runner import plan_trials
+
+    try:
+        plan = plan_trials(target)  # every trial's problems, before anything trains
+    except SuiteError as err:
+        problems += err.problems
+    if problems or suite is None:
+        raise SuiteError(problems)
+    suite = target
+    if args.out:
+        run_dir = Path(args.out)
+    elif _grid_changed(args) and not from_store:
+        run_dir = DEFAULT_ROOT / f"{suite.name}-{plan.fingerprint()}"
+    else:
+        run_dir = DEFAULT_ROOT / suite.name
+    return plan, run_dir
+
+
+# ----------------------------------------------------------------------------- running
+def _resume_command(args: argparse.Namespace, run_dir: Path) -> str:
+    words = ["actlab", "arena", "--resume", "--out", str(run_dir)]
+    if args.backend != "local":
+        words += ["--backend", args.backend]
+    if args.address:
+        words += ["--address", args.address]
+    for flag in ("workers", "threads"):
+        if getattr(args, flag) is not None:
+            words += [f"--{flag}", str(getattr(args, flag))]
+    return shlex.join(words)
+
+
+def _print_ranking(plan: Any, run_dir: Path, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from actlab.arena.report import RANKING_COLUMNS, RANKING_HEADERS, ranking_rows, write_report
+    from actlab.arena.stats import summarize
+    from actlab.arena.store import read_records
+    from actlab.cli import _render
+
+    records = read_records(run_dir)
+    if not records:
+        print(f"no finished trials in {run_dir} yet: nothing to rank", file=err)
+        return 0
+    summary = summarize(records, baseline=plan.baseline)
+    rows = ranking_rows(summary)
+    columns = list(rows[0]) if args.format == "csv" and rows else list(RANKING_COLUMNS)
+    title = f"arena {plan.suite.name}: final validation metric, mean over seeds; baseline {plan.baseline}"
+    print(_render(rows, columns, args.format, title=title, headers=RANKING_HEADERS), file=out)
+    where = out if args.format in ("table", "md") else err
+    if args.format in ("table", "md"):
+        for task in summary.tasks:
+            if task.headline:
+                print(f"{task.task}: {task.headline}", file=out)
+    if not args.no_report:
+        paths = write_report(run_dir, baseline=plan.baseline, records=records)
+        main = paths.get("html") or next(iter(paths.values()))
+        others = ", ".join(p.name for k, p in paths.items() if p != main)
+        print(f"report: {main}" + (f" (also {others})" if others else ""), file=where)
+    return 0
+
+
+def execute(
+    args: argparse.Namespace,
+    *,
+    trial_fn: Any = None,
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
+) -> int:
+    """``actlab arena`` with parsed ``args``; ``trial_fn`` replaces the real trial (tests)."""
+    from actlab.arena.store import StoreError
+
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    try:
+        plan, run_dir = _build(args)
+    except SuiteError as error:
+        n = len(error.problems)
+        print(f"actlab arena: {n} problem{'s' if n != 1 else ''}, nothing was run:", file=err)
+        for problem in error.problems:
+            print(f"  - {problem}", file=err)
+        return 2
+    if args.dry_run:
+        from actlab.arena.runner import plan_summary
+
+        info = {**plan_summary(plan), "run_dir": str(run_dir)}
+        print(json.dumps(info, indent=2) if args.format == "json" else _plan_text(info), file=out)
+        return 0
+
+    from actlab.arena.backends import WorkerLost
+    from actlab.arena.runner import run_arena
+
+    print(f"run directory: {run_dir}", file=err)
+    try:
+        outcome = run_arena(
+            plan,
+            run_dir,
+            backend=args.backend,
+            workers=args.workers,
+            threads=args.threads,
+            address=args.address,
+            resume=args.resume,
+            trial_fn=trial_fn,
+            progress="none" if args.quiet else "auto",
+            stream=err,
+        )
+    except (StoreError, ConnectionError) as error:  # a refused store; a Ray cluster that went away
+        print(f"actlab arena: {error}", file=err)
+        return 2
+    except WorkerLost as error:
+        print(
+            f"actlab arena: {error}\nfinished trials are saved in {run_dir / 'arena.sqlite'}; "
+            f"continue with: {_resume_command(args, run_dir)}",
+            file=err,
+        )
+        return 1
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: finished trials are saved in {run_dir / 'arena.sqlite'}.\n"
+            f"continue with: {_resume_command(args, run_dir)}",
+            file=err,
+        )
+        return 130
+
+    done = outcome.planned - outcome.remaining
+    print(
+        f"{done}/{outcome.planned} trials finished ({outcome.ran} now, {outcome.already_finished} before; "
+        f"{outcome.diverged} diverged, {outcome.failed} failed) in {outcome.seconds:.0f} s",
+        file=err,
+    )
+    for failure in outcome.failures[:10]:
+        print(f"  failed: {failure}", file=err)
+    if outcome.interrupted and outcome.remaining:
+        print(
+            f"interrupted: {outcome.remaining} trial(s) still to run; finished ones are saved in "
+            f"{outcome.store_path}.\ncontinue with: {_resume_command(args, run_dir)}",
+            file=err,
+        )
+        return 130
+    status = _print_ranking(plan, run_dir, args, out, err)
+    return status or (1 if outcome.failed else 0)
+
+
+def _plan_text(info: dict[str, Any]) -> str:
+    lines = [
+        f"suite {info['suite']}: {info['trials']} trials -> {info['run_dir']}",
+        f"  activations: {', '.join(info['activations'])}",
+        f"  tasks: {', '.join(info['tasks'])}",
+        f"  seeds: {', '.join(map(str, info['seeds']))}",
+        f"  budget: {info['budget']}; baseline: {info['baseline']}",
+    ]
+    if info["grid"]:
+        lines.append("  grid: " + "; ".join(f"{k} = {v}" for k, v in info["grid"].items()))
+    if info["example"]:
+        lines.append("  first trial: " + json.dumps(info["example"], sort_keys=True))
+    return "\n".join(lines)

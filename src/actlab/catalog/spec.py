@@ -62,7 +62,7 @@ class Param:
             hi = "inf" if self.high is None else repr(self.high)
             left = "(" if (self.low_open or self.low is None) else "["
             right = ")" if (self.high_open or self.high is None) else "]"
-            text = f"a {'integer' if self.kind is int else 'finite real number'} in {left}{lo}, {hi}{right}"
+            text = f"{'an integer' if self.kind is int else 'a finite real number'} in {left}{lo}, {hi}{right}"
         if self.nullable:
             text += " or None"
         return text

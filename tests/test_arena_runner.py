@@ -1,0 +1,398 @@
+"""The arena runner: suites, planning, running through backends, resume, divergence, determinism, kills."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import actlab
+from actlab.arena.backends import WorkerLost
+from actlab.arena.config import (
+    Budget,
+    Suite,
+    SuiteError,
+    expand_trials,
+    load_suite,
+    parse_budget,
+    parse_seeds,
+    split_list,
+    suite_from_mapping,
+    suite_names,
+    with_overrides,
+)
+from actlab.arena.runner import RunExistsError, plan_trials, run_arena
+from actlab.arena.store import ArenaStore, read_records, store_path
+
+SRC = str(Path(actlab.__file__).resolve().parents[1])
+
+
+# ----------------------------------------------------------------------------- fakes (importable by pool workers)
+def fake_trial(config, *, on_epoch=None, should_stop=None):
+    """A stand-in for run_trial: a result computed from the config, an epoch record per epoch."""
+    score = (len(config["activation"]) * 7 + config["seed"] * 3) % 10 / 10
+    curve = []
+    for epoch in range(1, config.get("epochs", 3) + 1):
+        if should_stop is not None and should_stop():
+            raise KeyboardInterrupt("stopped")
+        record = {"epoch": epoch, "train_loss": 1 / epoch, "val_loss": 1 / epoch, "val_metric": score, "seconds": 0.0}
+        curve.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+    return {
+        "status": "ok",
+        "metric": "accuracy",
+        "higher_is_better": True,
+        "final_metric": score,
+        "best_metric": score,
+        "best_epoch": 1,
+        "epochs_run": len(curve),
+        "curve": curve,
+        "pid": os.getpid(),
+    }
+
+
+def failing_trial(config, *, on_epoch=None, should_stop=None):
+    if config["activation"] == "tanh":
+        raise RuntimeError("boom in a user task")
+    return fake_trial(config, on_epoch=on_epoch, should_stop=should_stop)
+
+
+def dying_trial(config, *, on_epoch=None, should_stop=None):
+    if config["activation"] == "tanh" and config["seed"] == 1:
+        os._exit(9)  # the worker process dies as if killed
+    return fake_trial(config, on_epoch=on_epoch, should_stop=should_stop)
+
+
+def _fake_plan(activations=("relu", "tanh"), seeds=2, tasks=("spirals",)):
+    suite = Suite(name="t", activations=tuple(activations), seeds=tuple(range(seeds)), tasks=tuple(tasks))
+    return plan_trials(suite, validate=lambda c: [], normalize=lambda c: {"epochs": 3, **c})
+
+
+# ----------------------------------------------------------------------------- suites
+def test_budget_and_seed_parsing():
+    assert parse_budget(20) == parse_budget("20") == Budget(epochs=20)
+    assert parse_budget("30s") == Budget(seconds=30.0)
+    assert parse_budget("1.5min") == Budget(seconds=90.0)
+    assert parse_budget("2h").seconds == 7200
+    assert Budget(seconds=30).settings()["time_budget_s"] == 30
+    for bad in (0, "0", "3x", "-5s", True, 2.5, "s"):
+        with pytest.raises(ValueError, match="budget"):
+            parse_budget(bad)
+    assert parse_seeds(3) == parse_seeds("3") == (0, 1, 2)
+    assert parse_seeds("0,7,42") == parse_seeds([0, 7, 42]) == (0, 7, 42)
+    assert parse_seeds("7,") == (7,)
+    for bad in (0, -1, "a", [], [1, 1], [-1], "1.5"):
+        with pytest.raises(ValueError, match="seeds"):
+            parse_seeds(bad)
+
+
+def test_split_list_respects_brackets_and_quotes():
+    assert split_list("relu,elu(alpha=0.5), f(a=1, b=2)") == ["relu", "elu(alpha=0.5)", "f(a=1, b=2)"]
+    assert split_list(["relu", "gelu,silu", "g(s='a,b')"]) == ["relu", "gelu", "silu", "g(s='a,b')"]
+
+
+def test_embedded_default_suite():
+    assert "default" in suite_names()
+    suite = load_suite("default")
+    assert suite.activations == ("relu", "leaky_relu", "elu", "selu", "gelu", "silu", "mish", "tanh", "sigmoid")
+    assert len(suite.seeds) == 3 and 2 <= len(suite.tasks) <= 3
+    assert suite.baseline == "relu"
+    assert suite.n_trials == len(expand_trials(suite)) == 9 * 3 * len(suite.tasks)
+
+
+def test_a_suite_survives_its_dict_form():
+    suite = with_overrides(load_suite("default"), budget="45s", settings={"lr": [0.1, 0.01]}, workers=3)
+    assert suite_from_mapping(suite.to_dict(), source=suite.source) == suite
+
+
+def test_suite_problems_are_reported_all_at_once():
+    with pytest.raises(SuiteError) as info:
+        suite_from_mapping(
+            {
+                "activation": ["relu"],
+                "tasks": [],
+                "seeds": 0,
+                "budget": "3 parsecs",
+                "workers": 0,
+                "grid": {"lr": 0.1, "seed": [1, 2]},
+                "task": {"spiral": {"epochs": 2}},
+            },
+            source="s.toml",
+        )
+    text = "\n".join(info.value.problems)
+    for expected in (
+        "unknown key 'activation' in s.toml; did you mean 'activations'?",
+        "no 'activations' list",
+        "tasks must be a non-empty list",
+        "seeds must be a count",
+        "budget must be",
+        "workers must be a whole number >= 1",
+        "[grid] lr must be a non-empty list",
+        "[grid] sets 'seed': use the suite's 'seeds' list",
+    ):
+        assert expected in text
+    assert len(info.value.problems) >= 8
+
+
+def test_unreadable_suite_files(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('activations = ["relu"\n')
+    with pytest.raises(SuiteError, match="is not valid TOML"):
+        load_suite(bad)
+    with pytest.raises(SuiteError, match="does not exist"):
+        load_suite(tmp_path / "missing.toml")
+    with pytest.raises(SuiteError, match="is a directory"):
+        load_suite(str(tmp_path) + "/")
+    with pytest.raises(SuiteError, match="did you mean 'default'"):
+        load_suite("defualt")
+
+
+def test_expansion_order_and_precedence():
+    suite = suite_from_mapping(
+        {
+            "activations": ["relu", "gelu"],
+            "seeds": [5, 6],
+            "tasks": ["spirals", "digits"],
+            "budget": 7,
+            "params": {"optimizer": "sgd", "epochs": 99, "model_params": {"width": 16, "depth": 2}},
+            "grid": {"lr": [0.1, 0.01]},
+            "task": {"digits": {"epochs": 3, "model_params": {"width": 32}}},
+        }
+    )
+    configs = expand_trials(suite)
+    assert len(configs) == 2 * 2 * 2 * 2
+    # seed-major: the first half is a complete comparison for seed 5
+    assert [c["seed"] for c in configs] == [5] * 8 + [6] * 8
+    assert [(c["task"], c["lr"], c["activation"]) for c in configs[:4]] == [
+        ("spirals", 0.1, "relu"),
+        ("spirals", 0.1, "gelu"),
+        ("spirals", 0.01, "relu"),
+        ("spirals", 0.01, "gelu"),
+    ]
+    spirals, digits = configs[0], configs[4]
+    assert spirals["epochs"] == 7 and digits["epochs"] == 3  # budget over [params]; the task table over both
+    assert spirals["model_params"] == {"width": 16, "depth": 2}
+    assert digits["model_params"] == {"width": 32, "depth": 2}  # dicts merge key by key
+    assert spirals["optimizer"] == "sgd"
+
+
+def test_overrides_replace_what_they_name():
+    suite = suite_from_mapping(
+        {"activations": ["relu"], "tasks": ["spirals", "digits"], "task": {"digits": {"epochs": 3, "lr": 0.5}}}
+    )
+    out = with_overrides(suite, budget="30s", settings={"lr": [0.1, 0.01], "init": ["he"]}, tasks=["digits"])
+    assert out.budget == Budget(seconds=30.0)
+    assert out.task_settings == {"digits": {}}  # the flags replaced the task table's epochs and lr
+    assert out.grid == {"lr": (0.1, 0.01)} and out.params == {"init": "he"}
+    config = expand_trials(out)[0]
+    assert config["time_budget_s"] == 30.0 and config["epochs"] >= 10**6
+    with pytest.raises(SuiteError) as info:
+        with_overrides(suite, seeds="x", budget="1 fortnight", settings={"activation": ["relu"]})
+    assert len(info.value.problems) == 3
+
+
+# ----------------------------------------------------------------------------- planning (real validation)
+def test_plan_reports_every_problem_before_training():
+    suite = Suite(
+        name="t",
+        activations=("relu", "reluu", "gelu"),
+        seeds=(0, 1),
+        tasks=("spirals", "digitz"),
+        params={"lr": -1.0},
+    )
+    with pytest.raises(SuiteError) as info:
+        plan_trials(suite)
+    text = "\n".join(info.value.problems)
+    assert "unknown activation 'reluu'" in text and "'relu'" in text
+    assert "unknown task 'digitz'" in text and "did you mean 'digits'" in text
+    assert "lr" in text
+    assert len(info.value.problems) == len(set(info.value.problems))  # each problem once, not once per trial
+
+
+def test_plan_normalises_keys_and_drops_duplicates():
+    suite = Suite(
+        name="t", activations=("leaky_relu", "leaky_relu(negative_slope=0.01)", "gelu"), seeds=(0,), tasks=("spirals",)
+    )
+    plan = plan_trials(suite)
+    assert [t.config["activation"] for t in plan.trials] == ["leaky_relu", "gelu"]
+    assert plan.duplicates == 1 and any("same configuration" in n for n in plan.notes)
+    assert plan.baseline == "leaky_relu" and any("baseline 'relu'" in n for n in plan.notes)
+    assert all(t.config["epochs"] >= 1 and t.config["init"] == "auto" for t in plan.trials)
+
+
+# ----------------------------------------------------------------------------- running (fake trials)
+def test_run_stores_every_trial_and_resume_repeats_none(tmp_path):
+    plan = _fake_plan()
+    out = io.StringIO()
+    outcome = run_arena(plan, tmp_path, trial_fn=fake_trial, progress="plain", stream=out)
+    assert (outcome.ran, outcome.ok, outcome.remaining, outcome.interrupted) == (4, 4, 0, False)
+    lines = out.getvalue().splitlines()
+    assert any(line.startswith("[1/4] spirals relu seed 0: ok accuracy") for line in lines)
+    assert "about 0:00 left" in lines[-1]
+    records = read_records(tmp_path)
+    assert [(r["config"]["activation"], r["config"]["seed"]) for r in records] == [
+        ("relu", 0),
+        ("tanh", 0),
+        ("relu", 1),
+        ("tanh", 1),
+    ]
+    with pytest.raises(RunExistsError, match="--resume"):
+        run_arena(plan, tmp_path, trial_fn=fake_trial, progress="none")
+    again = run_arena(plan, tmp_path, trial_fn=fake_trial, progress="none", resume=True)
+    assert (again.ran, again.already_finished, again.remaining) == (0, 4, 0)
+    assert read_records(tmp_path) == records  # nothing rewritten
+    bigger = _fake_plan(activations=("relu", "tanh", "gelu"))
+    more = run_arena(bigger, tmp_path, trial_fn=fake_trial, progress="none", resume=True)
+    assert (more.ran, more.already_finished) == (2, 4)
+
+
+def test_failed_trials_are_recorded_and_retried_on_resume(tmp_path):
+    plan = _fake_plan()
+    outcome = run_arena(plan, tmp_path, trial_fn=failing_trial, progress="none")
+    assert (outcome.ok, outcome.failed, outcome.remaining) == (2, 2, 2)
+    failed = [r for r in read_records(tmp_path) if r["result"]["status"] == "failed"]
+    assert len(failed) == 2 and "RuntimeError: boom in a user task" in failed[0]["result"]["error"]
+    assert "Traceback" in failed[0]["result"]["traceback"]
+    retried = run_arena(plan, tmp_path, trial_fn=fake_trial, progress="none", resume=True)
+    assert (retried.ran, retried.remaining) == (2, 0)
+    assert {r["result"]["status"] for r in read_records(tmp_path)} == {"ok"}
+
+
+def test_rich_progress_runs_without_a_terminal(tmp_path):
+    out = io.StringIO()
+    run_arena(_fake_plan(seeds=1), tmp_path, trial_fn=fake_trial, progress="rich", stream=out)
+    assert "spirals tanh seed 0: ok" in out.getvalue()
+
+
+def _interrupting_trial(config, *, on_epoch=None, should_stop=None):
+    """The third trial presses Ctrl-C, then trains until told to stop."""
+    if config["activation"] == "tanh" and config["seed"] == 1:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            if should_stop():
+                raise KeyboardInterrupt("stopped")
+            time.sleep(0.01)
+    return fake_trial(config, on_epoch=on_epoch, should_stop=should_stop)
+
+
+def test_ctrl_c_keeps_finished_trials_and_drops_the_running_one(tmp_path):
+    plan = _fake_plan(seeds=3)  # order: relu 0, tanh 0, relu 1, tanh 1 (interrupts), ...
+    out = io.StringIO()
+    handler = signal.getsignal(signal.SIGINT)
+    outcome = run_arena(plan, tmp_path, trial_fn=_interrupting_trial, progress="plain", stream=out)
+    assert outcome.interrupted and (outcome.ran, outcome.discarded, outcome.remaining) == (3, 1, 3)
+    assert "stopping: finished trials are saved" in out.getvalue()
+    assert len(read_records(tmp_path)) == 3
+    assert signal.getsignal(signal.SIGINT) is handler  # restored
+    rest = run_arena(plan, tmp_path, trial_fn=fake_trial, progress="none", resume=True)
+    assert (rest.ran, rest.remaining) == (3, 0)
+
+
+def test_a_dead_worker_process_loses_only_its_trials(tmp_path):
+    plan = _fake_plan(seeds=3)  # relu 0, tanh 0 finish before tanh 1 kills its worker
+    with pytest.raises(WorkerLost, match="worker process died") as info:
+        run_arena(plan, tmp_path, workers=2, trial_fn=dying_trial, progress="none")
+    saved = read_records(tmp_path)
+    assert info.value.outcome.ran == len(saved) >= 2 and {r["result"]["status"] for r in saved} == {"ok"}
+    assert info.value.outcome.lost >= 1
+    rest = run_arena(plan, tmp_path, trial_fn=fake_trial, progress="none", resume=True)
+    assert rest.ran == 6 - len(saved) and rest.remaining == 0
+
+
+# ----------------------------------------------------------------------------- real trials
+def test_divergence_is_a_result_and_pool_runs_match_in_process_runs(tmp_path):
+    """Real trials, in this process and in a pool of 2: the same results (determinism), and a diverged
+    trial is a stored result; the pool's results came from other processes."""
+    from actlab.arena.trial import without_measurements
+
+    suite = Suite(
+        name="t",
+        activations=("relu", "tanh"),
+        seeds=(0,),
+        tasks=("spirals",),
+        budget=Budget(epochs=2),
+        params={"task_params": {"n_samples": 200}, "optimizer": "sgd"},
+        grid={"lr": (0.01, 1e9)},  # SGD at lr 1e9 sends relu's loss to inf in the first steps
+    )
+    plan = plan_trials(suite)
+    inline = run_arena(plan, tmp_path / "inline", threads=1, workers=1, progress="none")
+    pooled = run_arena(plan, tmp_path / "pool", threads=1, workers=2, progress="none")
+    assert (inline.ok, inline.diverged) == (pooled.ok, pooled.diverged)
+    assert inline.ok + inline.diverged == 4 and inline.failed == 0
+    a = {r["key"]: without_measurements(r["result"]) for r in read_records(tmp_path / "inline")}
+    b = {r["key"]: without_measurements(r["result"]) for r in read_records(tmp_path / "pool")}
+    assert a == b
+    by_arm = {(r["config"]["activation"], r["config"]["lr"]): r["result"] for r in read_records(tmp_path / "pool")}
+    relu = by_arm[("relu", 1e9)]
+    assert relu["status"] == "diverged" and relu["diverged_at_epoch"] == 1 and relu["final_metric"] is None
+    assert by_arm[("relu", 0.01)]["status"] == "ok"
+    pids = {int(r["worker"].rsplit(":", 1)[1]) for r in read_records(tmp_path / "pool")}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+
+
+_KILLED_RUN = textwrap.dedent(
+    """
+    import sys, time
+    from actlab.arena.config import Suite
+    from actlab.arena.runner import plan_trials, run_arena
+
+    def slow_trial(config, *, on_epoch=None, should_stop=None):
+        time.sleep(0.4)
+        return {"status": "ok", "metric": "accuracy", "final_metric": config["seed"] / 10, "curve": []}
+
+    if __name__ == "__main__":
+        suite = Suite(name="k", activations=("relu", "tanh"), seeds=tuple(range(6)), tasks=("spirals",))
+        plan = plan_trials(suite, validate=lambda c: [], normalize=dict)
+        run_arena(plan, sys.argv[1], trial_fn=slow_trial, progress="plain")
+    """
+)
+
+
+def test_sigkill_mid_trial_loses_only_that_trial(tmp_path):
+    script = tmp_path / "killed_run.py"
+    script.write_text(_KILLED_RUN)
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, str(script), str(run_dir)], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    saved = 0
+    while saved < 3 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        if store_path(run_dir).exists():
+            try:
+                saved = len(read_records(run_dir))
+            except Exception:  # the store is being created
+                saved = 0
+    time.sleep(0.2)  # now inside the next trial
+    proc.kill()
+    proc.wait()
+    before = read_records(run_dir)
+    assert 3 <= len(before) < 12
+    with sqlite3.connect(store_path(run_dir)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    suite = Suite(name="k", activations=("relu", "tanh"), seeds=tuple(range(6)), tasks=("spirals",))
+    plan = plan_trials(suite, validate=lambda c: [], normalize=dict)
+    ran = []
+
+    def counting_trial(config, *, on_epoch=None, should_stop=None):
+        ran.append((config["activation"], config["seed"]))
+        return {"status": "ok", "metric": "accuracy", "final_metric": config["seed"] / 10, "curve": []}
+
+    outcome = run_arena(plan, run_dir, trial_fn=counting_trial, progress="none", resume=True)
+    after = read_records(run_dir)
+    assert outcome.remaining == 0 and len(after) == 12
+    assert len(ran) == 12 - len(before)  # no finished trial ran again
+    assert {(r["config"]["activation"], r["config"]["seed"]) for r in before}.isdisjoint(ran)
+    assert after[: len(before)] == before  # and none was lost or rewritten
+    with ArenaStore(run_dir, create=False) as store:
+        assert len(store.get_meta("plan")["keys"]) == 12
