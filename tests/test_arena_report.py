@@ -13,7 +13,6 @@ import html
 import json
 import math
 import re
-import shutil
 import struct
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _browser import chromium, chromium_command
 from actlab.arena.report import (
     RANKING_COLUMNS,
     learning_curves,
@@ -304,32 +304,10 @@ def test_report_cli_parser_imports_nothing_heavy():
 
 
 # ----------------------------------------------------------------------------- real Chromium
-def _chromium() -> str:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not exe:
-        pytest.skip("Debian's chromium is not installed: apt-get install chromium")
-    return exe
-
-
-def _flags(exe: str, profile: Path) -> list[str]:
-    return [
-        exe,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--virtual-time-budget=3000",
-    ]
-
-
 def dump_state(page: Path, profile: Path) -> dict:
-    exe = _chromium()
+    exe = chromium()
     r = subprocess.run(
-        [*_flags(exe, profile), "--window-size=1280,1000", "--dump-dom", page.resolve().as_uri()],
+        [*chromium_command(exe, profile), "--window-size=1280,1000", "--dump-dom", page.resolve().as_uri()],
         capture_output=True,
         text=True,
         timeout=90,
@@ -340,9 +318,9 @@ def dump_state(page: Path, profile: Path) -> dict:
 
 
 def screenshot(page: Path, png: Path, profile: Path, size: str = "1280,1700") -> Path:
-    exe = _chromium()
+    exe = chromium()
     subprocess.run(
-        [*_flags(exe, profile), f"--screenshot={png}", f"--window-size={size}", page.resolve().as_uri()],
+        [*chromium_command(exe, profile), f"--screenshot={png}", f"--window-size={size}", page.resolve().as_uri()],
         capture_output=True,
         timeout=90,
     )

@@ -177,6 +177,12 @@ def test_each_task_runs_a_short_trial(task):
     assert json.loads(json.dumps(result)) == result  # JSON-serialisable, no NaN
 
 
+def test_trial_switches_flush_denormal_off_again():
+    # The trial runs with subnormals flushed (speed); code after it must see them again.
+    run_trial({"task": "spirals", "activation": "relu", "task_params": SMALL["spirals"], "epochs": 1})
+    assert torch.tensor([1e-40]).mul(1.0).item() != 0.0
+
+
 @pytest.mark.parametrize("model", [m for m in model_names() if "sequence" in model_spec(m).inputs])
 def test_each_sequence_model_trains_on_copy_memory(model):
     if not _has_block(model):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 
 import actlab
+from _browser import chromium, chromium_command
 from actlab.plot.explorer import decode, explorer_data, write_explorer
 from actlab.registry import all_specs
 
@@ -111,42 +111,20 @@ def test_cli_explore(tmp_path):
 
 
 # ----------------------------------------------------------------------------- real Chromium
-def _chromium() -> str:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not exe:
-        pytest.skip("Debian's chromium is not installed: apt-get install chromium")
-    return exe
-
-
-def _flags(exe: str, profile: Path) -> list[str]:
-    return [
-        exe,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--virtual-time-budget=3000",
-    ]
-
-
 def dump_state(page: Path, query: str, profile: Path) -> dict:
-    exe = _chromium()
+    exe = chromium()
     url = page.resolve().as_uri() + query
-    r = subprocess.run([*_flags(exe, profile), "--dump-dom", url], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([*chromium_command(exe, profile), "--dump-dom", url], capture_output=True, text=True, timeout=60)
     m = re.search(r'<pre id="state">(.*?)</pre>', r.stdout, re.S)
     assert m, f"no state in the dumped DOM (rc {r.returncode}): {r.stderr[-2000:]}"
     return json.loads(html.unescape(m.group(1)))
 
 
 def screenshot(page: Path, query: str, png: Path, profile: Path, size: str = "1200,900") -> Path:
-    exe = _chromium()
+    exe = chromium()
     url = page.resolve().as_uri() + query
     subprocess.run(
-        [*_flags(exe, profile), f"--screenshot={png}", f"--window-size={size}", url],
+        [*chromium_command(exe, profile), f"--screenshot={png}", f"--window-size={size}", url],
         capture_output=True,
         timeout=60,
     )

@@ -12,31 +12,15 @@ import numpy as np
 
 from actlab.arena.stats import ArmSummary, TaskSummary
 from actlab.ops._lazy import require
+from actlab.plot.render import COLORS
 
 __all__ = ["ArmCurves", "arm_colors", "plot_strip", "plot_learning_curves", "plot_health", "figure_png"]
 
-# Tableau 10, then its light partners: a report does not depend on the user's rcParams cycle.
+# Tableau 10 (the plots' fixed colours), then its light partners: a report does not depend on
+# the user's rcParams cycle.
 _PALETTE = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-    "#aec7e8",
-    "#ffbb78",
-    "#98df8a",
-    "#ff9896",
-    "#c5b0d5",
-    "#c49c94",
-    "#f7b6d2",
-    "#c7c7c7",
-    "#dbdb8d",
-    "#9edae5",
+    *COLORS,
+    *("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"),
 )
 _LINESTYLES = ("-", "--", ":", "-.")
 BETTER, WORSE, NEUTRAL, DIVERGED = "#1a7f37", "#c62828", "#222222", "#c62828"

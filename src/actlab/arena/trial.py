@@ -284,19 +284,7 @@ def _normalize(config: Any) -> tuple[dict[str, Any], list[str]]:
             )
 
     numbers = _numbers()
-    for key in (
-        "seed",
-        "epochs",
-        "time_budget_s",
-        "optimizer",
-        "lr",
-        "momentum",
-        "weight_decay",
-        "batch_size",
-        "init",
-        "clip_grad_norm",
-        "target",
-    ):
+    for key in CONFIG_KEYS[CONFIG_KEYS.index("seed") :]:
         declared = numbers.get(key, _LR)
         if key in config:
             value = config[key]
@@ -365,12 +353,28 @@ def run_trial(
     ``on_epoch(record)`` is called after every epoch with the curve entry plus ``"phase"``
     ("lr_search" or "train") and ``"lr"``; ``should_stop()`` is polled between batches and, when
     it returns True, the trial is abandoned with :class:`TrialInterrupted` (a KeyboardInterrupt).
-    The global torch RNG state is restored afterwards; the thread count is not changed.
+    The global torch RNG state is restored afterwards and flush-denormal switched off again; the
+    thread count is not changed.
     """
     import torch
 
     cfg = normalize_trial(config)
+    # torch has no getter for this flag: it is switched off again afterwards (PyTorch's default),
+    # so a trial does not change the numerics of code that runs after it in the same process.
     torch.set_flush_denormal(True)
+    try:
+        return _run_trial(cfg, on_epoch, should_stop)
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _run_trial(
+    cfg: dict[str, Any],
+    on_epoch: Callable[[dict[str, Any]], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> dict[str, Any]:
+    import torch
+
     with torch.random.fork_rng(devices=[]):
         data = _tasks.build_task(cfg["task"], cfg["task_params"], cfg["seed"])
         train = (_as_tensor(data.x_train), _as_tensor(data.y_train))
