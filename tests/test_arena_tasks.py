@@ -298,18 +298,9 @@ def _input_for(kind):
     return {"vector": (5,), "image": (1, 8, 8), "sequence": (6, 3)}[kind]
 
 
-def _available(name):
-    import actlab.nn
-
-    needs = {"lstm": "LSTM", "gru": "GRU", "attention": "AdditiveAttention"}.get(name)
-    return needs is None or hasattr(actlab.nn, needs)
-
-
 @pytest.mark.parametrize("name", model_names())
 @pytest.mark.parametrize("output_shape", [(4,), (2, 4)])
 def test_every_model_builds_and_runs_on_each_input_it_takes(name, output_shape):
-    if not _available(name):
-        pytest.skip(f"actlab.nn lacks the {name} building block")
     torch.manual_seed(0)
     for kind in model_spec(name).inputs:
         model = build_model(name, "gelu", _input_for(kind), output_shape)

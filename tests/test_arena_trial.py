@@ -11,7 +11,6 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-import actlab.nn  # noqa: E402
 from actlab.analysis import gain  # noqa: E402
 from actlab.arena.models import model_names, model_spec  # noqa: E402
 from actlab.arena.tasks import task_names, task_spec  # noqa: E402
@@ -65,11 +64,6 @@ SMALL = {
     "adding": {"n_samples": 100, "seq_len": 8},
     "copy_memory": {"n_samples": 100, "copy_length": 2, "delay": 3},
 }
-
-
-def _has_block(model):
-    needs = {"lstm": "LSTM", "gru": "GRU", "attention": "AdditiveAttention"}.get(model)
-    return needs is None or hasattr(actlab.nn, needs)
 
 
 # ----------------------------------------------------------------------------- normalisation
@@ -167,8 +161,6 @@ def test_validate_accepts_good_configs_and_normalize_raises_on_bad_ones():
 # ----------------------------------------------------------------------------- training
 @pytest.mark.parametrize("task", list(SMALL))
 def test_each_task_runs_a_short_trial(task):
-    if not _has_block(task_spec(task).model):
-        pytest.skip(f"actlab.nn lacks the block of model {task_spec(task).model}")
     result = run_trial({"task": task, "activation": "elu", "task_params": SMALL[task], "epochs": 1})
     assert set(result) == RESULT_KEYS
     assert result["status"] == "ok" and result["epochs_run"] == 1 and len(result["curve"]) == 1
@@ -185,8 +177,6 @@ def test_trial_switches_flush_denormal_off_again():
 
 @pytest.mark.parametrize("model", [m for m in model_names() if "sequence" in model_spec(m).inputs])
 def test_each_sequence_model_trains_on_copy_memory(model):
-    if not _has_block(model):
-        pytest.skip(f"actlab.nn lacks the block of model {model}")
     params = SMALL["copy_memory"]
     result = run_trial(
         {"task": "copy_memory", "model": model, "activation": "tanh", "task_params": params, "epochs": 1}

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from actlab.arena._train_params import Param, check_params, close_matches
+from actlab.nn import GRU, LSTM, AdditiveAttention
 
 __all__ = ["ModelSpec", "model_names", "model_spec", "build_model", "check_model_params", "make_activation"]
 
@@ -288,15 +289,6 @@ def _cnn(acts: _Tagged, input_shape: tuple, output_shape: tuple, p: Mapping[str,
     return nn.Sequential(*layers)
 
 
-def _need(name: str, what: str) -> Any:
-    import actlab.nn
-
-    cls = getattr(actlab.nn, name, None)
-    if cls is None:
-        raise RuntimeError(f"the {what} model needs actlab.nn.{name}, which this actlab does not have")
-    return cls
-
-
 class RecurrentModel(nn.Module):
     """actlab.nn.LSTM / GRU (batch first) and a linear head on the last step(s)."""
 
@@ -304,7 +296,7 @@ class RecurrentModel(nn.Module):
         super().__init__()
         steps, features = input_shape
         if kind == "lstm":
-            self.rnn = _need("LSTM", "lstm")(
+            self.rnn = LSTM(
                 features,
                 p["hidden"],
                 p["layers"],
@@ -313,9 +305,7 @@ class RecurrentModel(nn.Module):
                 output_activation=identifier,
             )
         else:
-            self.rnn = _need("GRU", "gru")(
-                features, p["hidden"], p["layers"], batch_first=True, candidate_activation=identifier
-            )
+            self.rnn = GRU(features, p["hidden"], p["layers"], batch_first=True, candidate_activation=identifier)
         # (k, classes): the last k steps are scored, one output per step; otherwise the last step.
         self.per_step = len(output_shape) == 2
         self.output_shape = tuple(output_shape)
@@ -341,7 +331,7 @@ class AttentionModel(nn.Module):
         self.output_shape = tuple(output_shape)
         queries = output_shape[0] if self.per_step else 1
         self.queries = nn.Parameter(0.1 * torch.randn(queries, width))
-        self.attention = _need("AdditiveAttention", "attention")(width, width, width)
+        self.attention = AdditiveAttention(width, width, width)
         out = output_shape[-1] if self.per_step else math.prod(output_shape)
         self.head = nn.Sequential(nn.Linear(width, width), acts(), nn.Linear(width, out))
 

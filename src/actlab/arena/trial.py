@@ -536,14 +536,10 @@ def _initialise(model: Any, cfg: Mapping[str, Any]) -> dict[str, Any]:
 def _optimizer(model: Any, cfg: Mapping[str, Any], lr: float) -> Any:
     import torch
 
-    import actlab.nn
+    from actlab.nn import param_groups
 
-    groups_fn = getattr(actlab.nn, "param_groups", None)
-    wd = cfg["weight_decay"]
-    # Trainable activation parameters (PReLU slopes, ...) get no weight decay when L-A's helper is there.
-    groups = (
-        groups_fn(model, wd) if groups_fn is not None else [{"params": list(model.parameters()), "weight_decay": wd}]
-    )
+    # Trainable activation parameters (PReLU slopes, ...) get no weight decay.
+    groups = param_groups(model, cfg["weight_decay"])
     if cfg["optimizer"] == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg["momentum"])
     cls = torch.optim.Adam if cfg["optimizer"] == "adam" else torch.optim.AdamW
@@ -564,15 +560,13 @@ def _evaluate(model: Any, data: _tasks.TaskData, loss_fn: Callable, x: Any, y: A
 def dead_unit_fraction(model: Any, x: Any) -> float | None:
     """Dead units / all units over the model's activation sites on ``x`` (``actlab.watch``).
 
-    None when the diagnose package is not available or finds no site. A failure inside the
-    diagnostics is a warning, not a failed trial: the health figure is an extra.
+    None when ``watch`` finds no site. A failure inside the diagnostics is a warning, not a failed
+    trial: the health figure is an extra.
     """
     import torch
 
-    try:
-        from actlab.diagnose import watch
-    except ImportError:
-        return None
+    from actlab.diagnose import watch
+
     model.eval()
     try:
         watcher = watch(model)

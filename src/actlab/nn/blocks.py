@@ -24,11 +24,10 @@ __all__ = ["ResidualBlock", "AdditiveAttention"]
 
 
 def _activation_module(identifier: Any) -> nn.Module:
-    """A fresh activation module for ``identifier`` (trainable ones too, once actlab.nn has them)."""
-    from actlab import nn as actlab_nn
+    """A fresh activation module for ``identifier`` (trainable ones too)."""
+    from actlab.nn.activation import create_activation
 
-    factory = getattr(actlab_nn, "create_activation", None)
-    return factory(identifier) if factory is not None else actlab_nn.Activation(identifier)
+    return create_activation(identifier)
 
 
 def _identifier_config(identifier: Any) -> Any:
