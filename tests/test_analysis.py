@@ -115,8 +115,14 @@ def test_moments_reject_negative_variance():
 
 # ----------------------------------------------------------------------------- gains
 def test_gain_relu_and_linear_exact():
-    assert abs(aa.gain("relu").computed - math.sqrt(2)) <= 2.5e-16
+    # Exact by construction (E[relu(z)^2] = 1/2, E[z^2] = 1), whatever NumPy/SciPy version.
+    assert aa.gain("relu").computed == math.sqrt(2)
     assert aa.gain("linear").computed == 1.0
+    assert aa.gain("absolute").computed == 1.0
+    # Positively homogeneous functions in closed form, the rest by quadrature: both agree.
+    for name in ("leaky_relu(negative_slope=0.2)", "relu(negative_slope=0.5)"):
+        closed = aa.gain(name).second_moment
+        assert closed == pytest.approx(aa.moments(name).second_moment, rel=1e-13)
     assert not aa.gain("relu").differs and not aa.gain("linear").differs
 
 

@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from actlab.analysis._common import resolve
 from actlab.analysis.moments import moments
 
@@ -97,16 +99,49 @@ def gain(identifier: Any = "linear", q: float = 1.0, **params: Any) -> GainRepor
     ReLU gives √2 and the identity 1 exactly; the report carries PyTorch's heuristic beside it.
     """
     act = resolve(identifier, params)
-    m = moments(act, 0.0, q)
-    if not m.second_moment > 0:
-        raise ValueError(f"{act!r}: E[f(z)^2] = {m.second_moment} under N(0, {q}); no finite gain")
+    slopes = _homogeneous_slopes(act)
+    if slopes is not None and q > 0:
+        # f(z) = a z (z > 0), b z (z < 0): E[f(z)^2] = q (a^2 + b^2) / 2 in closed form, so the
+        # gains that are exact by construction (identity 1, ReLU sqrt 2) come out exact, not
+        # within a quadrature rounding of them.
+        second = q * (slopes[0] ** 2 + slopes[1] ** 2) / 2.0
+        computed = math.sqrt(2.0 / (slopes[0] ** 2 + slopes[1] ** 2)) if second > 0 else math.nan
+    else:
+        second = moments(act, 0.0, q).second_moment
+        computed = math.sqrt(q / second) if second > 0 else math.nan
+    if not second > 0:
+        raise ValueError(f"{act!r}: E[f(z)^2] = {second} under N(0, {q}); no finite gain")
     return GainReport(
         activation=repr(act),
-        computed=math.sqrt(q / m.second_moment),
+        computed=computed,
         pytorch=pytorch_gain(act),
-        second_moment=m.second_moment,
+        second_moment=second,
         q=float(q),
     )
+
+
+# Probe points for positive homogeneity: scaling by a power of two is exact in floating point, so
+# a piecewise-linear function through the origin reproduces f(c x) = c f(x) bit for bit.
+_PROBES = np.array([1.0, 0.3, 3.7, 1e-3, 1e3, 1e-12, 1e12])
+_SCALES = (0.25, 2.0, 1024.0)
+
+
+def _homogeneous_slopes(act: Any) -> tuple[float, float] | None:
+    """(f(1), -f(-1)) when f is positively homogeneous of degree 1 (f(c x) = c f(x), c > 0),
+    i.e. two half-lines through the origin (identity, ReLU, leaky ReLU); None otherwise."""
+    if any(at != 0.0 for at, _ in act.spec.kink_points(act.params)):
+        return None
+    xs = np.concatenate([_PROBES, -_PROBES])
+    with np.errstate(all="ignore"):
+        base = np.asarray(act(xs), dtype=np.float64)
+        if not np.all(np.isfinite(base)):
+            return None
+        for c in _SCALES:
+            if not np.array_equal(np.asarray(act(c * xs), dtype=np.float64), c * base):
+                return None
+        if not np.array_equal(base, np.where(xs > 0, base[0] * xs, -base[len(_PROBES)] * xs)):
+            return None
+    return float(base[0]), float(-base[len(_PROBES)])
 
 
 def gain_table(identifiers: Any = None) -> list[GainReport]:
