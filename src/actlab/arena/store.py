@@ -149,9 +149,18 @@ class ArenaStore:
 
     # ------------------------------------------------------------------ opening
     def _identity(self) -> tuple[int, int, int]:
-        app = self._conn.execute("PRAGMA application_id").fetchone()[0]
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        n_objects = self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        # One read transaction: read one by one, a store that another process creates at this moment
+        # could show its tables but not yet its application id, and look like another program's file.
+        own = not self._conn.in_transaction
+        if own:
+            self._conn.execute("BEGIN")
+        try:
+            app = self._conn.execute("PRAGMA application_id").fetchone()[0]
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            n_objects = self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        finally:
+            if own:
+                self._conn.execute("COMMIT")
         return app, version, n_objects
 
     def _refuse_unless_ours(self, app: int, version: int, n_objects: int) -> bool:
