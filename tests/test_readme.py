@@ -209,13 +209,17 @@ def _run(block: Block, ns: dict, compare: bool) -> None:
 
 
 @pytest.mark.parametrize("block", PYTHON, ids=lambda b: b.id)
-def test_readme_python_block(block: Block, tmp_path, monkeypatch) -> None:
+def test_readme_python_block(block: Block, tmp_path, monkeypatch, capfd) -> None:
+    # capfd: file descriptor 1 is not a terminal while the blocks run (also under `pytest -s`), as when their
+    # output is piped, so rich tables are laid out as the README shows them, not to this terminal's width.
     if "slow" in block.markers and os.environ.get("ACTLAB_README_SLOW") != "1":
         pytest.skip(f"{block.id} is marked slow in the README; run with ACTLAB_README_SLOW=1")
     earlier = [b for b in PYTHON[: PYTHON.index(block)] if b.section == block.section]
     for b in earlier:
         if "slow" in b.markers and os.environ.get("ACTLAB_README_SLOW") != "1":
             pytest.skip(f"{block.id} needs {b.id}, marked slow in the README; run with ACTLAB_README_SLOW=1")
+    if any(re.search(r"\btorch\b", b.source) for b in (*earlier, block)):
+        pytest.importorskip("torch", reason="the README example needs the torch extra")
     monkeypatch.chdir(tmp_path)
     _seed()
     ns: dict = {"__name__": "__readme__"}
