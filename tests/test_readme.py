@@ -20,8 +20,11 @@ Convention (it applies to sections added later too; nothing here lists the READM
   ``<!-- readme-test: not compared -->`` the block is run but its output (doctest or following ```text block) is
   not compared, for output that is not deterministic (timings, training results); ``<!-- readme-test: slow -->``
   the block is skipped, with that reason, unless ACTLAB_README_SLOW=1 (prefer making the example small).
-* ```bash blocks and ``$ actlab ...`` lines of ```text blocks are not run; the ``actlab`` subcommands they name must
-  exist (``actlab COMMAND --help`` exits 0, run in-process).
+* A ```text block whose first line is ``$ actlab ...`` is a transcript: each ``$ actlab ...`` line is run (a
+  subprocess, ``python -m actlab``, in a temporary directory, at most 60 s) and what it prints, stdout and stderr
+  together, is compared with the lines below it by the same rules. With ``not compared`` it is not run.
+* ```bash blocks are not run; the ``actlab`` subcommands they (and transcripts) name must exist
+  (``actlab COMMAND --help`` exits 0, run in-process).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import os
 import random
 import re
 import shlex
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +46,7 @@ import numpy as np
 import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+SRC = README.parent / "src"
 MARKER = re.compile(r"^\s*<!--\s*readme-test:\s*(.*?)\s*-->\s*$")
 KNOWN_MARKERS = {"not compared", "slow"}
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)(.*)$")
@@ -262,7 +268,52 @@ def test_parser_and_checker_on_a_sample() -> None:
         _run(Block(1, "python", ">>> 1 / 0\n", "S"), {}, compare=False)  # an exception the block does not show
 
 
-# --------------------------------------------------------------------------- commands named in shell blocks
+# --------------------------------------------------------------------------- transcripts and commands named
+def _transcripts() -> list[tuple[Block, int, str, str]]:
+    """(block, line, command, shown output) for each ``$ actlab`` line of a ```text transcript block."""
+    found = []
+    for block in BLOCKS:
+        lines = block.source.splitlines()
+        if block.lang != "text" or not lines or not lines[0].startswith("$ actlab "):
+            continue
+        starts = [i for i, ln in enumerate(lines) if ln.startswith("$ ")] + [len(lines)]
+        for a, b in zip(starts, starts[1:]):
+            found.append((block, block.line + 1 + a, lines[a][2:], "\n".join(lines[a + 1 : b]) + "\n"))
+    return found
+
+
+TRANSCRIPTS = _transcripts()
+
+
+@pytest.mark.parametrize("transcript", TRANSCRIPTS, ids=lambda t: f"README.md:{t[1]}")
+def test_readme_transcript(transcript, tmp_path) -> None:
+    block, line, command, want = transcript
+    if "not compared" in block.markers:
+        pytest.skip(f"README.md:{line} is marked not compared")
+    if "slow" in block.markers and os.environ.get("ACTLAB_README_SLOW") != "1":
+        pytest.skip(f"README.md:{line} is marked slow in the README; run with ACTLAB_README_SLOW=1")
+    argv = shlex.split(command)
+    assert argv[0] == "actlab"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
+    try:
+        # stdout is a pipe, not a terminal: tables are laid out as when the output is redirected.
+        run = subprocess.run(
+            [sys.executable, "-m", "actlab", *argv[1:]],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"README.md:{line}: `{command}` ran over 60 s; make it smaller or mark the block slow")
+    if not ReadmeChecker().check_output(want, run.stdout, FLAGS):
+        diff = ReadmeChecker().output_difference(doctest.Example("", want), run.stdout, FLAGS)
+        pytest.fail(f"README.md:{line}: `{command}` printed something else (exit status {run.returncode})\n{diff}")
+
+
 def _commands() -> dict[tuple[str, ...], int]:
     """``actlab`` argv prefixes (subcommand, and a sub-subcommand word) named in bash/text blocks -> first line."""
     found: dict[tuple[str, ...], int] = {}
