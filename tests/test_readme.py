@@ -49,6 +49,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 SRC = README.parent / "src"
 MARKER = re.compile(r"^\s*<!--\s*readme-test:\s*(.*?)\s*-->\s*$")
 KNOWN_MARKERS = {"not compared", "slow"}
+PY_LANGS = ("python", "py", "pycon")
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)(.*)$")
 
 
@@ -100,7 +101,7 @@ def parse_readme(text: str) -> list[Block]:
         if (
             prev is not None
             and lang == "text"
-            and prev.lang == "python"
+            and prev.lang in PY_LANGS
             and not prev.is_doctest
             and all(not ln.strip() for ln in lines[previous_end + 1 : i])
         ):
@@ -130,7 +131,7 @@ def marker_problems(text: str) -> list[str]:
 
 
 BLOCKS = parse_readme(README.read_text(encoding="utf-8"))
-PYTHON = [b for b in BLOCKS if b.lang in ("python", "py", "pycon")]
+PYTHON = [b for b in BLOCKS if b.lang in PY_LANGS]
 
 # --------------------------------------------------------------------------- comparison
 _NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][-+]?\d+)?(?![\w.])")
