@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actlab.analysis._common import resolve
-from actlab.analysis.moments import moments
+from actlab.analysis.moments import scaled_moments
 
 __all__ = ["GainReport", "gain", "gain_table", "pytorch_gain"]
 
@@ -62,7 +62,7 @@ def pytorch_gain(identifier: Any, **params: Any) -> float | None:
         if name == "relu" and (p.get("max_value") is not None or p.get("threshold", 0.0) != 0.0):
             return None
         slope = p["negative_slope"]
-        return math.sqrt(2.0 / (1.0 + slope**2))
+        return math.sqrt(2.0) / math.hypot(1.0, slope)  # √(2 / (1 + slope²)) without overflow in slope²
     if name == "relu" and (p.get("max_value") is not None or p.get("threshold", 0.0) != 0.0):
         return None
     return _PYTORCH_FIXED.get(name)
@@ -97,14 +97,16 @@ def gain(identifier: Any = "linear", q: float = 1.0, **params: Any) -> GainRepor
     ReLU gives √2 and the identity 1 exactly; the report carries PyTorch's heuristic beside it.
     """
     act = resolve(identifier, params)
-    m = moments(act, 0.0, q)
-    if not m.second_moment > 0:
-        raise ValueError(f"{act!r}: E[f(z)^2] = {m.second_moment} under N(0, {q}); no finite gain")
+    vals, f_scale, _, _, _ = scaled_moments(act, 0.0, q)
+    scaled_second = float(vals[1])  # E[(f/S)²]: finite where E[f²] itself overflows
+    if not (scaled_second > 0 and math.isfinite(scaled_second)):
+        second = scaled_second * f_scale * f_scale
+        raise ValueError(f"{act!r}: E[f(z)^2] = {second} under N(0, {q}); no finite gain")
     return GainReport(
         activation=repr(act),
-        computed=math.sqrt(q / m.second_moment),
+        computed=math.sqrt(q / scaled_second) / f_scale,
         pytorch=pytorch_gain(act),
-        second_moment=m.second_moment,
+        second_moment=scaled_second * f_scale * f_scale,
         q=float(q),
     )
 
