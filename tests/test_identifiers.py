@@ -290,3 +290,12 @@ def test_arena_progress_labels_are_not_markup():
 def test_bound_activation_equality_is_by_registered_spec():
     a, b = actlab.get("elu(alpha=2)"), actlab.get({"name": "elu", "config": {"alpha": 2}})
     assert a == b and hash(a) == hash(b) and isinstance(a, BoundActivation)
+
+
+def test_identifier_length_is_bounded():
+    """A well-formed but over-long call string is refused before parsing (no parser work on 1 MB)."""
+    limit = registry.MAX_IDENTIFIER_LENGTH
+    padded = "elu(alpha=2" + " " * (limit - 12) + ")"
+    assert len(padded) == limit and actlab.get(padded) == actlab.get("elu(alpha=2)")
+    with pytest.raises(IdentifierError, match=f"longer than {limit} characters"):
+        actlab.get(padded[:-1] + " )")
