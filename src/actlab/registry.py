@@ -14,6 +14,21 @@ A parameter declared ``trainable`` may be given as ``"learnable"`` (initialised 
 or ``"learnable(0.5)"``: ``swish(beta='learnable')``. The module form then holds it as an
 ``nn.Parameter``, ``num_parameters``/``channel_dim`` make it one value per channel, and the
 identifier (not the learned value, which lives in the state_dict) is what serializes.
+
+Identifiers cannot hurt: a call string is at most ``MAX_IDENTIFIER_LENGTH`` characters, its
+literals nest at most ``MAX_LITERAL_DEPTH`` deep and integers must fit a float, a keyword may be
+given once; anything else raises :class:`IdentifierError` (a ``ValueError``), never the parser's
+``MemoryError`` / ``RecursionError``. An unknown name raises :class:`UnknownActivationError`
+(a ``KeyError`` and a ``ValueError``) with close matches computed on its first 64 characters, and
+messages repeat at most 80 characters of what was given. Names and ``config`` keys are NFKC
+normalised (as Python's parser does for identifiers), whether they come as strings or in a dict.
+
+A :class:`Spec` that is not the registered object of its name (a ``dataclasses.replace`` copy, or
+a spec never registered) is an *anonymous* activation: ``get`` uses it as given (it is not
+registered as a side effect), it equals only activations of that same spec, its ``repr`` is
+``<unregistered name(...)>``, and :func:`serialize` refuses it with an :class:`IdentifierError`,
+because its name would deserialize to a different function (the registered one, or none). Register
+it under a name of its own to serialize it.
 """
 
 from __future__ import annotations
