@@ -308,3 +308,14 @@ def test_identifier_length_is_bounded():
     assert len(padded) == limit and actlab.get(padded) == actlab.get("elu(alpha=2)")
     with pytest.raises(IdentifierError, match=f"longer than {limit} characters"):
         actlab.get(padded[:-1] + " )")
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [b"x" * MB, {"class_name": 5, "config": "x" * MB}, {"name": "elu", "config": "x" * MB}, 3.5],
+    ids=["bytes", "keras-like dict", "config string", "float"],
+)
+def test_messages_about_other_objects_are_bounded(identifier):
+    with pytest.raises(IdentifierError) as info:
+        actlab.get(identifier)
+    assert len(str(info.value)) < 200, str(info.value)[:300]

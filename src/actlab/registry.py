@@ -104,9 +104,11 @@ _SHOWN = 80
 
 
 def _shown(text: Any) -> str:
-    """``repr`` of at most the first 80 characters of ``text``, saying how long it was."""
+    """``repr`` of at most the first 80 characters of a string (saying how long it was); of another
+    object, its ``repr`` cut the same way."""
     if not isinstance(text, str):
-        text = repr(text)
+        shown = repr(text)
+        return shown if len(shown) <= _SHOWN else f"{shown[:_SHOWN]}... ({len(shown)} characters)"
     if len(text) <= _SHOWN:
         return repr(text)
     return f"{text[:_SHOWN]!r}... ({len(text)} characters)"
@@ -537,7 +539,7 @@ def _from_keras_dict(d: Mapping[str, Any]) -> BoundActivation:
                 raise TypeError(f"Keras config key {k!r} of {cls} has no actlab equivalent")
             params[mapping[k]] = v
         return BoundActivation(spec, params)
-    raise IdentifierError(f"unrecognised Keras-serialized activation: {dict(d)!r}")
+    raise IdentifierError(f"unrecognised Keras-serialized activation: {_shown(dict(d))}")
 
 
 def _from_name(text: str) -> BoundActivation:
@@ -605,7 +607,7 @@ def get(identifier: Any = None, **params: Any) -> Any:
                 raise TypeError("parameters cannot be applied to an arbitrary callable")
             return identifier
     else:
-        raise IdentifierError(f"cannot interpret {identifier!r} as an activation")
+        raise IdentifierError(f"cannot interpret {_shown(identifier)} as an activation")
     if params:
         act = BoundActivation(act.spec, {**act.params, **act.config, **params})
     return act
