@@ -17,7 +17,15 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from actlab.registry import UnknownActivationError, all_specs, get_spec, learnable_params, list_activations
+from actlab.catalog import ParameterError
+from actlab.registry import (
+    IdentifierError,
+    UnknownActivationError,
+    all_specs,
+    get_spec,
+    learnable_params,
+    list_activations,
+)
 
 FORMATS = ("table", "json", "csv", "md")
 
@@ -48,13 +56,16 @@ def _render(
             lines.append("| " + " | ".join(_cell(r.get(c)).replace("|", "\\|") for c in columns) + " |")
         return "\n".join(lines)
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title or None, show_lines=False)
+    # Every text is escaped: rich reads "[...]" as markup and would drop "[x1, x2]" from a summary
+    # or "[init=he]" from a user's label (or style the rest of the table).
+    table = Table(title=escape(title) if title else None, show_lines=False)
     for c in columns:
-        table.add_column(label[c], overflow="fold")
+        table.add_column(escape(label[c]), overflow="fold")
     for r in rows:
-        table.add_row(*(_cell(r.get(c)) for c in columns))
+        table.add_row(*(escape(_cell(r.get(c))) for c in columns))
     console = Console(file=io.StringIO(), width=max(100, _terminal_width()), force_terminal=False, color_system=None)
     console.print(table)
     return console.file.getvalue().rstrip("\n")
@@ -150,44 +161,53 @@ def _allowed(p: Any) -> str:
     return description if description else p.allowed()
 
 
-def describe(spec: Any) -> dict[str, Any]:
-    """Everything ``actlab show`` prints, as data."""
+def describe(identifier: Any) -> dict[str, Any]:
+    """Everything ``actlab show`` prints, as data, for a spec or any identifier :func:`actlab.get`
+    accepts (``"gelu(approximate='tanh')"``): the bound parameters' values beside the defaults, and
+    the range, kinks and values at those parameters."""
     import numpy as np
 
-    from actlab.registry import BoundActivation
+    from actlab.catalog import Spec
+    from actlab.registry import BoundActivation, get
 
+    act = BoundActivation(identifier) if isinstance(identifier, Spec) else get(identifier)
+    if not isinstance(act, BoundActivation):
+        raise IdentifierError(f"{identifier!r} is a plain callable, not a registered activation")
+    spec, params = act.spec, act.params
     layer = spec.kind == "layer"
     learnable = learnable_params(spec)
     info: dict[str, Any] = {
         "name": spec.name,
+        "identifier": repr(act),
         "aliases": list(spec.aliases),
         "family": spec.family,
         "kind": spec.kind,
         "summary": spec.summary,
-        "formula": spec.latex() if (spec.formula or spec.definition) else None,
+        "formula": _formula(act),
         "parameters": [
             {
                 "name": p.name,
+                "value": params.get(p.name, p.default),
                 "default": p.default,
                 "allowed": _allowed(p),
                 "doc": p.doc,
-                **({"learnable": p.name in learnable} if not layer else {}),
+                **({"learnable": p.name in learnable, "learned": p.name in act.learnable} if not layer else {}),
             }
             for p in spec.params
         ],
     }
     if layer:
-        initial = spec.initial(spec.defaults) if spec.initial is not None else None
+        initial = spec.initial(params) if spec.initial is not None else None
         info["layer"] = {
             "module": spec.module.replace(":", "."),
             "weights": [{"name": w.name, "shape": w.shape, "doc": w.doc} for w in spec.weights],
             "initially": initial,
             "initially_note": spec.initial_note,
-            "build": f"actlab.nn.create_activation({spec.name!r})",
+            "build": f"actlab.nn.create_activation({repr(act)!r})",
         }
     else:
         info["properties"] = {
-            "range": list(spec.bounds_for()),
+            "range": list(spec.bounds_for(params)),
             "monotonic": spec.monotonic,
             "smoothness": _smoothness(spec.smoothness),
             "zero_centered": spec.zero_centered,
@@ -198,7 +218,7 @@ def describe(spec: Any) -> dict[str, Any]:
             "derivative_from_output": spec.derivative_from_output is not None,
             "torch_path": "native" if spec.native else "actlab",
         }
-        info["kinks"] = [{"at": at, "gradient": g} for at, g in spec.kink_points()]
+        info["kinks"] = [{"at": at, "gradient": g} for at, g in spec.kink_points(params)]
         if learnable:
             info["learnable"] = {
                 "parameters": list(learnable),
@@ -212,31 +232,54 @@ def describe(spec: Any) -> dict[str, Any]:
     if spec.tolerance.reason:
         info["tolerance"] = spec.tolerance.reason
     if spec.kind == "elementwise":
-        act = BoundActivation(spec)
         xs = np.array([-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0])
-        info["values"] = [
-            {"x": float(x), "f": float(f), "df": float(d)} for x, f, d in zip(xs, act(xs), act.derivative(xs))
-        ]
+        with np.errstate(all="ignore"):
+            fs, dfs = act(xs), act.derivative(xs)
+        info["values"] = [{"x": float(x), "f": float(f), "df": float(d)} for x, f, d in zip(xs, fs, dfs)]
     return info
 
 
+def _formula(act: Any) -> str | None:
+    """LaTeX at the bound parameters (a learnable one at its initial value)."""
+    spec = act.spec
+    if not (spec.formula or spec.definition):
+        return None
+    bound = {k: act.params[k] for k in act.config if k in act.params}
+    try:
+        return spec.latex(**bound)
+    except Exception:  # a value SymPy cannot take: the formula at the defaults, as before
+        return spec.latex()
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    spec = get_spec(args.name)
-    info = describe(spec)
+    try:
+        info = describe(args.name)
+    except (IdentifierError, ParameterError, TypeError) as err:  # a malformed call, a bad parameter
+        print(f"actlab: {err}", file=sys.stderr)
+        return 2
     if args.format == "json":
         print(json.dumps(info, indent=2, default=_json_default))
         return 0
+    at_defaults = info["identifier"] == info["name"]
+    kind, params = info["kind"], info["parameters"]
     out = [
-        f"{spec.name}  ({spec.family}, {spec.kind})" + (f"  aliases: {', '.join(spec.aliases)}" if spec.aliases else "")
+        f"{info['identifier']}  ({info['family']}, {kind})"
+        + (f"  aliases: {', '.join(info['aliases'])}" if info["aliases"] else "")
     ]
-    out.append(f"  {spec.summary}")
+    out.append(f"  {info['summary']}")
     if info["formula"]:
-        out.append(f"  f(x) = {info['formula']}" if spec.kind != "layer" else f"  {info['formula']}")
-    out.append("parameters:" if spec.params else "parameters: none")
-    for p in info["parameters"]:
+        out.append(f"  f(x) = {info['formula']}" if kind != "layer" else f"  {info['formula']}")
+    out.append("parameters:" if params else "parameters: none")
+    for p in params:
         doc = f"  ({p['doc']})" if p["doc"] else ""
         mark = "  [learnable]" if p.get("learnable") else ""
-        out.append(f"  {p['name']} = {p['default']!r}; allowed: {p['allowed']}{mark}{doc}")
+        if p.get("learned"):
+            shown = f"learnable, from {p['value']!r} (default {p['default']!r})"
+        elif p["value"] != p["default"]:
+            shown = f"{p['value']!r} (default {p['default']!r})"
+        else:
+            shown = repr(p["default"])
+        out.append(f"  {p['name']} = {shown}; allowed: {p['allowed']}{mark}{doc}")
     if "learnable" in info:
         out.append(f"learnable in the module form: {info['learnable']['example']}")
     if "layer" in info:
@@ -249,7 +292,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         elif lay["initially"] or lay["initially_note"]:
             out.append(f"at initialisation: {lay['initially'] or lay['initially_note']}")
     if "properties" in info:
-        out.append("properties:")
+        # The range is computed at the bound parameters; the other properties are declared at the defaults.
+        out.append("properties:" if at_defaults else "properties (range at these parameters, others at the defaults):")
         for k, v in info["properties"].items():
             if v not in (None, [], False) or k in ("monotonic", "zero_centered"):
                 out.append(f"  {k}: {_cell(v) if not isinstance(v, list) else '[' + ', '.join(map(_cell, v)) + ']'}")
@@ -565,7 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except UnknownActivationError as err:
+    except (UnknownActivationError, IdentifierError, ParameterError) as err:  # the user's input, said plainly
         print(f"actlab: {err}", file=sys.stderr)
         return 2
     except ImportError as err:

@@ -14,6 +14,21 @@ A parameter declared ``trainable`` may be given as ``"learnable"`` (initialised 
 or ``"learnable(0.5)"``: ``swish(beta='learnable')``. The module form then holds it as an
 ``nn.Parameter``, ``num_parameters``/``channel_dim`` make it one value per channel, and the
 identifier (not the learned value, which lives in the state_dict) is what serializes.
+
+Identifiers cannot hurt: a call string is at most ``MAX_IDENTIFIER_LENGTH`` characters, its
+literals nest at most ``MAX_LITERAL_DEPTH`` deep and integers must fit a float, a keyword may be
+given once; anything else raises :class:`IdentifierError` (a ``ValueError``), never the parser's
+``MemoryError`` / ``RecursionError``. An unknown name raises :class:`UnknownActivationError`
+(a ``KeyError`` and a ``ValueError``) with close matches computed on its first 64 characters, and
+messages repeat at most 80 characters of what was given. Names and ``config`` keys are NFKC
+normalised (as Python's parser does for identifiers), whether they come as strings or in a dict.
+
+A :class:`Spec` that is not the registered object of its name (a ``dataclasses.replace`` copy, or
+a spec never registered) is an *anonymous* activation: ``get`` uses it as given (it is not
+registered as a side effect), it equals only activations of that same spec, its ``repr`` is
+``<unregistered name(...)>``, and :func:`serialize` refuses it with an :class:`IdentifierError`,
+because its name would deserialize to a different function (the registered one, or none). Register
+it under a name of its own to serialize it.
 """
 
 from __future__ import annotations
@@ -21,8 +36,10 @@ from __future__ import annotations
 import ast
 import difflib
 import inspect
+import math
 import re
 import sys
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -40,6 +57,8 @@ __all__ = [
     "list_activations",
     "all_specs",
     "check_spec",
+    "is_registered",
+    "MAX_IDENTIFIER_LENGTH",
     "FUNCTION_KINDS",
     "LEARNABLE",
 ]
@@ -56,15 +75,43 @@ _OPTIONS = (
 _OPTION_NAMES = tuple(p.name for p in _OPTIONS)
 
 
-class UnknownActivationError(KeyError):
-    """No activation of that name; the message lists close matches."""
+class IdentifierError(ValueError):
+    """An identifier that is not a name, a literal call string, a dict, a spec or a callable,
+    or one too long or too deeply nested to parse (the limits below)."""
+
+
+class UnknownActivationError(KeyError, IdentifierError):
+    """No activation of that name; the message lists close matches.
+
+    A ``KeyError`` (a lookup that failed: what ``except KeyError`` call sites expect) and a
+    ``ValueError`` (what Keras' ``activations.get`` raises for an unknown name), through
+    :class:`IdentifierError`.
+    """
 
     def __str__(self) -> str:  # KeyError would print the repr of the message
         return str(self.args[0]) if self.args else ""
 
 
-class IdentifierError(ValueError):
-    """An identifier that is not a name, a literal call string, a dict, a spec or a callable."""
+# Limits that keep resolving any identifier cheap: the longest call string parsed (a real one is
+# well under 100 characters), the nesting depth of a literal argument ("--1", "((1, 2),)"), the
+# prefix of an unknown name that suggestions look at (the longest name has 31 characters; a
+# prefix beyond ~1.7x that cannot be close to any), and the characters of an identifier that an
+# error message repeats.
+MAX_IDENTIFIER_LENGTH = 1000
+MAX_LITERAL_DEPTH = 8
+_SUGGEST_PREFIX = 64
+_SHOWN = 80
+
+
+def _shown(text: Any) -> str:
+    """``repr`` of at most the first 80 characters of a string (saying how long it was); of another
+    object, its ``repr`` cut the same way."""
+    if not isinstance(text, str):
+        shown = repr(text)
+        return shown if len(shown) <= _SHOWN else f"{shown[:_SHOWN]}... ({len(shown)} characters)"
+    if len(text) <= _SHOWN:
+        return repr(text)
+    return f"{text[:_SHOWN]!r}... ({len(text)} characters)"
 
 
 _BY_NAME: dict[str, Spec] = {}
@@ -73,7 +120,9 @@ _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def _key(name: str) -> str:
-    return name.strip().lower().replace("-", "_")
+    # NFKC, as Python's parser applies to identifiers: the full-width "ｒｅｌｕ" is "relu" whether it
+    # comes as a string, inside a call string or in a dict.
+    return unicodedata.normalize("NFKC", name).strip().lower().replace("-", "_")
 
 
 def check_spec(spec: Spec) -> list[str]:
@@ -190,11 +239,12 @@ def get_spec(name: str) -> Spec:
     """The spec for a name or alias (case-insensitive); unknown names suggest close matches."""
     if not isinstance(name, str):
         raise TypeError(f"activation name must be a string, got {type(name).__name__}")
-    canonical = _BY_ALIAS.get(_key(name))
+    # No registered name is longer than MAX_IDENTIFIER_LENGTH: a longer one is unknown unread.
+    canonical = _BY_ALIAS.get(_key(name)) if len(name) <= MAX_IDENTIFIER_LENGTH else None
     if canonical is None:
-        close = suggestions(_key(name))
+        close = suggestions(name)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise UnknownActivationError(f"unknown activation {name!r}{hint} (see `actlab list`)")
+        raise UnknownActivationError(f"unknown activation {_shown(name)}{hint} (see `actlab list`)")
     return _BY_NAME[canonical]
 
 
@@ -212,12 +262,20 @@ def _edit_distance(a: str, b: str) -> int:
     return prev[-1]
 
 
-def suggestions(key: str, limit: int = 4) -> list[str]:
-    """Registered names and aliases close to ``key``: typos first, then similar spellings."""
-    ranked = {k: _edit_distance(key, k) for k in _BY_ALIAS}
-    near = [k for k, d in ranked.items() if d <= max(1, len(key) // 3)]
+def suggestions(name: str, limit: int = 4) -> list[str]:
+    """Registered names and aliases close to ``name``: typos first, then similar spellings.
+
+    Only the first 64 characters are compared (nothing longer is close to any registered name),
+    and the edit distance is computed only for names whose length could be within the allowed
+    distance, so the time is bounded whatever the length of ``name``.
+    """
+    key = _key(name[: 2 * _SUGGEST_PREFIX])[:_SUGGEST_PREFIX]
+    allowed = max(1, len(key) // 3)
+    # The edit distance is at least the difference in length: skip what cannot be within reach.
+    ranked = {k: _edit_distance(key, k) for k in _BY_ALIAS if abs(len(k) - len(key)) <= allowed}
+    near = [k for k, d in ranked.items() if d <= allowed]
     near += difflib.get_close_matches(key, list(_BY_ALIAS), n=limit, cutoff=0.75)
-    near = sorted(set(near), key=lambda k: (ranked[k], abs(len(k) - len(key)), k))
+    near = sorted(set(near), key=lambda k: (ranked.get(k, math.inf), abs(len(k) - len(key)), k))
     return near[:limit]
 
 
@@ -305,25 +363,31 @@ class BoundActivation:
 
     def __repr__(self) -> str:
         cfg = self.config
-        if not cfg:
-            return self.name
-        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in cfg.items())})"
+        text = self.name if not cfg else f"{self.name}({', '.join(f'{k}={v!r}' for k, v in cfg.items())})"
+        # An anonymous activation's call string would parse to the registered spec: mark it.
+        return text if is_registered(self.spec) else f"<unregistered {text}>"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, BoundActivation):
             return NotImplemented
-        return (
-            self.spec.name == other.spec.name
-            and self.params == other.params
-            and self.learnable == other.learnable
-            and self.options == other.options
-        )
+        if self.spec is not other.spec:
+            # Registered specs are equal only to themselves; two anonymous copies of the same spec
+            # (a deepcopy) are equal when every field is.
+            if is_registered(self.spec) or is_registered(other.spec) or self.spec != other.spec:
+                return False
+        return self.params == other.params and self.learnable == other.learnable and self.options == other.options
 
     def __hash__(self) -> int:
         return hash((self.spec.name, tuple(sorted(self.params.items())), self.learnable, tuple(self.options.items())))
 
     def __reduce__(self) -> tuple:
+        if not is_registered(self.spec):  # pickles the spec itself (its functions must be picklable)
+            return (_anonymous, (self.spec, {**self.params, **self.config}))
         return (deserialize, (serialize(self),))
+
+
+def _anonymous(spec: Spec, params: dict[str, Any]) -> BoundActivation:
+    return BoundActivation(spec, params)
 
 
 _OPTION_DEFAULTS = {p.name: p.default for p in _OPTIONS}
@@ -361,34 +425,71 @@ def _is_tensor(x: Any) -> bool:
 
 # ----------------------------------------------------------------------------- parsing
 def _parse_call_string(text: str) -> tuple[str, tuple, dict[str, Any]]:
-    """``"name"`` or ``"name(1, key=2.0)"`` -> (name, args, kwargs); literals only, never eval."""
+    """``"name"`` or ``"name(1, key=2.0)"`` -> (name, args, kwargs); literals only, never eval.
+
+    Bounded: at most MAX_IDENTIFIER_LENGTH characters and literals nested at most
+    MAX_LITERAL_DEPTH deep, so that no identifier exhausts the parser's stack or memory; a
+    malformed one raises :class:`IdentifierError`, never the parser's RecursionError or
+    MemoryError.
+    """
+    if len(text) > MAX_IDENTIFIER_LENGTH:
+        raise IdentifierError(f"activation identifier {_shown(text)} is longer than {MAX_IDENTIFIER_LENGTH} characters")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as err:
-        raise IdentifierError(f"cannot parse activation identifier {text!r}: {err.msg}") from None
+        raise IdentifierError(f"cannot parse activation identifier {_shown(text)}: {err.msg}") from None
+    except (RecursionError, MemoryError, ValueError):  # a long run of unary operators or brackets
+        raise IdentifierError(f"activation identifier {_shown(text)} is nested too deeply to parse") from None
     node = tree.body
     if isinstance(node, ast.Name):
         return node.id, (), {}
     if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
         raise IdentifierError(
-            f"activation identifier {text!r} must be a name or a call like "
+            f"activation identifier {_shown(text)} must be a name or a call like "
             "'leaky_relu(negative_slope=0.2)' with literal arguments"
         )
-
-    def literal(arg: ast.AST) -> Any:
-        try:
-            return ast.literal_eval(arg)
-        except (ValueError, SyntaxError, TypeError):
-            raise IdentifierError(
-                f"activation identifier {text!r}: arguments must be literals "
-                f"(numbers, strings, True/False/None), not {ast.unparse(arg)!r}"
-            ) from None
-
     if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
-        raise IdentifierError(f"activation identifier {text!r}: * and ** arguments are not allowed")
-    args = tuple(literal(a) for a in node.args)
-    kwargs = {k.arg: literal(k.value) for k in node.keywords}
+        raise IdentifierError(f"activation identifier {_shown(text)}: * and ** arguments are not allowed")
+    names = [k.arg for k in node.keywords]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # Python refuses these when compiling; ast.parse does not
+        raise IdentifierError(f"activation identifier {_shown(text)}: keyword(s) {repeated} given more than once")
+    args = tuple(_literal(a, text) for a in node.args)
+    kwargs = {k.arg: _literal(k.value, text) for k in node.keywords}
     return node.func.id, args, kwargs
+
+
+def _literal(node: ast.AST, text: str, depth: int = 0) -> Any:
+    """The value of a literal argument: a number, string, True/False/None, or a tuple/list of them.
+
+    Written out instead of :func:`ast.literal_eval` to bound the nesting depth (a run of 3,000
+    ``~`` recurses past Python's limit) and to refuse an integer no float can hold.
+    """
+
+    def refuse(why: str) -> IdentifierError:
+        return IdentifierError(f"activation identifier {_shown(text)}: {why}")
+
+    if depth > MAX_LITERAL_DEPTH:
+        raise refuse(f"an argument is nested more than {MAX_LITERAL_DEPTH} deep")
+    if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, (bool, int, float, str))):
+        value = node.value
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _literal(node.operand, text, depth + 1)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise refuse(f"unary {'-' if isinstance(node.op, ast.USub) else '+'} applies to numbers only")
+        value = -value if isinstance(node.op, ast.USub) else +value
+    elif isinstance(node, (ast.Tuple, ast.List)):
+        items = [_literal(e, text, depth + 1) for e in node.elts]
+        value = tuple(items) if isinstance(node, ast.Tuple) else items
+    else:
+        try:
+            shown = _shown(ast.unparse(node))
+        except (RecursionError, ValueError):
+            shown = "an expression"
+        raise refuse(f"arguments must be literals (numbers, strings, True/False/None), not {shown}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max:
+        raise refuse(f"the integer {_shown(str(value))} is too large for a float")
+    return value
 
 
 def _bind_positional(spec: Spec, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -438,13 +539,38 @@ def _from_keras_dict(d: Mapping[str, Any]) -> BoundActivation:
                 raise TypeError(f"Keras config key {k!r} of {cls} has no actlab equivalent")
             params[mapping[k]] = v
         return BoundActivation(spec, params)
-    raise IdentifierError(f"unrecognised Keras-serialized activation: {dict(d)!r}")
+    raise IdentifierError(f"unrecognised Keras-serialized activation: {_shown(dict(d))}")
 
 
 def _from_name(text: str) -> BoundActivation:
+    if "(" not in text:  # a bare name (or not an identifier at all): an unknown name says so
+        return BoundActivation(get_spec(text))
     name, args, kwargs = _parse_call_string(text)
     spec = get_spec(name)
     return BoundActivation(spec, _bind_positional(spec, args, kwargs))
+
+
+def _config(identifier: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``config`` of a ``{"name", "config"}`` dict: a mapping of parameter names (NFKC, as in a
+    call string, where Python's parser normalises keyword names)."""
+    config = identifier.get("config")
+    if config is None:
+        return {}
+    if not isinstance(config, Mapping):
+        raise IdentifierError(
+            f"'config' of an activation dict must be a dict of parameters, not {type(config).__name__} {_shown(config)}"
+        )
+    out = {}
+    for k, v in config.items():
+        if not isinstance(k, str):
+            raise IdentifierError(f"'config' keys must be parameter names (strings), got {_shown(k)}")
+        out[unicodedata.normalize("NFKC", k)] = v
+    return out
+
+
+def is_registered(spec: Spec) -> bool:
+    """``spec`` is the object registered under its name (not a copy or a look-alike)."""
+    return _BY_NAME.get(spec.name) is spec
 
 
 def get(identifier: Any = None, **params: Any) -> Any:
@@ -458,18 +584,18 @@ def get(identifier: Any = None, **params: Any) -> Any:
     elif isinstance(identifier, BoundActivation):
         act = identifier
     elif isinstance(identifier, Spec):
-        act = BoundActivation(identifier if identifier.name in _BY_NAME else register(identifier))
+        # The registered spec, or an anonymous user activation (a copy of a registered spec, an
+        # unregistered one): usable everywhere, equal only to activations of the same spec, and
+        # not serializable by name (see serialize).
+        act = BoundActivation(identifier)
     elif isinstance(identifier, str):
         act = _from_name(identifier)
     elif isinstance(identifier, Mapping):
         if "name" in identifier:
             unknown = set(identifier) - {"name", "config"}
             if unknown:
-                raise IdentifierError(f"unexpected keys {sorted(unknown)} in activation dict")
-            config = identifier.get("config") or {}
-            if not isinstance(config, Mapping):
-                raise IdentifierError("'config' of an activation dict must be a dict")
-            act = BoundActivation(get_spec(identifier["name"]), dict(config))
+                raise IdentifierError(f"unexpected keys {_shown(sorted(map(str, unknown)))} in activation dict")
+            act = BoundActivation(get_spec(identifier["name"]), _config(identifier))
         else:
             act = _from_keras_dict(identifier)
     elif callable(identifier):
@@ -481,7 +607,7 @@ def get(identifier: Any = None, **params: Any) -> Any:
                 raise TypeError("parameters cannot be applied to an arbitrary callable")
             return identifier
     else:
-        raise IdentifierError(f"cannot interpret {identifier!r} as an activation")
+        raise IdentifierError(f"cannot interpret {_shown(identifier)} as an activation")
     if params:
         act = BoundActivation(act.spec, {**act.params, **act.config, **params})
     return act
@@ -492,6 +618,14 @@ def serialize(activation: Any) -> str | dict[str, Any]:
     act = get(activation)
     if not isinstance(act, BoundActivation):
         raise ValueError(f"cannot serialize {activation!r}: register it as a Spec first")
+    if not is_registered(act.spec):
+        # Its name would deserialize to the registered spec of that name (or to nothing): a
+        # different function. Code is not data, so there is no anonymous form to write either.
+        raise IdentifierError(
+            f"cannot serialize {act!r}: its spec is not the registered {act.spec.name!r} (an anonymous "
+            "activation); register it under a name of its own, e.g. "
+            f"actlab.register(dataclasses.replace(spec, name='my_{act.spec.name}'))"
+        )
     cfg = act.config
     return act.name if not cfg else {"name": act.name, "config": cfg}
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from actlab.analysis._common import resolve
-from actlab.analysis.moments import moments
+from actlab.analysis.moments import scaled_moments
 
 __all__ = ["GainReport", "gain", "gain_table", "pytorch_gain"]
 
@@ -64,7 +64,7 @@ def pytorch_gain(identifier: Any, **params: Any) -> float | None:
         if name == "relu" and (p.get("max_value") is not None or p.get("threshold", 0.0) != 0.0):
             return None
         slope = p["negative_slope"]
-        return math.sqrt(2.0 / (1.0 + slope**2))
+        return math.sqrt(2.0) / math.hypot(1.0, slope)  # √(2 / (1 + slope²)) without overflow in slope²
     if name == "relu" and (p.get("max_value") is not None or p.get("threshold", 0.0) != 0.0):
         return None
     return _PYTORCH_FIXED.get(name)
@@ -100,17 +100,19 @@ def gain(identifier: Any = "linear", q: float = 1.0, **params: Any) -> GainRepor
     """
     act = resolve(identifier, params)
     slopes = _homogeneous_slopes(act)
-    if slopes is not None and q > 0:
-        # f(z) = a z (z > 0), b z (z < 0): E[f(z)^2] = q (a^2 + b^2) / 2 in closed form, so the
+    if slopes is not None and q > 0 and any(slopes):
+        # f(z) = a z (z > 0), -b z (z < 0): E[f(z)^2] = q (a^2 + b^2) / 2 in closed form, so the
         # gains that are exact by construction (identity 1, ReLU sqrt 2) come out exact, not
         # within a quadrature rounding of them.
-        second = q * (slopes[0] ** 2 + slopes[1] ** 2) / 2.0
-        computed = math.sqrt(2.0 / (slopes[0] ** 2 + slopes[1] ** 2)) if second > 0 else math.nan
+        norm = math.hypot(*slopes)
+        computed, second = math.sqrt(2.0) / norm, q * norm * norm / 2.0
     else:
-        second = moments(act, 0.0, q).second_moment
-        computed = math.sqrt(q / second) if second > 0 else math.nan
-    if not second > 0:
-        raise ValueError(f"{act!r}: E[f(z)^2] = {second} under N(0, {q}); no finite gain")
+        vals, f_scale, _, _, _ = scaled_moments(act, 0.0, q)
+        scaled_second = float(vals[1])  # E[(f/S)²]: finite where E[f²] itself overflows
+        second = scaled_second * f_scale * f_scale
+        if not (scaled_second > 0 and math.isfinite(scaled_second)):
+            raise ValueError(f"{act!r}: E[f(z)^2] = {second} under N(0, {q}); no finite gain")
+        computed = math.sqrt(q / scaled_second) / f_scale
     return GainReport(
         activation=repr(act),
         computed=computed,

@@ -274,7 +274,7 @@ class _RichProgress(_Progress):
 
         self.console = Console(file=stream)
         self.bars = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),  # a trial label is data, not rich markup
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),

@@ -101,7 +101,10 @@ class Param:
                 raise fail("expected an integer")
             value = int(value)
         else:
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an int beyond float's range
+                raise fail("too large for a float") from None
             if not math.isfinite(value):
                 raise fail("must be finite")
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
