@@ -105,7 +105,7 @@ def gain(identifier: Any = "linear", q: float = 1.0, **params: Any) -> GainRepor
         # gains that are exact by construction (identity 1, ReLU sqrt 2) come out exact, not
         # within a quadrature rounding of them.
         norm = math.hypot(*slopes)
-        computed, second = math.sqrt(2.0) / norm, q * norm * norm / 2.0
+        computed, second = math.sqrt(2.0) / norm, q * (slopes[0] ** 2 + slopes[1] ** 2) / 2.0
     else:
         vals, f_scale, _, _, _ = scaled_moments(act, 0.0, q)
         scaled_second = float(vals[1])  # E[(f/S)²]: finite where E[f²] itself overflows
