@@ -58,12 +58,19 @@ def _make_autograd_function(spec: Spec) -> type:
     # them and cannot wrap a Spec object.
     names = spec.param_names
     forward_fn = spec.forward
+    elementwise = spec.kind == "elementwise"
 
     if spec.kind == "elementwise":
         keep_output = spec.derivative_from_output is not None
         derivative_fn = spec.derivative_from_output if keep_output else spec.derivative
+        input_derivative = spec.derivative
 
         def grad_input(saved: torch.Tensor, grad: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+            if saved.dtype in _LOW_PRECISION:
+                # grad * f'(x) in float32, rounded once: f' rounded to half first rounds twice and
+                # overflows or underflows where the product does not. Low precision keeps the input
+                # (setup_context): f' from an output rounded to 8 or 11 bits has lost its digits.
+                return (grad.float() * input_derivative(saved.float(), TORCH, **params)).to(saved.dtype)
             return grad * _compute(derivative_fn, saved, params)
 
     else:
@@ -88,7 +95,7 @@ def _make_autograd_function(spec: Spec) -> type:
         def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
             x, *values = inputs
             ctx.values = values
-            ctx.save_for_backward(output if keep_output else x)
+            ctx.save_for_backward(output if keep_output and not (elementwise and x.dtype in _LOW_PRECISION) else x)
 
         @staticmethod
         def backward(ctx: Any, grad: torch.Tensor) -> tuple:
@@ -108,7 +115,9 @@ def apply(
     _check_input(spec, x)
     if training and spec.train_forward is not None:
         return spec.train_forward(x, torch, generator=generator, **params)
-    if spec.native and spec.torch_native is not None:
+    # PyTorch's half/bfloat16 kernels are not all within 1 ulp (sigmoid's and tanh's backward use
+    # the rounded output, exp's rounds grad * exp(x) twice, erf's forward): actlab's own path there.
+    if spec.native and spec.torch_native is not None and x.dtype not in _LOW_PRECISION:
         return spec.torch_native(x, torch, **params)
     if spec.kind == "vector":
         params = {**params, "axis": _normalise_axis(spec, x, params["axis"])}
