@@ -58,7 +58,6 @@ def _make_autograd_function(spec: Spec) -> type:
     # them and cannot wrap a Spec object.
     names = spec.param_names
     forward_fn = spec.forward
-    elementwise = spec.kind == "elementwise"
 
     if spec.kind == "elementwise":
         keep_output = spec.derivative_from_output is not None
@@ -68,8 +67,7 @@ def _make_autograd_function(spec: Spec) -> type:
         def grad_input(saved: torch.Tensor, grad: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
             if saved.dtype in _LOW_PRECISION:
                 # grad * f'(x) in float32, rounded once: f' rounded to half first rounds twice and
-                # overflows or underflows where the product does not. Low precision keeps the input
-                # (setup_context): f' from an output rounded to 8 or 11 bits has lost its digits.
+                # overflows or underflows where the product does not.
                 return (grad.float() * input_derivative(saved.float(), TORCH, **params)).to(saved.dtype)
             return grad * _compute(derivative_fn, saved, params)
 
@@ -80,7 +78,10 @@ def _make_autograd_function(spec: Spec) -> type:
         def grad_input(saved: torch.Tensor, grad: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
             low = saved.dtype in _LOW_PRECISION
             work, g = (saved.float(), grad.float()) if low else (saved, grad)
-            x, y = (None, work) if keep_output else (work, None)
+            if low and keep_output:  # the input was kept (setup_context): y recomputed in float32
+                x, y = None, forward_fn(work, TORCH, **params)
+            else:
+                x, y = (None, work) if keep_output else (work, None)
             gx = vjp_fn(x, y, g, TORCH, **params)
             return gx.to(saved.dtype) if low else gx
 
@@ -95,7 +96,9 @@ def _make_autograd_function(spec: Spec) -> type:
         def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
             x, *values = inputs
             ctx.values = values
-            ctx.save_for_backward(output if keep_output and not (elementwise and x.dtype in _LOW_PRECISION) else x)
+            # Half precision keeps the input: f' or a vjp from an output rounded to 8 or 11 bits has
+            # lost its digits (sigmoid' = y (1 - y) near 1, softmax's y (g - sum g y)).
+            ctx.save_for_backward(output if keep_output and x.dtype not in _LOW_PRECISION else x)
 
         @staticmethod
         def backward(ctx: Any, grad: torch.Tensor) -> tuple:

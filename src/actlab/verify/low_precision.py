@@ -295,7 +295,7 @@ class LowPrecisionRow:
 
 
 def limit_for(spec: Any) -> float:
-    tol = getattr(spec.tolerance, "low_precision_ulps", None)
+    tol = spec.tolerance.low_precision_ulps
     return float(tol) if tol is not None else LIMIT
 
 
