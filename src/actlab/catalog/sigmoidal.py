@@ -8,6 +8,7 @@ from decimal import Decimal, localcontext
 from actlab.catalog._refs import GOODFELLOW_DL, LECUN_EFFICIENT, WIKIPEDIA_TABLE
 from actlab.catalog.spec import Equivalent, Kink, Param, Reference, Spec
 
+
 def _sech2(x, ops):
     """tanh'(x) = sech(x)^2 = 4 e / (1 + e)^2 with e = e^(-2|x|): 1 - tanh(x)^2 cancels to 0 for
     |x| > 9 in float32 (and bfloat16, which is computed in float32), where sech^2 is still ~1e-8."""

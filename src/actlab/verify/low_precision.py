@@ -223,7 +223,11 @@ def _neighbours(value: float, fmt: Format, count: int, pos: np.ndarray) -> np.nd
 
 # ----------------------------------------------------------------------------- inputs
 def sample_inputs(
-    spec: Any, params: dict[str, Any] | None = None, dtype: str = "bfloat16", size: int | None = SAMPLE_SIZE, seed: int = 0
+    spec: Any,
+    params: dict[str, Any] | None = None,
+    dtype: str = "bfloat16",
+    size: int | None = SAMPLE_SIZE,
+    seed: int = 0,
 ) -> np.ndarray:
     """Seeded distinct values of ``dtype`` (as float64) in the spec's domain; ``size=None``: all of them.
 
@@ -362,12 +366,13 @@ def measure_low_precision(
     size: int | None = SAMPLE_SIZE,
     seed: int = 0,
     xs: np.ndarray | None = None,
+    native: bool = False,
 ) -> LowPrecisionRow:
     """actlab's torch path (``apply`` with autograd) in ``dtype`` against the oracle rounded once.
 
     ``params``: any parameter point the spec accepts (the parameter-sample tests pass theirs);
     ``size=None`` measures every finite value of the dtype; ``xs`` overrides the sample (values
-    of the dtype).
+    of the dtype); ``native``: PyTorch's own function (``spec.torch_native``) in that dtype instead.
     """
     import torch
 
@@ -390,7 +395,8 @@ def measure_low_precision(
 
     tdtype = _torch_dtype(dtype)
     x = torch.tensor(xs, dtype=tdtype, requires_grad=True)
-    y = apply(spec, x, params)
+    run = (lambda t: spec.torch_native(t, torch, **params)) if native else (lambda t: apply(spec, t, params))
+    y = run(x)
     (g1,) = torch.autograd.grad(y, x, torch.ones_like(y), retain_graph=True)
     (gg,) = torch.autograd.grad(y, x, torch.tensor(gs, dtype=tdtype))
     got_f = y.detach().to(torch.float64).numpy()
@@ -439,7 +445,7 @@ def measure_low_precision(
     )
 
     # NaN in, NaN out (the forward: PyTorch's own relu passes the gradient through at NaN)
-    yn = apply(spec, torch.tensor([math.nan], dtype=tdtype), params)
+    yn = run(torch.tensor([math.nan], dtype=tdtype))
     if not torch.isnan(yn).all():
         nonfinite += 1  # counted as a failure: a NaN input must not give a number
         notes.append(f"NaN input gave f={yn.item()}")
@@ -578,6 +584,14 @@ def main(argv: list[str]) -> int:
             kw = {"size": None} if exhaustive and spec.kind == "elementwise" else {}
             row = measure_any(spec, dtype, **kw)
             failed |= not row.passed
+            if spec.torch_native is not None and spec.kind == "elementwise":
+                try:
+                    t = measure_low_precision(spec, dtype, native=True, **kw)
+                    row.notes.append(
+                        f"PyTorch's own: fwd {t.forward_ulps:g} bwd {t.backward_ulps:g} g*f' {t.cotangent_ulps:g}"
+                    )
+                except RuntimeError as err:  # no derivative (torch.heaviside) or no half kernel
+                    row.notes.append(f"PyTorch's own: {str(err).splitlines()[0][:60]}")
             print(
                 f"{spec.name:>18} {dtype:>8} n={row.points:6d} fwd {row.forward_ulps:4g} (x={row.worst_forward_x}) "
                 f"bwd {row.backward_ulps:4g} (x={row.worst_backward_x}) g*f' {row.cotangent_ulps:4g} "
