@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -367,12 +368,14 @@ def measure_low_precision(
     seed: int = 0,
     xs: np.ndarray | None = None,
     native: bool = False,
+    fn: Callable[[Any], Any] | None = None,
 ) -> LowPrecisionRow:
     """actlab's torch path (``apply`` with autograd) in ``dtype`` against the oracle rounded once.
 
     ``params``: any parameter point the spec accepts (the parameter-sample tests pass theirs);
     ``size=None`` measures every finite value of the dtype; ``xs`` overrides the sample (values
-    of the dtype); ``native``: PyTorch's own function (``spec.torch_native``) in that dtype instead.
+    of the dtype); ``native``: PyTorch's own function (``spec.torch_native``) in that dtype instead;
+    ``fn``: any other torch callable of the same function at ``params`` (a module, a learnable form).
     """
     import torch
 
@@ -395,7 +398,12 @@ def measure_low_precision(
 
     tdtype = _torch_dtype(dtype)
     x = torch.tensor(xs, dtype=tdtype, requires_grad=True)
-    run = (lambda t: spec.torch_native(t, torch, **params)) if native else (lambda t: apply(spec, t, params))
+    if fn is not None:
+        run = fn
+    elif native:
+        run = lambda t: spec.torch_native(t, torch, **params)  # noqa: E731
+    else:
+        run = lambda t: apply(spec, t, params)  # noqa: E731
     y = run(x)
     (g1,) = torch.autograd.grad(y, x, torch.ones_like(y), retain_graph=True)
     (gg,) = torch.autograd.grad(y, x, torch.tensor(gs, dtype=tdtype))
@@ -483,7 +491,7 @@ def measure_vector_low_precision(
     spec: Any,
     dtype: str = "bfloat16",
     params: dict[str, Any] | None = None,
-    rows: int = 16,
+    rows: int = 24,  # the first 21 are one of each kind of row of actlab.verify.vector.vector_rows
     width: int = 8,
     seed: int = 0,
 ) -> LowPrecisionRow:
