@@ -165,3 +165,16 @@ def test_learnable_form_forward(spec, dtype):
     xs = sample_inputs(spec, dtype=dtype)
     row = measure_low_precision(spec, dtype, xs=xs[np.abs(xs) <= 1e4], fn=module)
     assert row.forward_ulps <= 1, _describe(row)
+
+
+def test_clamping_at_the_largest_value_is_caught():
+    """exp(12) = 162755 is beyond float16's 65504: inf, not a clamp one step short of it."""
+    from actlab.registry import get_spec
+    from actlab.torch.functional import apply
+
+    spec = get_spec("exponential")
+    clamped = lambda t: apply(spec, t, {}).clamp(-65504, 65504)  # noqa: E731
+    xs = np.array([1.0, 11.0, 12.0])
+    assert measure_low_precision(spec, "float16", xs=xs).passed
+    row = measure_low_precision(spec, "float16", xs=xs, fn=clamped)
+    assert row.forward_ulps == math.inf and row.worst_forward_x == 12.0

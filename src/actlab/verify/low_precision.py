@@ -339,11 +339,21 @@ def _guarded_oracle(spec: Any, xs: np.ndarray, params: dict[str, Any], order: in
     return out, skipped
 
 
-def _steps(got: np.ndarray, want: np.ndarray, fmt: Format) -> np.ndarray:
-    """:func:`step_distance`, except that bfloat16 results below the smallest normal number may
-    flush to zero when the true value is there too: bfloat16's subnormals are float32's, where
-    the float32 targets allow the same (float16's subnormals are float32 normals: no allowance)."""
-    return np.where(_flushed(got, want, fmt), 0.0, step_distance(got, want, fmt.name))
+def _steps(got: np.ndarray, want: np.ndarray, fmt: Format, true: np.ndarray) -> np.ndarray:
+    """:func:`step_distance`, except that
+
+    - a true value clearly beyond the overflow threshold (max + ulp/2, by more than any float32
+      error, 2^-16 of it) must give inf of its sign exactly: the largest finite value, one step
+      away, is a clamp, not a rounding;
+    - bfloat16 results below the smallest normal number may flush to zero when the true value is
+      there too: bfloat16's subnormals are float32's, where the float32 targets allow the same
+      (float16's subnormals are float32 normals: no allowance).
+    """
+    err = np.where(_flushed(got, want, fmt), 0.0, step_distance(got, want, fmt.name))
+    threshold = math.ldexp(2.0 - math.ldexp(1.0, -fmt.precision), fmt.emax) * (1 + 2.0**-16)
+    with np.errstate(invalid="ignore"):
+        must_overflow = (np.abs(true) > threshold) & (got != want)
+    return np.where(must_overflow, np.inf, err)
 
 
 def _flushed(got: np.ndarray, want: np.ndarray, fmt: Format) -> np.ndarray:
@@ -442,9 +452,10 @@ def measure_low_precision(
         beyond = np.abs(true_d) > FLOAT32_MAX
     if beyond.any() and np.isfinite(want_g[beyond]).any():
         notes.append(f"g f'(x) not measured where f' is beyond float32's range: {int(beyond.sum())} points")
-    err_f = np.where(skipped, 0.0, _steps(got_f, want_f, fmt))
-    err_d = np.where(skipped, 0.0, _steps(got_d, want_d, fmt))
-    err_g = np.where(skipped | beyond, 0.0, _steps(got_g, want_g, fmt))
+    err_f = np.where(skipped, 0.0, _steps(got_f, want_f, fmt, true_f))
+    err_d = np.where(skipped, 0.0, _steps(got_d, want_d, fmt, true_d))
+    with np.errstate(over="ignore", invalid="ignore"):
+        err_g = np.where(skipped | beyond, 0.0, _steps(got_g, want_g, fmt, prod))
     unmeasured_g = skipped | beyond
     nonfinite = int(
         np.sum(np.isfinite(want_f) & ~np.isfinite(got_f) & ~skipped)
