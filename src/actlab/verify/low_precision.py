@@ -335,17 +335,22 @@ def _resolve_midpoints(truth: np.ndarray, dtype: str, exact: Any) -> np.ndarray:
 
 
 def _guarded_oracle(spec: Any, xs: np.ndarray, params: dict[str, Any], order: int) -> tuple[np.ndarray, np.ndarray]:
-    """The oracle at ``xs``; points beyond 1e4 one at a time, NaN and flagged where mpmath fails."""
+    """The oracle at ``xs``; points beyond 1e4 (or all, after a failure) one at a time, NaN and
+    flagged where mpmath fails (a complex value: a parameter point outside the function's domain)."""
     from actlab.verify.oracle import OracleError, oracle
 
+    errors = (OracleError, MemoryError, OverflowError, ValueError)
     far = np.abs(xs) > RANGE
     out = np.full(xs.shape, np.nan)
     skipped = np.zeros(xs.shape, bool)
-    out[~far] = oracle(spec, xs[~far], params, order=order)
+    try:
+        out[~far] = oracle(spec, xs[~far], params, order=order)
+    except errors:
+        far[:] = True
     for i in np.flatnonzero(far):
         try:
             out[i] = oracle(spec, xs[i : i + 1], params, order=order)[0]
-        except (OracleError, MemoryError, OverflowError, ValueError):
+        except errors:
             skipped[i] = True
     return out, skipped
 
@@ -480,7 +485,8 @@ def measure_low_precision(
         nonfinite += 1  # counted as a failure: a NaN input must not give a number
         notes.append(f"NaN input gave f={yn.item()}")
     if skipped.any():
-        notes.append(f"oracle cannot evaluate x={xs[skipped].tolist()}: not measured")
+        shown = ", ".join(f"{v:g}" for v in xs[skipped][:8]) + (", ..." if skipped.sum() > 8 else "")
+        notes.append(f"oracle cannot evaluate {int(skipped.sum())} points (x = {shown}): not measured")
 
     fw, fx = _worst(err_f, xs)
     bw, bx = _worst(err_d, xs)
