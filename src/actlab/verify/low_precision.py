@@ -633,6 +633,17 @@ def main(argv: list[str]) -> int:
                     )
                 except RuntimeError as err:  # no derivative (torch.heaviside) or no half kernel
                     row.notes.append(f"PyTorch's own: {str(err).splitlines()[0][:60]}")
+            learnable = [p.name for p in spec.params if p.trainable]
+            if learnable and spec.kind == "elementwise":
+                from actlab.nn import Activation
+                from actlab.nn.activation import LEARNABLE_FORMS
+
+                if spec.name in LEARNABLE_FORMS:
+                    module = Activation(spec.name, **dict.fromkeys(learnable, "learnable"))
+                    t = measure_low_precision(spec, dtype, fn=module, **kw)
+                    row.notes.append(
+                        f"learnable form: fwd {t.forward_ulps:g} bwd {t.backward_ulps:g} g*f' {t.cotangent_ulps:g}"
+                    )
             print(
                 f"{spec.name:>18} {dtype:>8} n={row.points:6d} fwd {row.forward_ulps:4g} (x={row.worst_forward_x}) "
                 f"bwd {row.backward_ulps:4g} (x={row.worst_backward_x}) g*f' {row.cotangent_ulps:4g} "
