@@ -86,7 +86,7 @@ __all__ = [
 
 LOW_DTYPES = ("float16", "bfloat16")
 LIMIT = 1.0  # steps of the low dtype from the correctly rounded value
-SAMPLE_SIZE = 256
+SAMPLE_SIZE = 512
 RANGE = 1e4  # random samples up to here (as actlab.verify.accuracy); beyond, the points in HUGE
 HUGE = {"bfloat16": (1.0e6, 1.0e12, 1.0e20, 1.0e30)}
 FLOAT32_MAX = float(np.finfo(np.float32).max)
