@@ -33,7 +33,8 @@ def _check_input(spec: Spec, x: Any) -> None:
 
 
 def _compute(fn: Callable[..., Any], x: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
-    """Half and bfloat16 are computed in float32 and rounded once, as PyTorch's own kernels do."""
+    """Half and bfloat16 are computed in float32 and rounded once: within 1 step of the correctly
+    rounded value (actlab.verify.low_precision)."""
     if x.dtype in _LOW_PRECISION:
         return fn(x.float(), TORCH, **params).to(x.dtype)
     return fn(x, TORCH, **params)
