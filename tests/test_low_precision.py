@@ -178,3 +178,19 @@ def test_clamping_at_the_largest_value_is_caught():
     assert measure_low_precision(spec, "float16", xs=xs).passed
     row = measure_low_precision(spec, "float16", xs=xs, fn=clamped)
     assert row.forward_ulps == math.inf and row.worst_forward_x == 12.0
+
+
+def test_oracle_midpoints_are_decided_on_the_mpmath_value():
+    """A float64 oracle value exactly halfway between two bfloat16 values may be a rounded mpf just
+    above or below the tie (or the tie itself): the side comes from the mpf, not from ties-to-even."""
+    import mpmath
+
+    from actlab.verify.low_precision import _resolve_midpoints, is_midpoint
+
+    mid = np.array([1 + 2**-8, 1 + 2**-8, 1 + 2**-8, 1.5])
+    assert is_midpoint(mid, "bfloat16").tolist() == [True, True, True, False]
+    with mpmath.workprec(200):  # what oracle_mp returns: more bits than a float64
+        exact = [mpmath.mpf(1 + 2**-8) + mpmath.mpf(2) ** -70, mpmath.mpf(1 + 2**-8) - mpmath.mpf(2) ** -70]
+    exact += [mpmath.mpf(1 + 2**-8), None]
+    got = _resolve_midpoints(mid, "bfloat16", lambda i: exact[i])
+    assert got.tolist() == [1 + 2**-7, 1.0, 1.0, 1.5]

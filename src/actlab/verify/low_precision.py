@@ -458,7 +458,10 @@ def measure_low_precision(
         return true_d[i] if at_kink[i] else oracle_mp(spec, float(xs[i]), params, order=1)
 
     def exact_g(i: int) -> Any:
-        return exact_d(i) * gs[i]
+        import mpmath
+
+        with mpmath.workprec(256):  # exact: the mpf's bits times g's 11 (the default 53 would round)
+            return mpmath.mpf(exact_d(i)) * mpmath.mpf(float(gs[i]))
 
     notes: list[str] = []
     want_f = _resolve_midpoints(true_f, dtype, exact_f)
