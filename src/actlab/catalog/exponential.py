@@ -618,7 +618,7 @@ def _squareplus_fwd(x, ops, b):
     s = math.sqrt(b)
     xp = ops.maximum(x, 0.0)
     xn = ops.minimum(x, 0.0)
-    pos = (xp + ops.hypot(xp, ops.full_like(x, s))) * 0.5
+    pos = xp * 0.5 + ops.hypot(xp, ops.full_like(x, s)) * 0.5  # halves first: x + h overflows near the max
     neg = s * (s / (ops.hypot(xn, ops.full_like(x, s)) - xn)) * 0.5  # b / (2 (sqrt(x^2 + b) - x)): no cancellation
     return ops.where(x >= 0, pos, neg)
 

@@ -8,6 +8,14 @@ from decimal import Decimal, localcontext
 from actlab.catalog._refs import GOODFELLOW_DL, LECUN_EFFICIENT, WIKIPEDIA_TABLE
 from actlab.catalog.spec import Equivalent, Kink, Param, Reference, Spec
 
+
+def _sech2(x, ops):
+    """1 / cosh(x)^2, relative to its own size: 1 - tanh(x)^2 cancels to 0 once |tanh| rounds to 1
+    (|x| > 9 in float32) while the true value, 4 e^(-2|x|), is still a normal number."""
+    r = 1.0 / ops.cosh(x)
+    return r * r
+
+
 SIGMOID = Spec(
     name="sigmoid",
     aliases=("logistic",),
@@ -36,7 +44,7 @@ TANH = Spec(
     summary="Hyperbolic tangent; zero-centred, output in (-1, 1), f'(0) = 1.",
     definition=lambda x, sp: sp.tanh(x),
     forward=lambda x, ops: ops.tanh(x),
-    derivative=lambda x, ops: 1 - ops.square(ops.tanh(x)),
+    derivative=lambda x, ops: _sech2(x, ops),
     derivative_from_output=lambda y, ops: 1 - y * y,
     bounds=(-1.0, 1.0),
     monotonic=True,
@@ -147,7 +155,7 @@ def _elliott_derivative(x, ops):
 
 
 def _penalized_tanh_derivative(x, ops, a):
-    s = 1.0 - ops.square(ops.tanh(x))
+    s = _sech2(x, ops)
     return ops.where(x > 0, s, a * s)
 
 
@@ -267,7 +275,7 @@ LECUN_TANH = Spec(
     summary="LeCun's scaled tanh 1.7159 tanh(2x/3): f(+-1) ~ +-1 and maximal curvature at +-1.",
     definition=lambda x, sp: sp.Rational(17159, 10000) * sp.tanh(2 * x / 3),
     forward=lambda x, ops: _LECUN_SCALE * ops.tanh(_lecun_arg(x)),
-    derivative=lambda x, ops: (_LECUN_SCALE * 2.0 / 3.0) * (1.0 - ops.square(ops.tanh(_lecun_arg(x)))),
+    derivative=lambda x, ops: (_LECUN_SCALE * 2.0 / 3.0) * _sech2(_lecun_arg(x), ops),
     # (2/3) S (1 - (y/S)^2) = (2/(3S)) (S - y)(S + y): S - y is exact near saturation, so f' = 0 at y = S.
     derivative_from_output=lambda y, ops: (2.0 / (3.0 * _LECUN_SCALE)) * ((_LECUN_SCALE - y) * (_LECUN_SCALE + y)),
     bounds=(-_LECUN_SCALE, _LECUN_SCALE),
@@ -285,7 +293,7 @@ BIPOLAR_SIGMOID = Spec(
     summary="2 sigmoid(x) - 1 = (1 - e^-x) / (1 + e^-x) = tanh(x/2); a logistic rescaled to (-1, 1).",
     definition=lambda x, sp: sp.tanh(x / 2),
     forward=lambda x, ops: ops.tanh(0.5 * x),
-    derivative=lambda x, ops: 0.5 * (1.0 - ops.square(ops.tanh(0.5 * x))),
+    derivative=lambda x, ops: 0.5 * _sech2(0.5 * x, ops),
     derivative_from_output=lambda y, ops: 0.5 * (1.0 - y * y),
     bounds=(-1.0, 1.0),
     monotonic=True,

@@ -163,6 +163,9 @@ class Tolerance:
     derivative_ulps: float | None = None
     # Near non-trivial roots the allowance is the condition number |x f'(x) / f(x)|.
     condition_allowance: bool = False
+    # float16/bfloat16 forward and backward, in steps of that dtype from the correctly rounded
+    # value (default 1: computed in float32 and rounded once; actlab.verify.low_precision).
+    low_precision_ulps: float | None = None
     reason: str = ""
 
 

@@ -79,10 +79,15 @@ class Activation(torch.nn.Module):
             return apply(act.spec, x, act.params, training=self.training)
         if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
             raise TypeError(f"{act.name}: needs a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+        # float16/bfloat16 in float32, rounded once (as the functional path); autograd rounds the
+        # input gradient once on its way back through the cast.
+        low = x.dtype in (torch.float16, torch.bfloat16)
+        work = x.float() if low else x
         values = dict(act.params)
         for name in act.learnable:
-            values[name] = per_channel(getattr(self, name), x, act.channel_dim, act.name)
-        return LEARNABLE_FORMS[act.name](x, **values)
+            values[name] = per_channel(getattr(self, name), work, act.channel_dim, act.name)
+        y = LEARNABLE_FORMS[act.name](work, **values)
+        return y.to(x.dtype) if low else y
 
     def extra_repr(self) -> str:
         cfg = self.activation.config

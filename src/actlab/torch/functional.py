@@ -33,7 +33,8 @@ def _check_input(spec: Spec, x: Any) -> None:
 
 
 def _compute(fn: Callable[..., Any], x: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
-    """Half and bfloat16 are computed in float32 and rounded once, as PyTorch's own kernels do."""
+    """Half and bfloat16 are computed in float32 and rounded once: within 1 step of the correctly
+    rounded value (actlab.verify.low_precision)."""
     if x.dtype in _LOW_PRECISION:
         return fn(x.float(), TORCH, **params).to(x.dtype)
     return fn(x, TORCH, **params)
@@ -62,8 +63,13 @@ def _make_autograd_function(spec: Spec) -> type:
     if spec.kind == "elementwise":
         keep_output = spec.derivative_from_output is not None
         derivative_fn = spec.derivative_from_output if keep_output else spec.derivative
+        input_derivative = spec.derivative
 
         def grad_input(saved: torch.Tensor, grad: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+            if saved.dtype in _LOW_PRECISION:
+                # grad * f'(x) in float32, rounded once: f' rounded to half first rounds twice and
+                # overflows or underflows where the product does not.
+                return (grad.float() * input_derivative(saved.float(), TORCH, **params)).to(saved.dtype)
             return grad * _compute(derivative_fn, saved, params)
 
     else:
@@ -73,7 +79,10 @@ def _make_autograd_function(spec: Spec) -> type:
         def grad_input(saved: torch.Tensor, grad: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
             low = saved.dtype in _LOW_PRECISION
             work, g = (saved.float(), grad.float()) if low else (saved, grad)
-            x, y = (None, work) if keep_output else (work, None)
+            if low and keep_output:  # the input was kept (setup_context): y recomputed in float32
+                x, y = None, forward_fn(work, TORCH, **params)
+            else:
+                x, y = (None, work) if keep_output else (work, None)
             gx = vjp_fn(x, y, g, TORCH, **params)
             return gx.to(saved.dtype) if low else gx
 
@@ -88,7 +97,9 @@ def _make_autograd_function(spec: Spec) -> type:
         def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
             x, *values = inputs
             ctx.values = values
-            ctx.save_for_backward(output if keep_output else x)
+            # Half precision keeps the input: f' or a vjp from an output rounded to 8 or 11 bits has
+            # lost its digits (sigmoid' = y (1 - y) near 1, softmax's y (g - sum g y)).
+            ctx.save_for_backward(output if keep_output and x.dtype not in _LOW_PRECISION else x)
 
         @staticmethod
         def backward(ctx: Any, grad: torch.Tensor) -> tuple:
@@ -108,7 +119,9 @@ def apply(
     _check_input(spec, x)
     if training and spec.train_forward is not None:
         return spec.train_forward(x, torch, generator=generator, **params)
-    if spec.native and spec.torch_native is not None:
+    # PyTorch's half/bfloat16 kernels are not all within 1 ulp (sigmoid's and tanh's backward use
+    # the rounded output, exp's rounds grad * exp(x) twice, erf's forward): actlab's own path there.
+    if spec.native and spec.torch_native is not None and x.dtype not in _LOW_PRECISION:
         return spec.torch_native(x, torch, **params)
     if spec.kind == "vector":
         params = {**params, "axis": _normalise_axis(spec, x, params["axis"])}
