@@ -516,37 +516,39 @@ def _gelu_exact_der(ops: Any, x: Any) -> Any:
     return _limits(ops, xin, y, 0.0, 1.0)
 
 
-def _gelu_tanh_z(ops: Any, x: Any) -> tuple[Any, Any, Any]:
-    """z = x (A + B x^2) as hi + lo, and z' = A + 3 B x^2."""
+def _gelu_tanh_z(
+    ops: Any, x: Any, A: tuple[float, float] = _GT_A, B: tuple[float, float] = _GT_B
+) -> tuple[Any, Any, Any]:
+    """z = x (A + B x^2) as hi + lo, and z' = A + 3 B x^2 (A, B as hi + lo; gelu_fast has its own)."""
     P = _precision(ops, x)
     xs = ops.clip(x, -_GT_R, _GT_R)
     qh, ql = two_prod(xs, xs, P.split)  # x^2
-    a, _, _, a_tail = P.const(*_GT_A)  # A and B rounded to the working dtype, plus their tails
-    b = P.const(*_GT_B)[0]
-    mh, ml = _mul_const(ops, qh, _GT_B[0], _GT_B[1], P)  # B x^2
+    a, _, _, a_tail = P.const(*A)  # A and B rounded to the working dtype, plus their tails
+    b = P.const(*B)[0]
+    mh, ml = _mul_const(ops, qh, B[0], B[1], P)  # B x^2
     ml = ml + b * ql
     sh, se = two_sum(a, mh)  # A + B x^2
     sl = (se + ml) + a_tail
     zh, zl = two_prod(xs, sh, P.split)
     zl = zl + xs * sl
-    plain = x * (_GT_A[0] + _GT_B[0] * (x * x))
+    plain = x * (A[0] + B[0] * (x * x))
     inside = ops.abs(x) <= _GT_R
     zh = ops.where(inside, zh, plain)
     zl = ops.where(inside, zl, 0.0)
-    dz = _GT_A[0] + (3.0 * _GT_B[0]) * (xs * xs)
+    dz = A[0] + (3.0 * B[0]) * (xs * xs)
     return zh, zl, dz
 
 
-def _gelu_tanh_fwd(ops: Any, x: Any) -> Any:
+def _gelu_tanh_fwd(ops: Any, x: Any, A: tuple[float, float] = _GT_A, B: tuple[float, float] = _GT_B) -> Any:
     xin, x = x, _finite(ops, x)
-    zh, zl, _ = _gelu_tanh_z(ops, x)
+    zh, zl, _ = _gelu_tanh_z(ops, x, A, B)
     return _limits(ops, xin, _sigmoid_times(ops, x, zh, zl), 0.0, INF)
 
 
-def _gelu_tanh_der(ops: Any, x: Any) -> Any:
+def _gelu_tanh_der(ops: Any, x: Any, A: tuple[float, float] = _GT_A, B: tuple[float, float] = _GT_B) -> Any:
     xin, x = x, _finite(ops, x)
     # sigmoid(z) (1 + x z' sigmoid(-z)); far left tail: e^z (1 + x z')
-    zh, zl, dz = _gelu_tanh_z(ops, x)
+    zh, zl, dz = _gelu_tanh_z(ops, x, A, B)
     zh = ops.clip(zh, -_Z_MAX, _Z_MAX)
     w = ops.clip(x, -_GT_R, _GT_R) * dz  # beyond |x| = 1024 sigmoid(-z) or e^z is 0 anyway
     y = _sigmoid_times(ops, 1.0 + w * ops.sigmoid(-zh), zh, zl, 1.0 + w)
