@@ -186,6 +186,7 @@ CLIPPED_GELU = Spec(
     kinks=(_clip_kink(0), _clip_kink(1), _clip_kink(2)),
     bounds=lambda p: (max(p["min_val"], _GELU_MIN), p["max_val"]),
     smoothness=0,
+    zero_centered=True,
     saturates=("left", "right"),
     references=(WU_QUANTIZATION, HENDRYCKS_GELU, TRANSFORMERS_ACTIVATIONS),
     equivalents=(
