@@ -91,11 +91,12 @@ class PeerName:
     actlab's own name at equal values).
     """
 
-    __slots__ = ("framework", "name", "spec", "params", "symbol", "differences")
+    __slots__ = ("framework", "name", "spellings", "spec", "params", "symbol", "differences")
 
     def __init__(self, framework: str, name: str, spec: Spec, params: dict[str, Any], symbol: str, differences: str):
         self.framework, self.name, self.spec, self.params = framework, name, spec, params
         self.symbol, self.differences = symbol, differences
+        self.spellings: tuple[str, ...] = (name,)  # the same key in other cases (elu, ELU)
 
     @property
     def qualified(self) -> str:
@@ -298,8 +299,11 @@ def _peer_entries(spec: Spec) -> dict[tuple[str, str], PeerName]:
                 raise ValueError(f"spec {spec.name!r}: {eq.framework} name {n!r} binds invalid parameters: {err}")
             bound = {k: params[k] for k in dict(eq.params)}
             key = (eq.framework, _key(n))
-            if key in out:
-                raise ValueError(f"spec {spec.name!r}: {eq.framework} name {n!r} declared twice")
+            if key in out:  # "elu" and "ELU": one case-insensitive key, two spellings of it
+                if out[key].params != bound:
+                    raise ValueError(f"spec {spec.name!r}: {eq.framework} names {n!r} and {out[key].name!r} differ")
+                out[key].spellings += (n,)
+                continue
             out[key] = PeerName(eq.framework, n, spec, bound, eq.symbol, eq.differences)
     return out
 

@@ -9,6 +9,7 @@ evaluates them are in each spec's ``equivalents``.
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 from typing import Any
@@ -123,24 +124,28 @@ def _root(f: Any, lo: float, hi: float) -> float:
     return hi
 
 
+@functools.lru_cache(maxsize=256)
+def _clip_roots(lo: float, hi: float) -> tuple[tuple[float, float] | None, float]:
+    """((a, b) with gelu < lo exactly on (a, b), or None; c with gelu > hi exactly above c). Decided
+    on x, not on gelu(x) rounded to the working dtype, so float32 clips where the function does."""
+    low = None
+    if _GELU_MIN < lo < 0.0:  # gelu < lo between two roots around the minimum
+        low = (_root(lambda t: _gelu64(t) - lo, -40.0, _GELU_MIN_X), _root(lambda t: _gelu64(t) - lo, _GELU_MIN_X, 0.0))
+    elif lo == 0.0:
+        low = (-INF, 0.0)
+    return low, _root(lambda t: _gelu64(t) - hi, hi, hi + 1.0)
+
+
 def _clip_points(p: dict) -> list[tuple[float, float]]:
     """(x, gradient) where gelu(x) reaches a clip bound, in increasing x."""
-    lo, hi = p["min_val"], p["max_val"]
-    out = []
-    if _GELU_MIN < lo < 0.0:  # gelu < lo between two roots around the minimum
-        left = _root(lambda t: _gelu64(t) - lo, -40.0, _GELU_MIN_X)
-        right = _root(lambda t: _gelu64(t) - lo, _GELU_MIN_X, 0.0)
-        out += [left, right]
-    elif lo == 0.0:
-        out.append(0.0)
-    out.append(_root(lambda t: _gelu64(t) - hi, hi, hi + 1.0))
-    return [(x, _clip_grad(x, lo, hi)) for x in out]
+    low, high = _clip_roots(p["min_val"], p["max_val"])
+    xs = [t for t in (low or ()) if math.isfinite(t)] + [high]
+    # torch.clamp passes the gradient where min <= gelu(x) <= max, bounds included
+    return [(t, _gelu64_der(t)) for t in xs]
 
 
-def _clip_grad(x: float, lo: float, hi: float) -> float:
-    # torch.clamp passes the gradient where lo <= gelu(x) <= hi, bounds included
-    y = _gelu64(x)
-    return 0.5 * math.erfc(-x / math.sqrt(2.0)) + x * math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi) if lo <= y <= hi else 0.0
+def _gelu64_der(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0)) + x * math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
 
 
 def _clipped_gelu_def(x: Any, sp: Any, min_val: Any, max_val: Any) -> Any:
@@ -148,15 +153,30 @@ def _clipped_gelu_def(x: Any, sp: Any, min_val: Any, max_val: Any) -> Any:
     return sp.Piecewise((min_val, g < min_val), (max_val, g > max_val), (g, True))
 
 
+def _clip_masks(ops: Any, x: Any, min_val: float, max_val: float) -> tuple[Any, Any]:
+    """(below, above): where gelu(x) < min_val and where gelu(x) > max_val, exactly in x."""
+    low, high = _clip_roots(min_val, max_val)
+    c, exact = _ceil_to_dtype(ops, x, high)
+    above = (x > c) if exact else (x >= c)
+    if low is None:
+        return x < -INF, above  # all False, NaN included
+    a, b = low
+    below = x < _ceil_to_dtype(ops, x, b)[0]
+    if math.isfinite(a):
+        ca, exact_a = _ceil_to_dtype(ops, x, a)
+        below = below & ((x > ca) if exact_a else (x >= ca))
+    return below, above
+
+
 def _clipped_gelu_fwd(x: Any, ops: Any, min_val: float, max_val: float) -> Any:
-    return ops.clip(_gelu_exact_fwd(ops, x), min_val, max_val)
+    below, above = _clip_masks(ops, x, min_val, max_val)
+    # no clip of the rounded value: it stays within the bounds where the masks are False, and NaN stays NaN
+    return ops.where(above, max_val, ops.where(below, min_val, _gelu_exact_fwd(ops, x)))
 
 
 def _clipped_gelu_der(x: Any, ops: Any, min_val: float, max_val: float) -> Any:
-    y = _gelu_exact_fwd(ops, x)
-    d = _gelu_exact_der(ops, x)
-    inside = (y >= min_val) & (y <= max_val)
-    return ops.where(inside | ops.isnan(x), d, 0.0)
+    below, above = _clip_masks(ops, x, min_val, max_val)
+    return ops.where(below | above, 0.0, _gelu_exact_der(ops, x))
 
 
 def _clip_kink(i: int) -> Kink:
@@ -212,12 +232,28 @@ def _xielu_def(x: Any, sp: Any, alpha_p: Any, alpha_n: Any, beta: Any, eps: Any)
     )
 
 
+def _expm1_minus_x(ops: Any, x: Any) -> Any:
+    """e^x - 1 - x for x <= 0 without cancellation: x^2 (1/2 + x/6 + x^2/24 + ...) for x > -1."""
+    xs = ops.clip(x, -1.0, 0.0)
+    t = ops.full_like(xs, 1.0 / math.factorial(_Q_TERMS + 1))
+    for k in range(_Q_TERMS, 1, -1):
+        t = t * xs + 1.0 / math.factorial(k)
+    # x <= -1: 1 + x is exact, and e^x (< 0.37) carries less rounding than expm1(x) would
+    return ops.where(x > -1.0, (xs * xs) * t, ops.exp(x) - (1.0 + x))
+
+
+_Q_TERMS = 19  # 1/20! ~ 4e-19: the series' truncation is below float64's rounding on [-1, 0]
+
+
 def _xielu_fwd(x: Any, ops: Any, alpha_p: float, alpha_n: float, beta: float, eps: float) -> Any:
     xin, x = x, _finite(ops, x)
     pos = (alpha_p * x + beta) * x
-    # alpha_n (expm1(m) - x) + beta x = alpha_n expm1(m) + (beta - alpha_n) x [m = x below eps]: the
-    # x terms combine first, so the only cancellation left is the function's own root near x = -2.4
-    neg = alpha_n * ops.expm1(ops.minimum(x, eps)) + (beta - alpha_n) * x
+    # alpha_n (expm1(m) - x) + beta x, m = min(x, eps): below eps, expm1(x) - x is formed without
+    # cancelling, so the only cancellation left is the function's own root (x = -2.44 at the defaults)
+    below = _expm1_minus_x(ops, ops.minimum(x, eps))
+    flat = ops.expm1(ops.full_like(x, eps)) - x
+    c, _ = _ceil_to_dtype(ops, x, eps)
+    neg = alpha_n * ops.where(x < c, below, flat) + beta * x
     y = ops.where(x > 0.0, pos, neg)
     return _limits(ops, xin, y, -INF if beta > alpha_n else (INF if beta < alpha_n else -alpha_n), INF)
 
@@ -234,7 +270,7 @@ def _ceil_to_dtype(ops: Any, x: Any, c: float) -> tuple[float, bool]:
 
 def _xielu_der(x: Any, ops: Any, alpha_p: float, alpha_n: float, beta: float, eps: float) -> Any:
     pos = 2.0 * alpha_p * x + beta
-    below = alpha_n * ops.expm1(x) + beta
+    below = alpha_n * ops.expm1(ops.minimum(x, 0.0)) + beta
     flat = ops.full_like(x, beta - alpha_n)
     # at x == eps torch.minimum splits the gradient between its two equal arguments
     tie = ops.full_like(x, (0.5 * math.exp(eps) - 1.0) * alpha_n + beta)
@@ -260,9 +296,7 @@ def _xielu_check(p: dict) -> None:
 def _xielu_torch(x: Any, torch: Any, alpha_p: float, alpha_n: float, beta: float, eps: float) -> Any:
     # transformers' Python path, with the parameters as given (no softplus re-parametrisation)
     e = torch.tensor(eps, dtype=x.dtype)
-    return torch.where(
-        x > 0, alpha_p * x * x + beta * x, (torch.expm1(torch.min(x, e)) - x) * alpha_n + beta * x
-    )
+    return torch.where(x > 0, alpha_p * x * x + beta * x, (torch.expm1(torch.min(x, e)) - x) * alpha_n + beta * x)
 
 
 XIELU = Spec(
