@@ -14,17 +14,17 @@ import math
 from fractions import Fraction
 from typing import Any
 
-from actlab.catalog._refs import HENDRYCKS_GELU
 import numpy as np
 
+from actlab.catalog._refs import HENDRYCKS_GELU
 from actlab.catalog.self_gated import (
     _finite,
-    _precision,
     _gelu_exact_der,
     _gelu_exact_fwd,
     _gelu_tanh_der,
     _gelu_tanh_fwd,
     _limits,
+    _precision,
     _sympy_expm1,
 )
 from actlab.catalog.spec import Equivalent, Kink, Param, ParameterError, Reference, Spec, Tolerance, ordered
