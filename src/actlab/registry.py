@@ -296,7 +296,9 @@ def _peer_entries(spec: Spec) -> dict[tuple[str, str], PeerName]:
             try:
                 params = spec.resolve_params(**eq.bound)
             except (TypeError, ValueError) as err:
-                raise ValueError(f"spec {spec.name!r}: {eq.framework} name {n!r} binds invalid parameters: {err}") from None
+                raise ValueError(
+                    f"spec {spec.name!r}: {eq.framework} name {n!r} binds invalid parameters: {err}"
+                ) from None
             bound = {k: params[k] for k in dict(eq.params)}
             key = (eq.framework, _key(n))
             if key in out:  # "elu" and "ELU": one case-insensitive key, two spellings of it
