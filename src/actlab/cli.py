@@ -146,15 +146,12 @@ def cmd_list_framework(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"actlab: {err}", file=sys.stderr)
         return 2
-    rows = [_peer_row(p) for p in peer_names(fw)]
+    rows = [_peer_row(p) for p in sorted(peer_names(fw), key=lambda p: (p.name.lower(), p.name))]
     if args.format in ("json", "csv"):
         columns = ["name", "framework", "symbol", "actlab", "unqualified", "differences"]
     else:
         columns = ["name", "actlab", "unqualified", "differences"]
-    title = (
-        f"{len(rows)} {fw} names: actlab.get('{fw}:NAME') gives the peer's defaults; "
-        "'unqualified' is what the plain name gives"
-    )
+    title = f"{len(rows)} {fw} names and what actlab.get('{fw}:NAME') resolves them to"
     headers = {"name": f"{fw} name", "actlab": "actlab (peer's defaults)", "unqualified": "plain name in actlab"}
     print(_render(rows, columns, args.format, title=title, headers=headers, width=100))
     return 0
