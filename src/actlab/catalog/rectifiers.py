@@ -563,7 +563,7 @@ HARD_TANH = Spec(
         Equivalent(
             "pytorch",
             "torch.nn.functional.hardtanh",
-            "same parameters; gradient 0 at both bounds (as actlab); PyTorch allows min_val == max_val",
+            "same parameters, min_val == max_val allowed (a constant); gradient 0 at both bounds (as actlab)",
             names=("hardtanh", "Hardtanh"),
         ),
         Equivalent(
