@@ -215,14 +215,43 @@ def test_pytorch_degenerate_values_give_pytorch_values_and_gradients():
         act = actlab.get(ident)
         _close(act(XS), ref(XS), rtol=0, atol=0)
         _close(_grad(act, XS), _grad(ref, XS), rtol=0, atol=0)
+        np.testing.assert_array_equal(act(XS.numpy()), ref(XS).numpy())  # the NumPy path too
+        np.testing.assert_array_equal(act.derivative(XS.numpy()), _grad(ref, XS).numpy())
+        for at, declared in act.spec.kink_points(act.params):  # the declared kinks are PyTorch's
+            assert declared == _grad(ref, torch.tensor([at], dtype=torch.float64)).item(), (ident, at)
+
+
+DEGENERATE = [
+    "relu(threshold=5, max_value=5, negative_slope=0.5)",
+    "hardshrink(lambd=-0.5)",
+    "hardtanh(min_val=0, max_val=0)",
+    "snake(frequency=-0.5)",
+    "softplus(beta=3, threshold=0.2)",
+    "clipped_gelu(min_val=-0.1, max_val=2)",
+    "xielu(alpha_p=2, alpha_n=1.5, beta=0.1)",
+]
+
+
+@pytest.mark.parametrize("ident", DEGENERATE)
+def test_peer_values_against_the_oracle(ident):
+    """The implementation and the oracle's definition agree at the peers' values too."""
+    from actlab.verify.accuracy import measure
+
+    act = actlab.get(ident)
+    for dtype in ("float32", "float64"):
+        row = measure(act.spec, dtype, params=act.params, size=400, with_torch=False)
+        assert row.nonfinite == 0 and row.forward_ulps <= row.forward_limit, row
+        assert row.derivative_ulps <= row.derivative_limit, row
 
 
 def test_keras_relu_threshold_equal_to_max_value():
     # Keras' ReLU.static_call: x * (x > threshold), clipped to [0, max_value], minus slope * relu(threshold - x)
     for slope in (0.0, 0.5):
         want = torch.clip(XS * (XS > 5.0), 0.0, 5.0) - slope * F.relu(5.0 - XS)
-        got = actlab.get(f"relu(threshold=5, max_value=5, negative_slope={slope})")(XS)
-        _close(got, want, rtol=0, atol=0)
+        act = actlab.get(f"relu(threshold=5, max_value=5, negative_slope={slope})")
+        _close(act(XS), want, rtol=0, atol=0)
+        np.testing.assert_array_equal(act(XS.numpy()), want.numpy())  # the NumPy path too
+        np.testing.assert_array_equal(act.derivative(XS.numpy()), _grad(act, XS).numpy())
     assert actlab.get("relu(threshold=5, max_value=5)")(torch.tensor([5.0, 5.0001])).tolist() == [0.0, 5.0]
 
 
