@@ -10,6 +10,11 @@ trained weights, so they have no fixed curve: :func:`all_specs` and :func:`list_
 the functions unless asked for ``kind="layer"`` or ``kind="all"``, and
 ``actlab.nn.create_activation`` builds the module of any entry.
 
+Other frameworks' names (transformers' ``gelu_new``, Keras' ``LeakyReLU``, ``torch.nn.Softmax2d``
+...) come from the specs' ``equivalents`` with the values the peer's defaults bind: a plain name
+keeps actlab's meaning where actlab has it (``leaky_relu``: slope 0.01), a framework prefix gives
+the peer's (``"keras:leaky_relu"``: 0.2; :func:`peer_names`, ``actlab list --framework keras``).
+
 A parameter declared ``trainable`` may be given as ``"learnable"`` (initialised at its default)
 or ``"learnable(0.5)"``: ``swish(beta='learnable')``. The module form then holds it as an
 ``nn.Parameter``, ``num_parameters``/``channel_dim`` make it one value per channel, and the

@@ -330,7 +330,7 @@ XIELU = Spec(
     smoothness=-1,
     tolerance=Tolerance(
         condition_allowance=True,
-        reason="a root near x = -2.44 where alpha_n expm1(x) and (alpha_n - beta) x cancel",
+        reason="a root near x = -2.44 (defaults) where alpha_n (e^x - 1 - x) and beta x cancel",
     ),
     references=(HUANG_XIELU, TRANSFORMERS_ACTIVATIONS),
     equivalents=(
