@@ -278,6 +278,7 @@ def test_peer_spellings():
     with pytest.raises(TypeError, match="twice"):
         actlab.get("hardshrink(lambd=0.3, threshold=0.3)")
     assert actlab.get("clipped_gelu(min=-1, max=1)") == actlab.get("clipped_gelu(min_val=-1, max_val=1)")
+    assert actlab.get("torch:softmax(dim=0)") == actlab.get("softmax(axis=0)")  # PyTorch's name for the axis
 
 
 def test_plain_names_keep_actlab_defaults_and_prefixes_give_the_peers():

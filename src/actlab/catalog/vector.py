@@ -85,7 +85,7 @@ _GELU_FLOOR = -64.0
 
 
 def _axis_param(doc: str = "the axis along which the function is applied (PyTorch's ``dim``)") -> Param:
-    return Param("axis", -1, kind=int, doc=doc)
+    return Param("axis", -1, kind=int, aliases=("dim",), doc=doc)  # PyTorch spells it dim
 
 
 # ----------------------------------------------------------------------------- shared helpers
