@@ -343,6 +343,7 @@ PRELU_CONFIG = {
         ({"class_name": "Activation", "config": {"activation": "leaky_relu"}}, "leaky_relu(0.2)"),
         ({"class_name": "Activation", "config": {"activation": "gelu"}}, "gelu"),
         ({"class_name": "function", "config": "hard_silu"}, "hardswish"),
+        ({"module": "keras.activations", "class_name": "function", "config": "leaky_relu"}, "leaky_relu(0.2)"),
     ],
 )
 def test_keras_layer_configs(config, want):
