@@ -349,7 +349,10 @@ PRELU = LayerSpec(
             "keras",
             "keras.layers.PReLU",
             "alpha_initializer='zeros' and one slope per input entry unless shared_axes is given "
-            "(shared_axes=[1, 2] gives one per channel of an NHWC map).",
+            "(shared_axes=[1, 2] gives one per channel of an NHWC map). A Keras PReLU config resolves to "
+            "prelu(init=<its constant initializer>) with one shared slope: the function at initialisation is "
+            "the same, the slopes' layout (shared_axes) is not carried over (num_parameters=C, channel_dim=-1 "
+            "gives one per channel).",
             names=("PReLU",),
             params={"init": 0.0},
         ),
