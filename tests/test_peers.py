@@ -193,6 +193,10 @@ def test_softplus_threshold_semantics():
     xt = x.clone().requires_grad_(True)
     (theirs,) = torch.autograd.grad(F.softplus(xt, beta=3, threshold=0.2).sum(), xt)
     _close(ours, theirs, rtol=1e-14, atol=1e-300)
+    # `actlab accuracy` shows PyTorch beside actlab at every parameter value, threshold=None included
+    spec = actlab.get_spec("softplus")
+    for threshold in (None, 0.2):
+        _close(spec.torch_native(x, torch, beta=3.0, threshold=threshold), F.softplus(x, 3.0, threshold or 20.0))
 
 
 # ----------------------------------------------------------------------------- degenerate values

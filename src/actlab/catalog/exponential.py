@@ -550,7 +550,10 @@ SOFTPLUS = Spec(
         Equivalent("keras", "keras.activations.softplus", "no beta or threshold.", names=("softplus",)),
         Equivalent("jax", "jax.nn.softplus", "logaddexp(x, 0); no beta or threshold.", names=("softplus",)),
     ),
-    torch_native=lambda x, torch, beta, threshold: torch.nn.functional.softplus(x, beta=beta, threshold=threshold),
+    # threshold=None has no PyTorch counterpart: PyTorch's own default (20) is what its users get
+    torch_native=lambda x, torch, beta, threshold: torch.nn.functional.softplus(
+        x, beta=beta, threshold=20.0 if threshold is None else threshold
+    ),
     notes="threshold=None (the default) is exact everywhere; an explicit threshold switches to x where "
     "beta x > threshold exactly as PyTorch does (softplus(beta=3, threshold=0.2) is 0.1 at x = 0.1). "
     "Properties are for the default.",

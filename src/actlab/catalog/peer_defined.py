@@ -24,10 +24,12 @@ from actlab.catalog.self_gated import (
     _gelu_tanh_der,
     _gelu_tanh_fwd,
     _limits,
+    _mul_const,
     _precision,
     _sympy_expm1,
 )
 from actlab.catalog.spec import Equivalent, Kink, Param, ParameterError, Reference, Spec, Tolerance, ordered
+from actlab.ops.exact import two_sum
 
 INF = math.inf
 
@@ -232,14 +234,16 @@ def _xielu_def(x: Any, sp: Any, alpha_p: Any, alpha_n: Any, beta: Any, eps: Any)
     )
 
 
-def _expm1_minus_x(ops: Any, x: Any) -> Any:
-    """e^x - 1 - x for x <= 0 without cancellation: x^2 (1/2 + x/6 + x^2/24 + ...) for x > -1."""
+def _expm1_minus_x(ops: Any, x: Any) -> tuple[Any, Any]:
+    """e^x - 1 - x for x <= 0 as hi + lo, without cancellation: x^2 (1/2 + x/6 + ...) for x > -1;
+    below, e^x - (1 + x) with 1 + x exact (x <= -1) and the subtraction's error kept."""
     xs = ops.clip(x, -1.0, 0.0)
     t = ops.full_like(xs, 1.0 / math.factorial(_Q_TERMS + 1))
     for k in range(_Q_TERMS, 1, -1):
         t = t * xs + 1.0 / math.factorial(k)
-    # x <= -1: 1 + x is exact, and e^x (< 0.37) carries less rounding than expm1(x) would
-    return ops.where(x > -1.0, (xs * xs) * t, ops.exp(x) - (1.0 + x))
+    far_h, far_l = two_sum(ops.exp(x), -(1.0 + x))
+    near = x > -1.0
+    return ops.where(near, (xs * xs) * t, far_h), ops.where(near, 0.0, far_l)
 
 
 _Q_TERMS = 19  # 1/20! ~ 4e-19: the series' truncation is below float64's rounding on [-1, 0]
@@ -247,13 +251,20 @@ _Q_TERMS = 19  # 1/20! ~ 4e-19: the series' truncation is below float64's roundi
 
 def _xielu_fwd(x: Any, ops: Any, alpha_p: float, alpha_n: float, beta: float, eps: float) -> Any:
     xin, x = x, _finite(ops, x)
+    P = _precision(ops, x)
     pos = (alpha_p * x + beta) * x
     # alpha_n (expm1(m) - x) + beta x, m = min(x, eps): below eps, expm1(x) - x is formed without
-    # cancelling, so the only cancellation left is the function's own root (x = -2.44 at the defaults)
-    below = _expm1_minus_x(ops, ops.minimum(x, eps))
-    flat = ops.expm1(ops.full_like(x, eps)) - x
+    # cancelling and the products and the sum are carried in double-word arithmetic, so what is left
+    # is the rounding of e^x, amplified only at the function's own root (x = -2.44 at the defaults)
+    qh, ql = _expm1_minus_x(ops, ops.minimum(x, eps))
     c, _ = _ceil_to_dtype(ops, x, eps)
-    neg = alpha_n * ops.where(x < c, below, flat) + beta * x
+    flat = x >= c
+    qh = ops.where(flat, ops.expm1(ops.full_like(x, eps)) - x, qh)
+    ql = ops.where(flat, 0.0, ql)
+    ph, pl = _mul_const(ops, qh, alpha_n, 0.0, P)
+    bh, bl = _mul_const(ops, x, beta, 0.0, P)
+    sh, se = two_sum(ph, bh)
+    neg = sh + ((se + bl) + (pl + alpha_n * ql))
     y = ops.where(x > 0.0, pos, neg)
     return _limits(ops, xin, y, -INF if beta > alpha_n else (INF if beta < alpha_n else -alpha_n), INF)
 
