@@ -83,6 +83,11 @@ def test_torch_numpy_parity(spec, dtype, rng):
     theirs = spec(xs).astype(np.float64)
     budget = 1.0 if dtype == "float16" else 2 * FORWARD_LIMIT[dtype]
     err, _ = ulp_errors(ours, theirs, dtype)
+    if spec.tolerance.condition_allowance:  # near a root both backends are off by its condition number
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = spec.derivative(xs.astype(np.float64), _numpy_ops(), **spec.defaults)
+            cond = np.abs(xs * d / theirs)
+        err = err / np.where(np.isfinite(cond), np.maximum(cond, 1.0), 1.0)
     assert np.nanmax(err) <= budget
     assert np.array_equal(np.isnan(ours), np.isnan(theirs))
 

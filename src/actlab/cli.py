@@ -37,8 +37,10 @@ def _render(
     fmt: str,
     title: str = "",
     headers: dict[str, str] | None = None,
+    width: int | None = None,
 ) -> str:
-    """Rows as a rich table, JSON, CSV or Markdown; ``headers`` renames columns for people."""
+    """Rows as a rich table, JSON, CSV or Markdown; ``headers`` renames columns for people;
+    ``width`` fixes the table's width (default: the terminal's, at least 100)."""
     label = {c: (headers or {}).get(c, c) for c in columns}
     if fmt == "json":
         return json.dumps(rows, indent=2, default=_json_default)
@@ -66,7 +68,8 @@ def _render(
         table.add_column(escape(label[c]), overflow="fold")
     for r in rows:
         table.add_row(*(escape(_cell(r.get(c))) for c in columns))
-    console = Console(file=io.StringIO(), width=max(100, _terminal_width()), force_terminal=False, color_system=None)
+    width = width or max(100, _terminal_width())
+    console = Console(file=io.StringIO(), width=width, force_terminal=False, color_system=None)
     console.print(table)
     return console.file.getvalue().rstrip("\n")
 
@@ -125,7 +128,47 @@ def _smoothness(k: float) -> str:
 TRAINABLE = "trainable"
 
 
+def _peer_row(peer: Any) -> dict[str, Any]:
+    act = peer.activation
+    plain = peer.plain
+    if plain is None:
+        unqualified = "ambiguous"
+    elif plain == act:
+        unqualified = "same"
+    else:
+        unqualified = repr(plain)
+    return {
+        "name": " / ".join(peer.spellings),
+        "framework": peer.framework,
+        "symbol": peer.symbol,
+        "actlab": repr(act),
+        "unqualified": unqualified,
+        "differences": peer.differences,
+    }
+
+
+def cmd_list_framework(args: argparse.Namespace) -> int:
+    from actlab.registry import framework_key, peer_names
+
+    try:
+        fw = framework_key(args.framework)
+    except ValueError as err:
+        print(f"actlab: {err}", file=sys.stderr)
+        return 2
+    rows = [_peer_row(p) for p in sorted(peer_names(fw), key=lambda p: (p.name.lower(), p.name))]
+    if args.format in ("json", "csv"):
+        columns = ["name", "framework", "symbol", "actlab", "unqualified", "differences"]
+    else:
+        columns = ["name", "actlab", "unqualified", "differences"]
+    title = f"{len(rows)} {fw} names and what actlab.get('{fw}:NAME') resolves them to"
+    headers = {"name": f"{fw} name", "actlab": "actlab (peer's defaults)", "unqualified": "plain name in actlab"}
+    print(_render(rows, columns, args.format, title=title, headers=headers, width=100))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
+    if getattr(args, "framework", None):
+        return cmd_list_framework(args)
     if args.family == TRAINABLE:
         # The layers with trained weights, then the functions whose parameters may be learned.
         names = list_activations(family=TRAINABLE, kind="all")
@@ -546,6 +589,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list the activations in the catalog")
     p.add_argument("--family", help="only this family")
+    p.add_argument(
+        "--framework",
+        help="the names of another framework (transformers, timm, keras, jax, torch, tfa) and what they resolve to",
+    )
     p.add_argument("--format", choices=FORMATS, default="table")
     p.set_defaults(func=cmd_list)
 

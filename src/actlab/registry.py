@@ -10,6 +10,11 @@ trained weights, so they have no fixed curve: :func:`all_specs` and :func:`list_
 the functions unless asked for ``kind="layer"`` or ``kind="all"``, and
 ``actlab.nn.create_activation`` builds the module of any entry.
 
+Other frameworks' names (transformers' ``gelu_new``, Keras' ``LeakyReLU``, ``torch.nn.Softmax2d``
+...) come from the specs' ``equivalents`` with the values the peer's defaults bind: a plain name
+keeps actlab's meaning where actlab has it (``leaky_relu``: slope 0.01), a framework prefix gives
+the peer's (``"keras:leaky_relu"``: 0.2; :func:`peer_names`, ``actlab list --framework keras``).
+
 A parameter declared ``trainable`` may be given as ``"learnable"`` (initialised at its default)
 or ``"learnable(0.5)"``: ``swish(beta='learnable')``. The module form then holds it as an
 ``nn.Parameter``, ``num_parameters``/``channel_dim`` make it one value per channel, and the
@@ -44,6 +49,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from actlab.catalog import SPECS, Param, ParameterError, Spec
+from actlab.catalog.spec import FRAMEWORKS
 
 __all__ = [
     "UnknownActivationError",
@@ -59,6 +65,10 @@ __all__ = [
     "check_spec",
     "is_registered",
     "MAX_IDENTIFIER_LENGTH",
+    "PeerName",
+    "peer_names",
+    "resolve_name",
+    "FRAMEWORKS",
     "FUNCTION_KINDS",
     "LEARNABLE",
 ]
@@ -116,6 +126,8 @@ def _shown(text: Any) -> str:
 
 _BY_NAME: dict[str, Spec] = {}
 _BY_ALIAS: dict[str, str] = {}  # lower-case name or alias -> canonical name
+# Peer names, generated from the specs' ``equivalents``: (framework, key) -> PeerName.
+_BY_PEER: dict[tuple[str, str], PeerName] = {}
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -123,6 +135,122 @@ def _key(name: str) -> str:
     # NFKC, as Python's parser applies to identifiers: the full-width "ｒｅｌｕ" is "relu" whether it
     # comes as a string, inside a call string or in a dict.
     return unicodedata.normalize("NFKC", name).strip().lower().replace("-", "_")
+
+
+class PeerName:
+    """One name of another framework's activation table and what actlab resolves it to.
+
+    ``params`` are the values the peer's defaults bind (in actlab's parameter names); ``same``
+    says whether the plain name means the same in actlab (no collision, or a collision with
+    actlab's own name at equal values).
+    """
+
+    __slots__ = ("framework", "name", "spellings", "spec", "params", "symbol", "differences")
+
+    def __init__(self, framework: str, name: str, spec: Spec, params: dict[str, Any], symbol: str, differences: str):
+        self.framework, self.name, self.spec, self.params = framework, name, spec, params
+        self.symbol, self.differences = symbol, differences
+        self.spellings: tuple[str, ...] = (name,)  # the same key in other cases (elu, ELU)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.framework}:{self.name}"
+
+    @property
+    def activation(self) -> BoundActivation:
+        return BoundActivation(self.spec, self.params)
+
+    @property
+    def plain(self) -> BoundActivation | None:
+        """What the unqualified name resolves to (None where it is ambiguous)."""
+        try:
+            return get(self.name)
+        except (KeyError, ValueError):
+            return None
+
+    def __repr__(self) -> str:
+        return f"PeerName({self.qualified!r} -> {self.activation!r})"
+
+
+# Spellings of the framework prefix in "keras:leaky_relu" (and in `actlab list --framework`).
+_FRAMEWORK_ALIASES = {
+    "torch": "pytorch",
+    "hf": "transformers",
+    "huggingface": "transformers",
+    "tf_addons": "tfa",
+    "tensorflow_addons": "tfa",
+    "tf": "tensorflow",
+}
+_QUALIFIED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:(?!:)(.*)$", re.S)
+
+
+def framework_key(name: str) -> str:
+    """The canonical framework name for ``name`` ("torch" -> "pytorch"); ValueError if unknown."""
+    key = _key(name)
+    key = _FRAMEWORK_ALIASES.get(key, key)
+    if key not in FRAMEWORKS:
+        known = sorted(set(FRAMEWORKS) | set(_FRAMEWORK_ALIASES))
+        raise ValueError(f"unknown framework {name!r}; known: {', '.join(known)}")
+    return key
+
+
+def _split_framework(text: str) -> tuple[str | None, str]:
+    """'keras:leaky_relu(...)' -> ('keras', 'leaky_relu(...)'); a plain identifier -> (None, text)."""
+    match = _QUALIFIED.match(text)
+    if match is None:
+        return None, text
+    try:
+        return framework_key(match.group(1)), match.group(2)
+    except ValueError as err:
+        raise IdentifierError(f"activation identifier {text[:80]!r}: {err}") from None
+
+
+def peer_names(framework: str | None = None) -> list[PeerName]:
+    """Every peer name (of one framework), in registration order of the specs."""
+    fw = None if framework is None else framework_key(framework)
+    return [p for (f, _), p in _BY_PEER.items() if fw is None or f == fw]
+
+
+def _peer_candidates(key: str) -> list[PeerName]:
+    return [p for (_, k), p in _BY_PEER.items() if k == key]
+
+
+def resolve_name(name: str, framework: str | None = None) -> tuple[Spec, dict[str, Any]]:
+    """(spec, bound parameters) for a name, an alias or a peer name.
+
+    Unqualified, actlab's own names and aliases win (``leaky_relu`` keeps slope 0.01); a peer name
+    that is not one of them resolves with the peer's defaults where every framework that uses it
+    agrees. ``framework`` (or the prefix in ``"keras:leaky_relu"``) gives that peer's meaning.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"activation name must be a string, got {type(name).__name__}")
+    if framework is None:
+        framework, name = _split_framework(name)
+    else:
+        framework = framework_key(framework)
+    key = _key(name)
+    if framework is not None:
+        peer = _BY_PEER.get((framework, key))
+        if peer is None:
+            names = [p.name for p in peer_names(framework)]
+            close = difflib.get_close_matches(key[:_SUGGEST_PREFIX], [_key(n) for n in names], n=4, cutoff=0.75)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise UnknownActivationError(
+                f"{framework} has no activation {name[:80]!r} in actlab's peer table{hint} "
+                f"(see `actlab list --framework {framework}`)"
+            )
+        return peer.spec, dict(peer.params)
+    canonical = _BY_ALIAS.get(key)
+    if canonical is not None:
+        return _BY_NAME[canonical], {}
+    found = _peer_candidates(key)
+    meanings = {(p.spec.name, tuple(sorted(p.params.items()))) for p in found}
+    if len(meanings) == 1:
+        return found[0].spec, dict(found[0].params)
+    if found:
+        options = ", ".join(f"{p.qualified!r} = {p.activation!r}" for p in found)
+        raise UnknownActivationError(f"{name[:80]!r} means different functions in different frameworks: {options}")
+    return get_spec(name), {}  # raises with suggestions
 
 
 def check_spec(spec: Spec) -> list[str]:
@@ -197,10 +325,43 @@ def register(spec: Spec, *, overwrite: bool = False) -> Spec:
         old = _BY_NAME[spec.name]
         for a in old.aliases:
             _BY_ALIAS.pop(_key(a), None)
+    peers = _peer_entries(spec)
+    for (fw, k), peer in peers.items():
+        owner = _BY_PEER.get((fw, k))
+        if owner is not None and owner.spec.name != spec.name:
+            raise ValueError(f"{fw} name {peer.name!r} is already the equivalent of {owner.spec.name!r}")
+    if spec.name in _BY_NAME:
+        for fk in [fk for fk, p in _BY_PEER.items() if p.spec.name == spec.name]:
+            del _BY_PEER[fk]
     _BY_NAME[spec.name] = spec
     for k in keys:
         _BY_ALIAS[k] = spec.name
+    _BY_PEER.update(peers)
     return spec
+
+
+def _peer_entries(spec: Spec) -> dict[tuple[str, str], PeerName]:
+    """The peer names a spec's ``equivalents`` declare, each checked against the spec's params."""
+    out = {}
+    for eq in spec.equivalents:
+        if eq.names and eq.framework not in FRAMEWORKS:
+            raise ValueError(f"spec {spec.name!r}: unknown framework {eq.framework!r} in equivalents")
+        for n in eq.names:
+            try:
+                params = spec.resolve_params(**eq.bound)
+            except (TypeError, ValueError) as err:
+                raise ValueError(
+                    f"spec {spec.name!r}: {eq.framework} name {n!r} binds invalid parameters: {err}"
+                ) from None
+            bound = {k: params[k] for k in dict(eq.params)}
+            key = (eq.framework, _key(n))
+            if key in out:  # "elu" and "ELU": one case-insensitive key, two spellings of it
+                if out[key].params != bound:
+                    raise ValueError(f"spec {spec.name!r}: {eq.framework} names {n!r} and {out[key].name!r} differ")
+                out[key].spellings += (n,)
+                continue
+            out[key] = PeerName(eq.framework, n, spec, bound, eq.symbol, eq.differences)
+    return out
 
 
 def _kinds(kind: str | None) -> tuple[str, ...]:
@@ -242,6 +403,15 @@ def get_spec(name: str) -> Spec:
     # No registered name is longer than MAX_IDENTIFIER_LENGTH: a longer one is unknown unread.
     canonical = _BY_ALIAS.get(_key(name)) if len(name) <= MAX_IDENTIFIER_LENGTH else None
     if canonical is None:
+        found = _peer_candidates(_key(name)) if len(name) <= MAX_IDENTIFIER_LENGTH else []
+        if found and all(not p.params and p.spec is found[0].spec for p in found):
+            return found[0].spec  # a peer's plain rename (relu2, soft_sign, Softmax2d's spec is bound)
+        if found:
+            options = ", ".join(f"{p.qualified} = {p.activation!r}" for p in found)
+            raise UnknownActivationError(
+                f"{name[:80]!r} is a peer name with bound parameters ({options}), not a spec: "
+                f"use actlab.get({name[:80]!r})"
+            )
         close = suggestions(name)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
         raise UnknownActivationError(f"unknown activation {_shown(name)}{hint} (see `actlab list`)")
@@ -263,7 +433,7 @@ def _edit_distance(a: str, b: str) -> int:
 
 
 def suggestions(name: str, limit: int = 4) -> list[str]:
-    """Registered names and aliases close to ``name``: typos first, then similar spellings.
+    """Registered names, aliases and peer names close to ``name``: typos first, then similar spellings.
 
     Only the first 64 characters are compared (nothing longer is close to any registered name),
     and the edit distance is computed only for names whose length could be within the allowed
@@ -271,10 +441,11 @@ def suggestions(name: str, limit: int = 4) -> list[str]:
     """
     key = _key(name[: 2 * _SUGGEST_PREFIX])[:_SUGGEST_PREFIX]
     allowed = max(1, len(key) // 3)
+    known = list(dict.fromkeys([*_BY_ALIAS, *(k for (_, k) in _BY_PEER)]))
     # The edit distance is at least the difference in length: skip what cannot be within reach.
-    ranked = {k: _edit_distance(key, k) for k in _BY_ALIAS if abs(len(k) - len(key)) <= allowed}
+    ranked = {k: _edit_distance(key, k) for k in known if abs(len(k) - len(key)) <= allowed}
     near = [k for k, d in ranked.items() if d <= allowed]
-    near += difflib.get_close_matches(key, list(_BY_ALIAS), n=limit, cutoff=0.75)
+    near += difflib.get_close_matches(key, known, n=limit, cutoff=0.75)
     near = sorted(set(near), key=lambda k: (ranked.get(k, math.inf), abs(len(k) - len(key)), k))
     return near[:limit]
 
@@ -290,7 +461,7 @@ class BoundActivation:
     __slots__ = ("spec", "params", "learnable", "options")
 
     def __init__(self, spec: Spec, params: Mapping[str, Any] | None = None):
-        given = dict(params or {})
+        given = spec.canonical_names(params or {})
         learnable = []
         options = {}
         for name in list(given):
@@ -507,47 +678,91 @@ def _bind_positional(spec: Spec, args: tuple, kwargs: dict[str, Any]) -> dict[st
     return out
 
 
-_KERAS_LAYER_PARAMS = {
-    # Keras layer class -> (actlab name, {keras config key: actlab parameter})
-    "relu": ("relu", {"negative_slope": "negative_slope", "max_value": "max_value", "threshold": "threshold"}),
-    "leakyrelu": ("leaky_relu", {"negative_slope": "negative_slope", "alpha": "negative_slope"}),
-    "elu": ("elu", {"alpha": "alpha"}),
-    "softmax": ("softmax", {"axis": "axis"}),
-}
+# Keras layer config keys that are not the activation's parameter names (Keras 2 spelled
+# LeakyReLU's slope ``alpha``); the layers themselves come from the Keras names in the specs'
+# equivalents (keras.layers.ReLU, LeakyReLU, PReLU, ELU, Softmax, ...).
+_KERAS_CONFIG_KEYS = {"leaky_relu": {"alpha": "negative_slope"}}
 _KERAS_IGNORED = {"name", "trainable", "dtype", "autocast", "seed"}
+_KERAS_INITIALIZERS = {"zeros": 0.0, "ones": 1.0}
+
+
+def _keras_initial_value(init: Any, cls: str) -> float:
+    """The constant a Keras initializer config sets ("zeros", {"class_name": "Constant", ...})."""
+    if isinstance(init, str) and _key(init) in _KERAS_INITIALIZERS:
+        return _KERAS_INITIALIZERS[_key(init)]
+    if isinstance(init, Mapping):
+        name = _key(str(init.get("class_name", "")))
+        cfg = init.get("config") or {}
+        if name in _KERAS_INITIALIZERS:
+            return _KERAS_INITIALIZERS[name]
+        if name == "constant" and isinstance(cfg, Mapping) and "value" in cfg:
+            return cfg["value"]
+    raise TypeError(f"Keras {cls}: only a constant alpha_initializer (zeros, ones, Constant) has an actlab equivalent")
+
+
+def _keras_prelu(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """keras.layers.PReLU's config -> actlab prelu parameters (init: the initial slope)."""
+    params: dict[str, Any] = {}
+    for k, v in cfg.items():
+        if k in _KERAS_IGNORED or k == "shared_axes":
+            continue  # shared_axes: see the keras equivalent of prelu (the slope's layout, not the function)
+        if k == "alpha_initializer":
+            params["init"] = _keras_initial_value(v, "PReLU")
+        elif k in ("alpha_regularizer", "alpha_constraint"):
+            if v is not None:
+                raise TypeError(f"Keras config key {k!r} of PReLU has no actlab equivalent (only None)")
+        else:
+            raise TypeError(f"Keras config key {k!r} of PReLU has no actlab equivalent")
+    return params
 
 
 def _from_keras_dict(d: Mapping[str, Any]) -> BoundActivation:
     cls = d.get("class_name")
     cfg = d.get("config")
     if cls == "function" or (isinstance(cfg, str) and cls in (None, "function")):
-        return _from_name(str(cfg))
+        return _from_keras_name(str(cfg))
     if cls == "Activation" and isinstance(cfg, Mapping):
-        return get(cfg.get("activation"))
+        inner = cfg.get("activation")
+        return _from_keras_name(inner) if isinstance(inner, str) else get(inner)
     if isinstance(cls, str) and isinstance(cfg, Mapping):
-        entry = _KERAS_LAYER_PARAMS.get(cls.lower())
-        if entry is None:
-            spec = get_spec(re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls))
-            mapping = {p: p for p in spec.param_names}
+        peer = _BY_PEER.get(("keras", _key(cls)))
+        if peer is not None:
+            spec, params = peer.spec, dict(peer.params)
         else:
-            spec, mapping = get_spec(entry[0]), entry[1]
-        params = {}
+            try:
+                spec, params = resolve_name(cls)
+            except KeyError:
+                spec, params = get_spec(re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls)), {}
+        if spec.name == "prelu":
+            return BoundActivation(spec, {**params, **_keras_prelu(cfg)})
+        renames = _KERAS_CONFIG_KEYS.get(spec.name, {})
         for k, v in cfg.items():
             if k in _KERAS_IGNORED:
                 continue
-            if k not in mapping:
+            name = renames.get(k, k)
+            if name not in spec.param_names and all(name not in p.aliases for p in spec.params):
                 raise TypeError(f"Keras config key {k!r} of {cls} has no actlab equivalent")
-            params[mapping[k]] = v
+            params[name] = v
         return BoundActivation(spec, params)
     raise IdentifierError(f"unrecognised Keras-serialized activation: {_shown(dict(d))}")
 
 
-def _from_name(text: str) -> BoundActivation:
+def _from_keras_name(name: str) -> BoundActivation:
+    """A Keras activation name means what it means in Keras (leaky_relu: slope 0.2)."""
+    fw, rest = _split_framework(name)
+    if fw is None and ("keras", _key(name)) in _BY_PEER:
+        return _from_name(name, "keras")
+    return _from_name(name)
+
+
+def _from_name(text: str, framework: str | None = None) -> BoundActivation:
+    fw, text = _split_framework(text)  # "keras:leaky_relu(...)": the peer's defaults, then the arguments
     if "(" not in text:  # a bare name (or not an identifier at all): an unknown name says so
-        return BoundActivation(get_spec(text))
+        spec, bound = resolve_name(text, fw or framework)
+        return BoundActivation(spec, bound)
     name, args, kwargs = _parse_call_string(text)
-    spec = get_spec(name)
-    return BoundActivation(spec, _bind_positional(spec, args, kwargs))
+    spec, bound = resolve_name(name, fw or framework)
+    return BoundActivation(spec, {**bound, **spec.canonical_names(_bind_positional(spec, args, kwargs))})
 
 
 def _config(identifier: Mapping[str, Any]) -> dict[str, Any]:
@@ -595,7 +810,8 @@ def get(identifier: Any = None, **params: Any) -> Any:
             unknown = set(identifier) - {"name", "config"}
             if unknown:
                 raise IdentifierError(f"unexpected keys {_shown(sorted(map(str, unknown)))} in activation dict")
-            act = BoundActivation(get_spec(identifier["name"]), _config(identifier))
+            spec, bound = resolve_name(identifier["name"])
+            act = BoundActivation(spec, {**bound, **spec.canonical_names(_config(identifier))})
         else:
             act = _from_keras_dict(identifier)
     elif callable(identifier):
@@ -609,7 +825,7 @@ def get(identifier: Any = None, **params: Any) -> Any:
     else:
         raise IdentifierError(f"cannot interpret {_shown(identifier)} as an activation")
     if params:
-        act = BoundActivation(act.spec, {**act.params, **act.config, **params})
+        act = BoundActivation(act.spec, {**act.params, **act.config, **act.spec.canonical_names(params)})
     return act
 
 

@@ -126,9 +126,11 @@ def properties(identifier: Any, **params: Any) -> PropertyReport:
 
     sat = []
     for side, sel in (("left", far_x < 0), ("right", far_x > 0)):
-        vals = far_abs[sel]
+        vals = far_abs[sel][np.argsort(np.abs(far_x[sel]))]
         if vals.size and np.all(np.isfinite(vals)) and float(np.max(vals)) < 1e-6:
             sat.append(side)
+        elif vals.size > 1 and np.all(np.diff(vals) < 0) and vals[-1] < 0.5 * vals[0]:
+            sat.append(side)  # f' falls like a power of x over the decade (1 / (2 sqrt x)): it tends to 0
 
     f0 = f1(0.0) if lo_d <= 0 <= hi_d else math.nan
     df0 = float(f_and_df(act, np.array([0.0]))[1][0]) if lo_d <= 0 <= hi_d else math.nan

@@ -312,15 +312,19 @@ ELU = Spec(
     references=(CLEVERT_ELU,),
     equivalents=(
         Equivalent(
-            "pytorch", "torch.nn.functional.elu", "alpha=1.0; autograd gives f'(0) = alpha (left branch), as actlab."
+            "pytorch",
+            "torch.nn.functional.elu",
+            "alpha=1.0; autograd gives f'(0) = alpha (left branch), as actlab.",
+            names=("elu", "ELU"),
         ),
         Equivalent(
             "keras",
             "keras.activations.elu",
             "alpha=1.0 (keras.layers.ELU(alpha=1.0)); Keras 3's docstring calls alpha the 'slope of positive section', it is the negative saturation.",
+            names=("elu", "ELU"),
         ),
-        Equivalent("jax", "jax.nn.elu", "alpha=1.0; x > 0 ? x : alpha * expm1(x), so f'(0) = alpha."),
-        Equivalent("timm", "timm.layers.get_act_fn('elu')", "maps to torch.nn.functional.elu."),
+        Equivalent("jax", "jax.nn.elu", "alpha=1.0; x > 0 ? x : alpha * expm1(x), so f'(0) = alpha.", names=("elu",)),
+        Equivalent("timm", "timm.layers.get_act_fn('elu')", "maps to torch.nn.functional.elu.", names=("elu",)),
     ),
     torch_native=lambda x, torch, alpha: torch.nn.functional.elu(x, alpha=alpha),
     native=True,
@@ -351,14 +355,22 @@ SELU = Spec(
     self_normalizing=True,
     references=(KLAMBAUER_SELU,),
     equivalents=(
-        Equivalent("pytorch", "torch.nn.functional.selu", "same constants; autograd gives f'(0) = lambda alpha."),
+        Equivalent(
+            "pytorch",
+            "torch.nn.functional.selu",
+            "same constants; autograd gives f'(0) = lambda alpha.",
+            names=("selu", "SELU"),
+        ),
         Equivalent(
             "keras",
             "keras.activations.selu",
             "same function; the docstring rounds the constants to 8 digits. Use with the lecun_normal initializer and AlphaDropout.",
+            names=("selu",),
         ),
-        Equivalent("jax", "jax.nn.selu", "same constants (scale * elu(x, alpha)), f'(0) = lambda alpha."),
-        Equivalent("timm", "timm.layers.get_act_fn('selu')", "maps to torch.nn.functional.selu."),
+        Equivalent(
+            "jax", "jax.nn.selu", "same constants (scale * elu(x, alpha)), f'(0) = lambda alpha.", names=("selu",)
+        ),
+        Equivalent("timm", "timm.layers.get_act_fn('selu')", "maps to torch.nn.functional.selu.", names=("selu",)),
     ),
     torch_native=lambda x, torch: torch.nn.functional.selu(x),
     native=True,
@@ -397,10 +409,16 @@ CELU = Spec(
             "alpha=1.0; alpha=0 raises ZeroDivisionError, negative alpha is accepted (actlab refuses alpha <= 0). "
             "Its float64 backward uses 1/alpha rounded to float32: for alpha not a power of 2 the gradient is off "
             "by ~1e-8 relative (3.6e-7 at x = -3, alpha = 0.3), so actlab does not use the native kernel.",
+            names=("celu", "CELU"),
         ),
-        Equivalent("keras", "keras.activations.celu", "alpha=1.0."),
-        Equivalent("jax", "jax.nn.celu", "alpha=1.0; computed as max(x, 0) + alpha * expm1(min(x, 0) / alpha)."),
-        Equivalent("timm", "timm.layers.get_act_fn('celu')", "maps to torch.nn.functional.celu."),
+        Equivalent("keras", "keras.activations.celu", "alpha=1.0.", names=("celu",)),
+        Equivalent(
+            "jax",
+            "jax.nn.celu",
+            "alpha=1.0; computed as max(x, 0) + alpha * expm1(min(x, 0) / alpha).",
+            names=("celu",),
+        ),
+        Equivalent("timm", "timm.layers.get_act_fn('celu')", "maps to torch.nn.functional.celu.", names=("celu",)),
     ),
     torch_native=lambda x, torch, alpha: torch.nn.functional.celu(x, alpha=alpha),
 )
@@ -441,7 +459,24 @@ PELU = Spec(
 
 
 # ============================================================================= softplus family
+def _softplus_definition(x, sp, beta, threshold):
+    exact = _log1p(sp.exp(beta * x)) / beta
+    return exact if threshold is None else sp.Piecewise((x, beta * x > threshold), (exact, True))
+
+
+def _sigmoid64(t):
+    return 1.0 / (1.0 + math.exp(-t)) if t >= 0 else math.exp(t) / (1.0 + math.exp(t))
+
+
 def _softplus_fwd(x, ops, beta, threshold):
+    y = _softplus_exact(x, ops, beta)
+    if threshold is None:
+        return y
+    # PyTorch's rule: x itself where beta * x > threshold (NaN fails the test and stays NaN)
+    return ops.where(beta * x > threshold, x, y)
+
+
+def _softplus_exact(x, ops, beta):
     if beta == 1.0:
         return ops.softplus(x)
     u, du = _scale(x, ops, beta)
@@ -455,6 +490,13 @@ def _softplus_fwd(x, ops, beta, threshold):
 
 
 def _softplus_der(x, ops, beta, threshold):
+    d = _softplus_exact_der(x, ops, beta)
+    if threshold is None:
+        return d
+    return ops.where(beta * x > threshold, ops.ones_like(x), d)
+
+
+def _softplus_exact_der(x, ops, beta):
     if beta == 1.0:
         return ops.sigmoid(x)
     u, du = _scale(x, ops, beta)
@@ -473,15 +515,23 @@ SOFTPLUS = Spec(
         Param("beta", 1.0, low=0.0, low_open=True, doc="Sharpness; softplus(beta x) / beta -> relu(x) as beta -> inf."),
         Param(
             "threshold",
-            20.0,
-            doc="Accepted for PyTorch compatibility only: PyTorch returns x where beta x > threshold; "
-            "actlab computes the exact value everywhere and ignores it.",
+            None,
+            nullable=True,
+            doc="None (default): the exact value everywhere. A number: x itself where beta x > threshold, "
+            "as PyTorch does (its default is 20), a jump of log1p(e^-threshold) / beta there.",
         ),
     ),
-    definition=lambda x, sp, beta, threshold: _log1p(sp.exp(beta * x)) / beta,
+    definition=_softplus_definition,
     forward=_softplus_fwd,
     derivative=_softplus_der,
-    derivative_from_output=lambda y, ops, beta, threshold: -ops.expm1(-(beta * y)),
+    # no derivative_from_output: with a threshold, y just above threshold / beta comes from both sides
+    kinks=(
+        Kink(
+            at=lambda p: None if p["threshold"] is None else p["threshold"] / p["beta"],
+            grad=lambda p: _sigmoid64(p["threshold"]),
+            note="PyTorch: the jump point belongs to the exact side (x itself only where beta x > threshold)",
+        ),
+    ),
     bounds=(0.0, INF),
     monotonic=True,
     smoothness=INF,
@@ -492,13 +542,21 @@ SOFTPLUS = Spec(
             "pytorch",
             "torch.nn.functional.softplus",
             "beta=1, threshold=20: returns x where beta x > threshold, a jump of about e^-20 = 2e-9 "
-            "(invisible in float32, ~6e5 ulp in float64 at x = 20); actlab is exact everywhere.",
+            "(invisible in float32, ~6e5 ulp in float64 at x = 20); actlab's default (threshold=None) is "
+            "exact everywhere, and torch:softplus / an explicit threshold gives PyTorch's rule.",
+            names=("softplus", "Softplus"),
+            params={"threshold": 20.0},
         ),
-        Equivalent("keras", "keras.activations.softplus", "no beta or threshold."),
-        Equivalent("jax", "jax.nn.softplus", "logaddexp(x, 0); no beta or threshold."),
+        Equivalent("keras", "keras.activations.softplus", "no beta or threshold.", names=("softplus",)),
+        Equivalent("jax", "jax.nn.softplus", "logaddexp(x, 0); no beta or threshold.", names=("softplus",)),
     ),
-    torch_native=lambda x, torch, beta, threshold: torch.nn.functional.softplus(x, beta=beta, threshold=threshold),
-    notes="threshold exists so that PyTorch calls port unchanged; it does not change actlab's result.",
+    # threshold=None has no PyTorch counterpart: PyTorch's own default (20) is what its users get
+    torch_native=lambda x, torch, beta, threshold: torch.nn.functional.softplus(
+        x, beta=beta, threshold=20.0 if threshold is None else threshold
+    ),
+    notes="threshold=None (the default) is exact everywhere; an explicit threshold switches to x where "
+    "beta x > threshold exactly as PyTorch does (softplus(beta=3, threshold=0.2) is 0.1 at x = 0.1). "
+    "Properties are for the default.",
 )
 
 LOG_SIGMOID = Spec(
@@ -516,9 +574,9 @@ LOG_SIGMOID = Spec(
     saturates=("right",),
     references=(GOODFELLOW_DL,),
     equivalents=(
-        Equivalent("pytorch", "torch.nn.functional.logsigmoid"),
-        Equivalent("keras", "keras.activations.log_sigmoid"),
-        Equivalent("jax", "jax.nn.log_sigmoid", "computed as -softplus(-x)."),
+        Equivalent("pytorch", "torch.nn.functional.logsigmoid", names=("logsigmoid", "LogSigmoid")),
+        Equivalent("keras", "keras.activations.log_sigmoid", names=("log_sigmoid",)),
+        Equivalent("jax", "jax.nn.log_sigmoid", "computed as -softplus(-x).", names=("log_sigmoid",)),
     ),
     torch_native=lambda x, torch: torch.nn.functional.logsigmoid(x),
     native=True,
@@ -540,7 +598,7 @@ EXPONENTIAL = Spec(
     references=(WIKIPEDIA_TABLE,),
     equivalents=(
         Equivalent("pytorch", "torch.exp"),
-        Equivalent("keras", "keras.activations.exponential"),
+        Equivalent("keras", "keras.activations.exponential", names=("exponential",)),
         Equivalent("jax", "jax.numpy.exp"),
     ),
     torch_native=lambda x, torch: torch.exp(x),
@@ -605,8 +663,8 @@ SPARSE_PLUS = Spec(
         ),
     ),
     equivalents=(
-        Equivalent("keras", "keras.activations.sparse_plus"),
-        Equivalent("jax", "jax.nn.sparse_plus"),
+        Equivalent("keras", "keras.activations.sparse_plus", names=("sparse_plus",)),
+        Equivalent("jax", "jax.nn.sparse_plus", names=("sparse_plus",)),
     ),
     notes="The derivative is JAX's sparse_sigmoid, 0.5 * clip(x + 1, 0, 2).",
 )
@@ -663,11 +721,13 @@ SQUAREPLUS = Spec(
             "jax.nn.squareplus",
             "b=4; computes (x + sqrt(x^2 + b)) / 2 literally: cancels for x << 0 (float32 returns 0 "
             "instead of 1e-4 at x = -1e4) and x^2 overflows for |x| > 1.8e19.",
+            names=("squareplus",),
         ),
         Equivalent(
             "keras",
             "keras.activations.squareplus",
             "b=4; same literal formula as JAX (same cancellation); its docstring credits 'Ramachandran et al., 2021' but the paper is Barron's.",
+            names=("squareplus",),
         ),
     ),
 )

@@ -220,7 +220,8 @@ def _torch_relu_or(x: Any, torch: Any, slope: float) -> Any:
 def _relu_def(x: Any, sp: Any, negative_slope: Any, max_value: Any, threshold: Any) -> Any:
     pieces = []
     if max_value is not None:
-        pieces.append((max_value, x >= max_value))
+        # max_value == threshold (Keras accepts it): x <= threshold keeps the negative side
+        pieces.append((max_value, x > max_value if max_value == threshold else x >= max_value))
     pieces.append((x, x > threshold))
     pieces.append((negative_slope * (x - threshold), True))
     return sp.Piecewise(*pieces)
@@ -234,14 +235,14 @@ def _relu_fwd(x: Any, ops: Any, negative_slope: float, max_value: float | None, 
         neg = _const(x, ops, 0.0) if negative_slope == 0.0 else negative_slope * (x - threshold)
         y = ops.where(x <= threshold, neg, x)
     if max_value is not None:
-        y = ops.where(x >= max_value, max_value, y)
+        y = ops.where((x > max_value) if max_value == threshold else (x >= max_value), max_value, y)
     return y
 
 
 def _relu_der(x: Any, ops: Any, negative_slope: float, max_value: float | None, threshold: float) -> Any:
     d = ops.where(x <= threshold, negative_slope, ops.ones_like(x))
     if max_value is not None:
-        d = ops.where(x >= max_value, 0.0, d)
+        d = ops.where((x > max_value) if max_value == threshold else (x >= max_value), 0.0, d)
     return _nan_through(x, ops, d)
 
 
@@ -262,7 +263,8 @@ def _relu_torch(x: Any, torch: Any, negative_slope: float, max_value: float | No
             else torch.where(z <= threshold, negative_slope * (z - threshold), z)
         )
         if max_value is not None:
-            y = torch.where(z >= max_value, torch.full_like(z, max_value), y)
+            top = (z > max_value) if max_value == threshold else (z >= max_value)
+            y = torch.where(top, torch.full_like(z, max_value), y)
         return y
 
     return _upcast(x, torch, compose)
@@ -283,13 +285,17 @@ RELU = Spec(
         Param("max_value", None, low=0.0, low_open=True, nullable=True, doc="saturation value; None: unbounded"),
         Param("threshold", 0.0, doc="x > threshold passes unchanged; below it negative_slope * (x - threshold)"),
     ),
-    constraints=ordered("threshold", "max_value"),
+    constraints=ordered("threshold", "max_value", strict=False),  # Keras: relu(threshold=5, max_value=5)
     definition=_relu_def,
     forward=_relu_fwd,
     derivative=_relu_der,
     kinks=(
         Kink(at=lambda p: p["threshold"], grad=lambda p: p["negative_slope"], note="PyTorch: relu'(0) = 0"),
-        Kink(at=lambda p: p["max_value"], grad=0.0, note="as hardtanh/relu6 at the upper bound"),
+        Kink(
+            at=lambda p: None if p["max_value"] == p["threshold"] else p["max_value"],
+            grad=0.0,
+            note="as hardtanh/relu6 at the upper bound",
+        ),
     ),
     bounds=_relu_bounds,
     monotonic=True,
@@ -301,6 +307,7 @@ RELU = Spec(
             "pytorch",
             "torch.nn.functional.relu",
             "no parameters; actlab maps negative_slope to F.leaky_relu, max_value to F.hardtanh/F.relu6 and threshold to F.threshold; relu'(0) = 0 as in PyTorch",
+            names=("relu", "ReLU"),
         ),
         Equivalent(
             "keras",
@@ -308,8 +315,11 @@ RELU = Spec(
             "same parameters and defaults (layer: keras.layers.ReLU, whose docs require all three >= 0). "
             "Keras' code returns 0 at x == threshold (its docs say x); actlab follows the code. With a "
             "negative threshold and max_value set Keras clips (threshold, 0) to 0, actlab returns x there.",
+            names=("relu", "ReLU"),
         ),
-        Equivalent("jax", "jax.nn.relu", "no parameters; documents grad relu(0) = 0"),
+        Equivalent("jax", "jax.nn.relu", "no parameters; documents grad relu(0) = 0", names=("relu",)),
+        Equivalent("transformers", "torch.nn.ReLU", "ACT2CLS['relu']", names=("relu",)),
+        Equivalent("timm", "torch.nn.ReLU", "create_act name 'relu'", names=("relu",)),
     ),
     torch_native=_relu_torch,
     native=True,
@@ -333,9 +343,13 @@ RELU6 = Spec(
     saturates=("left", "right"),
     references=(KRIZHEVSKY_RELU6, HOWARD_MOBILENETV3),
     equivalents=(
-        Equivalent("pytorch", "torch.nn.functional.relu6", "gradient 0 at 0 and at 6 (as actlab)"),
-        Equivalent("keras", "keras.activations.relu6", "same as relu(x, max_value=6)"),
-        Equivalent("jax", "jax.nn.relu6", "custom JVP: gradient 0 at 0 and at 6 (as actlab)"),
+        Equivalent(
+            "pytorch", "torch.nn.functional.relu6", "gradient 0 at 0 and at 6 (as actlab)", names=("relu6", "ReLU6")
+        ),
+        Equivalent("keras", "keras.activations.relu6", "same as relu(x, max_value=6)", names=("relu6",)),
+        Equivalent("jax", "jax.nn.relu6", "custom JVP: gradient 0 at 0 and at 6 (as actlab)", names=("relu6",)),
+        Equivalent("transformers", "torch.nn.ReLU6", "ACT2CLS['relu6']", names=("relu6",)),
+        Equivalent("timm", "torch.nn.ReLU6", "create_act name 'relu6'", names=("relu6",)),
     ),
     torch_native=lambda x, torch: torch.nn.functional.relu6(x),
     native=True,
@@ -373,16 +387,39 @@ LEAKY_RELU = Spec(
             "pytorch",
             "torch.nn.functional.leaky_relu",
             "default negative_slope=0.01; gradient at 0 is negative_slope (as actlab)",
+            names=("leaky_relu", "LeakyReLU"),
         ),
         Equivalent(
             "keras",
             "keras.activations.leaky_relu",
             "default negative_slope=0.2; the layer keras.layers.LeakyReLU defaults to 0.3 (Keras 2: argument named alpha)",
+            names=("leaky_relu",),
+            params={"negative_slope": 0.2},
         ),
         Equivalent(
             "jax",
             "jax.nn.leaky_relu",
             "default negative_slope=0.01; selects x for x >= 0, so its gradient at 0 is 1, not negative_slope",
+            names=("leaky_relu",),
+        ),
+        Equivalent(
+            "transformers",
+            "torch.nn.LeakyReLU",
+            "ACT2CLS['leaky_relu']: PyTorch's default slope 0.01",
+            names=("leaky_relu",),
+        ),
+        Equivalent(
+            "timm",
+            "torch.nn.LeakyReLU",
+            "create_act name 'leaky_relu': PyTorch's default slope 0.01",
+            names=("leaky_relu",),
+        ),
+        Equivalent(
+            "keras",
+            "keras.layers.LeakyReLU",
+            "the layer's default negative_slope is 0.3 (the function's 0.2); Keras 2 named it alpha",
+            names=("LeakyReLU",),
+            params={"negative_slope": 0.3},
         ),
     ),
     torch_native=lambda x, torch, negative_slope: _torch_relu_or(x, torch, negative_slope),
@@ -434,9 +471,13 @@ RRELU = Spec(
             "pytorch",
             "torch.nn.functional.rrelu",
             "F.rrelu defaults to training=False (deterministic mean slope); nn.RReLU samples in train mode; lower > upper raises",
+            names=("rrelu", "RReLU"),
         ),
         Equivalent(
-            "tfa", "tfa.activations.rrelu", "same defaults (lower=0.125, upper=1/3); training=None; seeded by seed/rng"
+            "tfa",
+            "tfa.activations.rrelu",
+            "same defaults (lower=0.125, upper=1/3); training=None; seeded by seed/rng",
+            names=("rrelu",),
         ),
     ),
     torch_native=lambda x, torch, lower, upper: (
@@ -458,7 +499,7 @@ THRESHOLD = Spec(
     summary="x for x > threshold, the constant value otherwise (PyTorch's F.threshold).",
     params=(
         Param("threshold", 0.0, doc="inputs above it pass unchanged"),
-        Param("value", 0.0, doc="output for x <= threshold"),
+        Param("value", 0.0, aliases=("default_value",), doc="output for x <= threshold (Keras: default_value)"),
     ),
     definition=lambda x, sp, threshold, value: sp.Piecewise((x, x > threshold), (value, True)),
     forward=lambda x, ops, threshold, value: ops.where(x <= threshold, value, x),
@@ -474,11 +515,13 @@ THRESHOLD = Spec(
             "pytorch",
             "torch.nn.functional.threshold",
             "threshold and value are required there; actlab defaults both to 0 (= relu)",
+            names=("threshold", "Threshold"),
         ),
         Equivalent(
             "keras",
             "keras.activations.threshold",
             "Keras 3: threshold(x, threshold, default_value), both required; same rule x > threshold",
+            names=("threshold",),
         ),
     ),
     torch_native=lambda x, torch, threshold, value: torch.nn.functional.threshold(x, threshold, value),
@@ -501,9 +544,9 @@ HARD_TANH = Spec(
     summary="clip(x, min_val, max_val): the identity between the bounds, constant outside.",
     params=(
         Param("min_val", -1.0, doc="lower bound"),
-        Param("max_val", 1.0, doc="upper bound (> min_val)"),
+        Param("max_val", 1.0, doc="upper bound (>= min_val; equal bounds give a constant, as in PyTorch)"),
     ),
-    constraints=ordered("min_val", "max_val"),
+    constraints=ordered("min_val", "max_val", strict=False),
     definition=lambda x, sp, min_val, max_val: sp.Piecewise((min_val, x <= min_val), (x, x < max_val), (max_val, True)),
     forward=lambda x, ops, min_val, max_val: ops.clip(x, min_val, max_val),
     derivative=_hardtanh_der,
@@ -520,10 +563,18 @@ HARD_TANH = Spec(
         Equivalent(
             "pytorch",
             "torch.nn.functional.hardtanh",
-            "same parameters; gradient 0 at both bounds (as actlab); PyTorch allows min_val == max_val",
+            "same parameters, min_val == max_val allowed (a constant); gradient 0 at both bounds (as actlab)",
+            names=("hardtanh", "Hardtanh"),
         ),
-        Equivalent("keras", "keras.activations.hard_tanh", "Keras 3; no parameters (bounds -1, 1)"),
-        Equivalent("jax", "jax.nn.hard_tanh", "no parameters; where-based, so its gradient at +-1 is 1 (actlab: 0)"),
+        Equivalent(
+            "keras", "keras.activations.hard_tanh", "Keras 3; no parameters (bounds -1, 1)", names=("hard_tanh",)
+        ),
+        Equivalent(
+            "jax",
+            "jax.nn.hard_tanh",
+            "no parameters; where-based, so its gradient at +-1 is 1 (actlab: 0)",
+            names=("hard_tanh",),
+        ),
     ),
     torch_native=lambda x, torch, min_val, max_val: torch.nn.functional.hardtanh(x, min_val, max_val),
     native=True,
@@ -608,15 +659,24 @@ HARD_SIGMOID = Spec(
             "torch.nn.functional.hardsigmoid",
             "fixed slope 1/6; its float64 backward uses the single-precision constant 1/6 "
             "(gradient 0.1666666716...), so actlab does not use the native kernel",
+            names=("hardsigmoid", "Hardsigmoid"),
         ),
         Equivalent(
             "keras",
             "keras.activations.hard_sigmoid",
             "Keras 3: relu6(x + 3) / 6 (all backends; the keras.ops.hard_sigmoid docstring still "
             "shows Keras 2's formula). Keras 2 / tf.keras: 0.2 x + 0.5 clipped at +-2.5 = hard_sigmoid(slope=0.2)",
+            names=("hard_sigmoid",),
         ),
-        Equivalent("jax", "jax.nn.hard_sigmoid", "relu6(x + 3) / 6; gradient 0 at +-3 through relu6's custom JVP"),
-        Equivalent("timm", "timm.layers.activations.hard_sigmoid", "F.relu6(x + 3) / 6"),
+        Equivalent(
+            "jax",
+            "jax.nn.hard_sigmoid",
+            "relu6(x + 3) / 6; gradient 0 at +-3 through relu6's custom JVP",
+            names=("hard_sigmoid",),
+        ),
+        Equivalent(
+            "timm", "timm.layers.activations.hard_sigmoid", "F.relu6(x + 3) / 6", names=("hard_sigmoid", "hardsigmoid")
+        ),
     ),
     torch_native=_hsig_torch,
     native=False,
@@ -657,14 +717,24 @@ HARDSWISH = Spec(
             "pytorch",
             "torch.nn.functional.hardswish",
             "returns NaN at x = -inf (x * 0), so actlab does not use the native kernel; gradient 0 at -3 and 1 at 3 (as actlab)",
+            names=("hardswish", "Hardswish"),
         ),
         Equivalent(
             "keras",
             "keras.activations.hard_silu",
             "alias keras.activations.hard_swish; the torch backend calls F.hardswish",
+            names=("hard_silu", "hard_swish"),
         ),
-        Equivalent("jax", "jax.nn.hard_silu", "alias jax.nn.hard_swish; x * relu6(x + 3) / 6, also NaN at -inf"),
-        Equivalent("timm", "timm.layers.activations.hard_swish", "x * F.relu6(x + 3) / 6"),
+        Equivalent(
+            "jax",
+            "jax.nn.hard_silu",
+            "alias jax.nn.hard_swish; x * relu6(x + 3) / 6, also NaN at -inf",
+            names=("hard_silu", "hard_swish"),
+        ),
+        Equivalent(
+            "timm", "timm.layers.activations.hard_swish", "x * F.relu6(x + 3) / 6", names=("hard_swish", "hardswish")
+        ),
+        Equivalent("transformers", "torch.nn.Hardswish", "ACT2CLS['hardswish']", names=("hardswish",)),
     ),
     torch_native=lambda x, torch: torch.nn.functional.hardswish(x),
     native=False,
@@ -703,6 +773,7 @@ HARD_MISH = Spec(
             "timm",
             "timm.layers.activations.hard_mish",
             "same function (module HardMish; memory-efficient HardMishMe with the same gradient)",
+            names=("hard_mish",),
         ),
     ),
 )
@@ -768,8 +839,11 @@ LINEAR = Spec(
     zero_centered=True,
     references=(GOODFELLOW_DL,),
     equivalents=(
-        Equivalent("pytorch", "torch.nn.Identity", "module only; returns its input"),
-        Equivalent("keras", "keras.activations.linear", "returns its input"),
+        Equivalent("pytorch", "torch.nn.Identity", "module only; returns its input", names=("Identity",)),
+        Equivalent("keras", "keras.activations.linear", "returns its input", names=("linear",)),
+        Equivalent("transformers", "transformers.activations.LinearActivation", "returns its input", names=("linear",)),
+        Equivalent("timm", "torch.nn.Identity", "create_act name 'identity'", names=("identity",)),
+        Equivalent("jax", "jax.nn.identity", "returns its input", names=("identity",)),
     ),
     torch_native=lambda x, torch: x,
     native=True,
@@ -782,13 +856,20 @@ HARDSHRINK = Spec(
     aliases=("hard_shrink",),
     family="rectifier",
     summary="Hard thresholding: x for |x| > lambd, 0 otherwise.",
-    params=(Param("lambd", 0.5, low=0.0, doc="half-width of the dead zone"),),
+    params=(
+        Param(
+            "lambd",
+            0.5,
+            aliases=("threshold",),
+            doc="half-width of the dead zone (Keras: threshold); lambd < 0 is the identity, as in PyTorch",
+        ),
+    ),
     definition=lambda x, sp, lambd: sp.Piecewise((x, x < -lambd), (0, x <= lambd), (x, True)),
     forward=lambda x, ops, lambd: ops.where(ops.abs(x) <= lambd, 0.0, x),
     derivative=lambda x, ops, lambd: _nan_through(x, ops, ops.where(ops.abs(x) <= lambd, 0.0, ops.ones_like(x))),
     kinks=(
-        Kink(at=lambda p: -p["lambd"], grad=0.0, note="jump; PyTorch: 0"),
-        Kink(at=lambda p: p["lambd"], grad=0.0, note="jump; PyTorch: 0"),
+        Kink(at=lambda p: -p["lambd"] if p["lambd"] >= 0 else None, grad=0.0, note="jump; PyTorch: 0"),
+        Kink(at=lambda p: p["lambd"] if p["lambd"] > 0 else None, grad=0.0, note="jump; PyTorch: 0"),
     ),
     bounds=(-INF, INF),
     monotonic=True,
@@ -800,12 +881,19 @@ HARDSHRINK = Spec(
             "pytorch",
             "torch.nn.functional.hardshrink",
             "default lambd=0.5; 0 (and gradient 0) at |x| == lambd (as actlab)",
+            names=("hardshrink", "Hardshrink"),
         ),
-        Equivalent("keras", "keras.activations.hard_shrink", "Keras 3; parameter named threshold, default 0.5"),
+        Equivalent(
+            "keras",
+            "keras.activations.hard_shrink",
+            "Keras 3; parameter named threshold, default 0.5",
+            names=("hard_shrink",),
+        ),
         Equivalent(
             "tfa",
             "tfa.activations.hardshrink",
             "asymmetric lower/upper (default -0.5, 0.5); actlab's hardshrink is symmetric",
+            names=("hardshrink",),
         ),
     ),
     torch_native=lambda x, torch, lambd: torch.nn.functional.hardshrink(x, lambd),
@@ -856,7 +944,13 @@ SOFTSHRINK = Spec(
     family="rectifier",
     summary="Soft thresholding: x - upper above upper, x - lower below lower, 0 in between (default +-lambd).",
     params=(
-        Param("lambd", 0.5, low=0.0, doc="half-width of the symmetric dead zone (PyTorch)"),
+        Param(
+            "lambd",
+            0.5,
+            low=0.0,
+            aliases=("threshold",),
+            doc="half-width of the symmetric dead zone (Keras: threshold)",
+        ),
         Param("lower", None, nullable=True, doc="TF Addons' lower end of the dead zone; None: -lambd"),
         Param("upper", None, nullable=True, doc="TF Addons' upper end of the dead zone; None: lambd"),
     ),
@@ -878,12 +972,19 @@ SOFTSHRINK = Spec(
             "pytorch",
             "torch.nn.functional.softshrink",
             "symmetric only (lambd, default 0.5); gradient 0 at +-lambd (as actlab)",
+            names=("softshrink", "Softshrink"),
         ),
-        Equivalent("keras", "keras.activations.soft_shrink", "Keras 3; parameter named threshold, default 0.5"),
+        Equivalent(
+            "keras",
+            "keras.activations.soft_shrink",
+            "Keras 3; parameter named threshold, default 0.5",
+            names=("soft_shrink",),
+        ),
         Equivalent(
             "tfa",
             "tfa.activations.softshrink",
             "lower=-0.5, upper=0.5 = softshrink(lower=..., upper=...); requires lower <= upper",
+            names=("softshrink",),
         ),
     ),
     torch_native=_soft_torch,
@@ -911,8 +1012,9 @@ SPARSE_SIGMOID = Spec(
             "jax",
             "jax.nn.sparse_sigmoid",
             "0.5 * clip(x + 1, 0, 2); its gradient at +-1 comes from differentiating clip",
+            names=("sparse_sigmoid",),
         ),
-        Equivalent("keras", "keras.activations.sparse_sigmoid", "Keras 3"),
+        Equivalent("keras", "keras.activations.sparse_sigmoid", "Keras 3", names=("sparse_sigmoid",)),
     ),
     notes="Equal to BinaryConnect's hard sigmoid and to hard_sigmoid(slope=0.5).",
 )
@@ -931,7 +1033,14 @@ SQUARED_RELU = Spec(
     smoothness=1,
     saturates=("left",),
     references=(SO_PRIMER,),
-    equivalents=(),
+    equivalents=(
+        Equivalent(
+            "transformers",
+            "transformers.activations.ReLUSquaredActivation",
+            "ACT2CLS['relu2']: square(relu(x)) (Primer)",
+            names=("relu2",),
+        ),
+    ),
 )
 
 

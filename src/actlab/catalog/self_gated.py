@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from actlab.catalog._refs import HENDRYCKS_GELU, RAMACHANDRAN_SWISH
-from actlab.catalog.spec import Equivalent, Kink, Param, Reference, Spec
+from actlab.catalog.spec import Equivalent, Kink, Param, ParameterError, Reference, Spec
 from actlab.ops.exact import split, two_prod, two_sum
 
 INF = math.inf
@@ -319,10 +319,22 @@ SILU = Spec(
             "x * sigmoid(x) evaluated directly: in float32 sigmoid(x) is subnormal for x < -87.3 while x * sigmoid(x) "
             "is still normal down to -92, and the result is lost there (float64: -708 to -715); NaN at x = -inf, "
             "NaN gradient at +-inf; derivative error 17 (limit 8) in float64",
+            names=("silu", "SiLU"),
         ),
-        Equivalent("keras", "keras.activations.silu", "alias keras.activations.swish"),
-        Equivalent("jax", "jax.nn.silu", "alias jax.nn.swish"),
-        Equivalent("timm", "timm.layers.create_act_layer('silu')", "nn.SiLU (timm's 'swish' is the same function)"),
+        Equivalent("keras", "keras.activations.silu", "alias keras.activations.swish", names=("silu", "swish")),
+        Equivalent("jax", "jax.nn.silu", "alias jax.nn.swish", names=("silu", "swish")),
+        Equivalent(
+            "timm",
+            "timm.layers.create_act_layer('silu')",
+            "nn.SiLU (timm's 'swish' is the same function)",
+            names=("silu", "swish"),
+        ),
+        Equivalent(
+            "transformers",
+            "transformers.activations.SiLUActivation",
+            "ACT2CLS['silu'] and 'swish' (nn.SiLU): F.silu",
+            names=("silu", "swish"),
+        ),
     ),
     torch_native=lambda x, torch: torch.nn.functional.silu(x),
     native=False,
@@ -372,6 +384,13 @@ QUICK_GELU = Spec(
             "timm.layers.QuickGELU",
             "x * torch.sigmoid(1.702 * x) (also OpenAI CLIP, open_clip, HF QuickGELUActivation): 1.702 rounded to the "
             "tensor's dtype, the product rounded before sigmoid, 0 where sigmoid is subnormal, NaN at x = -inf",
+            names=("quick_gelu",),
+        ),
+        Equivalent(
+            "transformers",
+            "transformers.activations.QuickGELUActivation",
+            "x * sigmoid(1.702 x) as here",
+            names=("quick_gelu",),
         ),
     ),
     torch_native=lambda x, torch: x * torch.sigmoid(1.702 * x),
@@ -427,11 +446,13 @@ MISH = Spec(
             "torch.nn.functional.mish",
             "x * tanh(softplus(x)) composed directly: NaN at x = -inf and NaN gradient at +-inf; 66 ulp in float32 "
             "(subnormal softplus below x = -87), 12 ulp derivative error in float64",
+            names=("mish", "Mish"),
         ),
-        Equivalent("keras", "keras.activations.mish"),
-        Equivalent("jax", "jax.nn.mish"),
-        Equivalent("tfa", "tfa.activations.mish"),
-        Equivalent("timm", "timm.layers.Mish", "create_act maps 'mish' to nn.Mish (F.mish)"),
+        Equivalent("keras", "keras.activations.mish", names=("mish",)),
+        Equivalent("jax", "jax.nn.mish", names=("mish",)),
+        Equivalent("tfa", "tfa.activations.mish", names=("mish",)),
+        Equivalent("timm", "timm.layers.Mish", "create_act maps 'mish' to nn.Mish (F.mish)", names=("mish",)),
+        Equivalent("transformers", "transformers.activations.MishActivation", "calls F.mish", names=("mish",)),
     ),
     torch_native=lambda x, torch: torch.nn.functional.mish(x),
     native=False,
@@ -516,37 +537,39 @@ def _gelu_exact_der(ops: Any, x: Any) -> Any:
     return _limits(ops, xin, y, 0.0, 1.0)
 
 
-def _gelu_tanh_z(ops: Any, x: Any) -> tuple[Any, Any, Any]:
-    """z = x (A + B x^2) as hi + lo, and z' = A + 3 B x^2."""
+def _gelu_tanh_z(
+    ops: Any, x: Any, A: tuple[float, float] = _GT_A, B: tuple[float, float] = _GT_B
+) -> tuple[Any, Any, Any]:
+    """z = x (A + B x^2) as hi + lo, and z' = A + 3 B x^2 (A, B as hi + lo; gelu_fast has its own)."""
     P = _precision(ops, x)
     xs = ops.clip(x, -_GT_R, _GT_R)
     qh, ql = two_prod(xs, xs, P.split)  # x^2
-    a, _, _, a_tail = P.const(*_GT_A)  # A and B rounded to the working dtype, plus their tails
-    b = P.const(*_GT_B)[0]
-    mh, ml = _mul_const(ops, qh, _GT_B[0], _GT_B[1], P)  # B x^2
+    a, _, _, a_tail = P.const(*A)  # A and B rounded to the working dtype, plus their tails
+    b = P.const(*B)[0]
+    mh, ml = _mul_const(ops, qh, B[0], B[1], P)  # B x^2
     ml = ml + b * ql
     sh, se = two_sum(a, mh)  # A + B x^2
     sl = (se + ml) + a_tail
     zh, zl = two_prod(xs, sh, P.split)
     zl = zl + xs * sl
-    plain = x * (_GT_A[0] + _GT_B[0] * (x * x))
+    plain = x * (A[0] + B[0] * (x * x))
     inside = ops.abs(x) <= _GT_R
     zh = ops.where(inside, zh, plain)
     zl = ops.where(inside, zl, 0.0)
-    dz = _GT_A[0] + (3.0 * _GT_B[0]) * (xs * xs)
+    dz = A[0] + (3.0 * B[0]) * (xs * xs)
     return zh, zl, dz
 
 
-def _gelu_tanh_fwd(ops: Any, x: Any) -> Any:
+def _gelu_tanh_fwd(ops: Any, x: Any, A: tuple[float, float] = _GT_A, B: tuple[float, float] = _GT_B) -> Any:
     xin, x = x, _finite(ops, x)
-    zh, zl, _ = _gelu_tanh_z(ops, x)
+    zh, zl, _ = _gelu_tanh_z(ops, x, A, B)
     return _limits(ops, xin, _sigmoid_times(ops, x, zh, zl), 0.0, INF)
 
 
-def _gelu_tanh_der(ops: Any, x: Any) -> Any:
+def _gelu_tanh_der(ops: Any, x: Any, A: tuple[float, float] = _GT_A, B: tuple[float, float] = _GT_B) -> Any:
     xin, x = x, _finite(ops, x)
     # sigmoid(z) (1 + x z' sigmoid(-z)); far left tail: e^z (1 + x z')
-    zh, zl, dz = _gelu_tanh_z(ops, x)
+    zh, zl, dz = _gelu_tanh_z(ops, x, A, B)
     zh = ops.clip(zh, -_Z_MAX, _Z_MAX)
     w = ops.clip(x, -_GT_R, _GT_R) * dz  # beyond |x| = 1024 sigmoid(-z) or e^z is 0 anyway
     y = _sigmoid_times(ops, 1.0 + w * ops.sigmoid(-zh), zh, zl, 1.0 + w)
@@ -582,6 +605,7 @@ GELU = Spec(
             "none",
             choices=("none", "tanh"),
             kind=str,
+            spellings=((True, "tanh"), (False, "none")),  # Keras / JAX / TF Addons: a bool
             doc="'none': exact x * Phi(x) (erfc form, accurate in the far negative tail); "
             "'tanh': the tanh approximation (max |difference| 4.7e-4, at x = +-2.70), computed as x * sigmoid(2u)",
         ),
@@ -603,18 +627,64 @@ GELU = Spec(
             "values down to 1e-37); in float64 2 % off at -8, 7 % at -8.3 and 0 from -9 (true values down to "
             "1e-307). The tanh kernel is 0 from about x = -5.5 (float32) / -8 (float64) and its derivative is "
             "17 (float32) / 44 (float64) units off. NaN at x = -inf and NaN gradient at +-inf",
+            names=("gelu", "GELU"),
         ),
         Equivalent(
             "keras",
             "keras.activations.gelu",
             "approximate is a bool; keras.activations.gelu defaults to approximate=False (exact) but keras.ops.gelu "
             "defaults to approximate=True (tanh form)",
+            names=("gelu",),
         ),
         Equivalent(
-            "jax", "jax.nn.gelu", "approximate is a bool and defaults to True: the tanh form, not the exact GELU"
+            "jax",
+            "jax.nn.gelu",
+            "approximate is a bool and defaults to True: the tanh form, not the exact GELU",
+            names=("gelu",),
+            params={"approximate": "tanh"},
         ),
-        Equivalent("tfa", "tfa.activations.gelu", "approximate is a bool and defaults to True (tanh form)"),
-        Equivalent("timm", "timm.layers.GELU", "exact; timm.layers.GELUTanh is approximate='tanh'"),
+        Equivalent(
+            "tfa",
+            "tfa.activations.gelu",
+            "approximate is a bool and defaults to True (tanh form)",
+            names=("gelu",),
+            params={"approximate": "tanh"},
+        ),
+        Equivalent("timm", "timm.layers.GELU", "exact; timm.layers.GELUTanh is approximate='tanh'", names=("gelu",)),
+        Equivalent(
+            "transformers",
+            "transformers.activations.GELUActivation",
+            "ACT2CLS['gelu'] calls F.gelu (exact; cancels for x << 0, see pytorch); 'gelu_python' evaluates x * 0.5 * (1 + erf(x / sqrt 2)) in Python, which cancels the same way",
+            names=("gelu", "gelu_python"),
+        ),
+        Equivalent(
+            "transformers",
+            "transformers.activations.NewGELUActivation",
+            "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) written out (BERT / GPT-2): the tanh form, 0 for x below about -5.5 (float32)",
+            names=("gelu_new",),
+            params={"approximate": "tanh"},
+        ),
+        Equivalent(
+            "transformers",
+            "transformers.activations.GELUTanh",
+            "'gelu_pytorch_tanh' calls F.gelu(approximate='tanh'); 'gelu_python_tanh' writes the same formula out in Python",
+            names=("gelu_pytorch_tanh", "gelu_python_tanh"),
+            params={"approximate": "tanh"},
+        ),
+        Equivalent(
+            "transformers",
+            "transformers.activations.AccurateGELUActivation",
+            "MEGA's 'accurate' GELU: the same tanh formula as gelu_new, sqrt(2/pi) precomputed",
+            names=("gelu_accurate",),
+            params={"approximate": "tanh"},
+        ),
+        Equivalent(
+            "timm",
+            "timm.layers.GELUTanh",
+            "create_act name 'gelu_tanh': F.gelu(approximate='tanh')",
+            names=("gelu_tanh",),
+            params={"approximate": "tanh"},
+        ),
     ),
     torch_native=lambda x, torch, approximate: torch.nn.functional.gelu(x, approximate=approximate),
     native=False,
@@ -646,7 +716,7 @@ LISHT = Spec(
     monotonic=False,
     zero_centered=False,
     references=(ROY_LISHT,),
-    equivalents=(Equivalent("tfa", "tfa.activations.lisht"),),
+    equivalents=(Equivalent("tfa", "tfa.activations.lisht", names=("lisht",)),),
 )
 
 
@@ -993,6 +1063,11 @@ def _snake_der(x: Any, ops: Any, frequency: float = 1.0) -> Any:
     return 1.0 + s
 
 
+def _snake_check(p: dict) -> None:
+    if p["frequency"] == 0.0:
+        raise ParameterError("frequency must not be 0 (the function divides by it)")
+
+
 SNAKE = Spec(
     name="snake",
     family="self_gated",
@@ -1001,12 +1076,12 @@ SNAKE = Spec(
         Param(
             "frequency",
             1.0,
-            low=0.0,
-            low_open=True,
             trainable=True,
-            doc="a > 0, the frequency of the periodic part (the paper's a, BigVGAN's alpha, TF Addons' frequency)",
+            doc="a != 0, the frequency of the periodic part (the paper's a, BigVGAN's alpha, TF Addons' "
+            "frequency); a < 0 (TF Addons accepts it) gives x - sin^2(|a| x) / |a|",
         ),
     ),
+    constraints=_snake_check,
     definition=lambda x, sp, frequency: x + sp.sin(frequency * x) ** 2 / frequency,
     forward=_snake_fwd,
     derivative=_snake_der,
@@ -1019,6 +1094,7 @@ SNAKE = Spec(
             "tfa.activations.snake",
             "frequency=1 as here; computes x + (1 - cos(2 a x)) / (2a), which cancels for small |a x| "
             "(relative error ~ 1/(a x)^2 ulp)",
+            names=("snake",),
         ),
     ),
     notes="f(+-inf) = +-inf; f'(+-inf) has no limit (NaN).",
@@ -1069,11 +1145,15 @@ TANHSHRINK = Spec(
             "pytorch",
             "torch.nn.functional.tanhshrink",
             "x - tanh(x) evaluated directly: cancels near 0 (relative error ~ 3 / x^2 ulp, 5 % at x = 1e-3 in float32)",
+            names=("tanhshrink", "Tanhshrink"),
         ),
         Equivalent(
-            "keras", "keras.activations.tanh_shrink", "Keras 3 (also keras.ops.tanh_shrink); direct x - tanh(x)"
+            "keras",
+            "keras.activations.tanh_shrink",
+            "Keras 3 (also keras.ops.tanh_shrink); direct x - tanh(x)",
+            names=("tanh_shrink",),
         ),
-        Equivalent("tfa", "tfa.activations.tanhshrink"),
+        Equivalent("tfa", "tfa.activations.tanhshrink", names=("tanhshrink",)),
     ),
     torch_native=lambda x, torch: torch.nn.functional.tanhshrink(x),
     native=False,

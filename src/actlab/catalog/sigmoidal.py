@@ -30,9 +30,11 @@ SIGMOID = Spec(
     saturates=("left", "right"),
     references=(GOODFELLOW_DL,),
     equivalents=(
-        Equivalent("pytorch", "torch.sigmoid"),
-        Equivalent("keras", "keras.activations.sigmoid"),
-        Equivalent("jax", "jax.nn.sigmoid"),
+        Equivalent("pytorch", "torch.sigmoid", names=("sigmoid", "Sigmoid")),
+        Equivalent("keras", "keras.activations.sigmoid", names=("sigmoid",)),
+        Equivalent("jax", "jax.nn.sigmoid", names=("sigmoid",)),
+        Equivalent("transformers", "torch.nn.Sigmoid", "ACT2CLS['sigmoid']", names=("sigmoid",)),
+        Equivalent("timm", "timm.layers.Sigmoid", "create_act name 'sigmoid'", names=("sigmoid",)),
     ),
     torch_native=lambda x, torch: torch.sigmoid(x),
     native=True,
@@ -52,9 +54,11 @@ TANH = Spec(
     saturates=("left", "right"),
     references=(LECUN_EFFICIENT,),
     equivalents=(
-        Equivalent("pytorch", "torch.tanh"),
-        Equivalent("keras", "keras.activations.tanh"),
+        Equivalent("pytorch", "torch.tanh", names=("tanh", "Tanh")),
+        Equivalent("keras", "keras.activations.tanh", names=("tanh",)),
         Equivalent("jax", "jax.numpy.tanh"),
+        Equivalent("transformers", "torch.nn.Tanh", "ACT2CLS['tanh']", names=("tanh",)),
+        Equivalent("timm", "timm.layers.Tanh", "create_act name 'tanh'", names=("tanh",)),
     ),
     torch_native=lambda x, torch: torch.tanh(x),
     native=True,
@@ -187,9 +191,10 @@ SOFTSIGN = Spec(
             "pytorch",
             "torch.nn.functional.softsign",
             "computes x / (1 + |x|) literally, so softsign(+-inf) = NaN (actlab: +-1)",
+            names=("softsign", "Softsign"),
         ),
-        Equivalent("keras", "keras.activations.softsign"),
-        Equivalent("jax", "jax.nn.soft_sign"),
+        Equivalent("keras", "keras.activations.softsign", names=("softsign",)),
+        Equivalent("jax", "jax.nn.soft_sign", names=("soft_sign",)),
     ),
     torch_native=lambda x, torch: torch.nn.functional.softsign(x),
     native=False,
@@ -493,6 +498,14 @@ LAPLACE = Spec(
         "0.5 erfc(-u) it is up to 162 ulp (float32) / 1127 ulp (float64) off in the left tail, "
         "because erfc(|u|) ~ e^-u^2 multiplies the rounding of u by 2 u^2; actlab evaluates "
         "u = (x - mu)/(sigma sqrt 2) in double-length arithmetic (1 ulp)."
+    ),
+    equivalents=(
+        Equivalent(
+            "transformers",
+            "transformers.activations.LaplaceActivation",
+            "mu=0.707107, sigma=0.282095 as here; 0.5 (1 + erf(u)) returns 0 in the left tail (see notes)",
+            names=("laplace",),
+        ),
     ),
 )
 

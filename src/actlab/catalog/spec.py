@@ -17,6 +17,7 @@ __all__ = [
     "Kink",
     "Reference",
     "Equivalent",
+    "FRAMEWORKS",
     "Tolerance",
     "Spec",
     "ParameterError",
@@ -50,6 +51,10 @@ class Param:
     nullable: bool = False
     trainable: bool = False
     doc: str = ""
+    # Other frameworks' spellings: parameter names (Keras' ``threshold`` for ``lambd``) and values
+    # (``approximate=True`` for ``'tanh'``) accepted with the peer's meaning; (given, canonical) pairs.
+    aliases: tuple[str, ...] = ()
+    spellings: tuple[tuple[Any, Any], ...] = ()
 
     def allowed(self) -> str:
         """Human-readable description of the allowed values."""
@@ -76,6 +81,11 @@ class Param:
                 f"{owner}: invalid value {value!r} for parameter {self.name!r}{extra}; allowed: {self.allowed()}"
             )
 
+        for given, canonical in self.spellings:
+            # exact type and value: True must not also match 1 or 1.0
+            if type(value) is type(given) and value == given:
+                value = canonical
+                break
         if value is None:
             if self.nullable:
                 return None
@@ -146,13 +156,36 @@ class Reference:
         return f"{self.authors} ({self.year}). {self.title}{where}"
 
 
+FRAMEWORKS = ("pytorch", "transformers", "timm", "keras", "jax", "tfa", "tensorflow")
+
+
 @dataclass(frozen=True)
 class Equivalent:
-    """The same function in another framework, with every default or behaviour that differs."""
+    """The same function in another framework, with every default or behaviour that differs.
 
-    framework: str  # "pytorch" | "keras" | "jax" | "tfa" | "timm"
+    ``names``: the peer's own lookup names for it (keys of its activation table, its function or
+    layer names), from which the registry's peer-name table is generated. ``params``: the values
+    the peer's defaults bind, in actlab's parameter names (transformers' ``gelu_new`` is
+    ``gelu`` with ``approximate='tanh'``; Keras' ``leaky_relu`` has ``negative_slope=0.2``).
+    A mapping is accepted and stored as sorted (name, value) pairs so the record stays hashable.
+    """
+
+    framework: str  # one of FRAMEWORKS
     symbol: str
     differences: str = ""
+    names: tuple[str, ...] = ()
+    params: Any = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.names, str):
+            object.__setattr__(self, "names", (self.names,))
+        if isinstance(self.params, Mapping):
+            object.__setattr__(self, "params", tuple(sorted(self.params.items())))
+
+    @property
+    def bound(self) -> dict[str, Any]:
+        """The parameter values the peer's defaults bind (a new dict)."""
+        return dict(self.params)
 
 
 @dataclass(frozen=True)
@@ -241,6 +274,7 @@ class Spec:
 
     def resolve_params(self, **given: Any) -> dict[str, Any]:
         """Validate ``given`` against the declared parameters and fill in the defaults."""
+        given = self.canonical_names(given)
         unknown = sorted(set(given) - set(self.param_names))
         if unknown:
             known = ", ".join(self.param_names) or "none"
@@ -255,6 +289,19 @@ class Spec:
                 self.constraints(out)
             except ParameterError as err:
                 raise ParameterError(f"{self.name}: {err}") from None
+        return out
+
+    def canonical_names(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """``given`` with other frameworks' parameter names (``Param.aliases``) renamed to actlab's."""
+        renames = {a: p.name for p in self.params for a in p.aliases if a not in self.param_names}
+        if not any(k in renames for k in given):
+            return dict(given)
+        out: dict[str, Any] = {}
+        for k, v in given.items():
+            name = renames.get(k, k)
+            if name in out:
+                raise TypeError(f"{self.name}: parameter {name!r} given twice (as {name!r} and its alias {k!r})")
+            out[name] = v
         return out
 
     def non_default(self, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -343,12 +343,30 @@ PRELU = LayerSpec(
             "torch.nn.PReLU",
             "num_parameters=1, init=0.25, channels on dim 1 only (actlab: any channel_dim); the same weight "
             "name and shape, so state_dicts load into each other.",
+            names=("PReLU",),
         ),
         Equivalent(
             "keras",
             "keras.layers.PReLU",
             "alpha_initializer='zeros' and one slope per input entry unless shared_axes is given "
-            "(shared_axes=[1, 2] gives one per channel of an NHWC map).",
+            "(shared_axes=[1, 2] gives one per channel of an NHWC map). A Keras PReLU config resolves to "
+            "prelu(init=<its constant initializer>) with one shared slope: the function at initialisation is "
+            "the same, the slopes' layout (shared_axes) is not carried over (num_parameters=C, channel_dim=-1 "
+            "gives one per channel).",
+            names=("PReLU",),
+            params={"init": 0.0},
+        ),
+        Equivalent(
+            "transformers",
+            "torch.nn.PReLU",
+            "ACT2CLS['prelu']: PyTorch's defaults (one slope, init 0.25)",
+            names=("prelu",),
+        ),
+        Equivalent(
+            "timm",
+            "timm.layers.PReLU",
+            "create_act name 'prelu': torch.nn.PReLU with num_parameters=1, init=0.25",
+            names=("prelu",),
         ),
     ),
     notes="A channel count that does not match num_parameters raises a ValueError at the forward that "

@@ -85,7 +85,7 @@ _GELU_FLOOR = -64.0
 
 
 def _axis_param(doc: str = "the axis along which the function is applied (PyTorch's ``dim``)") -> Param:
-    return Param("axis", -1, kind=int, doc=doc)
+    return Param("axis", -1, kind=int, aliases=("dim",), doc=doc)  # PyTorch spells it dim
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -670,9 +670,22 @@ SOFTMAX = Spec(
             "rounded, which costs relative accuracy in small outputs (tens to hundreds of ulps); "
             "its backward y (g - sum g y) returns 0 for the dominant entry of a nearly one-hot row "
             "(actlab: the small true value).",
+            names=("softmax", "Softmax"),
         ),
-        Equivalent("keras", "keras.activations.softmax", "axis=-1, same default."),
-        Equivalent("jax", "jax.nn.softmax", "axis=-1, same default; extra where=/initial= masking arguments."),
+        Equivalent("keras", "keras.activations.softmax", "axis=-1, same default.", names=("softmax", "Softmax")),
+        Equivalent(
+            "jax",
+            "jax.nn.softmax",
+            "axis=-1, same default; extra where=/initial= masking arguments.",
+            names=("softmax",),
+        ),
+        Equivalent(
+            "pytorch",
+            "torch.nn.Softmax2d",
+            "softmax over the channels of a (N, C, H, W) or (C, H, W) tensor: axis=-3 (PyTorch requires a 3- or 4-d input)",
+            names=("Softmax2d",),
+            params={"axis": -3},
+        ),
     ),
     torch_native=lambda x, torch, axis: torch.nn.functional.softmax(x, dim=axis),
     native=False,
@@ -703,9 +716,10 @@ LOG_SOFTMAX = Spec(
             "else 1). NaN for a row containing +inf (actlab: 0 at the +inf entry, -inf elsewhere). "
             "Its maximum's output rounds to 0 when the other entries are tiny, e.g. [0, 30] gives "
             "[-30, 0] (actlab: [-30, -9.36e-14]).",
+            names=("log_softmax", "LogSoftmax"),
         ),
-        Equivalent("keras", "keras.activations.log_softmax", "axis=-1, same default."),
-        Equivalent("jax", "jax.nn.log_softmax", "axis=-1, same default."),
+        Equivalent("keras", "keras.activations.log_softmax", "axis=-1, same default.", names=("log_softmax",)),
+        Equivalent("jax", "jax.nn.log_softmax", "axis=-1, same default.", names=("log_softmax",)),
     ),
     torch_native=lambda x, torch, axis: torch.nn.functional.log_softmax(x, dim=axis),
     native=False,
@@ -735,6 +749,7 @@ SOFTMIN = Spec(
             "torch.nn.functional.softmin",
             "dim has no default there (deprecated implicit choice: dim=0 for 0-, 1- and 3-d inputs, "
             "else 1). NaN for a row containing -inf (actlab: the limit).",
+            names=("softmin", "Softmin"),
         ),
     ),
     torch_native=lambda x, torch, axis: torch.nn.functional.softmin(x, dim=axis),
@@ -772,6 +787,7 @@ SPARSEMAX = Spec(
             "tfa",
             "tfa.activations.sparsemax",
             "axis=-1, same default (TensorFlow Addons, no longer maintained).",
+            names=("sparsemax",),
         ),
         Equivalent(
             "keras",
@@ -781,6 +797,7 @@ SPARSEMAX = Spec(
             "the cumulative sums - 1) / k instead of (k-th cumulative sum - 1) / k, e.g. "
             "[1, 0.8, 0] gives [0.1, 0, 0] (sum 0.1) instead of [0.6, 0.4, 0]. Correct only when "
             "the support has one element.",
+            names=("sparsemax",),
         ),
         Equivalent(
             "entmax",
@@ -848,9 +865,10 @@ GLU = Spec(
             "dim=-1, first half times sigmoid(second half): same. Its backward returns 0 for the gate "
             "once sigmoid(b) rounds to 1 (b > 17 in float32, 37 in float64) instead of a e^-b; an odd "
             "size raises RuntimeError (actlab: ValueError naming axis and shape).",
+            names=("glu", "GLU"),
         ),
-        Equivalent("keras", "keras.activations.glu", "axis=-1, same convention."),
-        Equivalent("jax", "jax.nn.glu", "axis=-1, same convention."),
+        Equivalent("keras", "keras.activations.glu", "axis=-1, same convention.", names=("glu",)),
+        Equivalent("jax", "jax.nn.glu", "axis=-1, same convention.", names=("glu",)),
         Equivalent(
             "timm",
             "timm.layers.GluMlp",

@@ -153,6 +153,12 @@ def _snake(x: torch.Tensor, frequency: Any) -> torch.Tensor:
     return x + torch.sin(frequency * x) ** 2 / frequency
 
 
+def _xielu(x: torch.Tensor, alpha_p: Any, alpha_n: Any, beta: float, eps: float) -> torch.Tensor:
+    # transformers' formula; alpha_n (e^m - 1 - x) + beta x, m = min(x, eps)
+    neg = alpha_n * (torch.expm1(torch.clamp(x, max=eps)) - x) + beta * x
+    return torch.where(x > 0, alpha_p * x * x + beta * x, neg)
+
+
 def _srelu(x: torch.Tensor, t_left: Any, a_left: Any, t_right: Any, a_right: Any) -> torch.Tensor:
     # >= / <= : the outer slope at the thresholds, as the catalog's kinks
     left = t_left + a_left * (x - t_left)
@@ -190,6 +196,7 @@ LEARNABLE_FORMS: dict[str, Callable[..., torch.Tensor]] = {
     "pelu": _catalog_form("pelu"),
     "swish": _swish,
     "snake": _snake,
+    "xielu": _xielu,
     "srelu": _srelu,
     "star_relu": _star_relu,
     "soft_exponential": _soft_exponential,

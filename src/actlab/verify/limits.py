@@ -39,6 +39,9 @@ def limit_at_infinity(spec: Any, sign: int, order: int = 0, params: dict[str, An
     mags = [abs(v) for v in values]
     if len({v > 0 for v in values}) == 1 and all(a < b for a, b in zip(mags, mags[1:])):
         return math.copysign(math.inf, values[0])
+    # Slow decay (1 / sqrt x): same sign, magnitudes falling by orders of magnitude -> 0.
+    if len({v > 0 for v in values}) == 1 and all(b < 1e-10 * a for a, b in zip(mags, mags[1:])):
+        return 0.0
     return math.nan  # oscillates: no limit
 
 

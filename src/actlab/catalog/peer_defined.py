@@ -1,0 +1,413 @@
+"""Functions that another framework's activation table defines and no other spec covers.
+
+Hugging Face transformers' ``ACT2CLS`` names four functions that are not an existing spec at some
+parameter values: ``gelu_fast`` (the tanh GELU with its own truncated constant), ``gelu_10``
+(exact GELU clipped to [-10, 10]), ``xielu`` and ``sqrtsoftplus``. Their definitions follow the
+formulas of transformers' ``activations.py`` (read, not copied); the differences in how the peer
+evaluates them are in each spec's ``equivalents``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from actlab.catalog._refs import HENDRYCKS_GELU
+from actlab.catalog.self_gated import (
+    _finite,
+    _gelu_exact_der,
+    _gelu_exact_fwd,
+    _gelu_tanh_der,
+    _gelu_tanh_fwd,
+    _limits,
+    _mul_const,
+    _precision,
+    _sympy_expm1,
+)
+from actlab.catalog.spec import Equivalent, Kink, Param, ParameterError, Reference, Spec, Tolerance, ordered
+from actlab.ops.exact import two_sum
+
+INF = math.inf
+
+TRANSFORMERS_ACTIVATIONS = Reference(
+    "transformers/src/transformers/activations.py (ACT2CLS)",
+    "Hugging Face",
+    2025,
+    url="https://github.com/huggingface/transformers/blob/main/src/transformers/activations.py",
+)
+HENDRYCKS_GELU_REPO = Reference(
+    "GELUs (reference code: the fast tanh approximation)",
+    "Hendrycks",
+    2016,
+    url="https://github.com/hendrycks/GELUs",
+)
+WU_QUANTIZATION = Reference(
+    "Integer Quantization for Deep Learning Inference: Principles and Empirical Evaluation",
+    "Wu, Judd, Zhang, Isaev, Micikevicius",
+    2020,
+    arxiv="2004.09602",
+)
+HUANG_XIELU = Reference("Deriving Activation Functions Using Integration", "Huang, Schlag", 2024, arxiv="2411.13010")
+
+
+def _hi_lo(value: Fraction) -> tuple[float, float]:
+    hi = float(value)
+    return hi, float(value - Fraction(hi))
+
+
+# ----------------------------------------------------------------------------- gelu_fast
+# transformers' FastGELUActivation: 0.5 x (1 + tanh(x * 0.7978845608 * (1 + 0.044715 x^2))), i.e. the
+# tanh GELU with sqrt(2/pi) truncated to 10 decimals (2.9e-12 relative below it): x sigmoid(2u).
+_FAST_C = Fraction(7978845608, 10**10)
+_FAST_K = Fraction(44715, 10**6)
+_FAST_A = _hi_lo(2 * _FAST_C)
+_FAST_B = _hi_lo(2 * _FAST_C * _FAST_K)
+
+
+def _gelu_fast_definition(x: Any, sp: Any) -> Any:
+    u = sp.Rational(7978845608, 10**10) * (x + sp.Rational(44715, 10**6) * x**3)
+    return x / (1 + sp.exp(-2 * u))
+
+
+GELU_FAST = Spec(
+    name="gelu_fast",
+    family="self_gated",
+    summary="0.5 x (1 + tanh(0.7978845608 x (1 + 0.044715 x^2))): the tanh GELU with a 10-digit constant.",
+    definition=_gelu_fast_definition,
+    forward=lambda x, ops: _gelu_tanh_fwd(ops, x, _FAST_A, _FAST_B),
+    derivative=lambda x, ops: _gelu_tanh_der(ops, x, _FAST_A, _FAST_B),
+    bounds=(-0.17004075057125406, INF),
+    zero_centered=True,
+    saturates=("left",),
+    approximates="gelu",
+    approximation_error=4.8e-4,
+    references=(HENDRYCKS_GELU, HENDRYCKS_GELU_REPO, TRANSFORMERS_ACTIVATIONS),
+    equivalents=(
+        Equivalent(
+            "transformers",
+            "transformers.activations.FastGELUActivation",
+            "the same function; evaluated as 0.5 x (1 + tanh(.)), which cancels for x << 0 (0 from about "
+            "x = -5.5 in float32, true values down to 1e-37). Differs from gelu(approximate='tanh') by "
+            "2.9e-12 relative in the constant: invisible in float32, a few ulp in float64.",
+            names=("gelu_fast",),
+        ),
+    ),
+    torch_native=lambda x, torch: 0.5 * x * (1.0 + torch.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x))),
+    notes="Computed as x sigmoid(2u) with 2u carried in double-word arithmetic, like gelu(approximate='tanh').",
+)
+
+
+# ----------------------------------------------------------------------------- clipped_gelu
+_GELU_MIN_X = -0.7517915241311818  # argmin of x Phi(x)
+_GELU_MIN = -0.16997120747990367
+
+
+def _gelu64(x: float) -> float:
+    return 0.5 * x * math.erfc(-x / math.sqrt(2.0))
+
+
+def _root(f: Any, lo: float, hi: float) -> float:
+    """Bisection for the double where f changes sign in [lo, hi] (f(lo) and f(hi) of opposite signs)."""
+    if f(lo) == 0:
+        return lo
+    flo = f(lo) < 0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        if (f(mid) < 0) == flo:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+@functools.lru_cache(maxsize=256)
+def _clip_roots(lo: float, hi: float) -> tuple[tuple[float, float] | None, float]:
+    """((a, b) with gelu < lo exactly on (a, b), or None; c with gelu > hi exactly above c). Decided
+    on x, not on gelu(x) rounded to the working dtype, so float32 clips where the function does."""
+    low = None
+    if _GELU_MIN < lo < 0.0:  # gelu < lo between two roots around the minimum
+        low = (_root(lambda t: _gelu64(t) - lo, -40.0, _GELU_MIN_X), _root(lambda t: _gelu64(t) - lo, _GELU_MIN_X, 0.0))
+    elif lo == 0.0:
+        low = (-INF, 0.0)
+    return low, _root(lambda t: _gelu64(t) - hi, hi, hi + 1.0)
+
+
+def _clip_points(p: dict) -> list[tuple[float, float]]:
+    """(x, gradient) where gelu(x) reaches a clip bound, in increasing x."""
+    low, high = _clip_roots(p["min_val"], p["max_val"])
+    xs = [t for t in (low or ()) if math.isfinite(t)] + [high]
+    # torch.clamp passes the gradient where min <= gelu(x) <= max, bounds included
+    return [(t, _gelu64_der(t)) for t in xs]
+
+
+def _gelu64_der(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0)) + x * math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+
+
+def _clipped_gelu_def(x: Any, sp: Any, min_val: Any, max_val: Any) -> Any:
+    g = x * sp.erfc(-x / sp.sqrt(2), evaluate=False) / 2
+    return sp.Piecewise((min_val, g < min_val), (max_val, g > max_val), (g, True))
+
+
+def _clip_masks(ops: Any, x: Any, min_val: float, max_val: float) -> tuple[Any, Any]:
+    """(below, above): where gelu(x) < min_val and where gelu(x) > max_val, exactly in x."""
+    low, high = _clip_roots(min_val, max_val)
+    c, exact = _ceil_to_dtype(ops, x, high)
+    above = (x > c) if exact else (x >= c)
+    if low is None:
+        return x < -INF, above  # all False, NaN included
+    a, b = low
+    below = x < _ceil_to_dtype(ops, x, b)[0]
+    if math.isfinite(a):
+        ca, exact_a = _ceil_to_dtype(ops, x, a)
+        below = below & ((x > ca) if exact_a else (x >= ca))
+    return below, above
+
+
+def _clipped_gelu_fwd(x: Any, ops: Any, min_val: float, max_val: float) -> Any:
+    below, above = _clip_masks(ops, x, min_val, max_val)
+    # no clip of the rounded value: it stays within the bounds where the masks are False, and NaN stays NaN
+    return ops.where(above, max_val, ops.where(below, min_val, _gelu_exact_fwd(ops, x)))
+
+
+def _clipped_gelu_der(x: Any, ops: Any, min_val: float, max_val: float) -> Any:
+    below, above = _clip_masks(ops, x, min_val, max_val)
+    return ops.where(below | above, 0.0, _gelu_exact_der(ops, x))
+
+
+def _clip_kink(i: int) -> Kink:
+    def at(p: dict) -> float | None:
+        pts = _clip_points(p)
+        return pts[i][0] if i < len(pts) else None
+
+    def grad(p: dict) -> float:
+        return _clip_points(p)[i][1]
+
+    return Kink(at=at, grad=grad, note="torch.clip: the gradient passes where the bound is reached")
+
+
+CLIPPED_GELU = Spec(
+    name="clipped_gelu",
+    aliases=("gelu_clipped",),
+    family="self_gated",
+    summary="Exact GELU clipped to [min_val, max_val] (transformers' gelu_10: [-10, 10]), for quantization.",
+    params=(
+        Param("min_val", -10.0, high=0.0, aliases=("min",), doc="lower clip (<= 0; below -0.17 it never acts)"),
+        Param("max_val", 10.0, low=0.0, low_open=True, aliases=("max",), doc="upper clip (> 0)"),
+    ),
+    constraints=ordered("min_val", "max_val", strict=False),
+    definition=_clipped_gelu_def,
+    forward=_clipped_gelu_fwd,
+    derivative=_clipped_gelu_der,
+    kinks=(_clip_kink(0), _clip_kink(1), _clip_kink(2)),
+    bounds=lambda p: (max(p["min_val"], _GELU_MIN), p["max_val"]),
+    smoothness=0,
+    zero_centered=True,
+    saturates=("left", "right"),
+    references=(WU_QUANTIZATION, HENDRYCKS_GELU, TRANSFORMERS_ACTIVATIONS),
+    equivalents=(
+        Equivalent(
+            "transformers",
+            "transformers.activations.ClippedGELUActivation(-10, 10)",
+            "ACT2CLS['gelu_10']: torch.clip(F.gelu(x), min, max) (min and max required there; min > max raises); "
+            "F.gelu's exact kernel cancels for x << 0 (see gelu)",
+            names=("gelu_10",),
+        ),
+    ),
+    torch_native=lambda x, torch, min_val, max_val: torch.clip(torch.nn.functional.gelu(x), min_val, max_val),
+    notes="Properties are for the defaults, where only the upper clip acts (at x = 10 + 7.6e-23).",
+)
+
+
+# ----------------------------------------------------------------------------- xielu
+def _xielu_def(x: Any, sp: Any, alpha_p: Any, alpha_n: Any, beta: Any, eps: Any) -> Any:
+    return sp.Piecewise(
+        (alpha_p * x**2 + beta * x, x > 0),
+        (alpha_n * (_sympy_expm1(eps) - x) + beta * x, x >= eps),
+        (alpha_n * (_sympy_expm1(x) - x) + beta * x, True),
+    )
+
+
+def _expm1_minus_x(ops: Any, x: Any) -> tuple[Any, Any]:
+    """e^x - 1 - x for x <= 0 as hi + lo, without cancellation: x^2 (1/2 + x/6 + ...) for x > -1;
+    below, e^x - (1 + x) with 1 + x exact (x <= -1) and the subtraction's error kept."""
+    xs = ops.clip(x, -1.0, 0.0)
+    t = ops.full_like(xs, 1.0 / math.factorial(_Q_TERMS + 1))
+    for k in range(_Q_TERMS, 1, -1):
+        t = t * xs + 1.0 / math.factorial(k)
+    far_h, far_l = two_sum(ops.exp(x), -(1.0 + x))
+    near = x > -1.0
+    return ops.where(near, (xs * xs) * t, far_h), ops.where(near, 0.0, far_l)
+
+
+_Q_TERMS = 19  # 1/20! ~ 4e-19: the series' truncation is below float64's rounding on [-1, 0]
+
+
+def _xielu_fwd(x: Any, ops: Any, alpha_p: float, alpha_n: float, beta: float, eps: float) -> Any:
+    xin, x = x, _finite(ops, x)
+    P = _precision(ops, x)
+    pos = (alpha_p * x + beta) * x
+    # alpha_n (expm1(m) - x) + beta x, m = min(x, eps): below eps, expm1(x) - x is formed without
+    # cancelling and the products and the sum are carried in double-word arithmetic, so what is left
+    # is the rounding of e^x, amplified only at the function's own root (x = -2.44 at the defaults)
+    qh, ql = _expm1_minus_x(ops, ops.minimum(x, eps))
+    c, _ = _ceil_to_dtype(ops, x, eps)
+    flat = x >= c
+    qh = ops.where(flat, ops.expm1(ops.full_like(x, eps)) - x, qh)
+    ql = ops.where(flat, 0.0, ql)
+    ph, pl = _mul_const(ops, qh, alpha_n, 0.0, P)
+    bh, bl = _mul_const(ops, x, beta, 0.0, P)
+    sh, se = two_sum(ph, bh)
+    neg = sh + ((se + bl) + (pl + alpha_n * ql))
+    y = ops.where(x > 0.0, pos, neg)
+    return _limits(ops, xin, y, -INF if beta > alpha_n else (INF if beta < alpha_n else -alpha_n), INF)
+
+
+def _ceil_to_dtype(ops: Any, x: Any, c: float) -> tuple[float, bool]:
+    """(the smallest value of x's working dtype >= c, whether c is exactly representable): x < c
+    exactly (c a float64 parameter) is x < that value, and x == c is possible only if exact."""
+    t = _precision(ops, x).dtype.type
+    r = t(c)
+    if float(r) < c:
+        r = np.nextafter(r, t(np.inf))
+    return float(r), float(t(c)) == c
+
+
+def _xielu_der(x: Any, ops: Any, alpha_p: float, alpha_n: float, beta: float, eps: float) -> Any:
+    pos = 2.0 * alpha_p * x + beta
+    below = alpha_n * ops.expm1(ops.minimum(x, 0.0)) + beta
+    flat = ops.full_like(x, beta - alpha_n)
+    # at x == eps torch.minimum splits the gradient between its two equal arguments
+    tie = ops.full_like(x, (0.5 * math.exp(eps) - 1.0) * alpha_n + beta)
+    c, exact = _ceil_to_dtype(ops, x, eps)  # eps = -1e-6 is not a float32 number
+    neg = ops.where(x < c, below, ops.where(x == c, tie, flat) if exact else flat)
+    return ops.where(x > 0.0, pos, ops.where(ops.isnan(x), x, neg))
+
+
+def _xielu_min(p: dict) -> float:
+    # the minimum of the x < eps branch: f' = alpha_n expm1(x) + beta = 0 at x = log(1 - beta / alpha_n)
+    a, b = p["alpha_n"], p["beta"]
+    return -b + (b - a) * math.log1p(-b / a)
+
+
+def _xielu_check(p: dict) -> None:
+    if not p["alpha_n"] > p["beta"]:
+        raise ParameterError(
+            f"parameters must satisfy alpha_n > beta (transformers sets alpha_n = beta + softplus(.)); "
+            f"got alpha_n={p['alpha_n']!r}, beta={p['beta']!r}"
+        )
+
+
+def _xielu_torch(x: Any, torch: Any, alpha_p: float, alpha_n: float, beta: float, eps: float) -> Any:
+    # transformers' Python path, with the parameters as given (no softplus re-parametrisation)
+    e = torch.tensor(eps, dtype=x.dtype)
+    return torch.where(x > 0, alpha_p * x * x + beta * x, (torch.expm1(torch.min(x, e)) - x) * alpha_n + beta * x)
+
+
+XIELU = Spec(
+    name="xielu",
+    aliases=("x_ielu", "expanded_integral_elu"),
+    family="exponential",
+    summary="xIELU: alpha_p x^2 + beta x for x > 0, alpha_n (expm1(min(x, eps)) - x) + beta x otherwise.",
+    params=(
+        Param("alpha_p", 0.8, low=0.0, low_open=True, trainable=True, doc="curvature of the positive side (> 0)"),
+        Param("alpha_n", 0.8, low=0.0, low_open=True, trainable=True, doc="scale of the negative side (> beta)"),
+        Param("beta", 0.5, low=0.0, doc="slope at 0 (the linear term)"),
+        Param("eps", -1e-6, high=0.0, doc="the negative side uses expm1(min(x, eps)): flat derivative on (eps, 0]"),
+    ),
+    constraints=_xielu_check,
+    definition=_xielu_def,
+    forward=_xielu_fwd,
+    derivative=_xielu_der,
+    kinks=(
+        Kink(
+            at=lambda p: p["eps"] if p["eps"] < 0 else None,
+            grad=lambda p: (0.5 * math.exp(p["eps"]) - 1.0) * p["alpha_n"] + p["beta"],
+            note="torch.minimum splits the gradient at x == eps",
+        ),
+        Kink(
+            at=0.0,
+            grad=lambda p: p["beta"] - (p["alpha_n"] if p["eps"] < 0 else 0.5 * p["alpha_n"]),
+            note="torch.where(x > 0, ...) takes the negative side at 0",
+        ),
+    ),
+    bounds=lambda p: (min(_xielu_min(p), p["alpha_n"] * math.expm1(p["eps"])), INF),
+    smoothness=-1,
+    tolerance=Tolerance(
+        condition_allowance=True,
+        reason="a root near x = -2.44 (defaults) where alpha_n (e^x - 1 - x) and beta x cancel",
+    ),
+    references=(HUANG_XIELU, TRANSFORMERS_ACTIVATIONS),
+    equivalents=(
+        Equivalent(
+            "transformers",
+            "transformers.activations.XIELUActivation",
+            "ACT2CLS['xielu']: the same formula with trainable alpha_p = softplus(a), alpha_n = beta + softplus(b) "
+            "initialised to 0.8, 0.8 and beta = 0.5, eps = -1e-6 stored in bfloat16 by default (dtype=torch."
+            "bfloat16), so the effective values are 0.80078125 and -9.98e-7 there; actlab uses the exact values. "
+            "Its optional CUDA kernel is not compared.",
+            names=("xielu",),
+        ),
+    ),
+    torch_native=_xielu_torch,
+    notes="f(0) = alpha_n expm1(eps) (about -8e-7), not 0: the function jumps by that at 0 unless eps = 0. "
+    "Minimum -0.2058 at x = log(1 - beta / alpha_n) = -0.98 at the defaults; f -> +inf on both sides "
+    "(alpha_n > beta).",
+)
+
+
+# ----------------------------------------------------------------------------- sqrtsoftplus
+_SSP_TAIL = -40.0  # below it softplus(x) = e^x (1 - e^x / 2 ...) to 1e-18: sqrt is e^(x/2)
+
+
+def _sqrtsoftplus_fwd(x: Any, ops: Any) -> Any:
+    # sqrt(softplus(x)) underflows with softplus below x = -745 (float64) while e^(x/2) does not
+    return ops.where(x < _SSP_TAIL, ops.exp(0.5 * ops.minimum(x, _SSP_TAIL)), ops.sqrt(ops.softplus(x)))
+
+
+def _sqrtsoftplus_der(x: Any, ops: Any) -> Any:
+    # sigmoid(x) / (2 sqrt(softplus(x)))
+    y = ops.sqrt(ops.softplus(ops.maximum(x, _SSP_TAIL)))
+    mid = ops.sigmoid(x) / (2.0 * y)
+    return ops.where(x < _SSP_TAIL, 0.5 * ops.exp(0.5 * ops.minimum(x, _SSP_TAIL)), mid)
+
+
+def _sqrtsoftplus_def(x: Any, sp: Any) -> Any:
+    from actlab.catalog.self_gated import _sympy_log1p
+
+    return sp.sqrt(_sympy_log1p(sp.exp(x)))
+
+
+SQRTSOFTPLUS = Spec(
+    name="sqrtsoftplus",
+    aliases=("sqrt_softplus",),
+    family="exponential",
+    summary="sqrt(log(1 + e^x)): the square root of softplus (DeepSeek-V4's MoE router score).",
+    definition=_sqrtsoftplus_def,
+    forward=_sqrtsoftplus_fwd,
+    derivative=_sqrtsoftplus_der,
+    bounds=(0.0, INF),
+    monotonic=True,
+    saturates=("left", "right"),
+    references=(TRANSFORMERS_ACTIVATIONS,),
+    equivalents=(
+        Equivalent(
+            "transformers",
+            "transformers.activations.SqrtSoftplusActivation",
+            "ACT2CLS['sqrtsoftplus']: torch.sqrt(F.softplus(x)), so sqrt(x) above x = 20 (PyTorch's softplus "
+            "threshold, 1e-10 relative) and 0 below about x = -104 (float32) / -745 (float64) where the true "
+            "value e^(x/2) is still representable",
+            names=("sqrtsoftplus",),
+        ),
+    ),
+    torch_native=lambda x, torch: torch.sqrt(torch.nn.functional.softplus(x)),
+    notes="Grows like sqrt(x), so its derivative 1 / (2 sqrt x) -> 0 on the right as well as on the left.",
+)
+
+SPECS = (GELU_FAST, CLIPPED_GELU, XIELU, SQRTSOFTPLUS)
