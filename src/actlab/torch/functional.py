@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from actlab.catalog import Spec
+from actlab.catalog.vector import over_axes
 from actlab.ops.torch_ops import TORCH
 from actlab.registry import _bind_positional, all_specs, get_spec
 
@@ -66,6 +67,9 @@ def _make_autograd_function(spec: Spec) -> type:
         def grad_input(saved: torch.Tensor, grad: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
             return grad * _compute(derivative_fn, saved, params)
 
+        # The Jacobian is diagonal: the tangent is scaled by f'(x) exactly as the cotangent is.
+        tangent_output = grad_input
+
     else:
         keep_output = spec.saves == "output"
         vjp_fn = spec.vjp
@@ -76,6 +80,17 @@ def _make_autograd_function(spec: Spec) -> type:
             x, y = (None, work) if keep_output else (work, None)
             gx = vjp_fn(x, y, g, TORCH, **params)
             return gx.to(saved.dtype) if low else gx
+
+        jvp_fn = spec.jvp
+
+        def tangent_output(saved: torch.Tensor, tangent: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+            if jvp_fn is None:
+                raise NotImplementedError(f"{spec.name}: the spec has no jvp (forward-mode AD)")
+            low = saved.dtype in _LOW_PRECISION
+            work, t = (saved.float(), tangent.float()) if low else (saved, tangent)
+            x, y = (None, work) if keep_output else (work, None)
+            out = jvp_fn(x, y, t, TORCH, **params)
+            return out.to(saved.dtype) if low else out
 
     class SpecFunction(torch.autograd.Function):
         generate_vmap_rule = True
@@ -88,7 +103,9 @@ def _make_autograd_function(spec: Spec) -> type:
         def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
             x, *values = inputs
             ctx.values = values
-            ctx.save_for_backward(output if keep_output else x)
+            saved = output if keep_output else x
+            ctx.save_for_backward(saved)
+            ctx.save_for_forward(saved)  # forward-mode AD (jvp) reads the same tensor
 
         @staticmethod
         def backward(ctx: Any, grad: torch.Tensor) -> tuple:
@@ -96,16 +113,42 @@ def _make_autograd_function(spec: Spec) -> type:
             params = dict(zip(names, ctx.values))
             return (grad_input(saved, grad, params), *([None] * len(ctx.values)))
 
+        @staticmethod
+        def jvp(ctx: Any, tangent: torch.Tensor, *value_tangents: Any) -> torch.Tensor:
+            # Parameters reach the Function as validated Python numbers (never tensors), so the
+            # input is its only differentiable argument; learnable forms are plain torch ops.
+            (saved,) = ctx.saved_tensors
+            return tangent_output(saved, tangent, dict(zip(names, ctx.values)))
+
     SpecFunction.__name__ = SpecFunction.__qualname__ = f"{spec.name}_function"
     SpecFunction.spec = spec
     return SpecFunction
 
 
 def apply(
-    spec: Spec, x: torch.Tensor, params: dict[str, Any], *, training: bool = False, generator: Any = None
+    spec: Spec,
+    x: torch.Tensor,
+    params: dict[str, Any],
+    *,
+    training: bool = False,
+    generator: Any = None,
+    where: Any = None,
 ) -> torch.Tensor:
-    """Evaluate ``spec`` with already-validated ``params`` on a tensor."""
+    """Evaluate ``spec`` with already-validated ``params`` on a tensor.
+
+    ``where``: a boolean mask for the normalisers (``spec.masked``: softmax family, sparsemax,
+    entmax), which also take a tuple of axes and 0-d and empty inputs."""
     _check_input(spec, x)
+    if spec.masked is not None and spec.kind == "vector":
+        fn = autograd_function(spec).apply
+        names = spec.param_names
+
+        def single(t: torch.Tensor, axis: int) -> torch.Tensor:
+            return fn(t, *(axis if n == "axis" else params[n] for n in names))
+
+        return over_axes(single, x, TORCH, params["axis"], where, spec.masked, spec.name)
+    if where is not None:
+        raise TypeError(f"{spec.name}: where= is accepted by the normalisers only (softmax family, sparsemax, entmax)")
     if training and spec.train_forward is not None:
         return spec.train_forward(x, torch, generator=generator, **params)
     if spec.native and spec.torch_native is not None:
@@ -129,9 +172,9 @@ def function_for(spec: Spec) -> Callable[..., torch.Tensor]:
     autograd_function(spec)
 
     def activation(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        extra = {}
+        extra = {"where": kwargs.pop("where", None)}
         if stochastic:
-            extra = {"training": kwargs.pop("training", False), "generator": kwargs.pop("generator", None)}
+            extra.update(training=kwargs.pop("training", False), generator=kwargs.pop("generator", None))
         params = spec.resolve_params(**_bind_positional(spec, args, kwargs))
         return apply(spec, x, params, **extra)
 
