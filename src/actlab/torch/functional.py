@@ -43,6 +43,8 @@ def _compute(fn: Callable[..., Any], x: torch.Tensor, params: dict[str, Any]) ->
 # Built outside torch.compile's tracing (Dynamo cannot trace a class definition): by
 # ``function_for`` and ``actlab.nn.Activation`` at construction, or by the first eager call.
 _FUNCTION_CLASSES: dict[str, type] = {}
+# The same Function without ``jvp`` (Dynamo cannot trace one that defines it), used while tracing.
+_TRACED_CLASSES: dict[str, type] = {}
 
 
 def autograd_function(spec: Spec) -> type:
@@ -51,6 +53,7 @@ def autograd_function(spec: Spec) -> type:
     # A re-registered spec gets a new class; the identity check is skipped while tracing.
     if cls is None or (not torch.compiler.is_compiling() and cls.spec is not spec):
         cls = _FUNCTION_CLASSES[spec.name] = _make_autograd_function(spec)
+        _TRACED_CLASSES[spec.name] = cls.traced
     return cls
 
 
@@ -92,7 +95,10 @@ def _make_autograd_function(spec: Spec) -> type:
             out = jvp_fn(x, y, t, TORCH, **params)
             return out.to(saved.dtype) if low else out
 
-    class SpecFunction(torch.autograd.Function):
+    class TracedFunction(torch.autograd.Function):
+        """Forward and backward only: what torch.compile traces (Dynamo refuses a Function that
+        defines ``jvp``; forward-mode AD does not run under it)."""
+
         generate_vmap_rule = True
 
         @staticmethod
@@ -103,15 +109,24 @@ def _make_autograd_function(spec: Spec) -> type:
         def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
             x, *values = inputs
             ctx.values = values
-            saved = output if keep_output else x
-            ctx.save_for_backward(saved)
-            ctx.save_for_forward(saved)  # forward-mode AD (jvp) reads the same tensor
+            ctx.save_for_backward(output if keep_output else x)
 
         @staticmethod
         def backward(ctx: Any, grad: torch.Tensor) -> tuple:
             (saved,) = ctx.saved_tensors
             params = dict(zip(names, ctx.values))
             return (grad_input(saved, grad, params), *([None] * len(ctx.values)))
+
+    class SpecFunction(TracedFunction):
+        """The eager Function: also forward-mode AD (torch.func.jvp, jacfwd, hessian, forward_ad)."""
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+            x, *values = inputs
+            ctx.values = values
+            saved = output if keep_output else x
+            ctx.save_for_backward(saved)
+            ctx.save_for_forward(saved)  # the jvp reads the same tensor as backward
 
         @staticmethod
         def jvp(ctx: Any, tangent: torch.Tensor, *value_tangents: Any) -> torch.Tensor:
@@ -120,9 +135,18 @@ def _make_autograd_function(spec: Spec) -> type:
             (saved,) = ctx.saved_tensors
             return tangent_output(saved, tangent, dict(zip(names, ctx.values)))
 
-    SpecFunction.__name__ = SpecFunction.__qualname__ = f"{spec.name}_function"
-    SpecFunction.spec = spec
+    for cls, suffix in ((TracedFunction, "traced_function"), (SpecFunction, "function")):
+        cls.__name__ = cls.__qualname__ = f"{spec.name}_{suffix}"
+        cls.spec = spec
+    SpecFunction.traced = TracedFunction
     return SpecFunction
+
+
+def _function(spec: Spec) -> Any:
+    """The Function's ``apply`` for this call: the traced variant while torch.compile traces."""
+    if torch.compiler.is_compiling():
+        return _TRACED_CLASSES[spec.name].apply  # built at construction or by an eager call
+    return autograd_function(spec).apply
 
 
 def apply(
@@ -140,7 +164,7 @@ def apply(
     entmax), which also take a tuple of axes and 0-d and empty inputs."""
     _check_input(spec, x)
     if spec.masked is not None and spec.kind == "vector":
-        fn = autograd_function(spec).apply
+        fn = _function(spec)
         names = spec.param_names
 
         def single(t: torch.Tensor, axis: int) -> torch.Tensor:
@@ -155,7 +179,7 @@ def apply(
         return spec.torch_native(x, torch, **params)
     if spec.kind == "vector":
         params = {**params, "axis": _normalise_axis(spec, x, params["axis"])}
-    return autograd_function(spec).apply(x, *(params[n] for n in spec.param_names))
+    return _function(spec)(x, *(params[n] for n in spec.param_names))
 
 
 def _normalise_axis(spec: Spec, x: torch.Tensor, axis: int) -> int:
