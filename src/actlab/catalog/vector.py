@@ -151,8 +151,11 @@ def over_axes(fn: Any, x: Any, ops: Any, axis: Any, where: Any, masked: tuple[fl
     else:
         keep = [d for d in range(nd) if d not in axes]
         order = keep + axes
-        inverse = sorted(range(nd), key=order.__getitem__)
-        size = math.prod(shape[d] for d in axes)
+        inverse = [0] * nd
+        size = 1
+        for i, d in enumerate(order):  # plain loops: torch.compile traces them (not math.prod)
+            inverse[d] = i
+            size *= shape[d] if d in axes else 1
         flat = ops.reshape(ops.permute(x, order), [shape[d] for d in keep] + [size])
         y = ops.permute(ops.reshape(fn(flat, len(keep)), [shape[d] for d in order]), inverse)
     if mask is not None:
