@@ -103,7 +103,10 @@ def _make_autograd_function(spec: Spec) -> type:
 
         @staticmethod
         def forward(x: torch.Tensor, *values: Any) -> torch.Tensor:
-            return _compute(forward_fn, x, dict(zip(names, values)))
+            out = _compute(forward_fn, x, dict(zip(names, values)))
+            # The input itself (linear) leaves as a copy: autograd refuses an input returned as-is
+            # (and a view would need a view-returning jvp).
+            return out.clone() if out is x else out
 
         @staticmethod
         def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
