@@ -55,7 +55,7 @@ from actlab.ops._lazy import require
 from actlab.verify.accuracy import DERIVATIVE_LIMIT, FORWARD_LIMIT, AccuracyRow, ulp, ulp_errors
 from actlab.verify.oracle import _PRECISIONS, OracleError, _agree, _cache_dir
 
-__all__ = ["VectorAccuracyRow", "measure_vector", "vector_rows", "functional_checks", "main"]
+__all__ = ["VectorAccuracyRow", "measure_vector", "measure_masked", "vector_rows", "functional_checks", "main"]
 
 ROWS = 96
 WIDTH = 16
@@ -73,6 +73,12 @@ class VectorAccuracyRow(AccuracyRow):
     kink_elements: int = 0  # vjp elements not measured (one-sided derivatives disagree)
     worst_forward_row: tuple | None = None  # the input row of the worst forward element
     worst_derivative_row: tuple | None = None
+    # measure_masked: masked outputs not exactly the spec's fill value, masked gradients not exactly 0
+    mask_errors: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return super().passed and self.mask_errors == 0
 
 
 # ----------------------------------------------------------------------------- input rows
@@ -443,6 +449,85 @@ def measure_vector(
     return result
 
 
+def measure_masked(
+    spec: Any,
+    dtype: str = "float32",
+    rows: int = 32,
+    width: int = WIDTH,
+    keep: int = 10,
+    seed: int = 0,
+    cache: bool = True,
+) -> VectorAccuracyRow:
+    """A normaliser with a ``where`` mask over a tuple of axes, against the row oracle.
+
+    Each row of ``vector_rows`` keeps ``keep`` random entries; the masked ones hold junk (+-1e4,
+    +-inf, NaN, 0) that must not matter. The rows are evaluated as (rows, 4, width/4) tensors with
+    ``axis=(1, 2)`` and the mask, by torch (forward and backward); the truth of a row is the
+    oracle of its unmasked entries alone (forward and vjp with the cotangent's unmasked entries).
+    The rules are measure_vector's; besides, every masked output must be exactly the spec's fill
+    value (0, or -inf for log_softmax) and every masked input's gradient exactly 0, also in two
+    extra rows with nothing unmasked (``mask_errors`` counts the exceptions).
+    """
+    import torch
+
+    from actlab.torch.functional import apply
+
+    if spec.kind != "vector" or spec.masked is None or spec.oracle is None:
+        raise TypeError(f"{spec.name}: measure_masked needs a normaliser (a vector spec with where= support)")
+    params = spec.resolve_params()
+    w = 4 * -(-width // 4)
+    full = vector_rows(spec, params, dtype, rows, w, seed)
+    rng = np.random.default_rng(seed + 7)
+    mask = np.zeros(full.shape, bool)
+    for i in range(rows):
+        mask[i, rng.choice(w, keep, replace=False)] = True
+    compressed = full[mask].reshape(rows, keep)  # row-major: each row's kept entries, in order
+    gs = rng.normal(0, 1, size=full.shape).astype(dtype).astype(np.float64)
+    truth = _truth(spec, params, compressed, gs[mask].reshape(rows, keep), _TINY[dtype], cache=cache)
+    junk = rng.choice(np.array([1e4, -1e4, math.inf, -math.inf, math.nan, 0.0]), size=full.shape)
+    xs = np.concatenate([np.where(mask, full, junk), junk[:2]])  # + two rows with nothing unmasked
+    ms = np.concatenate([mask, np.zeros((2, w), bool)])
+    gs = np.concatenate([gs, gs[:2]])
+    tdtype = getattr(torch, dtype)
+    x = torch.tensor(xs.reshape(-1, 4, w // 4), dtype=tdtype, requires_grad=True)
+    m = torch.tensor(ms.reshape(x.shape))
+    y = apply(spec, x, {**params, "axis": (1, 2)}, where=m)
+    (gx,) = torch.autograd.grad(y, x, torch.tensor(gs.reshape(x.shape), dtype=tdtype))
+    fwd = y.detach().to(torch.float64).numpy().reshape(-1, w)
+    vjp = gx.to(torch.float64).numpy().reshape(-1, w)
+    fill = spec.masked[1]
+    mask_errors = int(np.sum(fwd[~ms] != fill)) + int(np.sum(vjp[~ms] != 0.0))
+    mask_errors += int(np.sum(~np.isfinite(vjp)))
+    got_f, got_v = fwd[:rows][mask].reshape(rows, keep), vjp[:rows][mask].reshape(rows, keep)
+    true_f, true_v, kink = truth["forward"], truth["vjp"], truth["kink"]
+    cond = truth["cond"] if spec.tolerance.condition_allowance else np.ones_like(true_f)
+    f_err, f_bad = ulp_errors(got_f, true_f, dtype)
+    f_err = f_err / cond
+    d_err, d_bad = ulp_errors(got_v, true_v, dtype, floor=ulp(truth["absg"], dtype) / 2.0)
+    if spec.tolerance.condition_allowance:
+        d_err = d_err / np.max(cond, axis=1, keepdims=True)
+    finite_v = np.isfinite(true_v) & ~kink
+    d_err = np.where(finite_v, d_err, 0.0)
+    fi, di = int(np.argmax(f_err)), int(np.argmax(d_err))
+    return VectorAccuracyRow(
+        name=f"{spec.name}[where, axis=(1, 2)]",
+        dtype=dtype,
+        points=int(true_f.size),
+        forward_ulps=float(f_err.flat[fi]),
+        derivative_ulps=float(d_err.flat[di]),
+        nonfinite=int(np.sum(f_bad)) + int(np.sum(d_bad & finite_v)),
+        conditioned=int(np.sum(cond > 1.0)),
+        forward_limit=spec.tolerance.forward_ulps or FORWARD_LIMIT[dtype],
+        derivative_limit=spec.tolerance.derivative_ulps or DERIVATIVE_LIMIT,
+        rows=rows,
+        width=keep,
+        kink_elements=int(np.sum(kink)),
+        worst_forward_row=tuple(compressed[fi // keep].tolist()),
+        worst_derivative_row=tuple(compressed[di // keep].tolist()),
+        mask_errors=mask_errors,
+    )
+
+
 # ----------------------------------------------------------------------------- functional checks
 def functional_checks(spec: Any, params: dict[str, Any] | None = None, seed: int = 0) -> list[tuple[str, bool, str]]:
     """(check, passed, detail) for: other axes, float16/bfloat16, gradcheck and gradgradcheck in
@@ -540,6 +625,15 @@ def main(argv: list[str]) -> int:
                 if not row.passed:
                     print(f"{'':>14}worst forward row: {row.worst_forward_row}")
                     print(f"{'':>14}worst vjp row: {row.worst_derivative_row}")
+        if spec.masked is not None:
+            for dtype in ("float32", "float64"):
+                row = measure_masked(spec, dtype)
+                failed |= not row.passed
+                print(
+                    f"{spec.name:>12} {dtype} where+axes: fwd {row.forward_ulps:7.2f} ulp vjp "
+                    f"{row.derivative_ulps:7.2f} nonfinite={row.nonfinite} mask_errors={row.mask_errors} "
+                    f"{'PASS' if row.passed else 'FAIL'}"
+                )
         for check, ok, detail in functional_checks(spec):
             failed |= not ok
             print(f"{'':>14}{check}: {'ok' if ok else 'FAILED'}" + (f"\n{detail}" if detail else ""))
