@@ -7,7 +7,15 @@ Conventions shared by every spec here:
 
 - Parameters: ``axis`` first (an int, default -1, PyTorch's ``dim``), then any others. ``forward(x,
   ops, axis, ...)``; ``vjp(x, y, g, ops, axis, ...)`` returns the gradient with respect to ``x``
-  (``x`` is None when the spec saves its output, ``y`` is None when it saves its input).
+  (``x`` is None when the spec saves its output, ``y`` is None when it saves its input);
+  ``jvp(x, y, t, ops, axis, ...)`` the output's tangent for an input tangent ``t`` (forward-mode
+  AD), from the same saved tensor. softmax, softmin, sparsemax and entmax15 have symmetric
+  Jacobians, so their jvp is their vjp applied to the tangent.
+- Normalisers (softmax, log_softmax, softmin, sparsemax, entmax15; ``masked`` set) also accept a
+  tuple of axes (normalised as one row), 0-d inputs (one-element rows: 1, or 0 for log_softmax,
+  as torch.softmax) and empty inputs (empty outputs), and a boolean ``where`` mask given as a
+  keyword of the call (jax.nn's semantics): :func:`over_axes` reduces all of these to one int
+  axis before ``forward`` runs, on NumPy and torch alike.
 - ``oracle(row, mp, **params_without_axis)`` gives the exact output of ONE 1-D row (a list of mpf)
   at mpmath's current precision; :mod:`actlab.verify.vector` raises the precision until it
   converges and differentiates it numerically for the vjp check.

@@ -1,6 +1,9 @@
 """Functional forms of every registered activation: ``functional.gelu(x, approximate="tanh")``.
 
-Functions are generated from the registry on first access. Each runs PyTorch's native kernel
+Functions are generated from the registry on first access. Every custom Function has a ``jvp``
+(forward-mode AD: torch.func.jvp, jacfwd, hessian, torch.autograd.forward_ad) from the spec's
+derivative or ``jvp``, and a twin without it that torch.compile traces. Normalisers take a
+``where=`` boolean mask and a tuple of axes (:func:`actlab.catalog.vector.over_axes`). Each runs PyTorch's native kernel
 where the spec says it is accurate (``spec.native``), and otherwise actlab's implementation
 through a custom autograd Function whose backward uses the spec's analytic derivative and keeps
 only the input, or only the output when the derivative is a function of the output.
@@ -206,7 +209,7 @@ def function_for(spec: Spec) -> Callable[..., torch.Tensor]:
         return apply(spec, x, params, **extra)
 
     activation.__name__ = activation.__qualname__ = spec.name
-    signature = ", ".join(f"{p.name}={p.default!r}" for p in spec.params)
+    signature = ", ".join([f"{p.name}={p.default!r}" for p in spec.params] + (["where=None"] if spec.masked else []))
     activation.__doc__ = (
         f"{spec.name}(x, {signature})\n\n{spec.summary}" if signature else f"{spec.name}(x)\n\n{spec.summary}"
     )
