@@ -151,14 +151,19 @@ def _reference_over_axes(spec, x, axes):
 
 
 @normalisers
-@pytest.mark.parametrize("axes", [(1, 2), (2, 1), (-1, -2), (0, 2), (0, 1, 2), (1,)])
-def test_tuple_of_axes_normalises_their_union(spec, axes):
-    x = _input((2, 3, 4), seed=3)
+@pytest.mark.parametrize(
+    "shape, axes",
+    [((2, 3, 4), a) for a in [(1, 2), (2, 1), (-1, -2), (0, 2), (0, 1, 2), (1,)]]
+    # 4-d: the axes' permutation is not its own inverse (undoing it must use the inverse)
+    + [((2, 3, 4, 5), (0, 2)), ((2, 3, 4, 5), (3, 1)), ((2, 3, 4, 5), (0, 1, 3))],
+)
+def test_tuple_of_axes_normalises_their_union(spec, shape, axes):
+    x = _input(shape, seed=3)
     want = _reference_over_axes(spec, x, axes)
     got = _run(spec, x, axis=axes)
     torch.testing.assert_close(got, want, rtol=1e-13, atol=1e-15)
     if spec.name != "log_softmax":
-        total = got.sum(dim=tuple(a % 3 for a in axes))
+        total = got.sum(dim=tuple(a % len(shape) for a in axes))
         torch.testing.assert_close(total, torch.ones_like(total))
     np.testing.assert_allclose(spec(x.numpy(), axis=axes), want.numpy(), rtol=1e-13, atol=1e-15)
     assert torch.autograd.gradcheck(lambda t: _run(spec, t, axis=axes), (x.clone().requires_grad_(True),))
