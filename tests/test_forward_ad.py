@@ -102,9 +102,9 @@ def test_elementwise_hessian_and_vmap(spec):
     torch.testing.assert_close(vjvp, torch.stack([jvp(f, (a,), (b,))[1] for a, b in zip(batch, tangents)]), **TOL)
 
 
-@elementwise
-def test_elementwise_forward_ad_under_no_grad(spec):
-    x = _points(spec)
+@pytest.mark.parametrize("spec", ELEMENTWISE + VECTOR, ids=spec_id)
+def test_forward_ad_under_no_grad(spec):
+    x = _points(spec) if spec.kind == "elementwise" else _rows(4, (2, 8))
     t = torch.randn(x.shape, generator=_gen(4), dtype=F64)
     f = getattr(F, spec.name)
     want = _dual_tangent(f, x, t)
