@@ -324,3 +324,21 @@ def test_spec_function_defines_jvp_and_keeps_a_traceable_twin():
                 _TRACED_CLASSES[spec.name].apply(x, *(spec.defaults[n] for n in spec.param_names)),
                 apply(spec, x, spec.defaults),
             )
+
+
+@pytest.mark.parametrize("spec", [s for s in ELEMENTWISE + VECTOR if s.torch_native is not None], ids=spec_id)
+def test_tangents_match_pytorchs_own_function(spec):
+    """Where PyTorch has the function (``spec.torch_native``), its own forward-mode rule is an
+    independent reference for the tangent (default parameters, points away from kinks)."""
+    x = _points(spec) if spec.kind == "elementwise" else _rows(26, (2, 8))
+    t = torch.randn(x.shape, generator=_gen(27), dtype=F64)
+    try:
+        theirs = jvp(lambda v: spec.torch_native(v, torch, **spec.defaults), (x,), (t,))[1]
+    except NotImplementedError as err:  # torch.heaviside: "does not support" forward AD
+        pytest.skip(f"PyTorch's {spec.name} has no forward-mode rule: {str(err)[:80]}")
+    ours = jvp(_function(spec), (x,), (t,))[1]
+    torch.testing.assert_close(ours, theirs, **PYTORCH_TANGENT_TOL.get(spec.name, {"rtol": 1e-9, "atol": 1e-12}))
+
+
+# PyTorch's own derivative is less accurate than this (documented in the spec's equivalents).
+PYTORCH_TANGENT_TOL = {"hard_sigmoid": {"rtol": 1e-7, "atol": 1e-12}}  # float64 uses float32's 1/6
