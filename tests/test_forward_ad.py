@@ -342,3 +342,44 @@ def test_tangents_match_pytorchs_own_function(spec):
 
 # PyTorch's own derivative is less accurate than this (documented in the spec's equivalents).
 PYTORCH_TANGENT_TOL = {"hard_sigmoid": {"rtol": 1e-7, "atol": 1e-12}}  # float64 uses float32's 1/6
+
+
+def _other_params(spec) -> dict | None:
+    """One non-default value per parameter (another choice, the other bool, a value moved inside
+    its range) where the spec accepts it; None if no parameter could be moved."""
+    moved = {}
+    for p in spec.params:
+        if p.choices is not None:
+            options = [c for c in p.choices if c != p.default]
+        elif p.kind is bool:
+            options = [not p.default]
+        elif p.default is None or p.name in ("axis", "pieces"):
+            continue
+        else:
+            d = float(p.default)
+            options = [d * 1.5 + 0.25, d * 0.5 - 0.125, d + 1.0, d - 0.5]
+            options = [int(round(v)) for v in options] if p.kind is int else options
+        for value in options:
+            try:
+                spec.resolve_params(**{**spec.defaults, **moved, p.name: value})
+            except ValueError:
+                continue
+            moved[p.name] = value
+            break
+    return spec.resolve_params(**moved) if moved else None
+
+
+@pytest.mark.parametrize("spec", [s for s in ELEMENTWISE if _other_params(s)], ids=spec_id)
+def test_elementwise_jvp_at_other_parameters(spec):
+    """The tangent uses the call's parameters, not the defaults."""
+    params = _other_params(spec)
+    xs = np.random.default_rng(28).uniform(-3.0, 3.0, 64)
+    for at, _ in spec.kink_points(params):
+        xs = xs[np.abs(xs - at) > 1e-2]
+    x = torch.tensor(xs[:8], dtype=F64)
+    t = torch.randn(x.shape, generator=_gen(29), dtype=F64)
+    cls = autograd_function(spec)
+    f = lambda v: cls.apply(v, *(params[n] for n in spec.param_names))  # noqa: E731
+    _, tangent = jvp(f, (x,), (t,))
+    torch.testing.assert_close(tangent, _reverse_jvp(f, x, t), **TOL)
+    assert torch.autograd.gradcheck(f, (x.clone().requires_grad_(True),), check_forward_ad=True)
