@@ -138,7 +138,8 @@ def _rows(seed: int = 0, shape: tuple = (3, 8)) -> torch.Tensor:
 def test_vector_jvp_matches_reverse_jacobian(spec, axis):
     x = _rows(0, (3, 8) if axis == -1 else (8, 3))
     t = torch.randn(x.shape, generator=_gen(1), dtype=F64)
-    f = lambda v: F.__getattr__(spec.name)(v, axis=axis)  # noqa: E731
+    extra = {"pieces": 4} if "pieces" in spec.param_names else {}  # maxout: not the default 2
+    f = lambda v: F.__getattr__(spec.name)(v, axis=axis, **extra)  # noqa: E731
     y, tangent = jvp(f, (x,), (t,))
     torch.testing.assert_close(y, f(x), rtol=0, atol=0)
     torch.testing.assert_close(tangent, _reverse_jvp(f, x, t), **TOL)
