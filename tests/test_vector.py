@@ -223,6 +223,9 @@ def test_where_mask_follows_jax_semantics(spec):
     module = actlab.nn.Activation(spec.name)
     torch.testing.assert_close(module(x, where=mask), got, rtol=0, atol=0)
     torch.testing.assert_close(getattr(F, spec.name)(x, where=mask), got, rtol=0, atol=0)
+    bound = actlab.get(spec.name)  # a bound activation dispatches on the input's type
+    torch.testing.assert_close(bound(x, where=mask), got, rtol=0, atol=0)
+    np.testing.assert_array_equal(bound(x.numpy(), where=mask.numpy()), spec(x.numpy(), where=mask.numpy()))
 
 
 @normalisers
