@@ -301,3 +301,12 @@ def test_compiled_module_with_tuple_axes_and_where(spec):
     mask = torch.rand(2, 3, 4, generator=torch.Generator().manual_seed(10)) < 0.7
     compiled = torch.compile(lambda t: act(t, where=mask), backend="aot_eager", fullgraph=True)
     torch.testing.assert_close(compiled(x), act(x, where=mask), rtol=0, atol=0)
+
+
+@specs
+def test_functional_checks_of_the_cli_pass(spec):
+    """``python -m actlab.verify.vector NAME`` reports these; each must hold for every vector spec."""
+    from actlab.verify.vector import functional_checks
+
+    failed = [(check, detail[:200]) for check, ok, detail in functional_checks(spec) if not ok]
+    assert not failed, failed
