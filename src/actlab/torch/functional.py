@@ -151,7 +151,9 @@ def _make_autograd_function(spec: Spec) -> type:
 def _function(spec: Spec) -> Any:
     """The Function's ``apply`` for this call: the traced variant while torch.compile traces."""
     if torch.compiler.is_compiling():
-        return _TRACED_CLASSES[spec.name].apply  # built at construction or by an eager call
+        if spec.name not in _TRACED_CLASSES:  # normally built at construction or by an eager call
+            autograd_function(spec)
+        return _TRACED_CLASSES[spec.name].apply
     return autograd_function(spec).apply
 
 
