@@ -385,3 +385,16 @@ def test_elementwise_jvp_at_other_parameters(spec):
     _, tangent = jvp(f, (x,), (t,))
     torch.testing.assert_close(tangent, _reverse_jvp(f, x, t), **TOL)
     assert torch.autograd.gradcheck(f, (x.clone().requires_grad_(True),), check_forward_ad=True)
+
+
+@pytest.mark.parametrize("name", ["mish", "softmax", "glu"])
+def test_compiled_forward_without_gradients(name):
+    """torch.compile(fullgraph=True) of an input that needs no gradient (and under no_grad): the
+    forward is traced as plain ops (Dynamo mis-traces the Function there)."""
+    torch._dynamo.reset()
+    act = Activation(name)
+    x = torch.randn(3, 8, generator=_gen(30))
+    compiled = torch.compile(act, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x), act(x), rtol=0, atol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), act(x), rtol=0, atol=0)

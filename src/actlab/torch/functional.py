@@ -153,7 +153,17 @@ def _function(spec: Spec) -> Any:
     if torch.compiler.is_compiling():
         if spec.name not in _TRACED_CLASSES:  # normally built at construction or by an eager call
             autograd_function(spec)
-        return _TRACED_CLASSES[spec.name].apply
+        traced = _TRACED_CLASSES[spec.name].apply
+        forward_fn, names = spec.forward, spec.param_names
+
+        def call(x: torch.Tensor, *values: Any) -> torch.Tensor:
+            # Without a gradient to record the forward is plain ops (Dynamo mis-traces a Function
+            # whose inputs do not require grad, and there is nothing to save).
+            if torch.is_grad_enabled() and x.requires_grad:
+                return traced(x, *values)
+            return _compute(forward_fn, x, dict(zip(names, values)))
+
+        return call
     return autograd_function(spec).apply
 
 
