@@ -196,7 +196,7 @@ class Spec:
     # has no closed form (sparsemax, entmax), and the LaTeX shown in docs.
     vjp: Callable[..., Any] | None = None
     # vecad (issue #10): the Jacobian-vector product ``jvp(x, y, t, ops, **p)`` (forward-mode AD: the
-    # tangent of the output for an input tangent ``t``), with the same saved tensor as ``vjp``.
+    # tangent of the output for an input tangent ``t``), given both the input x and the output y.
     jvp: Callable[..., Any] | None = None
     # vecad (issue #10): normalisers (softmax family, sparsemax, entmax) accept a boolean ``where``
     # mask (a keyword of the call, never a parameter): (value given to masked inputs, value of

@@ -9,7 +9,7 @@ Conventions shared by every spec here:
   ops, axis, ...)``; ``vjp(x, y, g, ops, axis, ...)`` returns the gradient with respect to ``x``
   (``x`` is None when the spec saves its output, ``y`` is None when it saves its input);
   ``jvp(x, y, t, ops, axis, ...)`` the output's tangent for an input tangent ``t`` (forward-mode
-  AD), from the same saved tensor. softmax, softmin, sparsemax and entmax15 have symmetric
+  AD), given both the input and the output. softmax, softmin, sparsemax and entmax15 have symmetric
   Jacobians, so their jvp is their vjp applied to the tangent.
 - Normalisers (softmax, log_softmax, softmin, sparsemax, entmax15; ``masked`` set) also accept a
   tuple of axes (normalised as one row), 0-d inputs (one-element rows: 1, or 0 for log_softmax,
@@ -253,6 +253,13 @@ def _split_vjp(w: Any, g: Any, ops: Any, axis: int) -> Any:
     are tiny) would lose the difference g_i S - T to cancellation (S - w_i rounds away); for it
     the sums over the other entries are formed directly: w_i (g_i R - U), R = S - w_i, U = T - g_i w_i.
     """
+    diff, _ = _centred(w, g, ops, axis)
+    return w * diff
+
+
+def _centred(w: Any, g: Any, ops: Any, axis: int) -> tuple[Any, Any]:
+    """(g_i S - T, S) with S = sum w, T = sum g w: sum_j w_j (g_i - g_j), without cancellation for
+    the entry holding more than half of S (formed from the sums over the others, R and U)."""
     big = w > 0.5 * ops.sum(w, axis)
     gw = g * w
     zero = ops.zeros_like(w)
@@ -261,7 +268,7 @@ def _split_vjp(w: Any, g: Any, ops: Any, axis: int) -> Any:
     # S and T as (the dominant term) + (the sum of the others): one rounding each
     s = ops.sum(ops.where(big, w, zero), axis) + r
     t = ops.sum(ops.where(big, gw, zero), axis) + u
-    return ops.where(big, w * (g * r - u), w * (g * s - t))
+    return ops.where(big, g * r - u, g * s - t), s
 
 
 def _softmax_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int) -> Any:
@@ -281,8 +288,12 @@ def _log_softmax_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int) -> Any:
 
 
 def _log_softmax_jvp(x: Any, y: Any, t: Any, ops: Any, axis: int) -> Any:
-    # J = I - 1 softmax^T (not symmetric): J t = t - sum_j softmax_j t_j
-    return t - ops.sum(ops.exp(y) * t, axis)
+    # J = I - 1 p^T with p = softmax(x) (not symmetric): J t = t_i - sum_j p_j t_j =
+    # sum_j p_j (t_i - t_j) / sum p, formed without cancellation for the dominant entry (whose
+    # tangent is as small as the others' weights: t_i - sum p t would lose it entirely). p from x,
+    # not exp(y): exp amplifies y's rounding by |y| (tens of ulps where y ~ -30).
+    diff, s = _centred(_softmax(x, ops, axis), t, ops, axis)
+    return diff / s
 
 
 def _softmin(x: Any, ops: Any, axis: int) -> Any:

@@ -65,6 +65,7 @@ def _make_autograd_function(spec: Spec) -> type:
     # them and cannot wrap a Spec object.
     names = spec.param_names
     forward_fn = spec.forward
+    elementwise = spec.kind == "elementwise"
 
     if spec.kind == "elementwise":
         keep_output = spec.derivative_from_output is not None
@@ -74,7 +75,8 @@ def _make_autograd_function(spec: Spec) -> type:
             return grad * _compute(derivative_fn, saved, params)
 
         # The Jacobian is diagonal: the tangent is scaled by f'(x) exactly as the cotangent is.
-        tangent_output = grad_input
+        def tangent_output(saved: tuple, tangent: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+            return grad_input(saved[0], tangent, params)
 
     else:
         keep_output = spec.saves == "output"
@@ -89,14 +91,17 @@ def _make_autograd_function(spec: Spec) -> type:
 
         jvp_fn = spec.jvp
 
-        def tangent_output(saved: torch.Tensor, tangent: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+        def tangent_output(saved: tuple, tangent: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+            # Forward mode gets both the input and the output (held only while the jvp runs):
+            # log_softmax's tangent needs softmax(x), which exp(y) gives only to |y| ulps.
             if jvp_fn is None:
                 raise NotImplementedError(f"{spec.name}: the spec has no jvp (forward-mode AD)")
-            low = saved.dtype in _LOW_PRECISION
-            work, t = (saved.float(), tangent.float()) if low else (saved, tangent)
-            x, y = (None, work) if keep_output else (work, None)
-            out = jvp_fn(x, y, t, TORCH, **params)
-            return out.to(saved.dtype) if low else out
+            x, y = saved
+            low = x.dtype in _LOW_PRECISION
+            if low:
+                x, y, tangent = x.float(), y.float(), tangent.float()
+            out = jvp_fn(x, y, tangent, TORCH, **params)
+            return out.to(saved[0].dtype) if low else out
 
     class TracedFunction(torch.autograd.Function):
         """Forward and backward only: what torch.compile traces (Dynamo refuses a Function that
@@ -132,14 +137,17 @@ def _make_autograd_function(spec: Spec) -> type:
             ctx.values = values
             saved = output if keep_output else x
             ctx.save_for_backward(saved)
-            ctx.save_for_forward(saved)  # the jvp reads the same tensor as backward
+            # for the jvp (PyTorch drops these after forward unless forward-mode AD is running)
+            if elementwise:
+                ctx.save_for_forward(saved)
+            else:
+                ctx.save_for_forward(x, output)
 
         @staticmethod
         def jvp(ctx: Any, tangent: torch.Tensor, *value_tangents: Any) -> torch.Tensor:
             # Parameters reach the Function as validated Python numbers (never tensors), so the
             # input is its only differentiable argument; learnable forms are plain torch ops.
-            (saved,) = ctx.saved_tensors
-            return tangent_output(saved, tangent, dict(zip(names, ctx.values)))
+            return tangent_output(ctx.saved_tensors, tangent, dict(zip(names, ctx.values)))
 
     for cls, suffix in ((TracedFunction, "traced_function"), (SpecFunction, "function")):
         cls.__name__ = cls.__qualname__ = f"{spec.name}_{suffix}"
