@@ -292,6 +292,7 @@ def test_masked_tuple_axes_against_row_oracle(spec, dtype):
     assert row.nonfinite == 0, row
     assert row.forward_ulps <= row.forward_limit, row
     assert row.derivative_ulps <= row.derivative_limit, row
+    assert row.tangent_ulps <= row.derivative_limit, row
 
 
 @normalisers

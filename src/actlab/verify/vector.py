@@ -561,9 +561,10 @@ def measure_masked(
     +-inf, NaN, 0) that must not matter. The rows are evaluated as (rows, 4, width/4) tensors with
     ``axis=(1, 2)`` and the mask, by torch (forward and backward); the truth of a row is the
     oracle of its unmasked entries alone (forward and vjp with the cotangent's unmasked entries).
-    The rules are measure_vector's; besides, every masked output must be exactly the spec's fill
-    value (0, or -inf for log_softmax) and every masked input's gradient exactly 0, also in two
-    extra rows with nothing unmasked (``mask_errors`` counts the exceptions).
+    The rules are measure_vector's (the jvp included); besides, every masked output must be exactly
+    the spec's fill value (0, or -inf for log_softmax) and every masked input's gradient and every
+    masked output's tangent exactly 0, also in two extra rows with nothing unmasked
+    (``mask_errors`` counts the exceptions).
     """
     import torch
 
@@ -580,11 +581,21 @@ def measure_masked(
         mask[i, rng.choice(w, keep, replace=False)] = True
     compressed = full[mask].reshape(rows, keep)  # row-major: each row's kept entries, in order
     gs = rng.normal(0, 1, size=full.shape).astype(dtype).astype(np.float64)
-    truth = _truth(spec, params, compressed, gs[mask].reshape(rows, keep), _TINY[dtype], cache=cache)
+    ts = rng.normal(0, 1, size=full.shape).astype(dtype).astype(np.float64)
+    truth = _truth(
+        spec,
+        params,
+        compressed,
+        gs[mask].reshape(rows, keep),
+        _TINY[dtype],
+        cache=cache,
+        ts=ts[mask].reshape(rows, keep),
+    )
     junk = rng.choice(np.array([1e4, -1e4, math.inf, -math.inf, math.nan, 0.0]), size=full.shape)
     xs = np.concatenate([np.where(mask, full, junk), junk[:2]])  # + two rows with nothing unmasked
     ms = np.concatenate([mask, np.zeros((2, w), bool)])
     gs = np.concatenate([gs, gs[:2]])
+    ts = np.concatenate([ts, ts[:2]])
     tdtype = getattr(torch, dtype)
     x = torch.tensor(xs.reshape(-1, 4, w // 4), dtype=tdtype, requires_grad=True)
     m = torch.tensor(ms.reshape(x.shape))
@@ -592,9 +603,15 @@ def measure_masked(
     (gx,) = torch.autograd.grad(y, x, torch.tensor(gs.reshape(x.shape), dtype=tdtype))
     fwd = y.detach().to(torch.float64).numpy().reshape(-1, w)
     vjp = gx.to(torch.float64).numpy().reshape(-1, w)
+
+    def masked_fn(v: Any) -> Any:
+        return apply(spec, v, {**params, "axis": (1, 2)}, where=m)
+
+    _, jt = torch.func.jvp(masked_fn, (x.detach(),), (torch.tensor(ts.reshape(x.shape), dtype=tdtype),))
+    jvp = jt.to(torch.float64).numpy().reshape(-1, w)
     fill = spec.masked[1]
-    mask_errors = int(np.sum(fwd[~ms] != fill)) + int(np.sum(vjp[~ms] != 0.0))
-    mask_errors += int(np.sum(~np.isfinite(vjp)))
+    mask_errors = int(np.sum(fwd[~ms] != fill)) + int(np.sum(vjp[~ms] != 0.0)) + int(np.sum(jvp[~ms] != 0.0))
+    mask_errors += int(np.sum(~np.isfinite(vjp))) + int(np.sum(~np.isfinite(jvp[ms])))
     got_f, got_v = fwd[:rows][mask].reshape(rows, keep), vjp[:rows][mask].reshape(rows, keep)
     true_f, true_v, kink = truth["forward"], truth["vjp"], truth["kink"]
     cond = truth["cond"] if spec.tolerance.condition_allowance else np.ones_like(true_f)
@@ -605,6 +622,13 @@ def measure_masked(
         d_err = d_err / np.max(cond, axis=1, keepdims=True)
     finite_v = np.isfinite(true_v) & ~kink
     d_err = np.where(finite_v, d_err, 0.0)
+    t_err, t_bad = ulp_errors(
+        jvp[:rows][mask].reshape(rows, keep), truth["jvp"], dtype, floor=ulp(truth["abst"], dtype) / 2.0
+    )
+    if spec.tolerance.condition_allowance:
+        t_err = t_err / np.max(cond, axis=1, keepdims=True)
+    finite_t = np.isfinite(truth["jvp"]) & ~truth["tkink"][:, None]
+    t_err = np.where(finite_t, t_err, 0.0)
     fi, di = int(np.argmax(f_err)), int(np.argmax(d_err))
     return VectorAccuracyRow(
         name=f"{spec.name}[where, axis=(1, 2)]",
@@ -612,7 +636,7 @@ def measure_masked(
         points=int(true_f.size),
         forward_ulps=float(f_err.flat[fi]),
         derivative_ulps=float(d_err.flat[di]),
-        nonfinite=int(np.sum(f_bad)) + int(np.sum(d_bad & finite_v)),
+        nonfinite=int(np.sum(f_bad)) + int(np.sum(d_bad & finite_v)) + int(np.sum(t_bad & finite_t)),
         conditioned=int(np.sum(cond > 1.0)),
         forward_limit=spec.tolerance.forward_ulps or FORWARD_LIMIT[dtype],
         derivative_limit=spec.tolerance.derivative_ulps or DERIVATIVE_LIMIT,
@@ -622,6 +646,7 @@ def measure_masked(
         worst_forward_row=tuple(compressed[fi // keep].tolist()),
         worst_derivative_row=tuple(compressed[di // keep].tolist()),
         mask_errors=mask_errors,
+        tangent_ulps=float(np.max(t_err)),
     )
 
 
@@ -759,7 +784,8 @@ def main(argv: list[str]) -> int:
                 failed |= not row.passed
                 print(
                     f"{spec.name:>12} {dtype} where+axes: fwd {row.forward_ulps:7.2f} ulp vjp "
-                    f"{row.derivative_ulps:7.2f} nonfinite={row.nonfinite} mask_errors={row.mask_errors} "
+                    f"{row.derivative_ulps:7.2f} jvp {row.tangent_ulps:7.2f} nonfinite={row.nonfinite} "
+                    f"mask_errors={row.mask_errors} "
                     f"{'PASS' if row.passed else 'FAIL'}"
                 )
         for check, ok, detail in functional_checks(spec):
