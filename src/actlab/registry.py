@@ -517,11 +517,12 @@ class BoundActivation:
             from actlab.torch.functional import apply
 
             return apply(self.spec, x, self.params, **kwargs)
+        where = kwargs.pop("where", None)  # the normalisers' mask (vecad, #10)
         if kwargs:
             raise TypeError(f"unexpected keyword(s) for a NumPy call: {sorted(kwargs)}")
         from actlab.ops import numpy_ops
 
-        return numpy_ops.apply(self.spec, x, self.params)
+        return numpy_ops.apply(self.spec, x, self.params, where=where)
 
     def derivative(self, x: Any) -> Any:
         """f'(x) on NumPy (elementwise specs)."""

@@ -483,7 +483,8 @@ RRELU = Spec(
     torch_native=lambda x, torch, lower, upper: (
         torch.relu(x)
         if _rrelu_slope(lower, upper) == 0.0
-        else torch.nn.functional.rrelu(x, lower, upper, training=False)
+        # = F.rrelu(x, lower, upper, training=False), bit for bit, which has no vmap rule (vecad, #10)
+        else torch.nn.functional.leaky_relu(x, _rrelu_slope(lower, upper))
     ),
     native=True,
     notes="The deterministic forward (and all accuracy checks) is the evaluation mode. In training mode "

@@ -55,6 +55,9 @@ class Param:
     # (``approximate=True`` for ``'tanh'``) accepted with the peer's meaning; (given, canonical) pairs.
     aliases: tuple[str, ...] = ()
     spellings: tuple[tuple[Any, Any], ...] = ()
+    # An axis parameter that also accepts a tuple of distinct integers (Keras 3's
+    # softmax(axis=(1, 2)), jax.nn's axis tuples): the function then normalises over their union.
+    axes: bool = False
 
     def allowed(self) -> str:
         """Human-readable description of the allowed values."""
@@ -68,6 +71,8 @@ class Param:
             left = "(" if (self.low_open or self.low is None) else "["
             right = ")" if (self.high_open or self.high is None) else "]"
             text = f"{'an integer' if self.kind is int else 'a finite real number'} in {left}{lo}, {hi}{right}"
+        if self.axes:
+            text += " or a non-empty tuple of distinct integers"
         if self.nullable:
             text += " or None"
         return text
@@ -94,6 +99,11 @@ class Param:
             if value not in self.choices:
                 raise fail()
             return value
+        if self.axes and isinstance(value, (tuple, list)):
+            items = tuple(Param(self.name, 0, kind=int).validate(v, owner) for v in value)
+            if not items or len(set(items)) != len(items):
+                raise fail("a tuple of axes must be non-empty, without repeats")
+            return items
         if self.kind is bool:
             if not isinstance(value, bool):
                 raise fail("expected a bool")
@@ -224,6 +234,13 @@ class Spec:
     # derivative, a row oracle ``oracle(row: list[mpf], mp, **p) -> list[mpf]`` where SymPy
     # has no closed form (sparsemax, entmax), and the LaTeX shown in docs.
     vjp: Callable[..., Any] | None = None
+    # vecad (issue #10): the Jacobian-vector product ``jvp(x, y, t, ops, **p)`` (forward-mode AD: the
+    # tangent of the output for an input tangent ``t``), given both the input x and the output y.
+    jvp: Callable[..., Any] | None = None
+    # vecad (issue #10): normalisers (softmax family, sparsemax, entmax) accept a boolean ``where``
+    # mask (a keyword of the call, never a parameter): (value given to masked inputs, value of
+    # masked outputs), e.g. (-inf, 0.0) for softmax; None where ``where`` is refused.
+    masked: tuple[float, float] | None = None
     oracle: Callable[..., Any] | None = None
     formula: str | None = None
     # What backward keeps: "input", or "output" (vector specs whose vjp needs only y; elementwise
@@ -322,11 +339,12 @@ class Spec:
         return out
 
     # ----------------------------------------------------------------- evaluation
-    def __call__(self, x: Any, **params: Any) -> Any:
-        """Evaluate on a NumPy array (or anything NumPy accepts)."""
+    def __call__(self, x: Any, *, where: Any = None, **params: Any) -> Any:
+        """Evaluate on a NumPy array (or anything NumPy accepts); ``where``: a boolean mask for the
+        normalisers (see ``masked``)."""
         from actlab.ops import numpy_ops
 
-        return numpy_ops.apply(self, x, self.resolve_params(**params))
+        return numpy_ops.apply(self, x, self.resolve_params(**params), where=where)
 
     def sympy_definition(self, x: Any = None, *, exact: bool = True, **params: Any) -> Any:
         """The definition as a SymPy expression in ``x`` (imports SymPy).

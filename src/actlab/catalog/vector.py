@@ -7,7 +7,15 @@ Conventions shared by every spec here:
 
 - Parameters: ``axis`` first (an int, default -1, PyTorch's ``dim``), then any others. ``forward(x,
   ops, axis, ...)``; ``vjp(x, y, g, ops, axis, ...)`` returns the gradient with respect to ``x``
-  (``x`` is None when the spec saves its output, ``y`` is None when it saves its input).
+  (``x`` is None when the spec saves its output, ``y`` is None when it saves its input);
+  ``jvp(x, y, t, ops, axis, ...)`` the output's tangent for an input tangent ``t`` (forward-mode
+  AD), given both the input and the output. softmax, softmin, sparsemax and entmax15 have symmetric
+  Jacobians, so their jvp is their vjp applied to the tangent.
+- Normalisers (softmax, log_softmax, softmin, sparsemax, entmax15; ``masked`` set) also accept a
+  tuple of axes (normalised as one row), 0-d inputs (one-element rows: 1, or 0 for log_softmax,
+  as torch.softmax) and empty inputs (empty outputs), and a boolean ``where`` mask given as a
+  keyword of the call (jax.nn's semantics): :func:`over_axes` reduces all of these to one int
+  axis before ``forward`` runs, on NumPy and torch alike.
 - ``oracle(row, mp, **params_without_axis)`` gives the exact output of ONE 1-D row (a list of mpf)
   at mpmath's current precision; :mod:`actlab.verify.vector` raises the precision until it
   converges and differentiates it numerically for the vjp check.
@@ -36,6 +44,8 @@ from __future__ import annotations
 
 import math
 from typing import Any
+
+import numpy as np
 
 from actlab.catalog._refs import (
     DAUPHIN_GLU,
@@ -86,6 +96,80 @@ _GELU_FLOOR = -64.0
 
 def _axis_param(doc: str = "the axis along which the function is applied (PyTorch's ``dim``)") -> Param:
     return Param("axis", -1, kind=int, aliases=("dim",), doc=doc)  # PyTorch spells it dim
+
+
+def _axes_param() -> Param:
+    return Param(
+        "axis",
+        -1,
+        kind=int,
+        axes=True,
+        aliases=("dim",),  # PyTorch spells it dim
+        doc="the axis along which the function is applied (PyTorch's ``dim``), or a tuple of axes: "
+        "their union is normalised as one (Keras 3's and jax.nn's axis=(1, 2))",
+    )
+
+
+_WHERE_NOTE = (
+    "Axis: an int or a tuple of axes (their union is one row). 0-d inputs are one-element rows "
+    "(as torch.softmax) and empty inputs give empty outputs of the same shape. where=: a boolean "
+    "mask broadcastable to the input, a keyword of the call (spec(x, where=m), "
+    "functional.{name}(x, where=m), module(x, where=m)), not a parameter: masked entries are left "
+    "out of the row and get {out}; a row with nothing unmasked gives {out} everywhere, not NaN "
+    "(jax.nn's where= semantics). "
+)
+
+
+def over_axes(fn: Any, x: Any, ops: Any, axis: Any, where: Any, masked: tuple[float, float], name: str) -> Any:
+    """A normaliser ``fn(x, axis: int)`` applied over ``axis`` (an int or a tuple of axes) with an
+    optional boolean ``where`` mask; 0-d inputs are one-element rows, empty inputs give empty outputs.
+
+    A tuple of axes is moved to the end and flattened into one axis (a view-and-copy that autograd
+    and vmap follow), so that ``fn`` always sees a single axis. Masked inputs are replaced by
+    ``masked[0]`` (-inf: no weight) and masked outputs by ``masked[1]``; a fully masked row is NaN
+    inside (all -inf) and the output mask replaces every entry of it, gradients included.
+    """
+    shape = tuple(x.shape)
+    nd = len(shape)
+    given = axis if isinstance(axis, tuple) else (axis,)
+    span = max(nd, 1)  # a 0-d input takes axis 0 or -1, as torch.softmax does
+    for a in given:
+        if not -span <= a < span:
+            raise ValueError(f"{name}: axis {axis} is out of range for an input of shape {shape}")
+    axes = sorted({a % span for a in given})
+    if len(axes) != len(given):
+        raise ValueError(f"{name}: axis {axis} names the same axis twice for an input of shape {shape}")
+    mask = None
+    if where is not None:
+        mask = ops.as_mask(where, x)
+        try:
+            fits = np.broadcast_shapes(tuple(mask.shape), shape) == shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"{name}: where= mask of shape {tuple(mask.shape)} does not broadcast to the input's shape {shape}"
+            )
+        x = ops.where(mask, x, masked[0])
+    if ops.numel(x) == 0:
+        y = x * 1.0  # empty in, empty out (of the same shape, still on the autograd graph)
+    elif nd == 0:
+        y = ops.reshape(fn(ops.reshape(x, (1,)), 0), ())
+    elif len(axes) == 1:
+        y = fn(x, axes[0])
+    else:
+        keep = [d for d in range(nd) if d not in axes]
+        order = keep + axes
+        inverse = [0] * nd
+        size = 1
+        for i, d in enumerate(order):  # plain loops: torch.compile traces them (not math.prod)
+            inverse[d] = i
+            size *= shape[d] if d in axes else 1
+        flat = ops.reshape(ops.permute(x, order), [shape[d] for d in keep] + [size])
+        y = ops.permute(ops.reshape(fn(flat, len(keep)), [shape[d] for d in order]), inverse)
+    if mask is not None:
+        y = ops.where(mask, y, masked[1])
+    return y
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -170,6 +254,13 @@ def _split_vjp(w: Any, g: Any, ops: Any, axis: int) -> Any:
     are tiny) would lose the difference g_i S - T to cancellation (S - w_i rounds away); for it
     the sums over the other entries are formed directly: w_i (g_i R - U), R = S - w_i, U = T - g_i w_i.
     """
+    diff, _ = _centred(w, g, ops, axis)
+    return w * diff
+
+
+def _centred(w: Any, g: Any, ops: Any, axis: int) -> tuple[Any, Any]:
+    """(g_i S - T, S) with S = sum w, T = sum g w: sum_j w_j (g_i - g_j), without cancellation for
+    the entry holding more than half of S (formed from the sums over the others, R and U)."""
     big = w > 0.5 * ops.sum(w, axis)
     gw = g * w
     zero = ops.zeros_like(w)
@@ -178,7 +269,7 @@ def _split_vjp(w: Any, g: Any, ops: Any, axis: int) -> Any:
     # S and T as (the dominant term) + (the sum of the others): one rounding each
     s = ops.sum(ops.where(big, w, zero), axis) + r
     t = ops.sum(ops.where(big, gw, zero), axis) + u
-    return ops.where(big, w * (g * r - u), w * (g * s - t))
+    return ops.where(big, g * r - u, g * s - t), s
 
 
 def _softmax_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int) -> Any:
@@ -195,6 +286,15 @@ def _log_softmax(x: Any, ops: Any, axis: int) -> Any:
 
 def _log_softmax_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int) -> Any:
     return g - ops.exp(y) * ops.sum(g, axis)
+
+
+def _log_softmax_jvp(x: Any, y: Any, t: Any, ops: Any, axis: int) -> Any:
+    # J = I - 1 p^T with p = softmax(x) (not symmetric): J t = t_i - sum_j p_j t_j =
+    # sum_j p_j (t_i - t_j) / sum p, formed without cancellation for the dominant entry (whose
+    # tangent is as small as the others' weights: t_i - sum p t would lose it entirely). p from x,
+    # not exp(y): exp amplifies y's rounding by |y| (tens of ulps where y ~ -30).
+    diff, s = _centred(_softmax(x, ops, axis), t, ops, axis)
+    return diff / s
 
 
 def _softmin(x: Any, ops: Any, axis: int) -> Any:
@@ -255,6 +355,17 @@ def _two_diff(h: Any, tau: Any, c: Any, ops: Any) -> tuple[Any, Any]:
     u0 = h - tau
     bv = u0 - h
     return u0, c + ((h - (u0 - bv)) - (tau + bv))
+
+
+def _symmetric_jvp(vjp: Any) -> Any:
+    """The jvp of a function whose Jacobian is symmetric (softmax: diag(y) - y y^T; softmin, its
+    negative; sparsemax: the projection onto the support's zero-sum plane; entmax15: diag(s) -
+    s s^T / sum s): J t = J^T t, the vjp applied to the tangent."""
+
+    def jvp(x: Any, y: Any, t: Any, ops: Any, axis: int) -> Any:
+        return vjp(x, y, t, ops, axis)
+
+    return jvp
 
 
 def _sparsemax_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int) -> Any:
@@ -501,6 +612,15 @@ def _glu_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int) -> Any:
     return ops.concat([gp * p2, (gp * (a * p2)) * ops.sigmoid(-b)], ax)
 
 
+# jvps of the gated units: with [t_a, t_b] the halves of the tangent, d(a act(b)) = t_a act(b) +
+# a act'(b) t_b, each term formed from the same factors (and in the same order) as the vjp.
+def _glu_jvp(x: Any, y: Any, t: Any, ops: Any, axis: int) -> Any:
+    a, b, _ = _halves(x, ops, axis, "glu")
+    ta, tb = ops.split2(t, _norm_axis(x, axis, "glu"))
+    p1, p2 = _sigmoid_parts(b, ops)
+    return (ta * p1) * p2 + ((tb * p1) * (a * p2)) * ops.sigmoid(-b)
+
+
 def _reglu(x: Any, ops: Any, axis: int) -> Any:
     a, b, _ = _halves(x, ops, axis, "reglu")
     return a * ops.maximum(b, 0.0)
@@ -509,6 +629,12 @@ def _reglu(x: Any, ops: Any, axis: int) -> Any:
 def _reglu_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int) -> Any:
     a, b, ax = _halves(x, ops, axis, "reglu")
     return ops.concat([g * ops.maximum(b, 0.0), ops.where(b > 0, g * a, ops.zeros_like(g))], ax)
+
+
+def _reglu_jvp(x: Any, y: Any, t: Any, ops: Any, axis: int) -> Any:
+    a, b, ax = _halves(x, ops, axis, "reglu")
+    ta, tb = ops.split2(t, ax)
+    return ta * ops.maximum(b, 0.0) + ops.where(b > 0, tb * a, ops.zeros_like(tb))
 
 
 def _geglu(x: Any, ops: Any, axis: int) -> Any:
@@ -521,6 +647,13 @@ def _geglu_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int) -> Any:
     a, b, ax = _halves(x, ops, axis, "geglu")
     g1, g2, q1, q2 = _gelu_parts(b, ops)
     return ops.concat([(g * g1) * g2, (g * q1) * (a * q2)], ax)
+
+
+def _geglu_jvp(x: Any, y: Any, t: Any, ops: Any, axis: int) -> Any:
+    a, b, ax = _halves(x, ops, axis, "geglu")
+    ta, tb = ops.split2(t, ax)
+    g1, g2, q1, q2 = _gelu_parts(b, ops)
+    return (ta * g1) * g2 + (tb * q1) * (a * q2)
 
 
 def _swiglu(x: Any, ops: Any, axis: int) -> Any:
@@ -541,6 +674,18 @@ def _swiglu_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int) -> Any:
     return ops.concat([(g * p1) * (b * p2), (g * f1) * ((a * f2) * f3)], ax)
 
 
+def _swiglu_jvp(x: Any, y: Any, t: Any, ops: Any, axis: int) -> Any:
+    a, b, ax = _halves(x, ops, axis, "swiglu")
+    ta, tb = ops.split2(t, ax)
+    p1, p2 = _sigmoid_parts(b, ops)
+    near, series = _root_series(b, ops, _SILU_ROOT, _SILU_RADIUS, _SILU_SERIES)
+    one = ops.ones_like(b)
+    f1 = ops.where(near, series, p1)
+    f2 = ops.where(near, one, p2)
+    f3 = ops.where(near, one, 1.0 + b * ops.sigmoid(-b))
+    return (ta * p1) * (b * p2) + (tb * f1) * ((a * f2) * f3)
+
+
 def _gtu(x: Any, ops: Any, axis: int) -> Any:
     a, b, _ = _halves(x, ops, axis, "gtu")
     p1, p2 = _sigmoid_parts(b, ops)
@@ -554,6 +699,13 @@ def _gtu_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int) -> Any:
     return ops.concat([(gp * _sech2(a, ops)) * p2, ((gp * ops.tanh(a)) * p2) * ops.sigmoid(-b)], ax)
 
 
+def _gtu_jvp(x: Any, y: Any, t: Any, ops: Any, axis: int) -> Any:
+    a, b, ax = _halves(x, ops, axis, "gtu")
+    ta, tb = ops.split2(t, ax)
+    p1, p2 = _sigmoid_parts(b, ops)
+    return ((ta * p1) * _sech2(a, ops)) * p2 + (((tb * p1) * ops.tanh(a)) * p2) * ops.sigmoid(-b)
+
+
 def _bilinear(x: Any, ops: Any, axis: int) -> Any:
     a, b, _ = _halves(x, ops, axis, "bilinear")
     return a * b
@@ -562,6 +714,12 @@ def _bilinear(x: Any, ops: Any, axis: int) -> Any:
 def _bilinear_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int) -> Any:
     a, b, ax = _halves(x, ops, axis, "bilinear")
     return ops.concat([g * b, g * a], ax)
+
+
+def _bilinear_jvp(x: Any, y: Any, t: Any, ops: Any, axis: int) -> Any:
+    a, b, ax = _halves(x, ops, axis, "bilinear")
+    ta, tb = ops.split2(t, ax)
+    return ta * b + a * tb
 
 
 def _mp_halves(row: list) -> tuple[list, list]:
@@ -617,6 +775,18 @@ def _maxout_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int, pieces: int) -> Any
     return ops.reshape(gx, tuple(x.shape))
 
 
+def _maxout_jvp(x: Any, y: Any, t: Any, ops: Any, axis: int, pieces: int) -> Any:
+    """The tangent of the (first) maximal entry of each group: the transpose of the vjp's routing."""
+    xr, ax = _groups(x, ops, axis, pieces)
+    tr, _ = _groups(t, ops, axis, pieces)
+    m = ops.amax(xr, ax + 1)
+    hit = (xr == m) | ops.isnan(xr)
+    first = hit & (ops.cumsum(_indicator(hit, xr, ops), ax + 1) == 1.0)
+    picked = ops.sum(ops.where(first, tr, ops.zeros_like(tr)), ax + 1)  # one non-zero term per group
+    out_shape = tuple(xr.shape[: ax + 1]) + tuple(xr.shape[ax + 2 :])
+    return ops.reshape(picked, out_shape)
+
+
 def _mp_maxout(row: list, mp: Any, pieces: int) -> list:
     return [max(row[i : i + pieces]) for i in range(0, len(row), pieces)]
 
@@ -631,6 +801,12 @@ def _crelu_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int) -> Any:
     gp, gn = ops.split2(g, ax)
     zero = ops.zeros_like(x)
     return ops.where(x > 0, gp, zero) - ops.where(x < 0, gn, zero)
+
+
+def _crelu_jvp(x: Any, y: Any, t: Any, ops: Any, axis: int) -> Any:
+    ax = _norm_axis(x, axis, "crelu")
+    zero = ops.zeros_like(t)
+    return ops.concat([ops.where(x > 0, t, zero), ops.where(x < 0, -t, zero)], ax)
 
 
 def _mp_crelu(row: list, mp: Any) -> list:
@@ -655,8 +831,10 @@ SOFTMAX = Spec(
     oracle=_mp_softmax,
     forward=lambda x, ops, axis: _softmax(x, ops, axis),
     vjp=lambda x, y, g, ops, axis: _softmax_vjp(x, y, g, ops, axis),
+    jvp=_symmetric_jvp(_softmax_vjp),
+    masked=(-math.inf, 0.0),
     saves="output",
-    params=(_axis_param(),),
+    params=(_axes_param(),),
     bounds=(0.0, 1.0),
     smoothness=math.inf,
     references=(BRIDLE_SOFTMAX, GOODFELLOW_DL),
@@ -689,7 +867,7 @@ SOFTMAX = Spec(
     ),
     torch_native=lambda x, torch, axis: torch.nn.functional.softmax(x, dim=axis),
     native=False,
-    notes=_SHIFT_NOTE,
+    notes=_WHERE_NOTE.format(name="softmax", out="0") + _SHIFT_NOTE,
 )
 
 LOG_SOFTMAX = Spec(
@@ -703,8 +881,10 @@ LOG_SOFTMAX = Spec(
     oracle=_mp_log_softmax,
     forward=lambda x, ops, axis: _log_softmax(x, ops, axis),
     vjp=lambda x, y, g, ops, axis: _log_softmax_vjp(x, y, g, ops, axis),
+    jvp=lambda x, y, t, ops, axis: _log_softmax_jvp(x, y, t, ops, axis),
+    masked=(-math.inf, -math.inf),
     saves="output",
-    params=(_axis_param(),),
+    params=(_axes_param(),),
     bounds=(-math.inf, 0.0),
     smoothness=math.inf,
     references=(BRIDLE_SOFTMAX, GOODFELLOW_DL),
@@ -723,7 +903,8 @@ LOG_SOFTMAX = Spec(
     ),
     torch_native=lambda x, torch, axis: torch.nn.functional.log_softmax(x, dim=axis),
     native=False,
-    notes="The maximum's own output is -log1p(sum of the others), so it keeps its relative accuracy "
+    notes=_WHERE_NOTE.format(name="log_softmax", out="-inf")
+    + "The maximum's own output is -log1p(sum of the others), so it keeps its relative accuracy "
     "when the others are tiny.",
 )
 
@@ -738,8 +919,10 @@ SOFTMIN = Spec(
     oracle=lambda row, mp: _mp_softmax([-v for v in row], mp),
     forward=lambda x, ops, axis: _softmin(x, ops, axis),
     vjp=lambda x, y, g, ops, axis: _softmin_vjp(x, y, g, ops, axis),
+    jvp=_symmetric_jvp(_softmin_vjp),
+    masked=(math.inf, 0.0),
     saves="output",
-    params=(_axis_param(),),
+    params=(_axes_param(),),
     bounds=(0.0, 1.0),
     smoothness=math.inf,
     references=(BRIDLE_SOFTMAX,),
@@ -754,7 +937,7 @@ SOFTMIN = Spec(
     ),
     torch_native=lambda x, torch, axis: torch.nn.functional.softmin(x, dim=axis),
     native=False,
-    notes=_SHIFT_NOTE,
+    notes=_WHERE_NOTE.format(name="softmin", out="0") + _SHIFT_NOTE,
 )
 
 _SPARSE_TOL = Tolerance(
@@ -776,8 +959,10 @@ SPARSEMAX = Spec(
     oracle=_mp_sparsemax,
     forward=lambda x, ops, axis: _sparsemax(x, ops, axis),
     vjp=lambda x, y, g, ops, axis: _sparsemax_vjp(x, y, g, ops, axis),
+    jvp=_symmetric_jvp(_sparsemax_vjp),
+    masked=(-math.inf, 0.0),
     saves="output",
-    params=(_axis_param(),),
+    params=(_axes_param(),),
     bounds=(0.0, 1.0),
     smoothness=0,
     tolerance=_SPARSE_TOL,
@@ -805,7 +990,8 @@ SPARSEMAX = Spec(
             "the deep-spin entmax package (PyTorch); dim=-1 in current releases (dim=0 in early ones).",
         ),
     ),
-    notes="Sort-based threshold (Martins & Astudillo, Algorithm 1) on the exactly shifted input, then "
+    notes=_WHERE_NOTE.format(name="sparsemax", out="0")
+    + "Sort-based threshold (Martins & Astudillo, Algorithm 1) on the exactly shifted input, then "
     "one Newton step on sum (z - tau)_+ = 1. vjp on the support S: g - mean_S(g); 0 elsewhere.",
 )
 
@@ -820,8 +1006,10 @@ ENTMAX15 = Spec(
     oracle=_mp_entmax15,
     forward=lambda x, ops, axis: _entmax15(x, ops, axis),
     vjp=lambda x, y, g, ops, axis: _entmax15_vjp(x, y, g, ops, axis),
+    jvp=_symmetric_jvp(_entmax15_vjp),
+    masked=(-math.inf, 0.0),
     saves="output",
-    params=(_axis_param(),),
+    params=(_axes_param(),),
     bounds=(0.0, 1.0),
     smoothness=1,
     tolerance=_SPARSE_TOL,
@@ -834,7 +1022,8 @@ ENTMAX15 = Spec(
             "releases (dim=0 in early ones); optional k for partial sorting. Same vjp.",
         ),
     ),
-    notes="Exact sort-based threshold (Peters, Niculae & Martins 2019) on the exactly shifted input, "
+    notes=_WHERE_NOTE.format(name="entmax15", out="0")
+    + "Exact sort-based threshold (Peters, Niculae & Martins 2019) on the exactly shifted input, "
     "then two Newton steps on sum (z - tau)_+^2 = 1. vjp: s (g - sum(s g) / sum(s)) with s = sqrt(y).",
 )
 
@@ -854,6 +1043,7 @@ GLU = Spec(
     oracle=_mp_gated(lambda a, b, mp: a * _mp_sigmoid(b, mp)),
     forward=lambda x, ops, axis: _glu(x, ops, axis),
     vjp=lambda x, y, g, ops, axis: _glu_vjp(x, y, g, ops, axis),
+    jvp=lambda x, y, t, ops, axis: _glu_jvp(x, y, t, ops, axis),
     saves="input",
     params=(_axis_param("the axis split into the halves [a, b] (PyTorch's ``dim``)"),),
     smoothness=math.inf,
@@ -891,6 +1081,7 @@ REGLU = Spec(
     oracle=_mp_gated(lambda a, b, mp: a * max(b, mp.mpf(0))),
     forward=lambda x, ops, axis: _reglu(x, ops, axis),
     vjp=lambda x, y, g, ops, axis: _reglu_vjp(x, y, g, ops, axis),
+    jvp=lambda x, y, t, ops, axis: _reglu_jvp(x, y, t, ops, axis),
     saves="input",
     params=(_axis_param("the axis split into the halves [a, b]"),),
     smoothness=0,
@@ -910,6 +1101,7 @@ GEGLU = Spec(
     oracle=_mp_gated(lambda a, b, mp: a * _mp_gelu(b, mp)),
     forward=lambda x, ops, axis: _geglu(x, ops, axis),
     vjp=lambda x, y, g, ops, axis: _geglu_vjp(x, y, g, ops, axis),
+    jvp=lambda x, y, t, ops, axis: _geglu_jvp(x, y, t, ops, axis),
     saves="input",
     params=(_axis_param("the axis split into the halves [a, b]"),),
     smoothness=math.inf,
@@ -931,6 +1123,7 @@ SWIGLU = Spec(
     oracle=_mp_gated(lambda a, b, mp: a * b * _mp_sigmoid(b, mp)),
     forward=lambda x, ops, axis: _swiglu(x, ops, axis),
     vjp=lambda x, y, g, ops, axis: _swiglu_vjp(x, y, g, ops, axis),
+    jvp=lambda x, y, t, ops, axis: _swiglu_jvp(x, y, t, ops, axis),
     saves="input",
     params=(_axis_param("the axis split into the halves [a, b]"),),
     smoothness=math.inf,
@@ -959,6 +1152,7 @@ GTU = Spec(
     oracle=_mp_gated(lambda a, b, mp: mp.tanh(a) * _mp_sigmoid(b, mp)),
     forward=lambda x, ops, axis: _gtu(x, ops, axis),
     vjp=lambda x, y, g, ops, axis: _gtu_vjp(x, y, g, ops, axis),
+    jvp=lambda x, y, t, ops, axis: _gtu_jvp(x, y, t, ops, axis),
     saves="input",
     params=(_axis_param("the axis split into the halves [a, b]"),),
     bounds=(-1.0, 1.0),
@@ -979,6 +1173,7 @@ BILINEAR = Spec(
     oracle=_mp_gated(lambda a, b, mp: a * b),
     forward=lambda x, ops, axis: _bilinear(x, ops, axis),
     vjp=lambda x, y, g, ops, axis: _bilinear_vjp(x, y, g, ops, axis),
+    jvp=lambda x, y, t, ops, axis: _bilinear_jvp(x, y, t, ops, axis),
     saves="input",
     params=(_axis_param("the axis split into the halves [a, b]"),),
     smoothness=math.inf,
@@ -997,6 +1192,7 @@ MAXOUT = Spec(
     oracle=_mp_maxout,
     forward=lambda x, ops, axis, pieces: _maxout(x, ops, axis, pieces),
     vjp=lambda x, y, g, ops, axis, pieces: _maxout_vjp(x, y, g, ops, axis, pieces),
+    jvp=lambda x, y, t, ops, axis, pieces: _maxout_jvp(x, y, t, ops, axis, pieces),
     saves="input",
     params=(
         _axis_param(
@@ -1031,6 +1227,7 @@ CRELU = Spec(
     oracle=_mp_crelu,
     forward=lambda x, ops, axis: _crelu(x, ops, axis),
     vjp=lambda x, y, g, ops, axis: _crelu_vjp(x, y, g, ops, axis),
+    jvp=lambda x, y, t, ops, axis: _crelu_jvp(x, y, t, ops, axis),
     saves="input",
     params=(_axis_param("the axis along which the two halves are concatenated"),),
     bounds=(0.0, math.inf),

@@ -73,10 +73,13 @@ class Activation(torch.nn.Module):
         """What :func:`actlab.serialize` writes for this module (learned values live in the state_dict)."""
         return self.activation
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
+        """``where``: a boolean mask, for the normalisers only (softmax family, sparsemax, entmax)."""
         act = self.activation
         if not act.learnable:
-            return apply(act.spec, x, act.params, training=self.training)
+            return apply(act.spec, x, act.params, training=self.training, where=where)
+        if where is not None:
+            raise TypeError(f"{act.name}: where= is accepted by the normalisers only")
         if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
             raise TypeError(f"{act.name}: needs a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
         # float16/bfloat16 in float32, rounded once (as the functional path); autograd rounds the

@@ -49,6 +49,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.autograd import forward_ad as fwAD
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from actlab.ops.torch_ops import TORCH
@@ -138,6 +139,24 @@ class _Kernel:
 
 
 # --------------------------------------------------------------------------- shared helpers
+def _composable_path(cell: nn.Module, *tensors: Any) -> bool:
+    """True under forward-mode AD (dual tensors) and torch.func transforms (vmap, jvp, jacfwd, hessian).
+
+    The fused recurrences (_FusedLSTM, _FusedGRU) write into preallocated buffers and have a
+    hand-written, once-differentiable BPTT: they have no jvp and cannot be batched by vmap. The
+    step-by-step path computes the same recurrence (it is the fused path's reference in the tests)
+    from ops and catalog Functions that all have forward-mode rules, so it is used instead.
+    """
+    if torch.compiler.is_compiling():
+        return False
+    if torch._C._are_functorch_transforms_active():
+        return True
+    if getattr(fwAD, "_current_level", 0) < 0:  # no dual level open: no tangent can exist
+        return False
+    found = [t for t in tensors if isinstance(t, Tensor)] + list(cell.parameters())
+    return any(fwAD.unpack_dual(t).tangent is not None for t in found)
+
+
 def _uniform_(cell: nn.Module, hidden_size: int) -> None:
     """PyTorch's RNN initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
     bound = 1.0 / math.sqrt(hidden_size) if hidden_size > 0 else 0.0
@@ -567,7 +586,7 @@ class LSTMCell(RecurrentCell):
     # -- a whole sequence --------------------------------------------------------------------
     def _scan_forward(self, inputs: Tensor, state: Any, lengths: Tensor | None) -> tuple[Tensor, Any]:
         plan = self._plan
-        if not self.fused or (plan.stochastic and self.training):
+        if not self.fused or (plan.stochastic and self.training) or _composable_path(self, inputs, *state):
             return super()._scan_forward(inputs, state, lengths)
         steps, batch = inputs.shape[0], inputs.shape[1]
         if steps == 0:
@@ -901,7 +920,7 @@ class GRUCell(RecurrentCell):
     def _scan_forward(self, inputs: Tensor, state: Any, lengths: Tensor | None) -> tuple[Tensor, Any]:
         plan = self._plan
         steps, batch = inputs.shape[0], inputs.shape[1]
-        if steps == 0 or not self.fused or (plan.stochastic and self.training):
+        if steps == 0 or not self.fused or (plan.stochastic and self.training) or _composable_path(self, inputs, state):
             return super()._scan_forward(inputs, state, lengths)
         H = self.hidden_size
         b_ih, b_hh = self.bias_ih, self.bias_hh

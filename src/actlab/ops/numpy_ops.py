@@ -133,6 +133,22 @@ class NumpyOps:
         return np.reshape(x, shape)
 
     @staticmethod
+    def permute(x: Any, order: Any) -> Any:
+        return np.transpose(x, tuple(order))
+
+    @staticmethod
+    def numel(x: Any) -> int:
+        return int(np.size(x))
+
+    @staticmethod
+    def as_mask(where: Any, like: Any) -> Any:
+        """``where`` as a boolean array; anything but booleans is refused (no truthiness of numbers)."""
+        mask = np.asarray(where)
+        if mask.dtype != np.bool_:
+            raise TypeError(f"where= must be a boolean mask, got dtype {mask.dtype}")
+        return mask
+
+    @staticmethod
     def amax_dim(x: Any, axis: int) -> Any:
         return np.max(x, axis=axis)
 
@@ -154,8 +170,24 @@ def as_float_array(x: Any) -> np.ndarray:
     return arr
 
 
-def apply(spec: Any, x: Any, params: dict[str, Any]) -> np.ndarray:
-    """Evaluate ``spec`` on NumPy; float16 is computed in float32 and rounded once."""
+def apply(spec: Any, x: Any, params: dict[str, Any], *, where: Any = None) -> np.ndarray:
+    """Evaluate ``spec`` on NumPy; float16 is computed in float32 and rounded once.
+
+    Normalisers (``spec.masked``) take a tuple of axes, 0-d and empty inputs and a ``where`` mask
+    (:func:`actlab.catalog.vector.over_axes`)."""
+    if spec.kind == "vector" and spec.masked is not None:
+        from actlab.catalog.vector import over_axes
+
+        rest = {k: v for k, v in params.items() if k != "axis"}
+        arr = as_float_array(x)
+
+        def single(t: Any, axis: int) -> Any:
+            return _evaluate(spec.forward, t, {**rest, "axis": axis})
+
+        with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+            return np.asarray(over_axes(single, arr, NUMPY, params["axis"], where, spec.masked, spec.name))
+    if where is not None:
+        raise TypeError(f"{spec.name}: where= is accepted by the normalisers only (softmax family, sparsemax, entmax)")
     return _evaluate(spec.forward, x, params)
 
 

@@ -126,5 +126,21 @@ class TorchOps:
     def amax_dim(x: Any, axis: int) -> Any:
         return torch.amax(x, dim=axis)
 
+    @staticmethod
+    def permute(x: Any, order: Any) -> Any:
+        return torch.permute(x, tuple(order))
+
+    @staticmethod
+    def numel(x: Any) -> int:
+        return x.numel()
+
+    @staticmethod
+    def as_mask(where: Any, like: Any) -> Any:
+        """``where`` as a boolean tensor on ``like``'s device; anything but booleans is refused."""
+        mask = torch.as_tensor(where, device=like.device)
+        if mask.dtype != torch.bool:
+            raise TypeError(f"where= must be a boolean mask, got dtype {mask.dtype}")
+        return mask
+
 
 TORCH = TorchOps()

@@ -1,6 +1,9 @@
 """Functional forms of every registered activation: ``functional.gelu(x, approximate="tanh")``.
 
-Functions are generated from the registry on first access. Each runs PyTorch's native kernel
+Functions are generated from the registry on first access. Every custom Function has a ``jvp``
+(forward-mode AD: torch.func.jvp, jacfwd, hessian, torch.autograd.forward_ad) from the spec's
+derivative or ``jvp``, and a twin without it that torch.compile traces. Normalisers take a
+``where=`` boolean mask and a tuple of axes (:func:`actlab.catalog.vector.over_axes`). Each runs PyTorch's native kernel
 where the spec says it is accurate (``spec.native``), and otherwise actlab's implementation
 through a custom autograd Function whose backward uses the spec's analytic derivative and keeps
 only the input, or only the output when the derivative is a function of the output.
@@ -15,6 +18,7 @@ from typing import Any
 import torch
 
 from actlab.catalog import Spec
+from actlab.catalog.vector import over_axes
 from actlab.ops.torch_ops import TORCH
 from actlab.registry import _bind_positional, all_specs, get_spec
 
@@ -43,6 +47,8 @@ def _compute(fn: Callable[..., Any], x: torch.Tensor, params: dict[str, Any]) ->
 # Built outside torch.compile's tracing (Dynamo cannot trace a class definition): by
 # ``function_for`` and ``actlab.nn.Activation`` at construction, or by the first eager call.
 _FUNCTION_CLASSES: dict[str, type] = {}
+# The same Function without ``jvp`` (Dynamo cannot trace one that defines it), used while tracing.
+_TRACED_CLASSES: dict[str, type] = {}
 
 
 def autograd_function(spec: Spec) -> type:
@@ -51,6 +57,7 @@ def autograd_function(spec: Spec) -> type:
     # A re-registered spec gets a new class; the identity check is skipped while tracing.
     if cls is None or (not torch.compiler.is_compiling() and cls.spec is not spec):
         cls = _FUNCTION_CLASSES[spec.name] = _make_autograd_function(spec)
+        _TRACED_CLASSES[spec.name] = cls.traced
     return cls
 
 
@@ -59,6 +66,7 @@ def _make_autograd_function(spec: Spec) -> type:
     # them and cannot wrap a Spec object.
     names = spec.param_names
     forward_fn = spec.forward
+    elementwise = spec.kind == "elementwise"
 
     if spec.kind == "elementwise":
         keep_output = spec.derivative_from_output is not None
@@ -71,6 +79,10 @@ def _make_autograd_function(spec: Spec) -> type:
                 # overflows or underflows where the product does not.
                 return (grad.float() * input_derivative(saved.float(), TORCH, **params)).to(saved.dtype)
             return grad * _compute(derivative_fn, saved, params)
+
+        # The Jacobian is diagonal: the tangent is scaled by f'(x) exactly as the cotangent is.
+        def tangent_output(saved: tuple, tangent: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+            return grad_input(saved[0], tangent, params)
 
     else:
         keep_output = spec.saves == "output"
@@ -86,12 +98,33 @@ def _make_autograd_function(spec: Spec) -> type:
             gx = vjp_fn(x, y, g, TORCH, **params)
             return gx.to(saved.dtype) if low else gx
 
-    class SpecFunction(torch.autograd.Function):
+        jvp_fn = spec.jvp
+
+        def tangent_output(saved: tuple, tangent: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+            # Forward mode gets both the input and the output (held only while the jvp runs):
+            # log_softmax's tangent needs softmax(x), which exp(y) gives only to |y| ulps.
+            if jvp_fn is None:
+                raise NotImplementedError(f"{spec.name}: the spec has no jvp (forward-mode AD)")
+            x, y = saved
+            low = x.dtype in _LOW_PRECISION
+            if low:  # y recomputed in float32: the half output has lost the digits the jvp needs
+                x, tangent = x.float(), tangent.float()
+                y = forward_fn(x, TORCH, **params)
+            out = jvp_fn(x, y, tangent, TORCH, **params)
+            return out.to(saved[0].dtype) if low else out
+
+    class TracedFunction(torch.autograd.Function):
+        """Forward and backward only: what torch.compile traces (Dynamo refuses a Function that
+        defines ``jvp``; forward-mode AD does not run under it)."""
+
         generate_vmap_rule = True
 
         @staticmethod
         def forward(x: torch.Tensor, *values: Any) -> torch.Tensor:
-            return _compute(forward_fn, x, dict(zip(names, values)))
+            out = _compute(forward_fn, x, dict(zip(names, values)))
+            # The input itself (linear) leaves as a copy: autograd refuses an input returned as-is
+            # (and a view would need a view-returning jvp).
+            return out.clone() if out is x else out
 
         @staticmethod
         def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
@@ -107,16 +140,79 @@ def _make_autograd_function(spec: Spec) -> type:
             params = dict(zip(names, ctx.values))
             return (grad_input(saved, grad, params), *([None] * len(ctx.values)))
 
-    SpecFunction.__name__ = SpecFunction.__qualname__ = f"{spec.name}_function"
-    SpecFunction.spec = spec
+    class SpecFunction(TracedFunction):
+        """The eager Function: also forward-mode AD (torch.func.jvp, jacfwd, hessian, forward_ad)."""
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+            x, *values = inputs
+            ctx.values = values
+            # Half precision keeps the input, as TracedFunction does (an output rounded to half has lost
+            # the digits f' needs).
+            saved = output if keep_output and x.dtype not in _LOW_PRECISION else x
+            ctx.save_for_backward(saved)
+            # for the jvp (PyTorch drops these after forward unless forward-mode AD is running)
+            if elementwise:
+                ctx.save_for_forward(saved)
+            else:
+                ctx.save_for_forward(x, output)
+
+        @staticmethod
+        def jvp(ctx: Any, tangent: torch.Tensor, *value_tangents: Any) -> torch.Tensor:
+            # Parameters reach the Function as validated Python numbers (never tensors), so the
+            # input is its only differentiable argument; learnable forms are plain torch ops.
+            return tangent_output(ctx.saved_tensors, tangent, dict(zip(names, ctx.values)))
+
+    for cls, suffix in ((TracedFunction, "traced_function"), (SpecFunction, "function")):
+        cls.__name__ = cls.__qualname__ = f"{spec.name}_{suffix}"
+        cls.spec = spec
+    SpecFunction.traced = TracedFunction
     return SpecFunction
 
 
+def _function(spec: Spec) -> Any:
+    """The Function's ``apply`` for this call: the traced variant while torch.compile traces."""
+    if torch.compiler.is_compiling():
+        if spec.name not in _TRACED_CLASSES:  # normally built at construction or by an eager call
+            autograd_function(spec)
+        traced = _TRACED_CLASSES[spec.name].apply
+        forward_fn, names = spec.forward, spec.param_names
+
+        def call(x: torch.Tensor, *values: Any) -> torch.Tensor:
+            # Without a gradient to record the forward is plain ops (Dynamo mis-traces a Function
+            # whose inputs do not require grad, and there is nothing to save).
+            if torch.is_grad_enabled() and x.requires_grad:
+                return traced(x, *values)
+            return _compute(forward_fn, x, dict(zip(names, values)))
+
+        return call
+    return autograd_function(spec).apply
+
+
 def apply(
-    spec: Spec, x: torch.Tensor, params: dict[str, Any], *, training: bool = False, generator: Any = None
+    spec: Spec,
+    x: torch.Tensor,
+    params: dict[str, Any],
+    *,
+    training: bool = False,
+    generator: Any = None,
+    where: Any = None,
 ) -> torch.Tensor:
-    """Evaluate ``spec`` with already-validated ``params`` on a tensor."""
+    """Evaluate ``spec`` with already-validated ``params`` on a tensor.
+
+    ``where``: a boolean mask for the normalisers (``spec.masked``: softmax family, sparsemax,
+    entmax), which also take a tuple of axes and 0-d and empty inputs."""
     _check_input(spec, x)
+    if spec.masked is not None and spec.kind == "vector":
+        fn = _function(spec)
+        names = spec.param_names
+
+        def single(t: torch.Tensor, axis: int) -> torch.Tensor:
+            return fn(t, *(axis if n == "axis" else params[n] for n in names))
+
+        return over_axes(single, x, TORCH, params["axis"], where, spec.masked, spec.name)
+    if where is not None:
+        raise TypeError(f"{spec.name}: where= is accepted by the normalisers only (softmax family, sparsemax, entmax)")
     if training and spec.train_forward is not None:
         return spec.train_forward(x, torch, generator=generator, **params)
     # PyTorch's half/bfloat16 kernels are not all within 1 ulp (sigmoid's and tanh's backward use
@@ -125,7 +221,7 @@ def apply(
         return spec.torch_native(x, torch, **params)
     if spec.kind == "vector":
         params = {**params, "axis": _normalise_axis(spec, x, params["axis"])}
-    return autograd_function(spec).apply(x, *(params[n] for n in spec.param_names))
+    return _function(spec)(x, *(params[n] for n in spec.param_names))
 
 
 def _normalise_axis(spec: Spec, x: torch.Tensor, axis: int) -> int:
@@ -142,14 +238,14 @@ def function_for(spec: Spec) -> Callable[..., torch.Tensor]:
     autograd_function(spec)
 
     def activation(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        extra = {}
+        extra = {"where": kwargs.pop("where", None)}
         if stochastic:
-            extra = {"training": kwargs.pop("training", False), "generator": kwargs.pop("generator", None)}
+            extra.update(training=kwargs.pop("training", False), generator=kwargs.pop("generator", None))
         params = spec.resolve_params(**_bind_positional(spec, args, kwargs))
         return apply(spec, x, params, **extra)
 
     activation.__name__ = activation.__qualname__ = spec.name
-    signature = ", ".join(f"{p.name}={p.default!r}" for p in spec.params)
+    signature = ", ".join([f"{p.name}={p.default!r}" for p in spec.params] + (["where=None"] if spec.masked else []))
     activation.__doc__ = (
         f"{spec.name}(x, {signature})\n\n{spec.summary}" if signature else f"{spec.name}(x)\n\n{spec.summary}"
     )
