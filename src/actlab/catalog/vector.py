@@ -662,27 +662,27 @@ def _swiglu(x: Any, ops: Any, axis: int) -> Any:
     return (a * p1) * (b * p2)
 
 
-def _swiglu_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int) -> Any:
+def _swiglu_parts(x: Any, ops: Any, axis: int) -> tuple:
+    """(a, b, axis, p1, p2, f1, f2, f3): silu(b) = p1 * (b p2) and silu'(b) = f1 * f2 * f3, with
+    sigmoid(b) (1 + b sigmoid(-b)) replaced by its series near silu's critical point."""
     a, b, ax = _halves(x, ops, axis, "swiglu")
     p1, p2 = _sigmoid_parts(b, ops)
     near, series = _root_series(b, ops, _SILU_ROOT, _SILU_RADIUS, _SILU_SERIES)
     one = ops.ones_like(b)
-    # silu'(b) = sigmoid(b) (1 + b sigmoid(-b)) = f1 * f2 * f3
     f1 = ops.where(near, series, p1)
     f2 = ops.where(near, one, p2)
     f3 = ops.where(near, one, 1.0 + b * ops.sigmoid(-b))
+    return a, b, ax, p1, p2, f1, f2, f3
+
+
+def _swiglu_vjp(x: Any, y: Any, g: Any, ops: Any, axis: int) -> Any:
+    a, b, ax, p1, p2, f1, f2, f3 = _swiglu_parts(x, ops, axis)
     return ops.concat([(g * p1) * (b * p2), (g * f1) * ((a * f2) * f3)], ax)
 
 
 def _swiglu_jvp(x: Any, y: Any, t: Any, ops: Any, axis: int) -> Any:
-    a, b, ax = _halves(x, ops, axis, "swiglu")
+    a, b, ax, p1, p2, f1, f2, f3 = _swiglu_parts(x, ops, axis)
     ta, tb = ops.split2(t, ax)
-    p1, p2 = _sigmoid_parts(b, ops)
-    near, series = _root_series(b, ops, _SILU_ROOT, _SILU_RADIUS, _SILU_SERIES)
-    one = ops.ones_like(b)
-    f1 = ops.where(near, series, p1)
-    f2 = ops.where(near, one, p2)
-    f3 = ops.where(near, one, 1.0 + b * ops.sigmoid(-b))
     return (ta * p1) * (b * p2) + (tb * f1) * ((a * f2) * f3)
 
 
