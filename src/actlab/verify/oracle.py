@@ -35,13 +35,30 @@ def _mp() -> Any:
 
 
 @functools.lru_cache(maxsize=512)
-def _compiled(spec: Any, params_key: tuple, order: int) -> Callable[[Any], Any]:
+def _compiled(spec: Any, params_key: tuple, order: int, wrt: str | None = None) -> Callable[[Any], Any]:
     sympy = require("sympy", "the accuracy oracle")
     x = sympy.Symbol("x", real=True)
+    if wrt is not None:
+        return _compiled_wrt(spec, params_key, wrt, x, sympy)
     expr = spec.sympy_definition(x, **dict(params_key))
     if order:
         expr = sympy.diff(expr, x, order)
     return sympy.lambdify(x, expr, modules="mpmath")
+
+
+def _compiled_wrt(spec: Any, params_key: tuple, wrt: str, x: Any, sympy: Any) -> Callable[[Any], Any]:
+    """d f / d(parameter ``wrt``) at the parameters of ``params_key``, as a function of x: the
+    definition differentiated by SymPy with that parameter a symbol, then evaluated at its exact
+    binary value (the implementation's)."""
+    from actlab.catalog.spec import _sympy_value
+
+    params = dict(params_key)
+    symbol = sympy.Symbol(f"_param_{wrt}", real=True)
+    values = {k: (symbol if k == wrt else _sympy_value(sympy, v)) for k, v in params.items()}
+    expr = sympy.diff(spec.definition(x, sympy, **values), symbol)
+    raw = float(params[wrt])  # mpf(float) is exact at any precision
+    fn = sympy.lambdify((x, symbol), expr, modules="mpmath")
+    return lambda t: fn(t, _mp().mpf(raw))
 
 
 def _agree(a: Any, b: Any, mp: Any) -> bool:
@@ -101,7 +118,7 @@ def _cache_dir() -> Path | None:
     return base / "oracle"
 
 
-def _cache_key(spec: Any, params_key: tuple, order: int) -> str:
+def _cache_key(spec: Any, params_key: tuple, order: int | str) -> str:
     sympy = require("sympy")
     h = hashlib.sha256()
     h.update(f"{spec.name}/oracle-{_VERSION}".encode())
@@ -120,9 +137,17 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def oracle(
-    spec: Any, xs: np.ndarray, params: dict[str, Any] | None = None, order: int = 0, cache: bool = True
+    spec: Any,
+    xs: np.ndarray,
+    params: dict[str, Any] | None = None,
+    order: int = 0,
+    cache: bool = True,
+    wrt: str | None = None,
 ) -> np.ndarray:
     """True values of ``spec`` (``order``-th derivative) at float64 points ``xs``, rounded to float64.
+
+    ``wrt``: instead, the derivative with respect to that parameter (what a learnable parameter's
+    gradient should be, per element), from the definition differentiated by SymPy.
 
     mpf -> float64 conversion is correctly rounded. Values are cached on disk per definition,
     parameters and derivative order (``ACTLAB_CACHE`` names the folder; an empty value turns the
@@ -136,7 +161,8 @@ def oracle(
     known_x, known_y = np.empty(0), np.empty(0)
     path = None
     if folder is not None:
-        path = folder / f"{spec.name}-{_cache_key(spec, params_key, order)}.npz"
+        key_order = order if wrt is None else f"d/d{wrt}"
+        path = folder / f"{spec.name}-{_cache_key(spec, params_key, key_order)}.npz"
         known_x, known_y = _load(path)
     out = np.empty(flat.shape, dtype=np.float64)
     pos = np.searchsorted(known_x, flat).clip(0, max(known_x.size - 1, 0))
@@ -144,7 +170,7 @@ def oracle(
     out[hit] = known_y[pos[hit]]
     missing = np.unique(flat[~hit])
     if missing.size:
-        fn = _compiled(spec, params_key, order)
+        fn = _compiled(spec, params_key, order, wrt)
         values = np.array([float(evaluate_point(fn, float(x))) for x in missing], dtype=np.float64)
         out[~hit] = values[np.searchsorted(missing, flat[~hit])]
         if path is not None:
