@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from actlab.catalog._refs import HENDRYCKS_GELU, RAMACHANDRAN_SWISH
-from actlab.catalog.spec import Equivalent, Kink, Param, Reference, Spec
+from actlab.catalog.spec import Equivalent, Kink, Param, Reference, Spec, Tolerance
 from actlab.ops.exact import split, two_prod, two_sum
 
 INF = math.inf
@@ -254,6 +254,14 @@ def _swish_native(x: Any, torch: Any, beta: float = 1.0) -> Any:
 
 SWISH = Spec(
     name="swish",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' has a root at x ~ -1.2785 at beta = 1 (-1.2785/beta) (the minimum of f); near it f' is a "
+            "difference of terms of size ~1 and keeps only their absolute accuracy, so the derivative's allowance"
+            " is its condition number |x f''/f'| (issue #10)"
+        ),
+    ),
     aliases=("swish_beta",),
     family="self_gated",
     summary="x * sigmoid(beta * x): SiLU at beta = 1, x / 2 at beta = 0, ReLU as beta -> inf.",
@@ -301,6 +309,14 @@ def _silu_der(x: Any, ops: Any) -> Any:
 
 SILU = Spec(
     name="silu",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' has a root at x ~ -1.2785 (the minimum of f); near it f' is a difference of terms of size ~1 and "
+            "keeps only their absolute accuracy, so the derivative's allowance is its condition number |x f''/f'|"
+            " (issue #10)"
+        ),
+    ),
     aliases=("sigmoid_linear_unit",),
     family="self_gated",
     summary="x * sigmoid(x): the sigmoid-weighted linear unit (swish with beta = 1).",
@@ -353,6 +369,14 @@ def _quick_gelu_der(x: Any, ops: Any) -> Any:
 
 QUICK_GELU = Spec(
     name="quick_gelu",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' has a root at x ~ -0.7512 (the minimum of f); near it f' is a difference of terms of size ~1 and "
+            "keeps only their absolute accuracy, so the derivative's allowance is its condition number |x f''/f'|"
+            " (issue #10)"
+        ),
+    ),
     aliases=("quickgelu",),
     family="self_gated",
     summary="x * sigmoid(1.702 x): the sigmoid approximation of GELU used by CLIP (swish with beta = 1.702).",
@@ -411,6 +435,14 @@ def _mish_der(x: Any, ops: Any) -> Any:
 
 MISH = Spec(
     name="mish",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' has a root at x ~ -1.1924 (the minimum of f); near it f' is a difference of terms of size ~1 and "
+            "keeps only their absolute accuracy, so the derivative's allowance is its condition number |x f''/f'|"
+            " (issue #10)"
+        ),
+    ),
     family="self_gated",
     summary="x * tanh(softplus(x)), computed with one exp as an algebraic function of e^(-|x|).",
     definition=lambda x, sp: x * sp.tanh(_sympy_log1p(sp.exp(x))),
@@ -573,6 +605,14 @@ def _gelu_definition(x: Any, sp: Any, approximate: str) -> Any:
 
 GELU = Spec(
     name="gelu",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' has a root at x ~ -0.7518 (both forms) (the minimum of f); near it f' is a difference of terms of"
+            " size ~1 and keeps only their absolute accuracy, so the derivative's allowance is its condition "
+            "number |x f''/f'| (issue #10)"
+        ),
+    ),
     aliases=("gaussian_error_linear_unit",),
     family="self_gated",
     summary="x * Phi(x) (Gaussian CDF gate); approximate='tanh' gives 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).",
@@ -675,6 +715,15 @@ def _tanhexp_der(x: Any, ops: Any) -> Any:
 
 TANHEXP = Spec(
     name="tanhexp",
+    tolerance=Tolerance(
+        derivative_ulps=16,
+        derivative_condition_allowance=True,
+        reason=(
+            "f' has a root at x ~ -1.0789 (the minimum of f); near it f' is a difference of terms of size ~1 and "
+            "keeps only their absolute accuracy, so the derivative's allowance is its condition number |x f''/f'|"
+            " (issue #10); elsewhere within 16 ulp: tanh(e^x) rounds e^x first"
+        ),
+    ),
     aliases=("tanh_exp",),
     family="self_gated",
     summary="x * tanh(e^x): the tanh exponential activation.",
@@ -708,6 +757,14 @@ def _serf_der(x: Any, ops: Any) -> Any:
 
 SERF = Spec(
     name="serf",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' has a root at x ~ -1.1931 (the minimum of f); near it f' is a difference of terms of size ~1 and "
+            "keeps only their absolute accuracy, so the derivative's allowance is its condition number |x f''/f'|"
+            " (issue #10)"
+        ),
+    ),
     aliases=("log_softplus_erf",),
     family="self_gated",
     summary="x * erf(softplus(x)): the log-softplus error activation.",
@@ -749,6 +806,14 @@ def _smish_der(x: Any, ops: Any) -> Any:
 
 SMISH = Spec(
     name="smish",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' has a root at x ~ -1.3945 (the minimum of f); near it f' is a difference of terms of size ~1 and "
+            "keeps only their absolute accuracy, so the derivative's allowance is its condition number |x f''/f'|"
+            " (issue #10)"
+        ),
+    ),
     family="self_gated",
     summary="x * tanh(log(1 + sigmoid(x))), computed as a rational function of e^(-|x|); slope 3/5 for x -> inf.",
     definition=lambda x, sp: x * sp.tanh(_sympy_log1p(1 / (1 + sp.exp(-x)))),
@@ -788,6 +853,14 @@ def _logish_der(x: Any, ops: Any) -> Any:
 
 LOGISH = Spec(
     name="logish",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' has a root at x ~ -1.3725 (the minimum of f); near it f' is a difference of terms of size ~1 and "
+            "keeps only their absolute accuracy, so the derivative's allowance is its condition number |x f''/f'|"
+            " (issue #10)"
+        ),
+    ),
     family="self_gated",
     summary="x * log(1 + sigmoid(x)); slope ln 2 for x -> inf.",
     definition=lambda x, sp: x * _sympy_log1p(1 / (1 + sp.exp(-x))),
@@ -821,6 +894,14 @@ def _elish_der(x: Any, ops: Any) -> Any:
 
 ELISH = Spec(
     name="elish",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' has a root at x ~ -0.8814 (the minimum of f); near it f' is a difference of terms of size ~1 and "
+            "keeps only their absolute accuracy, so the derivative's allowance is its condition number |x f''/f'|"
+            " (issue #10)"
+        ),
+    ),
     aliases=("exponential_linear_squashing",),
     family="self_gated",
     summary="x * sigmoid(x) for x >= 0, (e^x - 1) * sigmoid(x) for x < 0 (C^1: f''(0-) = 1, f''(0+) = 1/2).",
@@ -855,6 +936,14 @@ def _hard_elish_der(x: Any, ops: Any) -> Any:
 
 HARD_ELISH = Spec(
     name="hard_elish",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' has a root at x ~ -0.4429 (the minimum of f); near it f' is a difference of terms of size ~1 and "
+            "keeps only their absolute accuracy, so the derivative's allowance is its condition number |x f''/f'|"
+            " (issue #10)"
+        ),
+    ),
     aliases=("hardelish",),
     family="self_gated",
     summary="ELiSH with the hard sigmoid clip((x + 1) / 2, 0, 1) as gate: x * gate (x >= 0), (e^x - 1) * gate (x < 0).",
@@ -883,6 +972,13 @@ HARD_ELISH = Spec(
 # ----------------------------------------------------------------------------- gcu
 GCU = Spec(
     name="gcu",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' = cos x - x sin x has a root near every x ~ k pi (the first at +-0.8603); near them the "
+            "derivative's allowance is its condition number |x f''/f'| (issue #10)"
+        ),
+    ),
     aliases=("growing_cosine_unit",),
     family="self_gated",
     summary="x * cos(x): the growing cosine unit, oscillating with zeros at (k + 1/2) pi.",
@@ -995,6 +1091,13 @@ def _snake_der(x: Any, ops: Any, frequency: float = 1.0) -> Any:
 
 SNAKE = Spec(
     name="snake",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' = 1 + sin(2 a x) has double roots at x = -pi/(4a) + k pi/a and sin(2 a x) is computed from a "
+            "rounded 2 a x: the derivative's allowance is its condition number |x f''/f'| (issue #10)"
+        ),
+    ),
     family="self_gated",
     summary="x + sin^2(a x) / a: periodic-plus-linear, monotonic (f' = 1 + sin(2 a x) >= 0).",
     params=(

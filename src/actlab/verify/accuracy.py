@@ -11,8 +11,10 @@ Targets (issue #2):
   closely as one of 1); only where the true derivative is subnormal or zero is the error measured
   against a floor, 4 ulp of the largest |f'| on the grid (a result that flushes to zero, or rounding
   noise of that size where the true value is 0, passes there). A spec may widen the limit with
-  ``Tolerance(derivative_ulps=..., reason=...)``; specs declaring ``condition_allowance`` get
-  ``limit * max(1, |x f''(x) / f'(x)|)`` near the non-trivial roots of f' (its condition number);
+  ``Tolerance(derivative_ulps=..., reason=...)``; specs declaring ``derivative_condition_allowance``
+  get ``limit * max(1, |x f''(x) / f'(x)|)`` near the non-trivial roots of f' (the condition number
+  of f': rounding at the scale of x moves f' by eps |x f''|, which no fixed number of ulps of a
+  vanishing f' bounds; those points are counted in ``conditioned``);
 - no NaN or inf where the true value is finite.
 """
 
@@ -189,7 +191,13 @@ def measure(
         with np.errstate(divide="ignore", invalid="ignore"):
             k = np.abs(xs) * np.abs(true_d / true)  # xs * true_d alone overflows
         cond = np.where(np.isfinite(k), np.maximum(k, 1.0), 1.0)
-    conditioned = int(np.sum(cond > 1.0))
+    d_cond = np.ones_like(xs)
+    if spec.tolerance.derivative_condition_allowance:
+        true_d2 = oracle(spec, xs, params, order=2)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            k = np.abs(xs) * np.abs(true_d2 / true_d)
+        d_cond = np.where(np.isfinite(k), np.maximum(k, 1.0), 1.0)
+    conditioned = int(np.sum((cond > 1.0) | (d_cond > 1.0)))
     f_limit = spec.tolerance.forward_ulps or FORWARD_LIMIT[dtype]
     d_limit = spec.tolerance.derivative_ulps or DERIVATIVE_LIMIT
 
@@ -201,7 +209,7 @@ def measure(
             d_max, d_x = math.nan, None
         else:
             d_err, d_bad = ulp_errors(m.derivative, true_d, dtype, floor=d_floor)
-            d_err = np.where(finite_d, d_err, 0.0)
+            d_err = np.where(finite_d, d_err / d_cond, 0.0)
             nonfinite += int(np.sum(d_bad & finite_d))
             i = int(np.argmax(d_err))
             d_max, d_x = float(d_err[i]), float(xs[i])

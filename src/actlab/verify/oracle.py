@@ -43,6 +43,8 @@ def _compiled(spec: Any, params_key: tuple, order: int, wrt: str | None = None) 
     expr = spec.sympy_definition(x, **dict(params_key))
     if order:
         expr = sympy.diff(expr, x, order)
+        # f'' of a Piecewise or |x| holds DiracDelta at the kinks, where nothing is measured
+        expr = expr.replace(sympy.DiracDelta, lambda *args: sympy.Integer(0))
     return sympy.lambdify(x, expr, modules="mpmath")
 
 

@@ -6,9 +6,10 @@ spec's cross-constraints; nothing names an activation. For one parameter at a ti
 their defaults):
 
 - numbers: the default; each finite end (the end itself where the bound is closed, the nearest
-  float64 inside where it is open); each unbounded side's extreme, the largest finite float64
-  (a range claims every value in it: where a function stops being computable, its ``Param`` is
-  bounded, so the ends are the real extremes); interior points, geometric from each end on
+  value inside where it is open); each unbounded side's extreme, float32's largest finite number
+  (every real parameter is 0 or a normal float32 number, ``actlab.catalog.spec.FLOAT32_MAX``: a
+  range claims every value in it, so where a function stops being computable its ``Param`` is
+  bounded, and the ends are the real extremes); interior points, geometric from each end on
   half-bounded and unbounded sides (both signs where the range allows), linear on bounded ranges;
 - integers (axes, piece counts): the ends where finite, then small steps from the default and from
   0 (their large values cost memory in the input, not accuracy);
@@ -29,15 +30,15 @@ deterministic order: the defaults first.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from actlab.catalog.spec import FLOAT32_MAX, FLOAT32_TINY
+
 __all__ = ["LEVELS", "ParamSample", "parameter_samples", "sample_label"]
 
 LEVELS = ("defaults", "ci", "all")
-_FMAX = sys.float_info.max
 # Interior points: offsets from an end, in units of the default's distance from it (at least 1).
 _LADDER_CI = (1e-2, 1e2)
 _LADDER_ALL = (1e-6, 1e-2, 0.5, 2.0, 1e2, 1e6)
@@ -122,17 +123,30 @@ def _values(p: Any, full: bool) -> Iterator[tuple[Any, str]]:
     yield from _float_values(p, full)
 
 
+def _inside(p: Any, value: float, toward: float) -> float:
+    """``value`` if the parameter accepts it, else the first accepted value stepping toward ``toward``:
+    the nearest float64 inside an open bound, or float32's smallest normal magnitude (every real
+    Param is 0 or a normal float32 number; see ``actlab.catalog.spec.FLOAT32_TINY``)."""
+    candidates = [value, math.nextafter(value, toward)]
+    if 0 < abs(value) < FLOAT32_TINY or value == 0.0:
+        candidates.append(math.copysign(FLOAT32_TINY, toward - value))
+    for c in candidates:
+        if _valid(p, c):
+            return c
+    return value
+
+
 def _low(p: Any) -> float:
     """The smallest float64 the parameter accepts."""
     if p.low is None:
-        return -_FMAX
-    return math.nextafter(float(p.low), math.inf) if p.low_open else float(p.low)
+        return -FLOAT32_MAX
+    return _inside(p, float(p.low), math.inf)
 
 
 def _high(p: Any) -> float:
     if p.high is None:
-        return _FMAX
-    return math.nextafter(float(p.high), -math.inf) if p.high_open else float(p.high)
+        return FLOAT32_MAX
+    return _inside(p, float(p.high), -math.inf)
 
 
 def _float_values(p: Any, full: bool) -> Iterator[tuple[Any, str]]:
@@ -182,10 +196,10 @@ def _numeric(p: Any) -> bool:
 
 
 def _some_number(p: Any) -> float:
-    """A number the parameter accepts: its default, else 0, else the end nearest 0."""
+    """A number the parameter accepts: its default, else 1, 0 or -1, else one of its ends."""
     if isinstance(p.default, (int, float)) and not isinstance(p.default, bool):
         return p.default
-    for candidate in (0.0, _low(p), _high(p)):
+    for candidate in (1.0, 0.0, -1.0, _low(p), _high(p)):
         try:
             return p.validate(candidate, "probe")
         except ValueError:
@@ -246,3 +260,27 @@ def _corners(spec: Any) -> Iterator[tuple[dict[str, Any], str]]:
     yield {p.name: _low(p) for p in numeric}, "all low"
     yield {p.name: _high(p) for p in numeric}, "all high"
     yield {p.name: (_low(p) if i % 2 == 0 else _high(p)) for i, p in enumerate(numeric)}, "alternating low/high"
+
+
+def params_for_dtype(spec: Any, params: dict[str, Any], dtype: str) -> dict[str, Any]:
+    """``params`` as a computation in ``dtype`` holds them: a float32 tensor op rounds a Python float
+    parameter to float32 (``x > 0.01`` compares with float32(0.01)), so the float32 oracle is taken at
+    the rounded values. A value that does not survive the rounding (one beyond float32's range, or
+    one that rounds onto an open bound) raises the spec's ParameterError: the Param's range claims
+    a value that a float32 computation cannot hold."""
+    if dtype != "float32":
+        return dict(params)
+    import numpy as np
+
+    rounded = {}
+    for k, v in params.items():
+        if isinstance(v, float):
+            with np.errstate(over="ignore"):
+                r = float(np.float32(v))
+            if math.isinf(r) or (r == 0.0 and v != 0.0 and spec.param(k).low == 0.0 and spec.param(k).low_open):
+                from actlab.catalog.spec import ParameterError
+
+                raise ParameterError(f"{spec.name}: {k}={v!r} is not representable in float32")
+            v = r
+        rounded[k] = v
+    return spec.resolve_params(**rounded)
