@@ -101,12 +101,14 @@ def test_samples_reach_every_declared_value(spec):
 
 
 def _at_constraint_edge(spec, params) -> bool:
-    """One float64 step of some parameter, valid on its own, is refused by the cross-constraint."""
+    """One float64 or float32 step of some parameter, valid on its own, is refused by the cross-constraint."""
     for p in spec.params:
         value = params[p.name]
         if p.kind is not float or p.choices is not None or value is None:
             continue
-        for b in (math.nextafter(value, math.inf), math.nextafter(value, -math.inf)):
+        steps = [math.nextafter(value, math.inf), math.nextafter(value, -math.inf)]
+        steps += [float(np.nextafter(np.float32(value), np.float32(t))) for t in (math.inf, -math.inf)]
+        for b in steps:
             try:
                 p.validate(b, spec.name)
             except ValueError:
@@ -169,7 +171,9 @@ def test_sample_against_oracle(spec, params, dtype):
     learnable = _learnable_module(spec, params, dtype)
     if learnable is not None:
         paths["learnable"] = learnable
-    row = measure(spec, dtype, params=params, size=SAMPLE_GRID, with_torch=False, paths=paths)
+    row = measure(
+        spec, dtype, params=params, size=SAMPLE_GRID, with_torch=False, paths=paths, absolute_paths=("learnable",)
+    )
     failures = []
     if not (
         row.forward_ulps <= row.forward_limit and row.derivative_ulps <= row.derivative_limit and not row.nonfinite

@@ -290,7 +290,14 @@ ELU = Spec(
     summary="Exponential linear unit: x for x > 0, alpha (e^x - 1) otherwise; saturates at -alpha.",
     params=(
         Param(
-            "alpha", 1.0, low=0.0, trainable=True, doc="Saturation value -alpha for x -> -inf (alpha = 0 gives ReLU)."
+            "alpha",
+            1.0,
+            low=0.0,
+            high=1e4,
+            trainable=True,
+            doc="Saturation value -alpha for x -> -inf (alpha = 0 gives ReLU); at most 1e4: the derivative "
+            "alpha e^x is computed from e^x, which is subnormal or 0 while alpha e^x is still a normal number "
+            "for x in (log(tiny) - log(alpha), log(tiny)), a band that widens with alpha.",
         ),
     ),
     definition=lambda x, sp, alpha: sp.Piecewise((x, x > 0), (alpha * _expm1(x), True)),
@@ -365,8 +372,23 @@ SELU = Spec(
 )
 
 
+def _celu_fwd(x, ops, alpha):
+    t = ops.minimum(x, 0.0) / alpha
+    # Where x / alpha underflows (or is subnormal, alpha >> |x|), alpha expm1(x/alpha) = x to within
+    # |x/alpha|/2 relative, but alpha * (rounded t) has lost t's bits: return x itself.
+    small = ops.abs(t) < 2.0**-60
+    return ops.where(x > 0, x, ops.where(small, x, alpha * ops.expm1(t)))
+
+
 CELU = Spec(
     name="celu",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' = e^(x/alpha): x/alpha is rounded before exp, so the relative error of f' grows as |x/alpha| "
+            "= |x f''/f'|; that condition number is the derivative's allowance (issue #10)"
+        ),
+    ),
     aliases=("continuously_differentiable_elu",),
     family="exponential",
     summary="Continuously differentiable ELU: x for x > 0, alpha (e^(x/alpha) - 1) otherwise; C^1 for every alpha.",
@@ -381,7 +403,7 @@ CELU = Spec(
         ),
     ),
     definition=lambda x, sp, alpha: sp.Piecewise((x, x > 0), (alpha * _expm1(x / alpha), True)),
-    forward=lambda x, ops, alpha: ops.where(x > 0, x, alpha * ops.expm1(ops.minimum(x, 0.0) / alpha)),
+    forward=lambda x, ops, alpha: _celu_fwd(x, ops, alpha),
     derivative=lambda x, ops, alpha: ops.where(x > 0, 1.0, ops.exp(ops.minimum(x, 0.0) / alpha)),
     # No derivative from the output: y / alpha + 1 cancels where y is near -alpha.
     bounds=lambda p: (-p["alpha"], INF),
@@ -412,11 +434,28 @@ def _pelu_fwd(x, ops, a, b):
 
 PELU = Spec(
     name="pelu",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' = (a/b) e^(x/b): x/b is rounded before exp, so the relative error of f' grows as |x/b| = |x "
+            "f''/f'|; that condition number is the derivative's allowance (issue #10)"
+        ),
+    ),
     aliases=("parametric_elu",),
     family="exponential",
     summary="Parametric ELU with fixed a, b > 0: (a/b) x for x >= 0, a (e^(x/b) - 1) otherwise; C^1 for all a, b.",
     params=(
-        Param("a", 1.0, low=0.0, low_open=True, trainable=True, doc="Saturation value -a for x -> -inf."),
+        Param(
+            "a",
+            1.0,
+            low=0.0,
+            low_open=True,
+            high=1e4,
+            trainable=True,
+            doc="Saturation value -a for x -> -inf; at most 1e4: the derivative (a/b) e^(x/b) is computed from "
+            "e^(x/b), which is subnormal or 0 while the product is still a normal number, in a band that "
+            "widens with a.",
+        ),
         Param(
             "b",
             1.0,
@@ -466,6 +505,15 @@ def _softplus_der(x, ops, beta, threshold):
 
 SOFTPLUS = Spec(
     name="softplus",
+    tolerance=Tolerance(
+        condition_allowance=True,
+        derivative_condition_allowance=True,
+        reason=(
+            "beta x is rounded before the exponential: the relative error of f and f' grows as their "
+            "condition numbers |x f'/f| and |x f''/f'| (about |beta x| in the tails), which are the "
+            "allowances (issue #10)"
+        ),
+    ),
     aliases=("smooth_relu",),
     family="exponential",
     summary="log(1 + e^(beta x)) / beta, a smooth ReLU; exact at every x (no linear cut-off).",
@@ -643,6 +691,13 @@ def _squareplus_from_output(y, ops, b):
 
 SQUAREPLUS = Spec(
     name="squareplus",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' = (1 + x / sqrt(x^2 + b)) / 2 is a difference for x << -sqrt(b): its allowance is its "
+            "condition number |x f''/f'| (issue #10)"
+        ),
+    ),
     aliases=("square_plus",),
     family="exponential",
     summary="(x + sqrt(x^2 + b)) / 2, an algebraic softplus; b = 0 is ReLU.",
@@ -725,7 +780,7 @@ NLRELU = Spec(
     definition=lambda x, sp, beta: sp.Piecewise((_log1p(beta * x), x > 0), (0, True)),
     forward=_nlrelu_fwd,
     derivative=lambda x, ops, beta: ops.where(x > 0, 1.0 / (1.0 / beta + ops.maximum(x, 0.0)), 0.0),
-    derivative_from_output=lambda y, ops, beta: ops.where(y > 0, beta * ops.exp(-y), 0.0),
+    # No derivative from the output: where beta x underflows, y = 0 and beta e^-y would say f' = 0.
     kinks=(Kink(at=0.0, grad=0.0, note="f'(0-) = 0, f'(0+) = beta; 0 is returned, as relu'(0) in PyTorch."),),
     bounds=(0.0, INF),
     monotonic=True,
@@ -887,6 +942,14 @@ def _softclip_def(x, sp, alpha):
 
 SOFT_CLIPPING = Spec(
     name="soft_clipping",
+    tolerance=Tolerance(
+        condition_allowance=True,
+        derivative_condition_allowance=True,
+        reason=(
+            "alpha x and alpha (x - 1) are rounded before the exponentials: the relative errors of f and f' "
+            "grow as their condition numbers |x f'/f| and |x f''/f'|, which are the allowances (issue #10)"
+        ),
+    ),
     aliases=("softclip", "soft_clip"),
     family="exponential",
     summary="(1/alpha) log((1 + e^(alpha x)) / (1 + e^(alpha (x - 1)))): a smooth clip of x to [0, 1].",

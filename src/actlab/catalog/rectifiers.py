@@ -34,6 +34,7 @@ from actlab.catalog.spec import (
     ParameterError,
     Reference,
     Spec,
+    Tolerance,
     ordered,
 )
 
@@ -1045,6 +1046,13 @@ def _srelu_bounds(p: dict) -> tuple[float, float]:
 
 SRELU = Spec(
     name="srelu",
+    tolerance=Tolerance(
+        condition_allowance=True,
+        reason=(
+            "t + a (x - t) has a root at x = t - t/a on each side (t_left = 1, a_left = 0.2: x = -4) where it"
+            " cancels: the forward allowance is its condition number |x f'/f| (issue #10)"
+        ),
+    ),
     aliases=("s_shaped_relu",),
     family="rectifier",
     summary="S-shaped ReLU: identity on (t_left, t_right), slopes a_left / a_right beyond (fixed parameters).",

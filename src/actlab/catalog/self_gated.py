@@ -270,8 +270,12 @@ SWISH = Spec(
             "beta",
             1.0,
             low=0.0,
+            high=1e4,
             trainable=True,
-            doc="gate sharpness; beta >= 0 (beta = 0 is the linear x/2, beta -> inf approaches ReLU). "
+            doc="gate sharpness; 0 <= beta <= 1e4 (beta = 0 is the linear x/2, beta -> inf approaches ReLU; "
+            "beta x is formed as an exact two-term product whose splitting overflows float32 for beta "
+            "near 1e34, and beyond 1e4 |beta x| nears float32's largest value for |x| in the float32 range "
+            "that actlab's tests cover). "
             "Negative beta gives x - swish_|beta|(x), which decreases to -inf on the left and is not "
             "an activation in Ramachandran et al.'s family, so it is refused; keep a trainable beta non-negative.",
         ),

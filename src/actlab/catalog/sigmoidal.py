@@ -497,7 +497,15 @@ LAPLACE = Spec(
     forward=lambda x, ops, mu, sigma: _laplace(x, ops, mu, sigma),
     derivative=lambda x, ops, mu, sigma: _laplace_derivative(x, ops, mu, sigma),
     params=(
-        Param("mu", 0.707107, doc="centre (the paper's sqrt(1/2), as the reference code rounds it)"),
+        Param(
+            "mu",
+            0.707107,
+            low=-1e4,
+            high=1e4,
+            doc="centre (the paper's sqrt(1/2), as the reference code rounds it); |mu| <= 1e4: x is clipped "
+            "to mu +- 40 sigma sqrt(2), where f is 0 or 1, and for a far larger |mu| that reach is below "
+            "mu's rounding unit (the clip would pin x to mu)",
+        ),
         Param("sigma", 0.282095, low=0.0, low_open=True, doc="width > 0 (the paper's sqrt(1/(4 pi)), rounded)"),
     ),
     bounds=(0.0, 1.0),

@@ -23,7 +23,7 @@ _PRECISIONS = (40, 80, 160, 320, 640, 1280)
 _AGREE_BITS = 80
 _ZERO_CHECK_DPS = 640
 _NEGLIGIBLE_BITS = 1100  # 2^-1100: far below float64's smallest subnormal, 2^-1074
-_VERSION = 3  # bump when the evaluation changes: cached values are keyed by it
+_VERSION = 4  # bump when the evaluation changes: cached values are keyed by it
 
 
 class OracleError(RuntimeError):
@@ -74,23 +74,28 @@ def _agree(a: Any, b: Any, mp: Any) -> bool:
 def evaluate_point(fn: Callable[[Any], Any], x: float) -> Any:
     """``fn(x)`` as an mpf correct to about 80 bits, raising precision until it converges.
 
-    Two evaluations that agree on exactly 0 are checked once more at 640 digits: a complete
-    cancellation (1 - tanh(x)^2 at x = -300) is 0 at every low precision, and 640 digits
-    resolve every value float64 can represent.
+    Two evaluations that agree on exactly 0 or on an infinity are checked once more at 640 digits:
+    a complete cancellation (1 - tanh(x)^2 at x = -300) is 0 at every low precision, an operand
+    lost to rounding (log1p(x - 1) at x = 1e-308) gives -inf, and 640 digits resolve every value
+    float64 can represent.
     """
     mp = _mp()
     negligible = mp.mpf(2) ** -_NEGLIGIBLE_BITS
     previous = None
     for dps in _PRECISIONS:
         value = _at_precision(fn, x, dps, mp)
+        if previous is not None and mp.isnan(value) and mp.isnan(previous):
+            return value  # undefined at x (a real function outside its domain)
         if previous is not None and 0 < abs(previous) < negligible and 0 < abs(value) < negligible:
             return mp.mpf(0)  # what is left of a cancellation, and no float64 can hold it
         if previous is not None and _agree(previous, value, mp):
-            if value != 0 or dps >= _ZERO_CHECK_DPS:
+            if (value != 0 and mp.isfinite(value)) or dps >= _ZERO_CHECK_DPS:
                 return value
             high = _at_precision(fn, x, _ZERO_CHECK_DPS, mp)
-            if abs(high) < negligible:
+            if value == 0 and abs(high) < negligible:
                 return value  # zero, or too small for any float64 to tell from zero
+            if mp.isinf(value) and high == value:
+                return value  # an infinity that is not a lost operand (log1p(x - 1) at x = 1e-308)
             higher = _at_precision(fn, x, 2 * _ZERO_CHECK_DPS, mp)
             if _agree(high, higher, mp):
                 return higher
@@ -107,7 +112,9 @@ def _at_precision(fn: Callable[[Any], Any], x: float, dps: int, mp: Any) -> Any:
             value = mp.nan
         if isinstance(value, mp.mpc):
             if value.imag != 0:
-                raise OracleError(f"complex value at x={x!r}: {value}")
+                # the real function is not defined there (soft_exponential's log branch below
+                # x = 1/|alpha| - |alpha| for alpha < 0): NaN, which accuracy does not measure
+                return mp.nan
             value = value.real
         return mp.mpf(value)
 
@@ -145,11 +152,14 @@ def oracle(
     order: int = 0,
     cache: bool = True,
     wrt: str | None = None,
+    strict: bool = True,
 ) -> np.ndarray:
     """True values of ``spec`` (``order``-th derivative) at float64 points ``xs``, rounded to float64.
 
     ``wrt``: instead, the derivative with respect to that parameter (what a learnable parameter's
     gradient should be, per element), from the definition differentiated by SymPy.
+    ``strict=False``: a point that does not converge is NaN instead of an OracleError (for
+    estimates such as condition numbers; NaN values are not cached).
 
     mpf -> float64 conversion is correctly rounded. Values are cached on disk per definition,
     parameters and derivative order (``ACTLAB_CACHE`` names the folder; an empty value turns the
@@ -173,11 +183,21 @@ def oracle(
     missing = np.unique(flat[~hit])
     if missing.size:
         fn = _compiled(spec, params_key, order, wrt)
-        values = np.array([float(evaluate_point(fn, float(x))) for x in missing], dtype=np.float64)
+        values = np.array([_value(fn, float(x), strict) for x in missing], dtype=np.float64)
         out[~hit] = values[np.searchsorted(missing, flat[~hit])]
         if path is not None:
-            _store(path, np.concatenate([known_x, missing]), np.concatenate([known_y, values]))
+            keep = ~np.isnan(values) if not strict else np.ones(values.shape, bool)
+            _store(path, np.concatenate([known_x, missing[keep]]), np.concatenate([known_y, values[keep]]))
     return out.reshape(xs.shape)
+
+
+def _value(fn: Callable[[Any], Any], x: float, strict: bool) -> float:
+    try:
+        return float(evaluate_point(fn, x))
+    except OracleError:
+        if strict:
+            raise
+        return float("nan")
 
 
 def _store(path: Path, x: np.ndarray, y: np.ndarray) -> None:

@@ -15,7 +15,8 @@ their defaults):
   0 (their large values cost memory in the input, not accuracy);
 - ``choices``: each choice; ``bool``: True and False; ``nullable``: None;
 - cross-constraints (``constraints=``, e.g. ``ordered(low, high)``): every pair of numeric
-  parameters is probed with one set equal to the other and one float64 step above and below it;
+  parameters is probed with one set equal to the other and one float32 step above and below it
+  (adjacent in the narrowest dtype the tests use, so float32 does not round the pair together);
   where the constraint refuses one of those, the accepted ones are the edges and are samples;
 - a few corners: every numeric parameter at its low extreme at once, and at its high extreme
   (where the constraints accept them).
@@ -238,11 +239,8 @@ def _constraint_edges(spec: Any) -> Iterator[tuple[dict[str, Any], str]]:
                 probes = [(v, "equal"), (v + 1, "one above"), (v - 1, "one below")]
             else:
                 v = float(v)
-                probes = [
-                    (v, "equal"),
-                    (math.nextafter(v, math.inf), "one float64 above"),
-                    (math.nextafter(v, -math.inf), "one float64 below"),
-                ]
+                # float32 neighbours: adjacent in float32, and distinct in float64 too
+                probes = [(v, "equal"), (_step32(v, math.inf), "one above"), (_step32(v, -math.inf), "one below")]
             # only values the parameter accepts on its own: a refusal must come from the constraint
             probes = [(value, why) for value, why in probes if _valid(p, value)]
             results = [(value, why, _accepted(spec, {**base, p.name: value})) for value, why in probes]
@@ -251,6 +249,13 @@ def _constraint_edges(spec: Any) -> Iterator[tuple[dict[str, Any], str]]:
             for value, why, ok in results:
                 if ok:
                     yield {**base, p.name: value}, f"{p.name} {why} {q.name}"
+
+
+def _step32(v: float, toward: float) -> float:
+    """The float32 next to ``v`` (itself a float32 value) toward ``toward``."""
+    import numpy as np
+
+    return float(np.nextafter(np.float32(v), np.float32(toward)))
 
 
 def _corners(spec: Any) -> Iterator[tuple[dict[str, Any], str]]:
