@@ -396,10 +396,10 @@ CELU = Spec(
         Param(
             "alpha",
             1.0,
-            low=0.0,
-            low_open=True,
+            low=1e-3,
             trainable=True,
-            doc="Saturation value -alpha and scale of the exponential.",
+            doc="Saturation value -alpha and scale of the exponential. At least 1e-3: a learnable alpha's "
+            "gradient expm1(x/alpha) - (x/alpha) e^(x/alpha) overflows float32 in x/alpha for tiny alpha.",
         ),
     ),
     definition=lambda x, sp, alpha: sp.Piecewise((x, x > 0), (alpha * _expm1(x / alpha), True)),
@@ -429,7 +429,18 @@ CELU = Spec(
 
 
 def _pelu_fwd(x, ops, a, b):
-    return ops.where(x > 0, (a / b) * x, a * ops.expm1(ops.minimum(x, 0.0) / b))
+    t = ops.minimum(x, 0.0) / b
+    # where x / b underflows (b >> |x|), a expm1(t) is (a/b) x to within |t|/2 relative: use that
+    small = ops.abs(t) < 2.0**-60
+    return ops.where(x > 0, (a / b) * x, ops.where(small, (a / b) * x, a * ops.expm1(t)))
+
+
+def _pelu_der(x, ops, a, b):
+    t = ops.minimum(x, 0.0) / b
+    # (a/b) e^t where e^t is subnormal or 0 but the product is a normal number (a/b up to 1e42):
+    # e^(t + log(a/b)) there; the rounding of t + log(a/b) is within f''s allowance |t| > 80.
+    far = ops.exp(ops.minimum(t, -80.0) + math.log(a / b))
+    return ops.where(x > 0, a / b, ops.where(t < -80.0, far, (a / b) * ops.exp(t)))
 
 
 PELU = Spec(
@@ -452,22 +463,21 @@ PELU = Spec(
             low_open=True,
             high=1e4,
             trainable=True,
-            doc="Saturation value -a for x -> -inf; at most 1e4: the derivative (a/b) e^(x/b) is computed from "
-            "e^(x/b), which is subnormal or 0 while the product is still a normal number, in a band that "
-            "widens with a.",
+            doc="Saturation value -a for x -> -inf; at most 1e4, so that the positive slope a/b stays well "
+            "inside float32's range for every b >= 1e-3.",
         ),
         Param(
             "b",
             1.0,
-            low=0.0,
-            low_open=True,
+            low=1e-3,
             trainable=True,
-            doc="Scale of the exponential decay; the positive slope is a/b.",
+            doc="Scale of the exponential decay; the positive slope is a/b. At least 1e-3: a learnable b's "
+            "gradient -a x e^(x/b) / b^2 overflows float32 for tiny b (at b = 1.2e-38 it is NaN).",
         ),
     ),
     definition=lambda x, sp, a, b: sp.Piecewise((a / b * x, x >= 0), (a * _expm1(x / b), True)),
     forward=_pelu_fwd,
-    derivative=lambda x, ops, a, b: ops.where(x > 0, a / b, (a / b) * ops.exp(ops.minimum(x, 0.0) / b)),
+    derivative=lambda x, ops, a, b: _pelu_der(x, ops, a, b),
     # No derivative from the output: y + a cancels where y is near -a.
     bounds=lambda p: (-p["a"], INF),
     monotonic=True,
@@ -518,7 +528,15 @@ SOFTPLUS = Spec(
     family="exponential",
     summary="log(1 + e^(beta x)) / beta, a smooth ReLU; exact at every x (no linear cut-off).",
     params=(
-        Param("beta", 1.0, low=0.0, low_open=True, doc="Sharpness; softplus(beta x) / beta -> relu(x) as beta -> inf."),
+        Param(
+            "beta",
+            1.0,
+            low=0.0,
+            low_open=True,
+            high=1e4,
+            doc="Sharpness; softplus(beta x) / beta -> relu(x) as beta -> inf. At most 1e4: beta x is formed "
+            "as an exact two-term product, whose splitting overflows float32 for beta near 1e34.",
+        ),
         Param(
             "threshold",
             20.0,
@@ -953,7 +971,17 @@ SOFT_CLIPPING = Spec(
     aliases=("softclip", "soft_clip"),
     family="exponential",
     summary="(1/alpha) log((1 + e^(alpha x)) / (1 + e^(alpha (x - 1)))): a smooth clip of x to [0, 1].",
-    params=(Param("alpha", 0.5, low=0.0, low_open=True, doc="Sharpness; alpha -> inf gives clip(x, 0, 1)."),),
+    params=(
+        Param(
+            "alpha",
+            0.5,
+            low=0.0,
+            low_open=True,
+            high=100.0,
+            doc="Sharpness; alpha -> inf gives clip(x, 0, 1). At most 100: the derivative takes e^(alpha x) "
+            "for x <= 1/2, which overflows float32 beyond alpha = 2 log(3.4e38) = 177.",
+        ),
+    ),
     definition=_softclip_def,
     formula=r"\frac{1}{\alpha} \log \frac{1 + e^{\alpha x}}{1 + e^{\alpha (x - 1)}}",
     forward=_softclip_fwd,

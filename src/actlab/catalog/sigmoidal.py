@@ -506,7 +506,15 @@ LAPLACE = Spec(
             "to mu +- 40 sigma sqrt(2), where f is 0 or 1, and for a far larger |mu| that reach is below "
             "mu's rounding unit (the clip would pin x to mu)",
         ),
-        Param("sigma", 0.282095, low=0.0, low_open=True, doc="width > 0 (the paper's sqrt(1/(4 pi)), rounded)"),
+        Param(
+            "sigma",
+            0.282095,
+            low=1e-3,
+            high=1e4,
+            doc="width (the paper's sqrt(1/(4 pi)), rounded); in [1e-3, 1e4]: 1/(sigma sqrt 2) is carried as a "
+            "two-term product (overflows near float32's extremes), and the clip reach 40 sigma sqrt 2 must "
+            "exceed mu's rounding unit",
+        ),
     ),
     bounds=(0.0, 1.0),
     monotonic=True,

@@ -172,7 +172,7 @@ def measure(
     ``paths``: other torch callables of the same function at the same parameters (the module,
     a learnable form), scored on the same grid against the same oracle values (``row.paths``).
     Those named in ``absolute_paths`` are judged within the limits in ulps of the true value or
-    of half the largest |f| (|f'|) on the grid, whichever is larger: the learnable forms are plain
+    of the largest |f| (|f'|) on the grid, whichever is larger: the learnable forms are plain
     formulas written for tensor parameters (x sigmoid(beta x)), accurate to the scale of the
     function, not in its far tails.
     """
@@ -210,14 +210,14 @@ def measure(
     max_f = float(np.max(np.abs(true[finite_f]))) if finite_f.any() else 0.0
 
     def score(m: _Measured, absolute: bool = False) -> tuple[float, float, int, float | None, float | None]:
-        f_floor = float(ulp(np.array([max_f]), dtype)[0]) / 2.0 if absolute else 0.0
+        f_floor = float(ulp(np.array([max_f]), dtype)[0]) if absolute else 0.0
         f_err, f_bad = ulp_errors(m.forward, true, dtype, floor=f_floor)
         f_err = f_err / cond
         nonfinite = int(np.sum(f_bad))
         if m.derivative is None:
             d_max, d_x = math.nan, None
         else:
-            floor = float(ulp(np.array([max_d]), dtype)[0]) / 2.0 if absolute else d_floor
+            floor = float(ulp(np.array([max_d]), dtype)[0]) if absolute else d_floor
             d_err, d_bad = ulp_errors(m.derivative, true_d, dtype, floor=floor)
             d_err = np.where(finite_d, d_err / d_cond, 0.0)
             nonfinite += int(np.sum(d_bad & finite_d))

@@ -97,6 +97,8 @@ def evaluate_point(fn: Callable[[Any], Any], x: float) -> Any:
             if mp.isinf(value) and high == value:
                 return value  # an infinity that is not a lost operand (log1p(x - 1) at x = 1e-308)
             higher = _at_precision(fn, x, 2 * _ZERO_CHECK_DPS, mp)
+            if mp.isnan(high) and mp.isnan(higher):
+                return higher  # undefined: an operand lost at low precision hid the domain's edge
             if _agree(high, higher, mp):
                 return higher
             break

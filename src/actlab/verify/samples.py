@@ -65,7 +65,7 @@ def sample_label(spec: Any, params: dict[str, Any]) -> str:
     diff = spec.non_default(params)
     if not diff:
         return "defaults"
-    return ", ".join(f"{k}={v:.8g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in diff.items())
+    return ", ".join(f"{k}={v:.9g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in diff.items())
 
 
 def parameter_samples(spec: Any, level: str = "ci") -> list[dict[str, Any]]:
