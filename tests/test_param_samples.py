@@ -34,7 +34,10 @@ from conftest import ALL, ELEMENTWISE, VECTOR
 
 # Smaller than test_elementwise's 3000: the grid's floor is ~1000 float32 points (+400 float64).
 SAMPLE_GRID = 1000
-PARAM_GRAD_LIMIT = 16.0
+# Parameter gradients of the learnable forms (plain formulas under autograd): 128 units, times the
+# condition number in x. Loose next to the input derivative's 8 ulp, but a parameter's gradient is a
+# sum over every element it touches, and a wrong or ignored parameter is off by ~2^23 units.
+PARAM_GRAD_LIMIT = 128.0
 DTYPES = ("float32", "float64")
 
 
@@ -205,10 +208,9 @@ def _param_grad_cases():
 @pytest.mark.parametrize("spec, params, name", _param_grad_cases())
 def test_learnable_parameter_gradient(spec, params, name, dtype):
     """d f / d p per element (one parameter per element) against SymPy's derivative of the
-    definition, within 16 ulp of the true value or of the largest |df/dp| on the grid, whichever is
-    larger: a parameter's gradient is a sum over every element it touches, so its accuracy is
-    relative to the largest terms; the learnable forms are plain formulas differentiated by autograd
-    (celu's expm1(t) - t e^t loses up to 10 ulp of 1 in float32)."""
+    definition, within PARAM_GRAD_LIMIT units of the true value or of the largest |df/dp| on the
+    grid, whichever is larger, times its condition number in x where that exceeds 1 (snake's
+    x sin(2ax)/a takes sin and cos of a rounded ax: at a = 50, x = 7600, ~70 such units)."""
     params = params_for_dtype(spec, params, dtype)
     xs = accuracy_grid(spec, params, dtype, size=300)
     kinks = np.array([at for at, _ in spec.kink_points(params)] + [v for k, v in params.items() if k.startswith("t_")])
@@ -226,6 +228,11 @@ def test_learnable_parameter_gradient(spec, params, name, dtype):
     finite = np.isfinite(true) & (np.abs(true) <= np.finfo(np.dtype(dtype)).max)
     largest = float(np.max(np.abs(true[finite]))) if finite.any() else 0.0
     err, bad = ulp_errors(got, true, dtype, floor=float(ulp(np.array([largest]), dtype)[0]))
+    # its condition number in x, |x d/dx (df/dp) / (df/dp)|: snake's x sin(2ax)/a takes sin of a
+    # rounded 2ax (at a = 5000, x = 1e4: 1e8), which no fixed number of ulps bounds
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        kappa = np.abs(xs) * np.abs(oracle(spec, xs, params, order=1, wrt=name, strict=False) / true)
+    err = err / np.where(np.isfinite(kappa), np.maximum(kappa, 1.0), 1.0)
     err = np.where(finite, err, 0.0)
     i = int(np.argmax(err))
     assert not (bad & finite).any(), f"non-finite d/d{name} at x={xs[bad & finite][:5]}"

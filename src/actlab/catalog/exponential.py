@@ -397,9 +397,11 @@ CELU = Spec(
             "alpha",
             1.0,
             low=1e-3,
+            high=1e4,
             trainable=True,
-            doc="Saturation value -alpha and scale of the exponential. At least 1e-3: a learnable alpha's "
-            "gradient expm1(x/alpha) - (x/alpha) e^(x/alpha) overflows float32 in x/alpha for tiny alpha.",
+            doc="Saturation value -alpha and scale of the exponential. In [1e-3, 1e4]: a learnable alpha's "
+            "gradient expm1(t) - t e^t (t = x/alpha) overflows float32 for tiny alpha, and for huge alpha "
+            "every t is tiny, where it cancels to 0 (true t^2/2).",
         ),
     ),
     definition=lambda x, sp, alpha: sp.Piecewise((x, x > 0), (alpha * _expm1(x / alpha), True)),

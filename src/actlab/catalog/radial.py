@@ -165,6 +165,13 @@ SINUSOID = Spec(
 
 SINC = Spec(
     name="sinc",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' = (x cos x - sin x) / x^2 has roots where tan x = x (x ~ +-4.4934, +-7.7253, ...): near them "
+            "the derivative's allowance is its condition number |x f''/f'| (issue #10)"
+        ),
+    ),
     aliases=("sinc_unnormalized", "cardinal_sine"),
     family="radial_periodic",
     summary="Unnormalised sinc sin(x)/x with sinc(0) = 1: even, decaying oscillation, range [-0.2172, 1].",

@@ -1110,12 +1110,13 @@ SNAKE = Spec(
         Param(
             "frequency",
             1.0,
-            low=0.0,
-            low_open=True,
-            high=1e4,
+            low=1e-3,
+            high=100.0,
             trainable=True,
             doc="a > 0, the frequency of the periodic part (the paper's a, BigVGAN's alpha, TF Addons' "
-            "frequency); at most 1e4: a x overflows float32 near a's largest value",
+            "frequency); in [1e-3, 100]: sin(2ax) of a rounded 2ax has an error that grows with |ax| beyond "
+            "its condition number once |2ax| passes ~1e7 (|x| <= 1e4), and a learnable a's gradient "
+            "x sin(2ax)/a - sin(ax)^2/a^2 cancels completely (sin(ax)^2 underflows) for tiny a",
         ),
     ),
     definition=lambda x, sp, frequency: x + sp.sin(frequency * x) ** 2 / frequency,

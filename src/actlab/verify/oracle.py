@@ -39,7 +39,7 @@ def _compiled(spec: Any, params_key: tuple, order: int, wrt: str | None = None) 
     sympy = require("sympy", "the accuracy oracle")
     x = sympy.Symbol("x", real=True)
     if wrt is not None:
-        return _compiled_wrt(spec, params_key, wrt, x, sympy)
+        return _compiled_wrt(spec, params_key, wrt, x, sympy, order)
     expr = spec.sympy_definition(x, **dict(params_key))
     if order:
         expr = sympy.diff(expr, x, order)
@@ -48,16 +48,18 @@ def _compiled(spec: Any, params_key: tuple, order: int, wrt: str | None = None) 
     return sympy.lambdify(x, expr, modules="mpmath")
 
 
-def _compiled_wrt(spec: Any, params_key: tuple, wrt: str, x: Any, sympy: Any) -> Callable[[Any], Any]:
-    """d f / d(parameter ``wrt``) at the parameters of ``params_key``, as a function of x: the
-    definition differentiated by SymPy with that parameter a symbol, then evaluated at its exact
-    binary value (the implementation's)."""
+def _compiled_wrt(spec: Any, params_key: tuple, wrt: str, x: Any, sympy: Any, order: int = 0) -> Callable[[Any], Any]:
+    """d f / d(parameter ``wrt``) (then ``order`` times d/dx) at the parameters of ``params_key``, as a
+    function of x: the definition differentiated by SymPy with that parameter a symbol, then
+    evaluated at its exact binary value (the implementation's)."""
     from actlab.catalog.spec import _sympy_value
 
     params = dict(params_key)
     symbol = sympy.Symbol(f"_param_{wrt}", real=True)
     values = {k: (symbol if k == wrt else _sympy_value(sympy, v)) for k, v in params.items()}
     expr = sympy.diff(spec.definition(x, sympy, **values), symbol)
+    if order:
+        expr = sympy.diff(expr, x, order).replace(sympy.DiracDelta, lambda *args: sympy.Integer(0))
     raw = float(params[wrt])  # mpf(float) is exact at any precision
     fn = sympy.lambdify((x, symbol), expr, modules="mpmath")
     return lambda t: fn(t, _mp().mpf(raw))
@@ -159,7 +161,8 @@ def oracle(
     """True values of ``spec`` (``order``-th derivative) at float64 points ``xs``, rounded to float64.
 
     ``wrt``: instead, the derivative with respect to that parameter (what a learnable parameter's
-    gradient should be, per element), from the definition differentiated by SymPy.
+    gradient should be, per element), from the definition differentiated by SymPy (then ``order``
+    times with respect to x).
     ``strict=False``: a point that does not converge is NaN instead of an OracleError (for
     estimates such as condition numbers; NaN values are not cached).
 
