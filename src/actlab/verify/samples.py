@@ -22,10 +22,10 @@ their defaults):
   (where the constraints accept them).
 
 Levels: ``"defaults"`` (one sample: the defaults), ``"ci"`` (the defaults, every end and extreme,
-one interior point per side, every choice, bool, None and constraint edge, the corners: a
-deterministic subset that fits the test suite's time), ``"all"`` (every sample above, with the
-full interior ladders). Samples are resolved (validated, defaults filled in), unique and in a
-deterministic order: the defaults first.
+two interior points per side (1/100 and 100 units from the end), every choice, bool, None and
+constraint edge, the corners: a deterministic subset that fits the test suite's time), ``"all"``
+(every sample above, with the full interior ladders). Samples are resolved (validated, defaults
+filled in), unique and in a deterministic order: the defaults first.
 """
 
 from __future__ import annotations
@@ -37,7 +37,14 @@ from typing import Any
 
 from actlab.catalog.spec import FLOAT32_MAX, FLOAT32_TINY
 
-__all__ = ["LEVELS", "ParamSample", "parameter_samples", "sample_label"]
+__all__ = [
+    "LEVELS",
+    "ParamSample",
+    "parameter_samples",
+    "parameter_sample_records",
+    "params_for_dtype",
+    "sample_label",
+]
 
 LEVELS = ("defaults", "ci", "all")
 # Interior points: offsets from an end, in units of the default's distance from it (at least 1).
