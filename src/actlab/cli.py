@@ -341,7 +341,7 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
     )
     if args.params != "defaults":
         specs = len({r["name"] for r in rows})
-        samples = len({(r["name"], r["params"]) for r in rows})
+        samples = len(jobs) // len(dtypes)  # float32 rows show their float32-rounded parameters
         worst_f = max((r["forward_ulps"] for r in rows), default=0.0)
         worst_d = max((r["derivative_ulps"] for r in rows if not math.isnan(r["derivative_ulps"])), default=0.0)
         title += (

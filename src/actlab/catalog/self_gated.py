@@ -1096,12 +1096,14 @@ def _snake_der(x: Any, ops: Any, frequency: float = 1.0) -> Any:
 SNAKE = Spec(
     name="snake",
     tolerance=Tolerance(
-        derivative_ulps=16,
+        derivative_ulps=128,
         derivative_condition_allowance=True,
         reason=(
             "f' = 1 + sin(2 a x) has double roots at x = -pi/(4a) + k pi/a and sin(2 a x) is computed from a "
-            "rounded 2 a x: the derivative's allowance is its condition number |x f''/f'| (issue #10), and 16 "
-            "ulp (a x is rounded before it is doubled: at a = 1e4, x = 1720 in float32, 12 ulp)"
+            "rounded 2 a x: the derivative's allowance is its condition number |x f''/f'| (issue #10) times 128 "
+            "ulp: at a double root sin's own rounding leaves a relative error eps / f' that grows faster than "
+            "that condition number (measured 82 of these units at a = 5, x = -0.157 in float64; 20 at a = 10, "
+            "|x| ~ 1e4, where a x's low part is dropped)"
         ),
     ),
     family="self_gated",
@@ -1111,11 +1113,11 @@ SNAKE = Spec(
             "frequency",
             1.0,
             low=1e-3,
-            high=100.0,
+            high=10.0,
             trainable=True,
             doc="a > 0, the frequency of the periodic part (the paper's a, BigVGAN's alpha, TF Addons' "
-            "frequency); in [1e-3, 100]: sin(2ax) of a rounded 2ax has an error that grows with |ax| beyond "
-            "its condition number once |2ax| passes ~1e7 (|x| <= 1e4), and a learnable a's gradient "
+            "frequency); in [1e-3, 10]: beyond, the derivative's error at |x| ~ 1e4 grows past its "
+            "condition number (49 ulp of it at a = 100 in float64: a x's low part is dropped), and a learnable a's gradient "
             "x sin(2ax)/a - sin(ax)^2/a^2 cancels completely (sin(ax)^2 underflows) for tiny a",
         ),
     ),
