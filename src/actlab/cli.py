@@ -346,7 +346,8 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
         worst_d = max((r["derivative_ulps"] for r in rows if not math.isnan(r["derivative_ulps"])), default=0.0)
         title += (
             f"; {specs} activations at {samples} parameter samples ({args.params}); worst forward "
-            f"{_cell(worst_f)} ulp, worst derivative {_cell(worst_d)} (in units of their limits' rules)"
+            f"{_cell(worst_f)} ulp, worst derivative {_cell(worst_d)} (in the units of each spec's rule: "
+            "ulps, divided by the condition number where the spec declares that allowance)"
         )
     print(_render(rows, columns, args.format, title=title, headers=_ACCURACY_HEADERS))
     return 1 if failed else 0
