@@ -286,6 +286,7 @@ def _accuracy_job(job: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
     from actlab.verify.samples import params_for_dtype, sample_label
 
     spec = get_spec(name)
+    label = sample_label(spec, spec.resolve_params(**params))  # the sample, before float32 rounds it
     params = params_for_dtype(spec, spec.resolve_params(**params), dtype)  # float32 ops round them
     if spec.kind == "vector":
         from actlab.verify.vector import measure_vector
@@ -294,7 +295,7 @@ def _accuracy_job(job: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
     else:
         row = measure(spec, dtype, params=params, size=size)
     out = row.as_dict()
-    out["params"] = sample_label(spec, params)
+    out["params"] = label
     return out
 
 
@@ -341,7 +342,7 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
     )
     if args.params != "defaults":
         specs = len({r["name"] for r in rows})
-        samples = len(jobs) // len(dtypes)  # float32 rows show their float32-rounded parameters
+        samples = len(jobs) // len(dtypes)
         worst_f = max((r["forward_ulps"] for r in rows), default=0.0)
         worst_d = max((r["derivative_ulps"] for r in rows if not math.isnan(r["derivative_ulps"])), default=0.0)
         title += (
