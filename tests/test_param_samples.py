@@ -285,3 +285,23 @@ def test_vector_axis_sample(spec, params):
     (gw,) = torch.autograd.grad(want, x, g)
     torch.testing.assert_close(gx, gw, rtol=0, atol=0)
     torch.testing.assert_close(Activation(spec.name, **params)(x), y, rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------- the CLI
+def test_accuracy_command_reports_every_sample(capsys):
+    """`actlab accuracy --params LEVEL` gives a row per spec x sample x dtype, labelled by the sample."""
+    import json
+
+    from actlab.cli import main
+
+    spec = next(s for s in ELEMENTWISE if s.name == "leaky_relu")
+    args = ["accuracy", "leaky_relu", "--params", "ci", "--size", "200", "--jobs", "1", "--format", "json"]
+    assert main(args) == 0
+    rows = json.loads(capsys.readouterr().out)
+    samples = parameter_samples(spec, "ci")
+    assert len(rows) == 2 * len(samples)
+    assert {r["params"] for r in rows} == {sample_label(spec, s) for s in samples}
+    assert all(r["passed"] for r in rows)
+    assert main(args[:-1] + ["table"]) == 0
+    table = capsys.readouterr().out
+    assert "negative_slope" in table and "0 fail" in table
