@@ -365,26 +365,45 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _accuracy_job(job: tuple[str, str, int]) -> dict[str, Any]:
-    name, dtype, size = job
+def _accuracy_job(job: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
+    name, dtype, size, params = job
     from actlab.verify.accuracy import measure
+    from actlab.verify.samples import params_for_dtype, sample_label
 
     spec = get_spec(name)
+    label = sample_label(spec, spec.resolve_params(**params))  # the sample, before float32 rounds it
+    params = params_for_dtype(spec, spec.resolve_params(**params), dtype)  # float32 ops round them
     if spec.kind == "vector":
         from actlab.verify.vector import measure_vector
 
-        row = measure_vector(spec, dtype)
+        row = measure_vector(spec, dtype, params=params)
     else:
-        row = measure(spec, dtype, size=size)
-    return row.as_dict()
+        row = measure(spec, dtype, params=params, size=size)
+    out = row.as_dict()
+    out["params"] = label
+    return out
+
+
+def _accuracy_samples(spec: Any, level: str) -> list[dict[str, Any]]:
+    """The parameter samples ``actlab accuracy --params LEVEL`` measures for one spec."""
+    from actlab.verify.samples import parameter_samples
+
+    samples = parameter_samples(spec, level)
+    if spec.kind == "vector":
+        # The row oracle works along the last axis: axis samples are checked by the test suite
+        # (tests/test_param_samples.py: the function on the moved axis, bit for bit).
+        samples = [s for s in samples if s.get("axis", -1) == -1 or s == samples[0]]
+        samples = [{**s, "axis": -1} for s in samples]
+    return samples
 
 
 def cmd_accuracy(args: argparse.Namespace) -> int:
     names = [get_spec(n).name for n in args.names] if args.names else list_activations()
     dtypes = ["float32", "float64"] if args.dtype == "all" else [args.dtype]
-    jobs = [(n, d, args.size) for d in dtypes for n in names]  # float64 reuses float32's oracle values
+    # float64 reuses float32's oracle values; a spec's samples run one after another (shared cache)
+    jobs = [(n, d, args.size, p) for n in names for p in _accuracy_samples(get_spec(n), args.params) for d in dtypes]
     rows = _run_jobs(_accuracy_job, jobs, args.jobs, quiet=args.format != "table" or args.quiet)
-    rows.sort(key=lambda r: (r["name"], r["dtype"]))
+    rows.sort(key=lambda r: (r["name"], r["params"] != "defaults", r["dtype"]))
     columns = [
         "name",
         "dtype",
@@ -399,11 +418,23 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
         "torch_nonfinite",
         "passed",
     ]
+    if args.params != "defaults":
+        columns.insert(1, "params")
     failed = [r for r in rows if not r["passed"]]
     title = (
         f"accuracy vs the mpmath oracle ({len(rows)} rows; limits: forward 4 ulp float32 / 8 ulp "
         f"float64, derivative 8): {len(rows) - len(failed)} pass, {len(failed)} fail"
     )
+    if args.params != "defaults":
+        specs = len({r["name"] for r in rows})
+        samples = len(jobs) // len(dtypes)
+        worst_f = max((r["forward_ulps"] for r in rows), default=0.0)
+        worst_d = max((r["derivative_ulps"] for r in rows if not math.isnan(r["derivative_ulps"])), default=0.0)
+        title += (
+            f"; {specs} activations at {samples} parameter samples ({args.params}); worst forward "
+            f"{_cell(worst_f)} ulp, worst derivative {_cell(worst_d)} (in the units of each spec's rule: "
+            "ulps, divided by the condition number where the spec declares that allowance)"
+        )
     print(_render(rows, columns, args.format, title=title, headers=_ACCURACY_HEADERS))
     return 1 if failed else 0
 
@@ -420,14 +451,20 @@ _ACCURACY_HEADERS = {
 }
 
 
+def _progress(row: dict[str, Any]) -> str:
+    params = row.get("params")
+    ok = "" if row.get("passed", True) else "  FAILED"
+    return f"{row['name']} {row['dtype']}" + (f" [{params}]" if params and params != "defaults" else "") + ok
+
+
 def _run_jobs(fn: Callable[[Any], dict[str, Any]], jobs: list, n_jobs: int, quiet: bool) -> list[dict[str, Any]]:
     n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(jobs)))
     if n_jobs == 1:
         out = []
         for i, job in enumerate(jobs):
-            if not quiet:
-                print(f"[{i + 1}/{len(jobs)}] {job[0]} {job[1]}", file=sys.stderr)
             out.append(fn(job))
+            if not quiet:
+                print(f"[{i + 1}/{len(jobs)}] {_progress(out[-1])}", file=sys.stderr)
         return out
     from concurrent.futures import ProcessPoolExecutor
 
@@ -435,7 +472,7 @@ def _run_jobs(fn: Callable[[Any], dict[str, Any]], jobs: list, n_jobs: int, quie
         out = []
         for i, row in enumerate(pool.map(fn, jobs)):
             if not quiet:
-                print(f"[{i + 1}/{len(jobs)}] {row['name']} {row['dtype']}", file=sys.stderr)
+                print(f"[{i + 1}/{len(jobs)}] {_progress(row)}", file=sys.stderr)
             out.append(row)
         return out
 
@@ -608,6 +645,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=20000, help="grid points per activation (default 20000)")
     p.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument(
+        "--params",
+        choices=("defaults", "ci", "all"),
+        default="defaults",
+        help="parameter samples generated from each spec's declared ranges: the defaults only (default), "
+        "the test suite's subset, or every sample",
+    )
     p.set_defaults(func=cmd_accuracy)
 
     p = sub.add_parser("plot", help="draw activations and their derivatives to a PNG, SVG or PDF")

@@ -280,23 +280,41 @@ def _elu_fwd(x, ops, alpha):
 
 
 def _elu_der(x, ops, alpha):
-    return ops.where(x > 0, 1.0, alpha * ops.exp(ops.minimum(x, 0.0)))
+    xn = ops.minimum(x, 0.0)
+    if alpha <= 1.0:
+        return ops.where(x > 0, 1.0, alpha * ops.exp(xn))
+    # alpha e^x where e^x is subnormal or 0 but the product is normal (x < -87 in float32): e^(x + log
+    # alpha) there. PyTorch's alpha * exp(x) loses about log2(alpha) bits in that band (261 ulp at
+    # alpha = 1e4); its rounding of x + log alpha is within the allowance |x f''/f'| = |x| > 80.
+    far = ops.exp(ops.minimum(xn, -80.0) + math.log(alpha))
+    return ops.where(x > 0, 1.0, ops.where(xn < -80.0, far, alpha * ops.exp(xn)))
 
 
 ELU = Spec(
     name="elu",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "for alpha > 1 and x < -80, f' = e^(x + log alpha): the sum is rounded before exp, so the "
+            "relative error grows as |x| = |x f''/f'|, the derivative's allowance (issue #10)"
+        ),
+    ),
     aliases=("exponential_linear_unit",),
     family="exponential",
     summary="Exponential linear unit: x for x > 0, alpha (e^x - 1) otherwise; saturates at -alpha.",
     params=(
         Param(
-            "alpha", 1.0, low=0.0, trainable=True, doc="Saturation value -alpha for x -> -inf (alpha = 0 gives ReLU)."
+            "alpha",
+            1.0,
+            low=0.0,
+            trainable=True,
+            doc="Saturation value -alpha for x -> -inf (alpha = 0 gives ReLU).",
         ),
     ),
     definition=lambda x, sp, alpha: sp.Piecewise((x, x > 0), (alpha * _expm1(x), True)),
     forward=_elu_fwd,
     derivative=_elu_der,
-    derivative_from_output=lambda y, ops, alpha: ops.where(y > 0, 1.0, y + alpha),
+    # No derivative from the output: y + alpha cancels where y is near -alpha.
     kinks=(
         Kink(
             at=lambda p: None if p["alpha"] == 1.0 else 0.0,
@@ -327,7 +345,7 @@ ELU = Spec(
         Equivalent("timm", "timm.layers.get_act_fn('elu')", "maps to torch.nn.functional.elu.", names=("elu",)),
     ),
     torch_native=lambda x, torch, alpha: torch.nn.functional.elu(x, alpha=alpha),
-    native=True,
+    native=False,  # PyTorch's backward alpha * exp(x) loses log2(alpha) bits where exp(x) is subnormal
     notes="PyTorch and JAX accept any alpha; actlab requires alpha >= 0 (negative alpha is not monotone).",
 )
 
@@ -377,8 +395,23 @@ SELU = Spec(
 )
 
 
+def _celu_fwd(x, ops, alpha):
+    t = ops.minimum(x, 0.0) / alpha
+    # Where x / alpha underflows (or is subnormal, alpha >> |x|), alpha expm1(x/alpha) = x to within
+    # |x/alpha|/2 relative, but alpha * (rounded t) has lost t's bits: return x itself.
+    small = ops.abs(t) < 2.0**-60
+    return ops.where(x > 0, x, ops.where(small, x, alpha * ops.expm1(t)))
+
+
 CELU = Spec(
     name="celu",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' = e^(x/alpha): x/alpha is rounded before exp, so the relative error of f' grows as |x/alpha| "
+            "= |x f''/f'|; that condition number is the derivative's allowance (issue #10)"
+        ),
+    ),
     aliases=("continuously_differentiable_elu",),
     family="exponential",
     summary="Continuously differentiable ELU: x for x > 0, alpha (e^(x/alpha) - 1) otherwise; C^1 for every alpha.",
@@ -386,16 +419,18 @@ CELU = Spec(
         Param(
             "alpha",
             1.0,
-            low=0.0,
-            low_open=True,
+            low=1e-3,
+            high=1e4,
             trainable=True,
-            doc="Saturation value -alpha and scale of the exponential.",
+            doc="Saturation value -alpha and scale of the exponential. In [1e-3, 1e4]: a learnable alpha's "
+            "gradient expm1(t) - t e^t (t = x/alpha) overflows float32 for tiny alpha, and for huge alpha "
+            "every t is tiny, where it cancels to 0 (true t^2/2).",
         ),
     ),
     definition=lambda x, sp, alpha: sp.Piecewise((x, x > 0), (alpha * _expm1(x / alpha), True)),
-    forward=lambda x, ops, alpha: ops.where(x > 0, x, alpha * ops.expm1(ops.minimum(x, 0.0) / alpha)),
+    forward=lambda x, ops, alpha: _celu_fwd(x, ops, alpha),
     derivative=lambda x, ops, alpha: ops.where(x > 0, 1.0, ops.exp(ops.minimum(x, 0.0) / alpha)),
-    derivative_from_output=lambda y, ops, alpha: ops.where(y > 0, 1.0, y / alpha + 1.0),
+    # No derivative from the output: y / alpha + 1 cancels where y is near -alpha.
     bounds=lambda p: (-p["alpha"], INF),
     monotonic=True,
     smoothness=1,
@@ -425,29 +460,56 @@ CELU = Spec(
 
 
 def _pelu_fwd(x, ops, a, b):
-    return ops.where(x > 0, (a / b) * x, a * ops.expm1(ops.minimum(x, 0.0) / b))
+    t = ops.minimum(x, 0.0) / b
+    # where x / b underflows (b >> |x|), a expm1(t) is (a/b) x to within |t|/2 relative: use that
+    small = ops.abs(t) < 2.0**-60
+    return ops.where(x > 0, (a / b) * x, ops.where(small, (a / b) * x, a * ops.expm1(t)))
+
+
+def _pelu_der(x, ops, a, b):
+    t = ops.minimum(x, 0.0) / b
+    # (a/b) e^t where e^t is subnormal or 0 but the product is a normal number (a/b up to 1e42):
+    # e^(t + log(a/b)) there; the rounding of t + log(a/b) is within f''s allowance |t| > 80.
+    far = ops.exp(ops.minimum(t, -80.0) + math.log(a / b))
+    return ops.where(x > 0, a / b, ops.where(t < -80.0, far, (a / b) * ops.exp(t)))
 
 
 PELU = Spec(
     name="pelu",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' = (a/b) e^(x/b): x/b is rounded before exp, so the relative error of f' grows as |x/b| = |x "
+            "f''/f'|; that condition number is the derivative's allowance (issue #10)"
+        ),
+    ),
     aliases=("parametric_elu",),
     family="exponential",
     summary="Parametric ELU with fixed a, b > 0: (a/b) x for x >= 0, a (e^(x/b) - 1) otherwise; C^1 for all a, b.",
     params=(
-        Param("a", 1.0, low=0.0, low_open=True, trainable=True, doc="Saturation value -a for x -> -inf."),
         Param(
-            "b",
+            "a",
             1.0,
             low=0.0,
             low_open=True,
+            high=1e4,
             trainable=True,
-            doc="Scale of the exponential decay; the positive slope is a/b.",
+            doc="Saturation value -a for x -> -inf; at most 1e4, so that the positive slope a/b stays well "
+            "inside float32's range for every b >= 1e-3.",
+        ),
+        Param(
+            "b",
+            1.0,
+            low=1e-3,
+            trainable=True,
+            doc="Scale of the exponential decay; the positive slope is a/b. At least 1e-3: a learnable b's "
+            "gradient -a x e^(x/b) / b^2 overflows float32 for tiny b (at b = 1.2e-38 it is NaN).",
         ),
     ),
     definition=lambda x, sp, a, b: sp.Piecewise((a / b * x, x >= 0), (a * _expm1(x / b), True)),
     forward=_pelu_fwd,
-    derivative=lambda x, ops, a, b: ops.where(x > 0, a / b, (a / b) * ops.exp(ops.minimum(x, 0.0) / b)),
-    derivative_from_output=lambda y, ops, a, b: ops.where(y > 0, a / b, (y + a) / b),
+    derivative=lambda x, ops, a, b: _pelu_der(x, ops, a, b),
+    # No derivative from the output: y + a cancels where y is near -a.
     bounds=lambda p: (-p["a"], INF),
     monotonic=True,
     smoothness=1,
@@ -508,11 +570,29 @@ def _softplus_exact_der(x, ops, beta):
 
 SOFTPLUS = Spec(
     name="softplus",
+    tolerance=Tolerance(
+        derivative_ulps=16,
+        condition_allowance=True,
+        derivative_condition_allowance=True,
+        reason=(
+            "beta x is rounded before the exponential: the relative error of f and f' grows as their "
+            "condition numbers |x f'/f| and |x f''/f'| (about |beta x| in the tails), which are the "
+            "allowances (issue #10); the derivative within 16 ulp of that (10.4 at beta = 1e4 in float32)"
+        ),
+    ),
     aliases=("smooth_relu",),
     family="exponential",
     summary="log(1 + e^(beta x)) / beta, a smooth ReLU; exact at every x (no linear cut-off).",
     params=(
-        Param("beta", 1.0, low=0.0, low_open=True, doc="Sharpness; softplus(beta x) / beta -> relu(x) as beta -> inf."),
+        Param(
+            "beta",
+            1.0,
+            low=0.0,
+            low_open=True,
+            high=1e4,
+            doc="Sharpness; softplus(beta x) / beta -> relu(x) as beta -> inf. At most 1e4: beta x is formed "
+            "as an exact two-term product, whose splitting overflows float32 for beta near 1e34.",
+        ),
         Param(
             "threshold",
             None,
@@ -619,7 +699,7 @@ SHIFTED_SOFTPLUS = Spec(
     definition=lambda x, sp: _log1p(_expm1(x) / 2),
     forward=_shifted_softplus_fwd,
     derivative=lambda x, ops: ops.sigmoid(x),
-    derivative_from_output=lambda y, ops: -ops.expm1(-(y + LN2)),
+    # No derivative from the output: y + log 2 cancels in the left tail.
     bounds=(-LN2, INF),
     monotonic=True,
     smoothness=INF,
@@ -701,6 +781,13 @@ def _squareplus_from_output(y, ops, b):
 
 SQUAREPLUS = Spec(
     name="squareplus",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' = (1 + x / sqrt(x^2 + b)) / 2 is a difference for x << -sqrt(b): its allowance is its "
+            "condition number |x f''/f'| (issue #10)"
+        ),
+    ),
     aliases=("square_plus",),
     family="exponential",
     summary="(x + sqrt(x^2 + b)) / 2, an algebraic softplus; b = 0 is ReLU.",
@@ -749,12 +836,6 @@ def _isrlu_der(x, ops, alpha):
     return ops.where(x >= 0, 1.0, q * q * q)
 
 
-def _isrlu_from_output(y, ops, alpha):
-    yn = ops.minimum(y, 0.0)
-    w = ops.maximum(1.0 - alpha * (yn * yn), 0.0)  # 1 / (1 + alpha x^2), in (0, 1]
-    return ops.where(y >= 0, 1.0, w * ops.sqrt(w))
-
-
 ISRLU = Spec(
     name="isrlu",
     aliases=("inverse_square_root_linear_unit",),
@@ -764,7 +845,7 @@ ISRLU = Spec(
     definition=lambda x, sp, alpha: sp.Piecewise((x, x >= 0), (x / sp.sqrt(1 + alpha * x**2), True)),
     forward=_isrlu_fwd,
     derivative=_isrlu_der,
-    derivative_from_output=_isrlu_from_output,
+    # No derivative from the output (_isrlu_from_output cancels in the left tail).
     bounds=lambda p: (-1.0 / math.sqrt(p["alpha"]), INF),
     monotonic=True,
     smoothness=2,
@@ -791,7 +872,7 @@ NLRELU = Spec(
     definition=lambda x, sp, beta: sp.Piecewise((_log1p(beta * x), x > 0), (0, True)),
     forward=_nlrelu_fwd,
     derivative=lambda x, ops, beta: ops.where(x > 0, 1.0 / (1.0 / beta + ops.maximum(x, 0.0)), 0.0),
-    derivative_from_output=lambda y, ops, beta: ops.where(y > 0, beta * ops.exp(-y), 0.0),
+    # No derivative from the output: where beta x underflows, y = 0 and beta e^-y would say f' = 0.
     kinks=(Kink(at=0.0, grad=0.0, note="f'(0-) = 0, f'(0+) = beta; 0 is returned, as relu'(0) in PyTorch."),),
     bounds=(0.0, INF),
     monotonic=True,
@@ -953,10 +1034,28 @@ def _softclip_def(x, sp, alpha):
 
 SOFT_CLIPPING = Spec(
     name="soft_clipping",
+    tolerance=Tolerance(
+        condition_allowance=True,
+        derivative_condition_allowance=True,
+        reason=(
+            "alpha x and alpha (x - 1) are rounded before the exponentials: the relative errors of f and f' "
+            "grow as their condition numbers |x f'/f| and |x f''/f'|, which are the allowances (issue #10)"
+        ),
+    ),
     aliases=("softclip", "soft_clip"),
     family="exponential",
     summary="(1/alpha) log((1 + e^(alpha x)) / (1 + e^(alpha (x - 1)))): a smooth clip of x to [0, 1].",
-    params=(Param("alpha", 0.5, low=0.0, low_open=True, doc="Sharpness; alpha -> inf gives clip(x, 0, 1)."),),
+    params=(
+        Param(
+            "alpha",
+            0.5,
+            low=0.0,
+            low_open=True,
+            high=100.0,
+            doc="Sharpness; alpha -> inf gives clip(x, 0, 1). At most 100: the derivative takes e^(alpha x) "
+            "for x <= 1/2, which overflows float32 beyond alpha = 2 log(3.4e38) = 177.",
+        ),
+    ),
     definition=_softclip_def,
     formula=r"\frac{1}{\alpha} \log \frac{1 + e^{\alpha x}}{1 + e^{\alpha (x - 1)}}",
     forward=_softclip_fwd,
@@ -1013,6 +1112,13 @@ def _cloglog_der(x, ops):
 
 CLOGLOG = Spec(
     name="cloglog",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' = e^(x - e^x): the exponent is rounded at the scale of e^x, so in the tail the relative error "
+            "grows as |x f''/f'| = |x (1 - e^x)|; that condition number is the derivative's allowance (issue #10)"
+        ),
+    ),
     aliases=("complementary_log_log",),
     family="exponential",
     summary="1 - exp(-e^x), the complementary log-log (Gompertz) curve; output in (0, 1), asymmetric.",
@@ -1045,6 +1151,14 @@ def _loglog_der(x, ops):
 
 LOGLOG = Spec(
     name="loglog",
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' = e^(-x - e^-x): the exponent is rounded at the scale of e^-x, so in the tail the relative error "
+            "grows as |x f''/f'| = |x (1 - e^-x)|; that condition number is the derivative's allowance (issue "
+            "#10)"
+        ),
+    ),
     aliases=("log_log", "gumbel_cdf"),
     family="exponential",
     summary="exp(-e^(-x)), the Gumbel CDF (log-log link); output in (0, 1), asymmetric.",
@@ -1068,7 +1182,7 @@ ARCSINH = Spec(
     definition=lambda x, sp: sp.asinh(x),
     forward=lambda x, ops: ops.asinh(x),
     derivative=lambda x, ops: 1.0 / ops.hypot(ops.ones_like(x), x),
-    derivative_from_output=lambda y, ops: 1.0 / ops.cosh(y),
+    # No derivative from the output: 1/cosh(y) takes a rounded y = asinh(x), |y| eps relative (9 ulp).
     bounds=(-INF, INF),
     monotonic=True,
     smoothness=INF,

@@ -30,6 +30,13 @@ class ParameterError(ValueError):
 
 _MISSING = object()
 
+# Every real parameter is 0 or a normal float32 number: activations run in float32 (a float32 tensor
+# op rounds a Python float parameter to float32), so a value beyond float32's range becomes inf
+# (elu(alpha=1e308) overflowed on a tensor; gain('elu(alpha=1e160)') allocated 8 GB) and one below
+# its smallest normal number becomes 0 or loses its precision (celu's x / alpha divides by 0).
+FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_TINY = 2.0**-126
+
 
 @dataclass(frozen=True)
 class Param:
@@ -71,6 +78,8 @@ class Param:
             left = "(" if (self.low_open or self.low is None) else "["
             right = ")" if (self.high_open or self.high is None) else "]"
             text = f"{'an integer' if self.kind is int else 'a finite real number'} in {left}{lo}, {hi}{right}"
+            if self.kind is not int:
+                text += " that float32 holds (0, or 1.2e-38 <= |value| <= 3.4e38)"
         if self.axes:
             text += " or a non-empty tuple of distinct integers"
         if self.nullable:
@@ -127,6 +136,8 @@ class Param:
                 raise fail("too large for a float") from None
             if not math.isfinite(value):
                 raise fail("must be finite")
+            if value != 0.0 and not FLOAT32_TINY <= abs(value) <= FLOAT32_MAX:
+                raise fail("outside float32's normal range, where activations are computed")
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             raise fail()
         if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
@@ -209,6 +220,8 @@ class Tolerance:
     # float16/bfloat16 forward and backward, in steps of that dtype from the correctly rounded
     # value (default 1: computed in float32 and rounded once; actlab.verify.low_precision).
     low_precision_ulps: float | None = None
+    # Near non-trivial roots of f' the derivative's allowance is its condition number |x f''(x) / f'(x)|.
+    derivative_condition_allowance: bool = False
     reason: str = ""
 
 

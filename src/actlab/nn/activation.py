@@ -149,7 +149,12 @@ def _leaky_relu(x: torch.Tensor, negative_slope: Any) -> torch.Tensor:
 
 
 def _swish(x: torch.Tensor, beta: Any) -> torch.Tensor:
-    return x * torch.sigmoid(beta * x)
+    # x / (1 + e^-z): autograd's derivative e^-z / (1 + e^-z)^2 has no 1 - sigmoid cancellation
+    # (torch.sigmoid's backward y (1 - y) loses d/dbeta for z > 17 in float32); z is clamped where
+    # (1 + e^-z)^2 would overflow (inf / inf), far below the function's own scale there.
+    z = beta * x
+    lim = 340.0 if x.dtype == torch.float64 else 42.0
+    return x / (1.0 + torch.exp(-torch.clamp(z, min=-lim)))
 
 
 def _snake(x: torch.Tensor, frequency: Any) -> torch.Tensor:
@@ -187,7 +192,12 @@ def _soft_exponential(x: torch.Tensor, alpha: Any) -> torch.Tensor:
     xn = torch.where(neg, x, torch.ones_like(x))  # log1p(-an (xn + an)) = log1p(0) in unused lanes
     x0 = torch.where(pos | neg, torch.zeros_like(x), x)
     exp_like = torch.expm1(ap * xp) / ap + ap
-    log_like = -torch.log1p(-an * (xn + an)) / an
+    # log1p(u) near the root (|u| small); log of w = 1 + u = (1 - an^2) - an xn near the domain's edge
+    # w -> 0, where 1 + u would lose xn (alpha = -1: w = x exactly)
+    u = -an * (xn + an)
+    w = (1.0 - an * an) - an * xn
+    near = u.abs() < 0.5
+    log_like = -torch.where(near, torch.log1p(torch.where(near, u, 0.0)), torch.log(torch.where(near, 1.0, w))) / an
     at_zero = x0 + alpha * (1.0 + 0.5 * x0 * x0)
     return torch.where(pos, exp_like, torch.where(neg, log_like, at_zero))
 
