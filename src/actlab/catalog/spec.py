@@ -78,13 +78,19 @@ class Param:
             left = "(" if (self.low_open or self.low is None) else "["
             right = ")" if (self.high_open or self.high is None) else "]"
             text = f"{'an integer' if self.kind is int else 'a finite real number'} in {left}{lo}, {hi}{right}"
-            if self.kind is not int:
+            if self.kind is not int and self._reaches_beyond_float32():
                 text += " that float32 holds (0, or 1.2e-38 <= |value| <= 3.4e38)"
         if self.axes:
             text += " or a non-empty tuple of distinct integers"
         if self.nullable:
             text += " or None"
         return text
+
+    def _reaches_beyond_float32(self) -> bool:
+        """The declared range holds values float32 refuses (unbounded, or a nonzero tiny one)."""
+        lo = -math.inf if self.low is None else self.low
+        hi = math.inf if self.high is None else self.high
+        return -lo > FLOAT32_MAX or hi > FLOAT32_MAX or (lo < FLOAT32_TINY and hi > -FLOAT32_TINY)
 
     def validate(self, value: Any, owner: str) -> Any:
         """Return ``value`` converted to the parameter's kind, or raise naming the parameter."""

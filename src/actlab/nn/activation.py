@@ -150,11 +150,12 @@ def _leaky_relu(x: torch.Tensor, negative_slope: Any) -> torch.Tensor:
 
 def _swish(x: torch.Tensor, beta: Any) -> torch.Tensor:
     # x / (1 + e^-z): autograd's derivative e^-z / (1 + e^-z)^2 has no 1 - sigmoid cancellation
-    # (torch.sigmoid's backward y (1 - y) loses d/dbeta for z > 17 in float32); z is clamped where
-    # (1 + e^-z)^2 would overflow (inf / inf), far below the function's own scale there.
+    # (torch.sigmoid's backward y (1 - y) loses d/dbeta for z > 17 in float32). Below -lim, where
+    # (1 + e^-z)^2 would overflow (inf / inf), sigmoid(z) = e^z to within e^-lim relative: x e^z.
     z = beta * x
     lim = 340.0 if x.dtype == torch.float64 else 42.0
-    return x / (1.0 + torch.exp(-torch.clamp(z, min=-lim)))
+    tail = x * torch.exp(torch.clamp(z, max=-lim))
+    return torch.where(z < -lim, tail, x / (1.0 + torch.exp(-torch.clamp(z, min=-lim))))
 
 
 def _snake(x: torch.Tensor, frequency: Any) -> torch.Tensor:
