@@ -60,6 +60,21 @@ def test_accuracy_small(capsys):
     assert all(r["passed"] for r in rows) and rows[0]["torch_forward_ulps"] is not None
 
 
+def test_accuracy_in_half_precision(capsys, monkeypatch):
+    argv = ("accuracy", "quick_gelu", "--dtype", "half", "--format", "json", "--jobs", "1", "--quiet")
+    code, out, _ = run(capsys, *argv)
+    rows = json.loads(out)
+    assert code == 0 and [r["dtype"] for r in rows] == ["bfloat16", "float16"]
+    assert all(r["passed"] and r["points"] > 100 for r in rows)
+    # Half precision computed without the float32 upcast: the command reports it and fails.
+    from actlab.ops.torch_ops import TORCH
+    from actlab.torch import functional
+
+    monkeypatch.setattr(functional, "_compute", lambda fn, x, params: fn(x, TORCH, **params))
+    code, out, _ = run(capsys, "accuracy", "quick_gelu", "--dtype", "bfloat16", "--format", "json", "--quiet")
+    assert code == 1 and not json.loads(out)[0]["passed"]
+
+
 def test_module_entry_point():
     proc = subprocess.run([sys.executable, "-m", "actlab", "show", "relu"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr

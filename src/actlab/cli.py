@@ -372,6 +372,21 @@ def _accuracy_job(job: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
 
     spec = get_spec(name)
     label = sample_label(spec, spec.resolve_params(**params))  # the sample, before float32 rounds it
+    if dtype in _HALF_DTYPES:
+        # computed in float32 and rounded once: the parameters as float32 holds them, the limit 1 step
+        from actlab.verify.low_precision import measure_any
+
+        half = measure_any(spec, dtype, params_for_dtype(spec, spec.resolve_params(**params), "float32"))
+        return {
+            "name": spec.name,
+            "params": label,
+            "dtype": dtype,
+            "points": half.points,
+            "forward_ulps": half.forward_ulps,
+            "derivative_ulps": max(half.backward_ulps, half.cotangent_ulps),
+            "nonfinite": half.nonfinite,
+            "passed": half.passed,
+        }
     params = params_for_dtype(spec, spec.resolve_params(**params), dtype)  # float32 ops round them
     if spec.kind == "vector":
         from actlab.verify.vector import measure_vector
@@ -399,7 +414,7 @@ def _accuracy_samples(spec: Any, level: str) -> list[dict[str, Any]]:
 
 def cmd_accuracy(args: argparse.Namespace) -> int:
     names = [get_spec(n).name for n in args.names] if args.names else list_activations()
-    dtypes = ["float32", "float64"] if args.dtype == "all" else [args.dtype]
+    dtypes = {"all": ["float32", "float64"], "half": list(_HALF_DTYPES)}.get(args.dtype, [args.dtype])
     # float64 reuses float32's oracle values; a spec's samples run one after another (shared cache)
     jobs = [(n, d, args.size, p) for n in names for p in _accuracy_samples(get_spec(n), args.params) for d in dtypes]
     rows = _run_jobs(_accuracy_job, jobs, args.jobs, quiet=args.format != "table" or args.quiet)
@@ -420,11 +435,16 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
     ]
     if args.params != "defaults":
         columns.insert(1, "params")
+    if set(dtypes) <= set(_HALF_DTYPES):  # PyTorch's half kernels: python -m actlab.verify.low_precision
+        columns = [c for c in columns if c != "conditioned" and not c.startswith("torch_")]
     failed = [r for r in rows if not r["passed"]]
-    title = (
-        f"accuracy vs the mpmath oracle ({len(rows)} rows; limits: forward 4 ulp float32 / 8 ulp "
-        f"float64, derivative 8): {len(rows) - len(failed)} pass, {len(failed)} fail"
+    limits = (
+        "forward and derivative 1 step of the dtype (computed in float32, rounded once)"
+        if set(dtypes) <= set(_HALF_DTYPES)
+        else "forward 4 ulp float32 / 8 ulp float64, derivative 8"
     )
+    title = f"accuracy vs the mpmath oracle ({len(rows)} rows; limits: {limits}): "
+    title += f"{len(rows) - len(failed)} pass, {len(failed)} fail"
     if args.params != "defaults":
         specs = len({r["name"] for r in rows})
         samples = len(jobs) // len(dtypes)
@@ -439,6 +459,7 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+_HALF_DTYPES = ("float16", "bfloat16")
 _ACCURACY_HEADERS = {
     "forward_ulps": "fwd ulp",
     "derivative_ulps": "f' ulp",
@@ -640,9 +661,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("accuracy", help="max error in ulps against the mpmath oracle, actlab beside PyTorch")
     p.add_argument("names", nargs="*", metavar="NAME", help="activations to measure (default: all)")
-    p.add_argument("--dtype", choices=("float32", "float64", "all"), default="all")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float64", "all", "float16", "bfloat16", "half"),
+        default="all",
+        help="all: float32 and float64 (default); half: float16 and bfloat16, forward and backward against "
+        "the oracle rounded once to that dtype",
+    )
     p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("--size", type=int, default=20000, help="grid points per activation (default 20000)")
+    p.add_argument(
+        "--size", type=int, default=20000, help="grid points per activation (default 20000; half dtypes: 512 samples)"
+    )
     p.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument(
