@@ -71,7 +71,7 @@ def test_accuracy_in_half_precision(capsys, monkeypatch):
     from actlab.torch import functional
 
     monkeypatch.setattr(functional, "_compute", lambda fn, x, params: fn(x, TORCH, **params))
-    code, out, _ = run(capsys, "accuracy", "quick_gelu", "--dtype", "bfloat16", "--format", "json", "--quiet")
+    code, out, _ = run(capsys, "accuracy", "quick_gelu", "--dtype", "bfloat16", "--format", "json", "--jobs", "1")
     assert code == 1 and not json.loads(out)[0]["passed"]
 
 
