@@ -115,8 +115,16 @@ _GELU_MIN_X = -0.7517915241311818  # argmin of x Phi(x)
 _GELU_MIN = -0.16997120747990367
 
 
+_INV_SQRT2 = Fraction("0.70710678118654752440084436210484903928483593768847")
+
+
 def _gelu64(x: float) -> float:
-    return 0.5 * x * math.erfc(-x / math.sqrt(2.0))
+    """x Phi(x) in float64 to about an ulp: the clip masks are decided on its sign against a bound, and
+    -x / sqrt(2) rounded moves erfc by 2 t^2 ulp (and by an ulp near a clip root where gelu is ~ x / 2)."""
+    t = Fraction(-x) * _INV_SQRT2
+    hi = float(t)
+    lo = float(t - Fraction(hi))
+    return 0.5 * x * (math.erfc(hi) - 1.1283791670955126 * math.exp(-hi * hi) * lo)
 
 
 def _root(f: Any, lo: float, hi: float) -> float:
@@ -137,7 +145,7 @@ def _root(f: Any, lo: float, hi: float) -> float:
 
 @functools.lru_cache(maxsize=256)
 def _clip_roots(lo: float, hi: float) -> tuple[tuple[float, float] | None, float]:
-    """((a, b) with gelu < lo exactly on (a, b), or None; c with gelu > hi exactly above c). Decided
+    """((a, b) with gelu < lo exactly on [a, b), or None; c with gelu > hi exactly above c). Decided
     on x, not on gelu(x) rounded to the working dtype, so float32 clips where the function does."""
     low = None
     if _GELU_MIN < lo < 0.0:  # gelu < lo between two roots around the minimum
@@ -173,9 +181,8 @@ def _clip_masks(ops: Any, x: Any, min_val: float, max_val: float) -> tuple[Any, 
         return x < -INF, above  # all False, NaN included
     a, b = low
     below = x < _ceil_to_dtype(ops, x, b)[0]
-    if math.isfinite(a):
-        ca, exact_a = _ceil_to_dtype(ops, x, a)
-        below = below & ((x > ca) if exact_a else (x >= ca))
+    if math.isfinite(a):  # a is the first double with gelu < lo (_root returns the far side of the sign change)
+        below = below & (x >= _ceil_to_dtype(ops, x, a)[0])
     return below, above
 
 
