@@ -275,9 +275,9 @@ def _expm1_minus_x(ops: Any, x: Any, scale: Any = 1.0) -> tuple[Any, Any]:
     return ops.where(near, (xs * xs) * t, far_h), ops.where(near, 0.0, far_l)
 
 
-# |x| below which x^2 / 2 is scaled up by S^2 (and the product with alpha_n down by U twice): x^2 is
-# subnormal from |x| = 1e-19 (float32) / 1.5e-154 (float64) on, while alpha_n x^2 / 2 (up to 1e4 x^2)
-# is still normal, and with beta = 0 it is the whole result
+# (|x| below which x is scaled up, by what, and the product with alpha_n scaled down twice by what):
+# x^2 is subnormal from |x| = 1e-19 (float32) / 1.5e-154 (float64) on, while alpha_n x^2 / 2 (up to
+# 1e4 x^2) is still normal, and with beta = 0 it is the whole result
 _XIELU_SCALE = {4: (2.0**-40, 2.0**64, 2.0**-64), 8: (2.0**-300, 2.0**600, 2.0**-600)}
 
 
@@ -328,7 +328,7 @@ def _xielu_der(x: Any, ops: Any, alpha_p: float, alpha_n: float, beta: float, ep
     m = ops.minimum(_finite(ops, x), 0.0)  # f'(-inf) = beta - alpha_n is set below
     qh, _ = _expm1_minus_x(ops, m)  # its low part is 0 above -1
     nh, nl = two_sum(qh, m)
-    fh, fl = two_sum(ops.exp(m), ops.full_like(x, -1.0))  # exact for x <= -1 (1 + x is not, beyond 2^24)
+    fh, fl = two_sum(ops.exp(m), ops.full_like(x, -1.0))  # exact for x <= -1 (1 + x is not beyond 2^24 in float32)
     near = m > -1.0
     eh, el = ops.where(near, nh, fh), ops.where(near, nl, fl)
     ph, pl = _mul_const(ops, eh, alpha_n, 0.0, P)
@@ -376,10 +376,11 @@ XIELU = Spec(
             low_open=True,
             high=1e4,
             trainable=True,
-            doc="scale of the negative side (beta < alpha_n <= 1e4; transformers initialises it to 0.8 as beta + "
-            "softplus(.)); f ~ alpha_n |x| on the left, carried as a double-word product, so beyond 1e4 "
-            "alpha_n |x| and its splitting near float32's largest value for |x| in the range actlab's tests "
-            "cover (1e4), and at float32's largest alpha_n f is inf from x = -2 on",
+            doc="scale of the negative side (beta < alpha_n <= 1e4; transformers starts it at 0.8 = beta + "
+            "softplus(.), trained values are of order 1). f ~ (alpha_n - beta) |x| on the left is formed from "
+            "alpha_n |x| and beta |x| as double-word products, which give NaN once alpha_n |x| passes float32's "
+            "largest value (at float32's largest alpha_n the splitting of alpha_n itself overflows: NaN for every "
+            "x < 0); 1e4 keeps them finite for |x| up to 3.4e34",
         ),
         Param("beta", 0.5, low=0.0, doc="slope at 0 (the linear term)"),
         Param("eps", -1e-6, high=0.0, doc="the negative side uses expm1(min(x, eps)): flat derivative on (eps, 0]"),
