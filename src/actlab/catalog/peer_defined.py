@@ -28,7 +28,7 @@ from actlab.catalog.self_gated import (
     _precision,
     _sympy_expm1,
 )
-from actlab.catalog.spec import Equivalent, Kink, Param, ParameterError, Reference, Spec, Tolerance, ordered
+from actlab.catalog.spec import Equivalent, Kink, Param, ParameterError, Reference, Spec, Tolerance
 from actlab.ops.exact import two_sum
 
 INF = math.inf
@@ -80,6 +80,15 @@ GELU_FAST = Spec(
     definition=_gelu_fast_definition,
     forward=lambda x, ops: _gelu_tanh_fwd(ops, x, _FAST_A, _FAST_B),
     derivative=lambda x, ops: _gelu_tanh_der(ops, x, _FAST_A, _FAST_B),
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' has a root at x ~ -0.7518 (the minimum of f, as for gelu(approximate='tanh')); near it f' is a "
+            "difference of terms of size ~1 and keeps only their absolute accuracy, so the derivative's allowance "
+            "is its condition number |x f''/f'| (measured: 35 ulp float32 / 71 ulp float64 at x = -0.7449 where "
+            "the condition number is 99; at most 4 ulp away from the root) (issue #10)"
+        ),
+    ),
     bounds=(-0.17004075057125406, INF),
     zero_centered=True,
     saturates=("left",),
@@ -106,8 +115,16 @@ _GELU_MIN_X = -0.7517915241311818  # argmin of x Phi(x)
 _GELU_MIN = -0.16997120747990367
 
 
+_INV_SQRT2 = Fraction("0.70710678118654752440084436210484903928483593768847")
+
+
 def _gelu64(x: float) -> float:
-    return 0.5 * x * math.erfc(-x / math.sqrt(2.0))
+    """x Phi(x) in float64 to about an ulp: the clip masks are decided on its sign against a bound, and
+    -x / sqrt(2) rounded moves erfc by 2 t^2 ulp (and by an ulp near a clip root where gelu is ~ x / 2)."""
+    t = Fraction(-x) * _INV_SQRT2
+    hi = float(t)
+    lo = float(t - Fraction(hi))
+    return 0.5 * x * (math.erfc(hi) - 1.1283791670955126 * math.exp(-hi * hi) * lo)
 
 
 def _root(f: Any, lo: float, hi: float) -> float:
@@ -128,7 +145,7 @@ def _root(f: Any, lo: float, hi: float) -> float:
 
 @functools.lru_cache(maxsize=256)
 def _clip_roots(lo: float, hi: float) -> tuple[tuple[float, float] | None, float]:
-    """((a, b) with gelu < lo exactly on (a, b), or None; c with gelu > hi exactly above c). Decided
+    """((a, b) with gelu < lo exactly on [a, b), or None; c with gelu > hi exactly above c). Decided
     on x, not on gelu(x) rounded to the working dtype, so float32 clips where the function does."""
     low = None
     if _GELU_MIN < lo < 0.0:  # gelu < lo between two roots around the minimum
@@ -164,9 +181,8 @@ def _clip_masks(ops: Any, x: Any, min_val: float, max_val: float) -> tuple[Any, 
         return x < -INF, above  # all False, NaN included
     a, b = low
     below = x < _ceil_to_dtype(ops, x, b)[0]
-    if math.isfinite(a):
-        ca, exact_a = _ceil_to_dtype(ops, x, a)
-        below = below & ((x > ca) if exact_a else (x >= ca))
+    if math.isfinite(a):  # a is the first double with gelu < lo (_root returns the far side of the sign change)
+        below = below & (x >= _ceil_to_dtype(ops, x, a)[0])
     return below, above
 
 
@@ -201,10 +217,21 @@ CLIPPED_GELU = Spec(
         Param("min_val", -10.0, high=0.0, aliases=("min",), doc="lower clip (<= 0; below -0.17 it never acts)"),
         Param("max_val", 10.0, low=0.0, low_open=True, aliases=("max",), doc="upper clip (> 0)"),
     ),
-    constraints=ordered("min_val", "max_val", strict=False),
+    # no cross-constraint: the ranges already give min_val <= 0 < max_val, so transformers' check
+    # (min > max raises) can never fire here, and a constraint that refuses nothing is not one
     definition=_clipped_gelu_def,
     forward=_clipped_gelu_fwd,
     derivative=_clipped_gelu_der,
+    tolerance=Tolerance(
+        derivative_condition_allowance=True,
+        reason=(
+            "f' has a root at x ~ -0.7518 (the minimum of gelu; no clip acts there unless -0.17 < min_val <= 0, "
+            "where f' is 0); near it f' is a difference of terms of size ~1 and keeps only their absolute "
+            "accuracy, so the derivative's allowance is its condition number |x f''/f'| (measured: 50 ulp "
+            "float32 at x = -0.7449 where the condition number is 109, 15 ulp float64 at x = -0.6998 where it "
+            "is 14; at most 5 ulp away from the root, torch and NumPy) (issue #10)"
+        ),
+    ),
     kinks=(_clip_kink(0), _clip_kink(1), _clip_kink(2)),
     bounds=lambda p: (max(p["min_val"], _GELU_MIN), p["max_val"]),
     smoothness=0,
@@ -234,16 +261,24 @@ def _xielu_def(x: Any, sp: Any, alpha_p: Any, alpha_n: Any, beta: Any, eps: Any)
     )
 
 
-def _expm1_minus_x(ops: Any, x: Any) -> tuple[Any, Any]:
-    """e^x - 1 - x for x <= 0 as hi + lo, without cancellation: x^2 (1/2 + x/6 + ...) for x > -1;
-    below, e^x - (1 + x) with 1 + x exact (x <= -1) and the subtraction's error kept."""
+def _expm1_minus_x(ops: Any, x: Any, scale: Any = 1.0) -> tuple[Any, Any]:
+    """e^x - 1 - x for x <= 0 as hi + lo, without cancellation: x^2 (1/2 + x/6 + ...) for x > -1
+    (times ``scale``^2 there: the caller's way around a subnormal x^2); below, e^x - (1 + x) with
+    1 + x exact (x <= -1) and the subtraction's error kept."""
     xs = ops.clip(x, -1.0, 0.0)
     t = ops.full_like(xs, 1.0 / math.factorial(_Q_TERMS + 1))
     for k in range(_Q_TERMS, 1, -1):
         t = t * xs + 1.0 / math.factorial(k)
     far_h, far_l = two_sum(ops.exp(x), -(1.0 + x))
     near = x > -1.0
+    xs = xs * scale
     return ops.where(near, (xs * xs) * t, far_h), ops.where(near, 0.0, far_l)
+
+
+# (|x| below which x is scaled up, by what, and the product with alpha_n scaled down twice by what):
+# x^2 is subnormal from |x| = 1e-19 (float32) / 1.5e-154 (float64) on, while alpha_n x^2 / 2 (up to
+# 1e4 x^2) is still normal, and with beta = 0 it is the whole result
+_XIELU_SCALE = {4: (2.0**-40, 2.0**64, 2.0**-64), 8: (2.0**-300, 2.0**600, 2.0**-600)}
 
 
 _Q_TERMS = 19  # 1/20! ~ 4e-19: the series' truncation is below float64's rounding on [-1, 0]
@@ -256,12 +291,17 @@ def _xielu_fwd(x: Any, ops: Any, alpha_p: float, alpha_n: float, beta: float, ep
     # alpha_n (expm1(m) - x) + beta x, m = min(x, eps): below eps, expm1(x) - x is formed without
     # cancelling and the products and the sum are carried in double-word arithmetic, so what is left
     # is the rounding of e^x, amplified only at the function's own root (x = -2.44 at the defaults)
-    qh, ql = _expm1_minus_x(ops, ops.minimum(x, eps))
+    m = ops.minimum(x, eps)
     c, _ = _ceil_to_dtype(ops, x, eps)
     flat = x >= c
+    thr, up, down = _XIELU_SCALE[P.dtype.itemsize]
+    small = (ops.abs(m) < thr) & ~flat
+    qh, ql = _expm1_minus_x(ops, m, ops.where(small, ops.full_like(x, up), 1.0))
     qh = ops.where(flat, ops.expm1(ops.full_like(x, eps)) - x, qh)
     ql = ops.where(flat, 0.0, ql)
     ph, pl = _mul_const(ops, qh, alpha_n, 0.0, P)
+    un = ops.where(small, ops.full_like(x, down), 1.0)  # powers of two: exact down to float's smallest normal number
+    ph, pl = (ph * un) * un, (pl * un) * un
     bh, bl = _mul_const(ops, x, beta, 0.0, P)
     sh, se = two_sum(ph, bh)
     neg = sh + ((se + bl) + (pl + alpha_n * ql))
@@ -280,8 +320,20 @@ def _ceil_to_dtype(ops: Any, x: Any, c: float) -> tuple[float, bool]:
 
 
 def _xielu_der(x: Any, ops: Any, alpha_p: float, alpha_n: float, beta: float, eps: float) -> Any:
-    pos = 2.0 * alpha_p * x + beta
-    below = alpha_n * ops.expm1(ops.minimum(x, 0.0)) + beta
+    pos = alpha_p * (2.0 * x) + beta  # not (2 alpha_p) x: 2 alpha_p overflows float32 at alpha_p near its max
+    # alpha_n expm1(x) + beta cancels near f's minimum, log(1 - beta / alpha_n) (-15.9 at alpha_n = beta + 1
+    # float32 ulp): expm1(x) = (e^x - 1 - x) + x and the product and the sum are carried in double-word
+    # arithmetic, so what is left is the rounding of e^x, relative to f' its condition number over |x|
+    P = _precision(ops, x)
+    m = ops.minimum(_finite(ops, x), 0.0)  # f'(-inf) = beta - alpha_n is set below
+    qh, _ = _expm1_minus_x(ops, m)  # its low part is 0 above -1
+    nh, nl = two_sum(qh, m)
+    fh, fl = two_sum(ops.exp(m), ops.full_like(x, -1.0))  # exact for x <= -1 (1 + x is not beyond 2^24 in float32)
+    near = m > -1.0
+    eh, el = ops.where(near, nh, fh), ops.where(near, nl, fl)
+    ph, pl = _mul_const(ops, eh, alpha_n, 0.0, P)
+    sh, se = two_sum(ph, ops.full_like(x, beta))
+    below = _limits(ops, x, sh + (se + (pl + alpha_n * el)), beta - alpha_n, 0.0)
     flat = ops.full_like(x, beta - alpha_n)
     # at x == eps torch.minimum splits the gradient between its two equal arguments
     tie = ops.full_like(x, (0.5 * math.exp(eps) - 1.0) * alpha_n + beta)
@@ -317,7 +369,19 @@ XIELU = Spec(
     summary="xIELU: alpha_p x^2 + beta x for x > 0, alpha_n (expm1(min(x, eps)) - x) + beta x otherwise.",
     params=(
         Param("alpha_p", 0.8, low=0.0, low_open=True, trainable=True, doc="curvature of the positive side (> 0)"),
-        Param("alpha_n", 0.8, low=0.0, low_open=True, trainable=True, doc="scale of the negative side (> beta)"),
+        Param(
+            "alpha_n",
+            0.8,
+            low=0.0,
+            low_open=True,
+            high=1e4,
+            trainable=True,
+            doc="scale of the negative side (beta < alpha_n <= 1e4; transformers starts it at 0.8 = beta + "
+            "softplus(.), trained values are of order 1). f ~ (alpha_n - beta) |x| on the left is formed from "
+            "alpha_n |x| and beta |x| as double-word products, which give NaN once alpha_n |x| passes float32's "
+            "largest value (at float32's largest alpha_n the splitting of alpha_n itself overflows: NaN for every "
+            "x < 0); 1e4 keeps them finite for |x| up to 3.4e34",
+        ),
         Param("beta", 0.5, low=0.0, doc="slope at 0 (the linear term)"),
         Param("eps", -1e-6, high=0.0, doc="the negative side uses expm1(min(x, eps)): flat derivative on (eps, 0]"),
     ),
@@ -341,7 +405,13 @@ XIELU = Spec(
     smoothness=-1,
     tolerance=Tolerance(
         condition_allowance=True,
-        reason="a root near x = -2.44 (defaults) where alpha_n (e^x - 1 - x) and beta x cancel",
+        derivative_condition_allowance=True,
+        reason="f has a root near x = -2.44 (defaults) where alpha_n (e^x - 1 - x) and beta x cancel; f' has one "
+        "at x = log(1 - beta / alpha_n) (-0.98 at the defaults), the minimum of f, where alpha_n expm1(x) and "
+        "beta cancel: near it f' keeps only their absolute accuracy, so its allowance is its condition number "
+        "|x f''/f'| (f' is carried in double-word arithmetic, so what is left is the rounding of e^x: measured at "
+        "the defaults 21 ulp float32 at x = -0.9707 where that number is 96, 19 ulp float64 at x = -1.000001 "
+        "where it is 52; at most 1.1 times it on the grid) (issue #10)",
     ),
     references=(HUANG_XIELU, TRANSFORMERS_ACTIVATIONS),
     equivalents=(

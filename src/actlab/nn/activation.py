@@ -165,7 +165,8 @@ def _snake(x: torch.Tensor, frequency: Any) -> torch.Tensor:
 def _xielu(x: torch.Tensor, alpha_p: Any, alpha_n: Any, beta: float, eps: float) -> torch.Tensor:
     # transformers' formula; alpha_n (e^m - 1 - x) + beta x, m = min(x, eps)
     neg = alpha_n * (torch.expm1(torch.clamp(x, max=eps)) - x) + beta * x
-    return torch.where(x > 0, alpha_p * x * x + beta * x, neg)
+    xp = torch.clamp(x, min=0.0)  # alpha_p x^2 overflows at x << 0 for a huge alpha_p: inf * 0 in the gradient
+    return torch.where(x > 0, alpha_p * xp * xp + beta * xp, neg)
 
 
 def _srelu(x: torch.Tensor, t_left: Any, a_left: Any, t_right: Any, a_right: Any) -> torch.Tensor:
