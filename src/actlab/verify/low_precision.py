@@ -614,14 +614,26 @@ def measure_any(spec: Any, dtype: str, params: dict[str, Any] | None = None, **k
 def main(argv: list[str]) -> int:
     """``python -m actlab.verify.low_precision [--all] NAME...`` (``--all``: every finite input
     of the elementwise specs; ``all`` as a name: every elementwise and vector spec)."""
+    import argparse
+
     from actlab.registry import all_specs, get_spec
 
-    exhaustive = "--all" in argv
-    names = [a for a in argv if a != "--all"]
+    parser = argparse.ArgumentParser(
+        prog="python -m actlab.verify.low_precision",
+        description="float16/bfloat16 forward and backward against the oracle rounded once, beside "
+        "PyTorch's own half kernels and the learnable forms",
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help="activations (default or 'all': every function)")
+    parser.add_argument("--all", action="store_true", help="every finite input of the dtype (elementwise specs)")
+    args = parser.parse_args(argv)
+    exhaustive, names = args.all, args.names
     if names == ["all"] or not names:
         specs = [s for s in all_specs() if s.kind in ("elementwise", "vector")]
     else:
-        specs = [get_spec(n) for n in names]
+        try:
+            specs = [get_spec(n) for n in names]
+        except KeyError as err:
+            parser.error(str(err))
     failed = False
     for spec in specs:
         for dtype in LOW_DTYPES:
