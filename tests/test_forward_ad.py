@@ -65,16 +65,21 @@ elementwise = pytest.mark.parametrize("spec", ELEMENTWISE, ids=spec_id)
 vector = pytest.mark.parametrize("spec", VECTOR, ids=spec_id)
 
 
+def _check_jvp(f, x, t):
+    """torch.func.jvp against the reverse-mode Jacobian, dual numbers and jacfwd == jacrev."""
+    y, tangent = jvp(f, (x,), (t,))
+    torch.testing.assert_close(y, f(x), rtol=0, atol=0)
+    torch.testing.assert_close(tangent, _reverse_jvp(f, x, t), **TOL)
+    torch.testing.assert_close(_dual_tangent(f, x, t), tangent, rtol=0, atol=0)
+    torch.testing.assert_close(jacfwd(f)(x), jacrev(f)(x), **TOL)
+
+
 @elementwise
 def test_elementwise_jvp_matches_reverse_jacobian(spec):
     x = _points(spec)
     t = torch.randn(x.shape, generator=_gen(1), dtype=F64)
     for f in (_function(spec), getattr(F, spec.name)):
-        y, tangent = jvp(f, (x,), (t,))
-        torch.testing.assert_close(y, f(x), rtol=0, atol=0)
-        torch.testing.assert_close(tangent, _reverse_jvp(f, x, t), **TOL)
-        torch.testing.assert_close(_dual_tangent(f, x, t), tangent, rtol=0, atol=0)
-        torch.testing.assert_close(jacfwd(f)(x), jacrev(f)(x), **TOL)
+        _check_jvp(f, x, t)
 
 
 @elementwise
@@ -140,11 +145,7 @@ def test_vector_jvp_matches_reverse_jacobian(spec, axis):
     t = torch.randn(x.shape, generator=_gen(1), dtype=F64)
     extra = {"pieces": 4} if "pieces" in spec.param_names else {}  # maxout: not the default 2
     f = lambda v: F.__getattr__(spec.name)(v, axis=axis, **extra)  # noqa: E731
-    y, tangent = jvp(f, (x,), (t,))
-    torch.testing.assert_close(y, f(x), rtol=0, atol=0)
-    torch.testing.assert_close(tangent, _reverse_jvp(f, x, t), **TOL)
-    torch.testing.assert_close(_dual_tangent(f, x, t), tangent, rtol=0, atol=0)
-    torch.testing.assert_close(jacfwd(f)(x), jacrev(f)(x), **TOL)
+    _check_jvp(f, x, t)
 
 
 @vector
