@@ -726,6 +726,14 @@ _SUBSYSTEM_COMMANDS = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `actlab bench gelu silu`: a bench argument that is not a topic names activations (argparse's
+    # subcommands cannot default, so the default topic is inserted before parsing).
+    command = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if command is not None and argv[command] == "bench":
+        from actlab.bench.cli import with_default_topic
+
+        argv[command + 1 :] = with_default_topic(argv[command + 1 :])
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
