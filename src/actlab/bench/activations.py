@@ -463,7 +463,7 @@ def _count_aten(fn: Callable[[Any], Any], x: Any, g: Any) -> tuple[int, int]:
     x = x.detach().requires_grad_(True)
     with Count() as fwd:
         y = fn(x)
-    if not y.requires_grad:
+    if g is None or not y.requires_grad:
         return fwd.n, 0
     with Count() as bwd:
         torch.autograd.grad(y, x, g)
@@ -485,6 +485,7 @@ class _Path:
     fn: Callable[[Any], Any] | None  # None: n/a, ``note`` says why
     context: Callable[[], Any] = contextlib.nullcontext
     note: str = ""
+    backward: bool = True  # False: the forward runs, its backward raises (torch.heaviside)
 
 
 def _paths(act: Any, kernels: Any, dtype: Any, device: Any, wanted: Iterable[str]) -> list[_Path]:
@@ -682,12 +683,17 @@ def _measure_one(
             continue
         try:
             with p.context():
-                _probe(p.fn, small)
+                y = p.fn(small)
         except Exception as err:  # noqa: BLE001 - reported in the row, the run goes on
-            results[p.name].note = (
-                f"{type(err).__name__}: {str(err).splitlines()[0][:120]}" if str(err) else type(err).__name__
-            )
+            results[p.name].note = _why(err)
             continue
+        try:
+            with p.context():
+                _probe(p.fn, small)
+        except Exception as err:  # noqa: BLE001 - the forward is still measured
+            p.backward = False
+            results[p.name].note = f"no backward: {_why(err)}"
+        del y
         live.append(p)
 
     if "time" in parts:
@@ -712,6 +718,11 @@ def _measure_one(
     )
 
 
+def _why(err: Exception) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:120]}" if text else type(err).__name__
+
+
 def _probe(fn: Callable[[Any], Any], x: Any) -> None:
     import torch
 
@@ -719,6 +730,10 @@ def _probe(fn: Callable[[Any], Any], x: Any) -> None:
     y = fn(xg)
     if y.requires_grad:
         torch.autograd.grad(y, xg, torch.ones_like(y))
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
 
 
 def _grad_like(y: Any, seed: int) -> Any:
@@ -767,7 +782,8 @@ def _time_big(
             grads[p.name] = _grad_like(p.fn(x), seed)
         for _ in range(warmup):
             fwd(p)
-            fwdbwd(p)
+            if p.backward:
+                fwdbwd(p)
     f: dict[str, list[float]] = {p.name: [] for p in live}
     fb: dict[str, list[float]] = {p.name: [] for p in live}
     spent = dict.fromkeys(f, 0.0)
@@ -776,15 +792,17 @@ def _time_big(
         for p in live:
             if p.name != "clone" and round_ >= least and spent[p.name] > budget:
                 continue
-            a, b = fwd(p), fwdbwd(p)
+            a = fwd(p)
+            b = fwdbwd(p) if p.backward else 0.0
             f[p.name].append(a)
-            fb[p.name].append(b)
+            if p.backward:
+                fb[p.name].append(b)
             spent[p.name] += a + b
     clone = statistics.median(f["clone"]) * 1e3
     for p in live:
         r = results[p.name]
         r.fwd_ms = statistics.median(f[p.name]) * 1e3
-        r.fwdbwd_ms = statistics.median(fb[p.name]) * 1e3
+        r.fwdbwd_ms = _median(fb[p.name]) * 1e3
         r.fwd_x_clone = _ratio(r.fwd_ms, clone)
         r.fwdbwd_x_clone = _ratio(r.fwdbwd_ms, clone)
         r.samples = len(f[p.name])
@@ -825,8 +843,9 @@ def _time_small(
         with torch.no_grad(), p.context():
             g = _grad_like(p.fn(x), seed)
         fwd(p, max(1, warmup))
-        fwdbwd(p, max(1, warmup), g)
-        one = max(fwd(p, 1) + fwdbwd(p, 1, g), 1e-7)
+        if p.backward:
+            fwdbwd(p, max(1, warmup), g)
+        one = max(fwd(p, 1) + (fwdbwd(p, 1, g) if p.backward else 0.0), 1e-7)
         plan[p.name] = (max(1, min(10000, int(target / one))), g)
     f: dict[str, list[float]] = {p.name: [] for p in live}
     fb: dict[str, list[float]] = {p.name: [] for p in live}
@@ -834,10 +853,11 @@ def _time_small(
         for p in live:
             calls, g = plan[p.name]
             f[p.name].append(fwd(p, calls))
-            fb[p.name].append(fwdbwd(p, calls, g))
+            if p.backward:
+                fb[p.name].append(fwdbwd(p, calls, g))
     for p in live:
         results[p.name].small_fwd_us = statistics.median(f[p.name]) * 1e6
-        results[p.name].small_fwdbwd_us = statistics.median(fb[p.name]) * 1e6
+        results[p.name].small_fwdbwd_us = _median(fb[p.name]) * 1e6
 
 
 def _memory(live: list[_Path], results: dict[str, PathResult], big: Any, small: Any, dev: Any, seed: int) -> None:
@@ -859,7 +879,7 @@ def _memory(live: list[_Path], results: dict[str, PathResult], big: Any, small: 
             del y
             with torch.no_grad():
                 g = _grad_like(p.fn(small), seed)
-            r.aten_ops_fwd, r.aten_ops_bwd = _count_aten(p.fn, small, g)
+            r.aten_ops_fwd, r.aten_ops_bwd = _count_aten(p.fn, small, g if p.backward else None)
 
 
 # ----------------------------------------------------------------------------- the MLP block
@@ -884,10 +904,11 @@ def torch_module(spec: Any, params: dict[str, Any]) -> tuple[str, Any] | None:
             if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
                 continue
             accepted = inspect.signature(cls).parameters
-            if any(k not in accepted for k in params):
+            # Parameters the class lacks must be at their defaults; the probe below checks the function.
+            if any(k not in accepted for k in spec.non_default(params)):
                 continue
             try:
-                module = cls(**params)
+                module = cls(**{k: v for k, v in params.items() if k in accepted})
                 same = torch.allclose(module(probe), expected, rtol=1e-6, atol=0, equal_nan=True)
             except Exception:  # noqa: BLE001 - not this class; the wrapper below is still PyTorch's op
                 continue
@@ -982,7 +1003,7 @@ def _num(value: Any) -> str:
         return f"{value:.1f}"
     if a >= 1:
         return f"{value:.2f}"
-    return f"{value:.2g}" if a >= 0.01 else f"{value:.1e}"
+    return f"{value:.3g}"
 
 
 def _ops(row: dict[str, Any]) -> str:
@@ -1054,13 +1075,16 @@ def _title(result: BenchResult, view: str) -> str:
 
 
 def _notes(result: BenchResult, view: str) -> list[str]:
-    out = []
+    """Why figures are n/a, one line per reason (and path), listing the activations."""
+    grouped: dict[tuple[str, str], list[str]] = {}
     for a in result.activations:
         if view == "paths":
-            out += [f"{a.activation} {p.path}: {p.note}" for p in a.paths if p.note]
+            for p in a.paths:
+                if p.note:
+                    grouped.setdefault((p.path, p.note), []).append(a.activation)
         elif view == "block" and a.block is not None and a.block.note:
-            out.append(f"{a.activation}: {a.block.note}")
-    return out
+            grouped.setdefault(("block", a.block.note), []).append(a.activation)
+    return [f"{path}, {note}: {', '.join(names)}" for (path, note), names in grouped.items()]
 
 
 def render(result: BenchResult, fmt: str, view: str = "paths", width: int = 100) -> str:
