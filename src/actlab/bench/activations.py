@@ -1201,13 +1201,13 @@ def _count(text: str) -> int:
 
 
 def _dims(text: str) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(d) for d in text.replace("x", ",").replace("×", ",").split(",") if d.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected sizes separated by commas, e.g. 4096,4096; got {text!r}") from None
-    if not dims or any(d < 1 for d in dims):
-        raise argparse.ArgumentTypeError(f"sizes must be positive integers, got {text!r}")
-    return dims
+    """A shape: positive sizes separated by commas (or x), e.g. ``4096,4096``."""
+    import re
+
+    pieces = re.split(r"[,x×]", text.strip())
+    if not all(p.strip().isdigit() for p in pieces) or any(int(p) < 1 for p in pieces):
+        raise argparse.ArgumentTypeError(f"expected positive sizes separated by commas, e.g. 4096,4096; got {text!r}")
+    return tuple(int(p) for p in pieces)
 
 
 def _path_list(text: str) -> tuple[str, ...]:
