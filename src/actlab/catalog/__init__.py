@@ -9,10 +9,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from actlab.catalog.spec import Equivalent, Kink, Param, ParameterError, Reference, Spec, Tolerance
+from actlab.catalog.spec import Equivalent, Kernel, Kink, Param, ParameterError, Reference, Spec, Tolerance
 
 __all__ = [
     "SPECS",
+    "Kernel",
     "Spec",
     "Param",
     "Kink",

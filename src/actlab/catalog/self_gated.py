@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from actlab.catalog._refs import HENDRYCKS_GELU, RAMACHANDRAN_SWISH
-from actlab.catalog.spec import Equivalent, Kink, Param, ParameterError, Reference, Spec, Tolerance
+from actlab.catalog.spec import Equivalent, Kernel, Kink, Param, ParameterError, Reference, Spec, Tolerance
 from actlab.ops.exact import split, two_prod, two_sum
 
 INF = math.inf
@@ -357,6 +357,25 @@ SILU = Spec(
         ),
     ),
     torch_native=lambda x, torch: torch.nn.functional.silu(x),
+    kernel=Kernel(
+        # sigmoid and 1 - sigmoid from one e = exp(-|x|), each without cancellation
+        forward="""
+            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
+            return where(x == -inf, 0.0, where(x >= 0.0, x * d, (x * e) * d));""",
+        derivative="""
+            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
+            V s = where(x >= 0.0, d, e * d); V q = where(x >= 0.0, e * d, d);
+            return where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), s * (1.0 + x * q));""",
+        fast_forward="""
+            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
+            return where(x >= 0.0, x * d, (x * e) * d);""",
+        fast_derivative="""
+            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
+            V s = where(x >= 0.0, d, e * d); V q = where(x >= 0.0, e * d, d);
+            return s * (1.0 + x * q);""",
+        # below -80 x * e^x nears float32's subnormal range, where e^-|x| alone would lose bits
+        fast_where="abs(x) < 80.0",
+    ),
     native=False,
 )
 
@@ -491,6 +510,29 @@ MISH = Spec(
         Equivalent("transformers", "transformers.activations.MishActivation", "calls F.mish", names=("mish",)),
     ),
     torch_native=lambda x, torch: torch.nn.functional.mish(x),
+    kernel=Kernel(
+        # tanh(softplus(x)) = N / D from e = exp(-|x|): x >= 0: (1 + 2e) / (1 + 2e + 2e^2);
+        # x < 0: (e^2 + 2e) / (e^2 + 2e + 2). f' = t + x (1 - t^2) sigmoid(x) = t + 4 x e^2 (1 + e) / D^2
+        # (x >= 0) or t + 4 x e (1 + e) / D^2 (x < 0): no cancellation but at f's minimum.
+        forward="""
+            V e = exp(-abs(x)); V pos = x >= 0.0;
+            V n = where(pos, 1.0 + 2.0 * e, e * (e + 2.0)); V dd = where(pos, n + 2.0 * (e * e), n + 2.0);
+            return where(x == -inf, 0.0, x * (n / dd));""",
+        derivative="""
+            V e = exp(-abs(x)); V pos = x >= 0.0;
+            V n = where(pos, 1.0 + 2.0 * e, e * (e + 2.0)); V dd = where(pos, n + 2.0 * (e * e), n + 2.0);
+            V r = n / dd + 4.0 * x * (where(pos, e * e, e) * (1.0 + e)) / (dd * dd);
+            return where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), r);""",
+        fast_forward="""
+            V e = exp(-abs(x)); V pos = x >= 0.0;
+            V n = where(pos, 1.0 + 2.0 * e, e * (e + 2.0)); V dd = where(pos, n + 2.0 * (e * e), n + 2.0);
+            return x * (n / dd);""",
+        fast_derivative="""
+            V e = exp(-abs(x)); V pos = x >= 0.0;
+            V n = where(pos, 1.0 + 2.0 * e, e * (e + 2.0)); V dd = where(pos, n + 2.0 * (e * e), n + 2.0);
+            return n / dd + 4.0 * x * (where(pos, e * e, e) * (1.0 + e)) / (dd * dd);""",
+        fast_where="abs(x) < 80.0",
+    ),
     native=False,
 )
 
@@ -731,6 +773,43 @@ GELU = Spec(
         ),
     ),
     torch_native=lambda x, torch, approximate: torch.nn.functional.gelu(x, approximate=approximate),
+    kernel=Kernel(
+        # exact: x Phi(x) = x erfc(-x / sqrt 2) / 2; tanh form: x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3).
+        # In double the rounded arguments cost nothing float32 can see (2 t^2 2^-53 for erfc(t)).
+        forward="""
+            if (approximate == approximate_tanh) {
+              V z = 1.5957691216057307117 * (x + 0.044715 * (x * x * x));
+              V e = exp(-abs(z)); V d = 1.0 / (1.0 + e);
+              return where(x == -inf, 0.0, x * where(z >= 0.0, d, e * d));
+            }
+            return where(x == -inf, 0.0, 0.5 * x * erfc(-0.70710678118654752440 * x));""",
+        derivative="""
+            V r;
+            if (approximate == approximate_tanh) {
+              V z = 1.5957691216057307117 * (x + 0.044715 * (x * x * x));
+              V e = exp(-abs(z)); V d = 1.0 / (1.0 + e);
+              V s = where(z >= 0.0, d, e * d); V q = where(z >= 0.0, e * d, d);
+              r = s + x * s * q * (1.5957691216057307117 * (1.0 + 0.134145 * (x * x)));
+            } else {
+              r = 0.5 * erfc(-0.70710678118654752440 * x) + 0.39894228040143267794 * x * exp(-0.5 * (x * x));
+            }
+            return where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), r);""",
+        # float, exact form: t = -x / sqrt 2 carried as th + tl (exact product with the two-part
+        # constant) and erfc(th + tl) = erfc(th) - 2/sqrt(pi) e^(-th^2) tl; e^(-x^2/2) likewise from
+        # th^2 = p + q exactly. Two transcendentals each way.
+        fast_forward="""
+            V th, tl; two_prod(x, V(-0.70710677f), th, tl); tl = tl + x * V(-1.2101617e-08f);
+            V p, q; two_prod(th, th, p, q);
+            V g = exp(V(0.0f) - p);
+            return 0.5 * x * (erfc(th) - 1.1283791670955126 * (g * tl));""",
+        fast_derivative="""
+            V th, tl; two_prod(x, V(-0.70710677f), th, tl); tl = tl + x * V(-1.2101617e-08f);
+            V p, q; two_prod(th, th, p, q);
+            V g = exp(V(0.0f) - p);
+            V big_phi = 0.5 * (erfc(th) - 1.1283791670955126 * (g * tl));
+            return big_phi + 0.3989422804014327 * x * (g * (1.0 - q - 2.0 * (th * tl)));""",
+        fast_where="(x > -8.0) & (x < 8.0) & (V(static_cast<float>(approximate)) == 0.0)",
+    ),
     native=False,
 )
 

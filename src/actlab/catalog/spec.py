@@ -19,6 +19,7 @@ __all__ = [
     "Equivalent",
     "FRAMEWORKS",
     "Tolerance",
+    "Kernel",
     "Spec",
     "ParameterError",
 ]
@@ -231,6 +232,35 @@ class Tolerance:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Kernel:
+    """The fused fast path of an elementwise activation (``actlab.torch.kernels``): C++ bodies.
+
+    ``forward`` returns f(x) and ``derivative`` f'(x) for ``x`` a ``V`` = ATen ``Vectorized<double>``:
+    this form must be accurate for every float32 input (double carries 29 extra bits, so the plain
+    formula usually is, but not across a cancellation). ``fast_forward``/``fast_derivative`` are the
+    same for ``V`` = ``Vectorized<float>``, used for a group of 16 (AVX-512) or 8 elements whenever
+    the mask expression ``fast_where`` holds for all of them (e.g. ``abs(x) < 8.0``, or ``""`` for
+    everywhere), and must meet the catalog's float32 accuracy there. Parameters are C++ constants of
+    the same names: numbers as ``double``, a choice as an ``int`` index with ``<param>_<choice>``
+    constants, a bool as ``bool``, None as ``<param>_is_none``. Helpers: exp, expm1, log, log1p, erf,
+    erfc, tanh, sqrt, abs, atan, asinh, sin, cos, sigmoid, square, where(mask, a, b), max, min, fma,
+    two_sum, two_prod, logical_and/or (csrc/actlab_kernels.h). Half and bfloat16 compute as float32
+    does and round once more; float64 tensors take the accurate eager path (the reference).
+    """
+
+    forward: str
+    derivative: str
+    fast_forward: str = ""
+    fast_derivative: str = ""
+    fast_where: str | None = None  # None: no float form
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.fast_where is None) != (not self.fast_forward) or bool(self.fast_forward) != bool(self.fast_derivative):
+            raise ValueError("Kernel: fast_forward, fast_derivative and fast_where go together")
+
+
 Bounds = tuple[float, float]
 
 
@@ -284,6 +314,8 @@ class Spec:
     # ``actlab accuracy``; ``native`` says actlab's torch path uses it because it is accurate.
     torch_native: Callable[..., Any] | None = None
     native: bool = False
+    # The fused fast path (elementwise specs): C++ bodies of f and f' (``Kernel``); None: eager only.
+    kernel: Kernel | None = None
     # Random in training mode (rrelu): ``train_forward(x, torch, generator=None, **p)``.
     train_forward: Callable[..., Any] | None = None
     tolerance: Tolerance = field(default_factory=Tolerance)

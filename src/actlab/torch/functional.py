@@ -21,6 +21,7 @@ from actlab.catalog import Spec
 from actlab.catalog.vector import over_axes
 from actlab.ops.torch_ops import TORCH
 from actlab.registry import _bind_positional, all_specs, get_spec
+from actlab.torch import kernels
 
 __all__ = ["apply", "autograd_function", "function_for"]
 
@@ -47,6 +48,8 @@ def _compute(fn: Callable[..., Any], x: torch.Tensor, params: dict[str, Any]) ->
 # Built outside torch.compile's tracing (Dynamo cannot trace a class definition): by
 # ``function_for`` and ``actlab.nn.Activation`` at construction, or by the first eager call.
 _FUNCTION_CLASSES: dict[str, type] = {}
+# The fused kernel's name by spec name, or None (read while tracing: a plain dict of strings).
+_FUSED: dict[str, str | None] = {}
 # The same Function without ``jvp`` (Dynamo cannot trace one that defines it), used while tracing.
 _TRACED_CLASSES: dict[str, type] = {}
 
@@ -67,28 +70,43 @@ def _make_autograd_function(spec: Spec) -> type:
     names = spec.param_names
     forward_fn = spec.forward
     elementwise = spec.kind == "elementwise"
+    # The fused kernel's name where this spec has one (the library is built here, outside tracing).
+    fused = kernels.kernel_name(spec) if elementwise else None
+    encoders = kernels.param_encoder(spec)
 
     if spec.kind == "elementwise":
         keep_output = spec.derivative_from_output is not None
         derivative_fn = spec.derivative_from_output if keep_output else spec.derivative
         input_derivative = spec.derivative
 
-        def grad_input(saved: torch.Tensor, grad: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+        def grad_input(
+            saved: torch.Tensor, grad: torch.Tensor, params: dict[str, Any], kept_input: bool
+        ) -> torch.Tensor:
+            if kept_input and fused is not None and kernels.eligible(saved) and not torch.is_grad_enabled():
+                # the fused backward: g * f'(x) in one pass (double backward takes the eager path,
+                # whose ops record a graph)
+                return torch.ops.actlab_kernels.backward(saved, grad, fused, encoders(params.values()))
             if saved.dtype in _LOW_PRECISION:
                 # grad * f'(x) in float32, rounded once: f' rounded to half first rounds twice and
                 # overflows or underflows where the product does not.
                 return (grad.float() * input_derivative(saved.float(), TORCH, **params)).to(saved.dtype)
+            if kept_input:  # (the fused path's double backward, or a spec without derivative_from_output)
+                return grad * _compute(input_derivative, saved, params)
             return grad * _compute(derivative_fn, saved, params)
 
         # The Jacobian is diagonal: the tangent is scaled by f'(x) exactly as the cotangent is.
-        def tangent_output(saved: tuple, tangent: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
-            return grad_input(saved[0], tangent, params)
+        def tangent_output(
+            saved: tuple, tangent: torch.Tensor, params: dict[str, Any], kept_input: bool
+        ) -> torch.Tensor:
+            return grad_input(saved[0], tangent, params, kept_input)
 
     else:
         keep_output = spec.saves == "output"
         vjp_fn = spec.vjp
 
-        def grad_input(saved: torch.Tensor, grad: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+        def grad_input(
+            saved: torch.Tensor, grad: torch.Tensor, params: dict[str, Any], kept_input: bool
+        ) -> torch.Tensor:
             low = saved.dtype in _LOW_PRECISION
             work, g = (saved.float(), grad.float()) if low else (saved, grad)
             if low and keep_output:  # the input was kept (setup_context): y recomputed in float32
@@ -100,7 +118,9 @@ def _make_autograd_function(spec: Spec) -> type:
 
         jvp_fn = spec.jvp
 
-        def tangent_output(saved: tuple, tangent: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+        def tangent_output(
+            saved: tuple, tangent: torch.Tensor, params: dict[str, Any], kept_input: bool
+        ) -> torch.Tensor:
             # Forward mode gets both the input and the output (held only while the jvp runs):
             # log_softmax's tangent needs softmax(x), which exp(y) gives only to |y| ulps.
             if jvp_fn is None:
@@ -113,6 +133,9 @@ def _make_autograd_function(spec: Spec) -> type:
             out = jvp_fn(x, y, tangent, TORCH, **params)
             return out.to(saved[0].dtype) if low else out
 
+    def _keeps_input(x: torch.Tensor) -> bool:
+        return not keep_output or x.dtype in _LOW_PRECISION or (fused is not None and kernels.eligible(x))
+
     class TracedFunction(torch.autograd.Function):
         """Forward and backward only: what torch.compile traces (Dynamo refuses a Function that
         defines ``jvp``; forward-mode AD does not run under it)."""
@@ -121,6 +144,8 @@ def _make_autograd_function(spec: Spec) -> type:
 
         @staticmethod
         def forward(x: torch.Tensor, *values: Any) -> torch.Tensor:
+            if fused is not None and kernels.eligible(x):
+                return torch.ops.actlab_kernels.forward(x, fused, encoders(values))
             out = _compute(forward_fn, x, dict(zip(names, values)))
             # The input itself (linear) leaves as a copy: autograd refuses an input returned as-is
             # (and a view would need a view-returning jvp).
@@ -131,14 +156,16 @@ def _make_autograd_function(spec: Spec) -> type:
             x, *values = inputs
             ctx.values = values
             # Half precision keeps the input: f' or a vjp from an output rounded to 8 or 11 bits has
-            # lost its digits (sigmoid' = y (1 - y) near 1, softmax's y (g - sum g y)).
-            ctx.save_for_backward(output if keep_output and x.dtype not in _LOW_PRECISION else x)
+            # lost its digits (sigmoid' = y (1 - y) near 1, softmax's y (g - sum g y)). The fused
+            # backward takes the input too.
+            ctx.kept_input = _keeps_input(x)
+            ctx.save_for_backward(x if ctx.kept_input else output)
 
         @staticmethod
         def backward(ctx: Any, grad: torch.Tensor) -> tuple:
             (saved,) = ctx.saved_tensors
             params = dict(zip(names, ctx.values))
-            return (grad_input(saved, grad, params), *([None] * len(ctx.values)))
+            return (grad_input(saved, grad, params, ctx.kept_input), *([None] * len(ctx.values)))
 
     class SpecFunction(TracedFunction):
         """The eager Function: also forward-mode AD (torch.func.jvp, jacfwd, hessian, forward_ad)."""
@@ -149,7 +176,8 @@ def _make_autograd_function(spec: Spec) -> type:
             ctx.values = values
             # Half precision keeps the input, as TracedFunction does (an output rounded to half has lost
             # the digits f' needs).
-            saved = output if keep_output and x.dtype not in _LOW_PRECISION else x
+            ctx.kept_input = _keeps_input(x)
+            saved = x if ctx.kept_input else output
             ctx.save_for_backward(saved)
             # for the jvp (PyTorch drops these after forward unless forward-mode AD is running)
             if elementwise:
@@ -161,11 +189,12 @@ def _make_autograd_function(spec: Spec) -> type:
         def jvp(ctx: Any, tangent: torch.Tensor, *value_tangents: Any) -> torch.Tensor:
             # Parameters reach the Function as validated Python numbers (never tensors), so the
             # input is its only differentiable argument; learnable forms are plain torch ops.
-            return tangent_output(ctx.saved_tensors, tangent, dict(zip(names, ctx.values)))
+            return tangent_output(ctx.saved_tensors, tangent, dict(zip(names, ctx.values)), ctx.kept_input)
 
     for cls, suffix in ((TracedFunction, "traced_function"), (SpecFunction, "function")):
         cls.__name__ = cls.__qualname__ = f"{spec.name}_{suffix}"
         cls.spec = spec
+    _FUSED[spec.name] = fused
     SpecFunction.traced = TracedFunction
     return SpecFunction
 
@@ -177,12 +206,16 @@ def _function(spec: Spec) -> Any:
             autograd_function(spec)
         traced = _TRACED_CLASSES[spec.name].apply
         forward_fn, names = spec.forward, spec.param_names
+        fused = _FUSED.get(spec.name)
+        encoders = kernels.param_encoder(spec)
 
         def call(x: torch.Tensor, *values: Any) -> torch.Tensor:
             # Without a gradient to record the forward is plain ops (Dynamo mis-traces a Function
             # whose inputs do not require grad, and there is nothing to save).
             if torch.is_grad_enabled() and x.requires_grad:
                 return traced(x, *values)
+            if fused is not None and kernels.eligible(x):
+                return torch.ops.actlab_kernels.forward(x, fused, encoders(values))
             return _compute(forward_fn, x, dict(zip(names, values)))
 
         return call
