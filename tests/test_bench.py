@@ -186,6 +186,19 @@ def test_measure_records(result: bench.BenchResult) -> None:
     assert gelu.block.torch_module == "torch.nn.GELU(approximate='tanh')"
     sinc = result.activations[2]
     assert math.isnan(sinc.path("sympy").fwd_ms) and "hyper" in sinc.path("sympy").note
+    # relu is native: actlab's path is PyTorch's op, and there is no kernel of its own.
+    assert "native" in result.activations[0].path("fast").note
+
+
+def test_eager_and_fast_columns_measure_two_paths(result: bench.BenchResult) -> None:
+    """Where gelu has a fused kernel, ``fast`` dispatches one op each way and ``eager`` the chain."""
+    gelu = result.activations[1]
+    if gelu.default_path != "fast":
+        pytest.skip(f"no fused kernel here: {gelu.path('fast').note}")
+    fast, eager = gelu.path("fast"), gelu.path("eager")
+    assert (fast.aten_ops_fwd, fast.aten_ops_bwd) == (1, 1)
+    assert eager.aten_ops_fwd > 20 and eager.aten_ops_bwd > 20
+    assert fast.peak_x_output == 1.0 and fast.saved_bytes_per_element == 4.0
 
 
 def test_render_formats(result: bench.BenchResult) -> None:

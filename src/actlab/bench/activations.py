@@ -518,11 +518,29 @@ def _paths(act: Any, kernels: Any, dtype: Any, device: Any, wanted: Iterable[str
         if kernels is None:
             out.append(_Path("fast", None, note="actlab.torch.kernels is not in this version"))
         elif not _has_kernel(kernels, spec, dtype, device):
-            why = "the kernels did not load" if not _safe(kernels.available) else f"no fused kernel for {dtype}"
-            out.append(_Path("fast", None, note=why))
+            out.append(_Path("fast", None, note=_no_kernel(kernels, spec, dtype, device)))
         else:
             out.append(_Path("fast", lambda t: public(t, **given), _switch(kernels, True)))
     return out
+
+
+def _kernel_status(kernels: Any) -> str:
+    if kernels is None:
+        return "not in this version"
+    if hasattr(kernels, "enabled") and not _safe(kernels.enabled):
+        return "turned off (ACTLAB_KERNELS=0)"
+    return "loaded" if _safe(kernels.available) else "did not load"
+
+
+def _no_kernel(kernels: Any, spec: Any, dtype: Any, device: Any) -> str:
+    """Why ``spec`` has no fast path here."""
+    if hasattr(kernels, "enabled") and not _safe(kernels.enabled):
+        return "the fast path is turned off (ACTLAB_KERNELS=0)"
+    if not _safe(kernels.available):
+        return "the kernels did not load in this process"
+    if spec.native:
+        return "actlab runs PyTorch's op (native): no kernel of its own"
+    return f"no fused kernel for {str(dtype).replace('torch.', '')} on {device.type}"
 
 
 def _safe(fn: Callable[[], Any]) -> bool:
@@ -642,9 +660,7 @@ def measure(
         "seed": seed,
         "parts": sorted(parts),
         "torch": torch.__version__,
-        "kernels": "not in this version"
-        if kernels is None
-        else ("loaded" if _safe(kernels.available) else "did not load"),
+        "kernels": _kernel_status(kernels),
     }
     return BenchResult(setting=setting, activations=results)
 
