@@ -177,7 +177,7 @@ def test_measure_records(result: bench.BenchResult) -> None:
         assert clone.fwd_x_clone == 1.0 and clone.saved_bytes_per_element == 0.0 and clone.peak_x_output == 1.0
         torch_ = a.path("torch")
         assert torch_.fwd_ms > 0 and torch_.fwdbwd_ms > 0 and torch_.small_fwd_us > 0
-        assert torch_.fwdbwd_x_clone == pytest.approx(torch_.fwdbwd_ms / clone.fwd_ms)
+        assert torch_.fwdbwd_x_clone == pytest.approx(torch_.fwdbwd_ms / torch_.clone_ms)
         eager = a.path("eager")
         assert eager.fwd_ms > 0 and eager.saved_bytes_per_element == 4.0  # actlab keeps one float32 tensor
         assert a.block is not None and a.block.step_x_torch > 0

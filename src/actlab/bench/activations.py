@@ -7,7 +7,8 @@ For each activation, on one tensor (16 Mi = 2**24 float32 elements, x ~ N(0, 3²
   (each round times every path once, so drift of a shared machine affects all of them alike), after
   warm-up calls. Forward: the input does not require grad. Forward+backward: ``y = f(x)`` then
   ``torch.autograd.grad(y, x, g)`` with a fixed random ``g`` (no ``.sum()``, no gradient accumulation).
-  Ratios (``× clone``) divide by the median forward time of ``x.clone()`` in the same rounds: one
+  Ratios (``× clone``) divide by the median time of ``x.clone()`` timed just before the path in
+  each round (a slow path's seconds are long enough for a shared machine to drift): one
   clone reads 4 and writes 4 bytes per float32 element, so the ratios count bytes moved: an
   out-of-place forward cannot go below 1, a forward+backward below 2.5 (read x, write y; read g
   and the saved tensor, write the gradient). The clone row's own forward+backward goes through
@@ -72,6 +73,7 @@ class PathResult:
     """One path's figures for one activation; NaN (shown "n/a") where not measured, with ``note``."""
 
     path: str
+    clone_ms: float = math.nan  # the reference: median of the clones timed just before this path's rounds
     fwd_ms: float = math.nan
     fwdbwd_ms: float = math.nan
     fwd_x_clone: float = math.nan
@@ -802,25 +804,31 @@ def _time_big(
                 fwdbwd(p)
     f: dict[str, list[float]] = {p.name: [] for p in live}
     fb: dict[str, list[float]] = {p.name: [] for p in live}
+    # Every path's ratio divides by clones timed just before it in the same rounds: on a shared
+    # machine the cost of a clone drifts over the seconds a slow path takes.
+    reference: dict[str, list[float]] = {p.name: [] for p in live}
     spent = dict.fromkeys(f, 0.0)
     least = min(3, repeats)
+    clone = next(p for p in live if p.name == "clone")
     for round_ in range(repeats):
         for p in live:
-            if p.name != "clone" and round_ >= least and spent[p.name] > budget:
+            if p is not clone and round_ >= least and spent[p.name] > budget:
                 continue
-            a = fwd(p)
+            c = fwd(clone)
+            reference[p.name].append(c)
+            a = fwd(p) if p is not clone else c
             b = fwdbwd(p) if p.backward else 0.0
             f[p.name].append(a)
             if p.backward:
                 fb[p.name].append(b)
             spent[p.name] += a + b
-    clone = statistics.median(f["clone"]) * 1e3
     for p in live:
         r = results[p.name]
+        r.clone_ms = statistics.median(reference[p.name]) * 1e3
         r.fwd_ms = statistics.median(f[p.name]) * 1e3
         r.fwdbwd_ms = _median(fb[p.name]) * 1e3
-        r.fwd_x_clone = _ratio(r.fwd_ms, clone)
-        r.fwdbwd_x_clone = _ratio(r.fwdbwd_ms, clone)
+        r.fwd_x_clone = _ratio(r.fwd_ms, r.clone_ms)
+        r.fwdbwd_x_clone = _ratio(r.fwdbwd_ms, r.clone_ms)
         r.samples = len(f[p.name])
 
 
@@ -1085,7 +1093,7 @@ def _title(result: BenchResult, view: str) -> str:
         )
     return (
         f"{s['dtype']}, {shape} elements (small: {'×'.join(map(str, s['small_shape']))}), {where}; "
-        f"median of up to {s['repeats']} rounds; ×clone: time / one clone() in the same rounds; "
+        f"median of up to {s['repeats']} rounds; ×clone: time / one clone() timed beside it; "
         f"actlab kernels: {s['kernels']}"
     )
 
@@ -1118,7 +1126,7 @@ def render(result: BenchResult, fmt: str, view: str = "paths", width: int = 100)
         import io
 
         keys = [k for k, _, _ in columns if k != "aten_ops"]
-        keys += ["aten_ops_fwd", "aten_ops_bwd", "samples", "note"] if view == "paths" else []
+        keys += ["clone_ms", "aten_ops_fwd", "aten_ops_bwd", "samples", "note"] if view == "paths" else []
         keys += ["note"] if view == "block" else []
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
