@@ -885,15 +885,12 @@ def _time_small(
 
 
 def _memory(live: list[_Path], results: dict[str, PathResult], big: Any, small: Any, dev: Any, seed: int) -> None:
-    import gc
-
     import torch
 
     peak_of = _cuda_peak_bytes if dev.type == "cuda" else _cpu_peak_bytes
     for p in live:
         r = results[p.name]
         x = big.detach().requires_grad_(True)
-        gc.collect()
         with p.context():
             (y, saved), peak = peak_of(lambda: _count_saved(p.fn, x))
             r.saved_bytes_per_element = saved / x.numel()
