@@ -4,8 +4,8 @@ actlab's accurate eager path and actlab's fast path, measured in one process, in
 For each activation, on one tensor (16 Mi = 2**24 float32 elements, x ~ N(0, 3²), seeded, by default):
 
 * **time**: the median forward time and forward+backward time of every path, in interleaved rounds
-  (each round times every path once, so drift of a shared machine affects all of them alike), after
-  warm-up calls. Forward: the input does not require grad. Forward+backward: ``y = f(x)`` then
+  (each round times every path once, each just after a clone, so drift of a shared machine affects
+  all of them alike), after warm-up calls. Forward: the input does not require grad. Forward+backward: ``y = f(x)`` then
   ``torch.autograd.grad(y, x, g)`` with a fixed random ``g`` (no ``.sum()``, no gradient accumulation).
   Ratios (``× clone``) divide by the median time of ``x.clone()`` timed just before the path in
   each round (a slow path's seconds are long enough for a shared machine to drift): one
@@ -913,13 +913,15 @@ def torch_module(spec: Any, params: dict[str, Any]) -> tuple[str, Any] | None:
     if spec.torch_native is None:
         return None
     native = spec.torch_native
-    probe = torch.linspace(-8, 8, 101)
-    expected = native(probe, torch, **params)
+    probe = torch.linspace(-8, 8, 100)
     symbols = []
     for eq in spec.equivalents:
         if eq.framework != "pytorch":
             continue
         symbols.append(eq.symbol)
+        if spec.kind != "elementwise":  # a class would need its dim spelled out: the spec's call says it
+            continue
+        expected = native(probe, torch, **params)
         for name in eq.names:
             cls = getattr(torch.nn, name, None)
             if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
@@ -1255,7 +1257,7 @@ def _positive(kind: type) -> Callable[[str], Any]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the command's arguments; imports nothing heavy."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.description = (__doc__ or "").split("\n\n", 1)[1].replace("``", "`")
+    parser.description = (__doc__ or "").split("\n\n", 1)[1].replace("``", "`").replace("**", "")
     parser.epilog = (
         "examples:\n"
         "  actlab bench gelu silu --size 1e6           # same as: actlab bench activations gelu silu ...\n"
