@@ -140,6 +140,8 @@ def test_torch_module_is_derived_from_the_spec() -> None:
     assert label("relu") == "torch.nn.ReLU()"
     assert label("leaky_relu(negative_slope=0.2)") == "torch.nn.LeakyReLU(negative_slope=0.2)"
     assert label("pelu") is None  # PyTorch has no PELU
+    # actlab's exact default threshold=None: torch_native uses PyTorch's default 20, as nn.Softplus() does.
+    assert label("softplus") == "torch.nn.Softplus()"
     # A non-default parameter torch.nn.ReLU does not take: PyTorch's op through the spec, not nn.ReLU.
     assert label("relu(max_value=6.0)") == "torch.nn.functional.relu (torch_native)"
 

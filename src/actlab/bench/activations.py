@@ -930,14 +930,18 @@ def torch_module(spec: Any, params: dict[str, Any]) -> tuple[str, Any] | None:
             # Parameters the class lacks must be at their defaults; the probe below checks the function.
             if any(k not in accepted for k in spec.non_default(params)):
                 continue
-            try:
-                module = cls(**{k: v for k, v in params.items() if k in accepted})
-                same = torch.allclose(module(probe), expected, rtol=1e-6, atol=0, equal_nan=True)
-            except Exception:  # noqa: BLE001 - not this class; the wrapper below is still PyTorch's op
-                continue
-            if same:
-                shown = ", ".join(f"{k}={v!r}" for k, v in spec.non_default(params).items())
-                return f"torch.nn.{name}({shown})", module
+            changed = spec.non_default(params)
+            # Every parameter it takes, else only the non-default ones (softplus' threshold=None is
+            # the class's own default 20 in torch_native): the probe decides.
+            for kwargs in ({k: v for k, v in params.items() if k in accepted}, changed):
+                try:
+                    module = cls(**kwargs)
+                    same = torch.allclose(module(probe), expected, rtol=1e-6, atol=0, equal_nan=True)
+                except Exception:  # noqa: BLE001 - not this class; the wrapper below is still PyTorch's op
+                    continue
+                if same:
+                    shown = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+                    return f"torch.nn.{name}({shown})", module
 
     class TorchNative(torch.nn.Module):
         def forward(self, t: Any) -> Any:
