@@ -33,6 +33,17 @@ LAYERS = all_specs("layer")
 ALL = all_specs("all")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fused_kernels_built() -> None:
+    """Build (or load) the fused kernels once, in this process, before any test: a test that runs the
+    CLI in a subprocess then never pays for, or prints about, the build."""
+    try:
+        from actlab.torch import kernels
+    except ImportError:  # no torch: the torch tests skip
+        return
+    kernels.build(quiet=True)
+
+
 def spec_id(spec: actlab.Spec) -> str:
     return spec.name
 

@@ -721,6 +721,7 @@ _SUBSYSTEM_COMMANDS = (
     ("arena", "actlab.arena.cli", "train one model with many activations and seeds and rank them, with statistics"),
     ("report", "actlab.arena.report_cli", "HTML, Markdown, JSON and CSV report of an arena run directory"),
     ("bench", "actlab.bench.cli", "benchmarks: speed and memory as ratios to a reference measured in the same run"),
+    ("kernels", "actlab.kernels_cli", "the fused kernels: status, and --build to build them ahead of first use"),
 )
 
 

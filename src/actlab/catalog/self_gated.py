@@ -366,14 +366,12 @@ SILU = Spec(
             V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
             V s = where(x >= 0.0, d, e * d); V q = where(x >= 0.0, e * d, d);
             return where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), s * (1.0 + x * q));""",
-        fast_forward="""
-            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
-            return where(x >= 0.0, x * d, (x * e) * d);""",
+        # float, |x| < 80 (e^-x finite, x e^x normal): s = 1 / (1 + e^-x) and 1 - s = e^-x s, without
+        # the cancellation of 1 - s for large x; fewer operations than the two-sided form.
+        fast_forward="return x / (1.0 + exp(-x));",
         fast_derivative="""
-            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
-            V s = where(x >= 0.0, d, e * d); V q = where(x >= 0.0, e * d, d);
-            return s * (1.0 + x * q);""",
-        # below -80 x * e^x nears float32's subnormal range, where e^-|x| alone would lose bits
+            V e = exp(-x); V s = 1.0 / (1.0 + e);
+            return s * (1.0 + x * (e * s));""",
         fast_where="abs(x) < 80.0",
     ),
     native=False,

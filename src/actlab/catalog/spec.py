@@ -257,7 +257,9 @@ class Kernel:
     note: str = ""
 
     def __post_init__(self) -> None:
-        if (self.fast_where is None) != (not self.fast_forward) or bool(self.fast_forward) != bool(self.fast_derivative):
+        if (self.fast_where is None) != (not self.fast_forward) or bool(self.fast_forward) != bool(
+            self.fast_derivative
+        ):
             raise ValueError("Kernel: fast_forward, fast_derivative and fast_where go together")
 
 

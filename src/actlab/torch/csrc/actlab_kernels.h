@@ -147,9 +147,10 @@ inline void store_group(const Vf& v, char* base, int64_t stride, int64_t i, int6
   for (int64_t j = 0; j < c; ++j) *reinterpret_cast<T*>(base + (i + j) * stride) = static_cast<T>(buf[j]);
 }
 
-// f (or g * f') of a float vector through the double Ref path, rounded once to float.
+// f (or g * f') of a float vector through the double Ref path, rounded once to float. Kept out of
+// line: the hot float loop stays small (inlined, it cost 40 % of silu's forward time).
 template <class F>
-inline Vf via_double(const F& f, const Vf& x, const Vf* g) {
+__attribute__((noinline)) Vf via_double(const F& f, const Vf& x, const Vf* g) {
   alignas(64) float fb[kWidth];
   alignas(64) double xd[kWidth];
   alignas(64) double gd[kWidth];
@@ -209,7 +210,15 @@ void forward_impl(at::TensorIteratorBase& iter, const double* p) {
   iter.for_each([p](char** data, const int64_t* strides, int64_t n) {
     const bool unit = is_unit<T>(strides, 2);
     alignas(64) float buf[kWidth];
-    for (int64_t i = 0; i < n; i += kWidth) {
+    int64_t i = 0;
+    if constexpr (std::is_same_v<T, float>) {
+      if (unit) {  // the common case: whole float32 groups, no conversions, no branches but one
+        const float* x = reinterpret_cast<const float*>(data[1]);
+        float* y = reinterpret_cast<float*>(data[0]);
+        for (; i + kWidth <= n; i += kWidth) forward_group<K>(Vf::loadu(x + i), p).store(y + i);
+      }
+    }
+    for (; i < n; i += kWidth) {
       const int64_t c = std::min<int64_t>(kWidth, n - i);
       const Vf x = load_group<T>(data[1], strides[1], i, c, unit, buf);
       store_group<T>(forward_group<K>(x, p), data[0], strides[0], i, c, unit, buf);
@@ -222,7 +231,16 @@ void backward_impl(at::TensorIteratorBase& iter, const double* p) {
   iter.for_each([p](char** data, const int64_t* strides, int64_t n) {
     const bool unit = is_unit<T>(strides, 3);
     alignas(64) float buf[kWidth];
-    for (int64_t i = 0; i < n; i += kWidth) {
+    int64_t i = 0;
+    if constexpr (std::is_same_v<T, float>) {
+      if (unit) {
+        const float* x = reinterpret_cast<const float*>(data[1]);
+        const float* g = reinterpret_cast<const float*>(data[2]);
+        float* y = reinterpret_cast<float*>(data[0]);
+        for (; i + kWidth <= n; i += kWidth) backward_group<K>(Vf::loadu(x + i), Vf::loadu(g + i), p).store(y + i);
+      }
+    }
+    for (; i < n; i += kWidth) {
       const int64_t c = std::min<int64_t>(kWidth, n - i);
       const Vf x = load_group<T>(data[1], strides[1], i, c, unit, buf);
       const Vf g = load_group<T>(data[2], strides[2], i, c, unit, buf);

@@ -1,0 +1,290 @@
+"""The fused fast path (actlab.torch.kernels): built from the specs, really taken, exact where the
+error-free arithmetic must be, and composable (layouts, dtypes, compile, export, vmap, autocast,
+double backward). Accuracy against the oracle is tested through the same path by the generated
+tests (test_elementwise, test_param_samples, test_low_precision), which call ``apply``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from actlab.nn import Activation  # noqa: E402
+from actlab.torch import functional as F  # noqa: E402
+from actlab.torch import kernels  # noqa: E402
+from conftest import ELEMENTWISE  # noqa: E402
+
+KERNEL_SPECS = [s for s in ELEMENTWISE if s.kernel is not None]
+FAST_SPECS = [s for s in KERNEL_SPECS if s.kernel.fast_where is not None]
+
+pytestmark = pytest.mark.skipif(
+    not kernels.enabled() or not kernels.available(), reason="fused kernels switched off or not buildable here"
+)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _aten_ops(fn) -> list[str]:
+    """The operators a call dispatches (profiler events of the dispatcher)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return [e.key for e in prof.key_averages()]
+
+
+def test_every_spec_with_a_kernel_is_in_the_library():
+    assert KERNEL_SPECS, "no spec declares a Kernel"
+    for spec in KERNEL_SPECS:
+        assert kernels.has_kernel(spec), spec.name
+        assert kernels.has_kernel(spec, dtype=torch.bfloat16) and kernels.has_kernel(spec, dtype=torch.float16)
+        assert not kernels.has_kernel(spec, dtype=torch.float64)  # the accurate eager path
+    assert not kernels.has_kernel(next(s for s in ELEMENTWISE if s.kernel is None and not s.native), torch.float32)
+
+
+@pytest.mark.parametrize("spec", KERNEL_SPECS, ids=lambda s: s.name)
+def test_the_fused_path_is_taken_forward_and_backward(spec):
+    """One operator forward and one backward, in every supported dtype (the eager chain runs many)."""
+    act = Activation(spec.name)
+    for dtype in kernels.DTYPES:
+        x = torch.randn(64, generator=_gen(1)).to(dtype).requires_grad_()
+
+        def step():
+            act(x).backward(torch.ones_like(x))
+
+        ops = _aten_ops(step)
+        assert "actlab_kernels::forward" in ops and "actlab_kernels::backward" in ops, (spec.name, dtype, ops)
+        assert not any(op in ops for op in ("aten::exp", "aten::where", "aten::mul")), (spec.name, dtype, ops)
+
+
+def test_use_false_takes_the_eager_path_and_gives_the_same_values():
+    x = torch.linspace(-6, 6, 97).requires_grad_()
+    fused = F.gelu(x)
+    (g_fused,) = torch.autograd.grad(fused.sum(), x)
+    with kernels.use(False):
+        ops = _aten_ops(lambda: F.gelu(x))
+        eager = F.gelu(x)
+        (g_eager,) = torch.autograd.grad(eager.sum(), x)
+    assert "actlab_kernels::forward" not in ops and "aten::erfc" in ops
+    # both paths are within a few ulps of the true values (the oracle tests); so of each other (the
+    # derivative in absolute terms near its root at -0.75, where x = -0.75 lies on this grid)
+    torch.testing.assert_close(fused, eager, rtol=4e-7, atol=1e-30)
+    torch.testing.assert_close(g_fused, g_eager, rtol=1e-6, atol=2.4e-7)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_error_free_arithmetic_survives_the_compiler(dtype):
+    """two_sum and two_prod as the kernels compute them return the exact rounding errors (zero if
+    the compiler had contracted a*b - p into an FMA or reassociated (a + b) - a)."""
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal(257) * np.exp2(rng.integers(-30, 30, 257))
+    b = rng.standard_normal(257)
+    ta, tb = torch.tensor(a, dtype=dtype), torch.tensor(b, dtype=dtype)
+    rows = kernels.probe(ta, tb)
+    for i, (x, y) in enumerate(zip(ta.tolist(), tb.tolist())):
+        s = float(torch.tensor(x, dtype=dtype) + torch.tensor(y, dtype=dtype))
+        p = float(torch.tensor(x, dtype=dtype) * torch.tensor(y, dtype=dtype))
+        assert Fraction(s) + Fraction(rows[0, i].item()) == Fraction(x) + Fraction(y), (x, y)
+        assert Fraction(p) + Fraction(rows[1, i].item()) == Fraction(x) * Fraction(y), (x, y)
+    assert (rows != 0).any(dim=1).all(), "the probe never saw a rounding error"
+
+
+def test_layouts_and_strides():
+    """channels_last stays channels_last; transposed, sliced and expanded tensors; a broadcast grad."""
+    spec = "silu"
+    x = torch.randn(2, 3, 5, 4, generator=_gen(2)).to(memory_format=torch.channels_last)
+    y = F.silu(x)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    with kernels.use(False):
+        want = F.silu(x.contiguous())
+    torch.testing.assert_close(y, want, rtol=4e-7, atol=0)
+    base = torch.randn(7, 9, generator=_gen(3))
+    for view in (base.t(), base[::2, 1::3], base[:, :1].expand(7, 5)):
+        with kernels.use(False):
+            want = F.silu(view.contiguous())
+        torch.testing.assert_close(F.silu(view), want, rtol=4e-7, atol=0)
+    leaf = torch.randn(6, 5, generator=_gen(4), requires_grad=True)
+    F.silu(leaf).sum().backward()  # the incoming grad is an expanded scalar (stride 0)
+    with kernels.use(False):
+        (want,) = torch.autograd.grad(F.silu(leaf).sum(), leaf)
+    torch.testing.assert_close(leaf.grad, want, rtol=1e-6, atol=0)
+    assert F.silu(torch.empty(0, 3)).shape == (0, 3)
+    zero_d = torch.tensor(1.5)
+    torch.testing.assert_close(F.silu(zero_d), torch.tensor(1.5) * torch.sigmoid(torch.tensor(1.5)))
+    assert spec
+
+
+def test_half_precision_output_dtype_and_values():
+    x = torch.linspace(-5, 5, 41)
+    for dtype in (torch.bfloat16, torch.float16):
+        xh = x.to(dtype).requires_grad_()
+        y = F.mish(xh)
+        y.backward(torch.ones_like(y))
+        assert y.dtype == dtype and xh.grad.dtype == dtype
+        want = torch.nn.functional.mish(xh.detach().double())
+        torch.testing.assert_close(y.double(), want, rtol=torch.finfo(dtype).eps, atol=0)
+
+
+def test_parameters_reach_the_kernel():
+    """A kernel that ignored its parameter would give the default's values."""
+    from actlab.registry import get_spec
+
+    with_params = [s for s in KERNEL_SPECS if any(p.kind is float and p.choices is None for p in s.params)]
+    if not with_params:
+        pytest.skip("no kernel spec with a numeric parameter yet")
+    x = torch.linspace(-3, 3, 61)
+    for spec in with_params:
+        param = next(p for p in spec.params if p.kind is float and p.choices is None and not p.nullable)
+        from actlab.verify.samples import parameter_samples
+
+        others = [s for s in parameter_samples(get_spec(spec.name), "ci") if s[param.name] != param.default]
+        if not others:
+            continue
+        values = others[0]
+        fused = F.apply(spec, x, values)
+        with kernels.use(False):
+            eager = F.apply(spec, x, values)
+        torch.testing.assert_close(fused, eager, rtol=1e-5, atol=1e-30, msg=f"{spec.name} {values}")
+
+
+def test_double_backward_through_the_fused_path():
+    x = torch.linspace(-3, 3, 25, dtype=torch.float32, requires_grad=True)
+    (g,) = torch.autograd.grad(F.gelu(x).sum(), x, create_graph=True)
+    (gg,) = torch.autograd.grad(g.sum(), x)
+    xd = x.detach().double()
+    pdf = torch.exp(-xd * xd / 2) / np.sqrt(2 * np.pi)
+    torch.testing.assert_close(gg.double(), pdf * (2 - xd * xd), rtol=1e-5, atol=1e-6)  # gelu'' = phi (2 - x^2)
+
+
+def test_vmap_and_grad_transforms():
+    x = torch.randn(4, 6, generator=_gen(5))
+    torch.testing.assert_close(torch.func.vmap(F.mish)(x), F.mish(x))
+    per_row = torch.func.vmap(torch.func.grad(lambda r: F.mish(r).sum()))(x)
+    with kernels.use(False):
+        want = torch.func.vmap(torch.func.grad(lambda r: F.mish(r).sum()))(x)
+    torch.testing.assert_close(per_row, want, rtol=1e-6, atol=1e-30)
+
+
+def test_autocast_cpu_bfloat16():
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), Activation("gelu"), torch.nn.Linear(8, 2))
+    x = torch.randn(3, 8, generator=_gen(6))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+        assert out.dtype == torch.bfloat16
+        ops = _aten_ops(lambda: model(x))
+    assert "actlab_kernels::forward" in ops
+    out.float().sum().backward()
+    assert model[0].weight.grad is not None
+
+
+@pytest.mark.parametrize("mode", ["grad", "no_grad", "inference_mode"])
+def test_compiled_fullgraph_every_kernel(mode):
+    """Every activation with a kernel in one model, compiled with fullgraph=True (no graph breaks),
+    with and without gradients; values and gradients equal eager."""
+    torch._dynamo.reset()
+    model = torch.nn.Sequential(*[Activation(s.name) for s in KERNEL_SPECS])
+    for m in model:  # keep values moderate through the chain
+        m.register_forward_hook(lambda mod, inp, out: out.clamp(-4, 4) if out.requires_grad else out.clamp_(-4, 4))
+    x = torch.randn(5, 7, generator=_gen(8))
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    if mode == "grad":
+        xr = x.clone().requires_grad_()
+        out = compiled(xr)
+        (g,) = torch.autograd.grad(out.sum(), xr)
+        xe = x.clone().requires_grad_()
+        (ge,) = torch.autograd.grad(model(xe).sum(), xe)
+        torch.testing.assert_close(out, model(x))
+        torch.testing.assert_close(g, ge)
+    else:
+        ctx = torch.no_grad() if mode == "no_grad" else torch.inference_mode()
+        with ctx:
+            torch.testing.assert_close(compiled(x), model(x))
+
+
+def test_inductor_dynamic_shapes_and_no_recompiles():
+    """Inductor with dynamic shapes; 200 activation modules (a few distinct parameter values) in one
+    compiled model compile once, without hitting the recompile limit."""
+    torch._dynamo.reset()
+    forms = ("none", "tanh")
+    layers = [Activation("gelu", approximate=forms[i % 2]) if i % 3 else Activation("silu") for i in range(200)]
+    model = torch.nn.Sequential(*layers)
+    compiled = torch.compile(model, dynamic=True, fullgraph=True)
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    for n in (3, 5, 11):
+        x = torch.randn(n, 4, generator=_gen(n)) * 0.1
+        torch.testing.assert_close(compiled(x), model(x))
+    assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
+
+
+def test_torch_export():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), Activation("mish"), Activation("gelu"))
+    x = torch.randn(2, 4, generator=_gen(9))
+    exported = torch.export.export(model, (x,))
+    torch.testing.assert_close(exported.module()(x), model(x))
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess:
+    full = {**os.environ, **env}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=full, timeout=300
+    )
+
+
+def test_environment_variable_turns_the_fast_path_off():
+    done = _run(
+        """
+        import torch
+        from actlab.torch import functional as F, kernels
+        assert not kernels.enabled() and not kernels.available()
+        with torch.profiler.profile() as prof:
+            F.silu(torch.randn(8))
+        keys = [e.key for e in prof.key_averages()]
+        assert "actlab_kernels::forward" not in keys, keys
+        print("eager")
+        """,
+        ACTLAB_KERNELS="0",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "eager" and "Warning" not in done.stderr
+
+
+def test_without_a_compiler_one_warning_and_the_eager_path(tmp_path):
+    done = _run(
+        """
+        import warnings, torch
+        from actlab.torch import functional as F
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            a = F.silu(torch.tensor([-1.0, 0.0, 2.0]))
+            b = F.gelu(torch.tensor([1.0]))
+        messages = [str(w.message) for w in caught if "fused kernels" in str(w.message)]
+        assert len(messages) == 1, messages
+        assert "no C++ compiler" in messages[0], messages
+        print(round(float(a[2]), 6), round(float(b[0]), 6))
+        """,
+        CXX=str(tmp_path / "no-such-compiler"),
+        ACTLAB_KERNEL_CACHE=str(tmp_path / "cache"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1.761594", "0.841345"]
+    assert not any((tmp_path / "cache").rglob("*.so"))  # nothing half-built left behind
+
+
+def test_bad_calls_to_the_operators_are_refused():
+    with pytest.raises(RuntimeError, match="no kernel named 'nosuch'"):
+        torch.ops.actlab_kernels.forward(torch.ones(2), "nosuch", [])
+    with pytest.raises(RuntimeError, match="takes 1 parameters, got 0"):
+        torch.ops.actlab_kernels.forward(torch.ones(2), "gelu", [])
+    with pytest.raises(RuntimeError, match="float32, bfloat16 or float16 only"):
+        torch.ops.actlab_kernels.forward(torch.ones(2, dtype=torch.float64), "silu", [])
+    with pytest.raises(RuntimeError, match="grad shape"):
+        torch.ops.actlab_kernels.backward(torch.ones(2), torch.ones(3), "silu", [])
