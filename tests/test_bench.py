@@ -273,3 +273,22 @@ def test_bench_lstm_still_works(capsys) -> None:
     args = ["bench", "lstm", "--seq", "2", "--batch", "1", "--input-size", "3", "--hidden", "3", "--repeats", "1"]
     assert main([*args, "--warmup", "0", "--variant", "GRU", "--format", "json"]) == 0
     assert "GRU" in [r["model"] for r in json.loads(capsys.readouterr().out)["rows"]]
+
+
+def test_summary_lists_the_missed_targets() -> None:
+    """Issue #11's targets from figures given by hand: 3.5× clone, 1.05× torch, one saved tensor, 1.1× output."""
+
+    def result(dtype: str, **mine: float) -> bench.BenchResult:
+        torch_ = bench.PathResult("torch", fwdbwd_ms=10.0, small_fwdbwd_us=100.0)
+        eager = bench.PathResult("eager", **{"fwdbwd_ms": 10.0, "small_fwdbwd_us": 100.0, **mine})
+        act = bench.ActivationResult("f", "f", {}, "eager", [bench.PathResult("clone"), torch_, eager])
+        return bench.BenchResult({"dtype": dtype}, [act])
+
+    ok = result("float32", fwdbwd_x_clone=3.4, saved_bytes_per_element=4.0, peak_x_output=1.0)
+    assert ok.summary_rows()[0]["misses"] == ""
+    bad = result("float32", fwdbwd_ms=10.6, fwdbwd_x_clone=3.6, saved_bytes_per_element=8.0, peak_x_output=1.2)
+    assert bad.summary_rows()[0]["misses"] == "f+b>3.5×clone, f+b>1.05×torch, saved>1 tensor, peak>1.1×out"
+    # bfloat16: one saved tensor is 2 bytes per element.
+    assert result("bfloat16", saved_bytes_per_element=4.0).summary_rows()[0]["misses"] == "saved>1 tensor"
+    table = bench.render(bad, "table", "summary")
+    assert "misses f+b>3.5×clone (issue #11 target): f" in table
