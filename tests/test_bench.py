@@ -282,7 +282,8 @@ def test_summary_lists_the_missed_targets() -> None:
         torch_ = bench.PathResult("torch", fwdbwd_ms=10.0, small_fwdbwd_us=100.0)
         eager = bench.PathResult("eager", **{"fwdbwd_ms": 10.0, "small_fwdbwd_us": 100.0, **mine})
         act = bench.ActivationResult("f", "f", {}, "eager", [bench.PathResult("clone"), torch_, eager])
-        return bench.BenchResult({"dtype": dtype}, [act])
+        setting = {"dtype": dtype, "shape": [8], "small_shape": [8], "device": "cpu", "threads": 1}
+        return bench.BenchResult({**setting, "torch": "-", "repeats": 1, "kernels": "-"}, [act])
 
     ok = result("float32", fwdbwd_x_clone=3.4, saved_bytes_per_element=4.0, peak_x_output=1.0)
     assert ok.summary_rows()[0]["misses"] == ""
