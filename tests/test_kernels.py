@@ -288,3 +288,29 @@ def test_bad_calls_to_the_operators_are_refused():
         torch.ops.actlab_kernels.forward(torch.ones(2, dtype=torch.float64), "silu", [])
     with pytest.raises(RuntimeError, match="grad shape"):
         torch.ops.actlab_kernels.backward(torch.ones(2), torch.ones(3), "silu", [])
+
+
+def test_functional_parameters_are_validated_once_per_distinct_call(monkeypatch):
+    from actlab.catalog import ParameterError, Spec
+
+    calls = []
+    original = Spec.resolve_params
+
+    def counting(self, **given):
+        calls.append((self.name, given))
+        return original(self, **given)
+
+    monkeypatch.setattr(Spec, "resolve_params", counting)
+    x = torch.randn(4, generator=_gen(10))
+    for _ in range(3):
+        F.leaky_relu(x, 0.2)
+    assert len(calls) == 1
+    F.leaky_relu(x, negative_slope=0.2)  # another spelling of the call: validated once more
+    assert len(calls) == 2
+    F.elu(x, 1)
+    with pytest.raises(ParameterError, match="expected a number"):
+        F.elu(x, True)  # equal to 1 and hashing alike, but refused: the key keeps the type
+    with pytest.raises(ParameterError, match="must be finite"):
+        F.elu(x, float("nan"))
+    with pytest.raises(ParameterError, match="must be finite"):
+        F.elu(x, float("nan"))  # NaN never cached as valid

@@ -11,13 +11,13 @@ only the input, or only the output when the derivative is a function of the outp
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch.autograd import forward_ad
 
+from actlab import registry
 from actlab.catalog import Spec
 from actlab.catalog.vector import over_axes
 from actlab.ops.torch_ops import TORCH
@@ -300,17 +300,54 @@ def _normalise_axis(spec: Spec, x: torch.Tensor, axis: int) -> int:
     return axis % ndim
 
 
-@functools.cache
+_RESOLVED_PER_FUNCTION = 256
+_PLAIN = (int, float, str, bool, type(None))
+
+
+def _call_key(args: tuple, kwargs: dict[str, Any]) -> tuple | None:
+    """A hashable key for a call's parameters, or None where a value is not a plain literal."""
+    if not args and not kwargs:
+        return ()
+    items = [(i, type(v), v) for i, v in enumerate(args)] + [(k, type(v), v) for k, v in sorted(kwargs.items())]
+    if any(t not in _PLAIN for _, t, _ in items):
+        return None
+    if any(t is float and v != v for _, t, v in items):  # NaN != NaN: never found, never stored
+        return None
+    return tuple(items)
+
+
+# function_for's results by spec identity (a frozen Spec hashes all its fields: ~10 us a call).
+_FUNCTIONS: dict[int, tuple[Spec, Callable[..., torch.Tensor]]] = {}
+
+
 def function_for(spec: Spec) -> Callable[..., torch.Tensor]:
     """The public functional form of ``spec``: ``f(x, *params, **params)``."""
+    known = _FUNCTIONS.get(id(spec))
+    if known is not None and known[0] is spec:
+        return known[1]
+    fn = _make_function(spec)
+    _FUNCTIONS[id(spec)] = (spec, fn)
+    return fn
+
+
+def _make_function(spec: Spec) -> Callable[..., torch.Tensor]:
     stochastic = spec.train_forward is not None
     autograd_function(spec)
+
+    # Validated parameters per distinct call (the values with their exact types, so 1, 1.0 and True
+    # stay apart): validation costs ~10 us, the op on a small tensor a few.
+    resolved: dict[tuple, dict[str, Any]] = {}
 
     def activation(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         extra = {"where": kwargs.pop("where", None)}
         if stochastic:
             extra.update(training=kwargs.pop("training", False), generator=kwargs.pop("generator", None))
-        params = spec.resolve_params(**_bind_positional(spec, args, kwargs))
+        key = _call_key(args, kwargs)
+        params = resolved.get(key) if key is not None else None
+        if params is None:
+            params = spec.resolve_params(**_bind_positional(spec, args, kwargs))
+            if key is not None and len(resolved) < _RESOLVED_PER_FUNCTION:
+                resolved[key] = params
         return apply(spec, x, params, **extra)
 
     activation.__name__ = activation.__qualname__ = spec.name
@@ -321,14 +358,23 @@ def function_for(spec: Spec) -> Callable[..., torch.Tensor]:
     return activation
 
 
+# Attribute lookups (``F.gelu``) by name: the spec and its function, while the name still maps to it.
+_BY_ATTRIBUTE: dict[str, tuple[Spec, Callable[..., torch.Tensor]]] = {}
+
+
 def __getattr__(name: str) -> Callable[..., torch.Tensor]:
     if name.startswith("__"):
         raise AttributeError(name)
+    known = _BY_ATTRIBUTE.get(name)
+    if known is not None and registry._BY_NAME.get(known[0].name) is known[0]:  # not re-registered since
+        return known[1]
     try:
         spec = get_spec(name)
     except KeyError as err:
         raise AttributeError(str(err)) from None
-    return function_for(spec)
+    fn = function_for(spec)
+    _BY_ATTRIBUTE[name] = (spec, fn)
+    return fn
 
 
 def __dir__() -> list[str]:

@@ -96,6 +96,8 @@ def param_encoder(spec: Spec) -> Any:
     """A function from validated parameter values to the kernel's doubles: a choice by its index, a
     bool as 0/1, None as NaN (a closure over plain data, so torch.compile traces it)."""
     choices = tuple(p.choices for p in spec.params)
+    if not choices:
+        return lambda values: []
 
     def encode(values: Any) -> list[float]:
         out = []
