@@ -219,6 +219,18 @@ def test_render_formats(result: bench.BenchResult) -> None:
     assert "n/a: sympy, no torch counterpart for SymPy's hyper: sinc" in table.replace("\n", " ")
 
 
+def test_saved_json_renders_the_same(result: bench.BenchResult, tmp_path, capsys) -> None:
+    saved = tmp_path / "run.json"
+    saved.write_text(bench.render(result, "json"))
+    again = bench.BenchResult.from_dict(json.loads(saved.read_text()))
+    for view in bench.VIEWS:
+        assert bench.render(again, "md", view) == bench.render(result, "md", view)
+    assert main(["bench", "--load", str(saved), "--view", "summary", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.strip() == bench.render(result, "csv", "summary")
+    assert main(["bench", "relu", "--load", str(saved)]) == 2
+    assert "give no activation names" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- the command line
 @pytest.mark.parametrize("fmt", ["json", "csv", "md", "table"])
 def test_cli_formats(fmt: str, capsys) -> None:

@@ -137,6 +137,29 @@ class BenchResult:
     def to_dict(self) -> dict[str, Any]:
         return {"setting": dict(self.setting), "activations": [asdict(a) for a in self.activations]}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchResult:
+        """The result ``to_dict`` (or ``--format json``) wrote; JSON's null is NaN again."""
+
+        def record(kind: type, fields: dict[str, Any]) -> Any:
+            known = kind.__dataclass_fields__
+            return kind(**{k: (math.nan if v is None and known[k].type == "float" else v) for k, v in fields.items()})
+
+        try:
+            acts = [
+                ActivationResult(
+                    **{
+                        **a,
+                        "paths": [record(PathResult, p) for p in a["paths"]],
+                        "block": None if a.get("block") is None else record(BlockResult, a["block"]),
+                    }
+                )
+                for a in data["activations"]
+            ]
+            return cls(setting=dict(data["setting"]), activations=acts)
+        except (KeyError, TypeError) as err:
+            raise BenchError(f"not the JSON of actlab bench activations: {err}") from None
+
     def path_rows(self) -> list[dict[str, Any]]:
         """One row per (activation, path)."""
         return [{"activation": a.activation, **asdict(p)} for a in self.activations for p in a.paths]
@@ -1359,6 +1382,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="table")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument(
+        "--load",
+        metavar="FILE",
+        help="render a run saved with --format json (another --view or --format) instead of measuring",
+    )
+
+
+def _load(path: str) -> BenchResult:
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as err:
+        raise BenchError(f"--load {path}: {err}") from None
+    return BenchResult.from_dict(data)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -1372,26 +1411,32 @@ def run(args: argparse.Namespace) -> int:
         print(f"actlab bench: {msg}", file=sys.stderr, flush=True)
 
     try:
-        result = measure(
-            args.names,
-            dtype=args.dtype,
-            shape=shape,
-            small_shape=args.small_shape,
-            threads=args.threads,
-            device=args.device,
-            repeats=args.repeats,
-            warmup=args.warmup,
-            budget=args.budget,
-            seed=args.seed,
-            paths=args.paths,
-            parts=parts,
-            block_input=args.block_input,
-            progress=None if args.quiet else progress,
-        )
+        if args.load:
+            if args.names:
+                raise BenchError("--load renders a saved run: give no activation names")
+            result = _load(args.load)
+            parts = set(result.setting.get("parts", ()))
+        else:
+            result = measure(
+                args.names,
+                dtype=args.dtype,
+                shape=shape,
+                small_shape=args.small_shape,
+                threads=args.threads,
+                device=args.device,
+                repeats=args.repeats,
+                warmup=args.warmup,
+                budget=args.budget,
+                seed=args.seed,
+                paths=args.paths,
+                parts=parts,
+                block_input=args.block_input,
+                progress=None if args.quiet else progress,
+            )
     except BenchError as err:
         print(f"actlab bench: {err}", file=sys.stderr)
         return 2
-    view = args.view or ("block" if args.block_only else "paths")
+    view = args.view or ("block" if parts == {"block"} else "paths")
     if args.format == "json":
         print(render(result, "json"))
         return 0
