@@ -7,8 +7,8 @@ For each activation, on one tensor (16 Mi = 2**24 float32 elements, x ~ N(0, 3²
   (each round times every path once, each just after a clone, so drift of a shared machine affects
   all of them alike), after warm-up calls. Forward: the input does not require grad. Forward+backward: ``y = f(x)`` then
   ``torch.autograd.grad(y, x, g)`` with a fixed random ``g`` (no ``.sum()``, no gradient accumulation).
-  Ratios (``× clone``) divide by the median time of ``x.clone()`` timed just before the path in
-  each round (a slow path's seconds are long enough for a shared machine to drift): one
+  Ratios (``× clone``) divide by the median time of ``x.clone()``, timed just before every path
+  in every round (so the reference samples the same moments of a shared machine): one
   clone reads 4 and writes 4 bytes per float32 element, so the ratios count bytes moved: an
   out-of-place forward cannot go below 1, a forward+backward below 2.5 (read x, write y; read g
   and the saved tensor, write the gradient). The clone row's own forward+backward goes through
@@ -87,7 +87,7 @@ class PathResult:
     """One path's figures for one activation; NaN (shown "n/a") where not measured, with ``note``."""
 
     path: str
-    clone_ms: float = math.nan  # the reference: median of the clones timed just before this path's rounds
+    clone_ms: float = math.nan  # the reference: median of the clones timed before every path, every round
     fwd_ms: float = math.nan
     fwdbwd_ms: float = math.nan
     fwd_x_clone: float = math.nan
@@ -849,8 +849,8 @@ def _time_big(
                 fwdbwd(p)
     f: dict[str, list[float]] = {p.name: [] for p in live}
     fb: dict[str, list[float]] = {p.name: [] for p in live}
-    # Every path's ratio divides by clones timed just before it in the same rounds: on a shared
-    # machine the cost of a clone drifts over the seconds a slow path takes.
+    # A clone is timed just before every path in every round: the reference samples the same
+    # moments of a shared machine as the paths do.
     reference: dict[str, list[float]] = {p.name: [] for p in live}
     spent = dict.fromkeys(f, 0.0)
     least = min(3, repeats)
@@ -867,10 +867,14 @@ def _time_big(
             if p.backward:
                 fb[p.name].append(b)
             spent[p.name] += a + b
+    # One reference for every path of this activation: the median of all those clones. (Per path,
+    # seven clones were not enough: a fresh 64 MB allocation sometimes gets huge pages and costs half,
+    # so a small sample picks either mode.)
+    pooled = statistics.median([c for samples in reference.values() for c in samples]) * 1e3
     for p in live:
         r = results[p.name]
-        r.clone_ms = statistics.median(reference[p.name]) * 1e3
-        r.fwd_ms = statistics.median(f[p.name]) * 1e3
+        r.clone_ms = pooled
+        r.fwd_ms = pooled if p is clone else statistics.median(f[p.name]) * 1e3
         r.fwdbwd_ms = _median(fb[p.name]) * 1e3
         r.fwd_x_clone = _ratio(r.fwd_ms, r.clone_ms)
         r.fwdbwd_x_clone = _ratio(r.fwdbwd_ms, r.clone_ms)
@@ -1142,7 +1146,7 @@ def _title(result: BenchResult, view: str) -> str:
         )
     return (
         f"{s['dtype']}, {shape} elements (small: {'×'.join(map(str, s['small_shape']))}), {where}; "
-        f"median of up to {s['repeats']} rounds; ×clone: time / one clone() timed beside it; "
+        f"median of up to {s['repeats']} rounds; ×clone: time / one clone() timed beside each path; "
         f"actlab kernels: {s['kernels']}"
     )
 
