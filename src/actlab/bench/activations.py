@@ -1203,7 +1203,8 @@ def render(result: BenchResult, fmt: str, view: str = "paths", width: int = 100)
         lines.append(
             "|"
             + "|".join(
-                "---" if k in ("activation", "path", "actlab_path", "torch_module") else "--:" for k, _, _ in columns
+                "---" if k in ("activation", "path", "actlab_path", "torch_module", "misses") else "--:"
+                for k, _, _ in columns
             )
             + "|"
         )
