@@ -29,6 +29,14 @@ __all__ = ["apply", "autograd_function", "function_for"]
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
+def input_gradient(spec: Spec, x: torch.Tensor, grad: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+    """grad * f'(x) by the spec's eager derivative (torch ops, so differentiable); half precision in
+    float32, rounded once."""
+    if x.dtype in _LOW_PRECISION:
+        return (grad.float() * spec.derivative(x.float(), TORCH, **params)).to(x.dtype)
+    return grad * spec.derivative(x, TORCH, **params)
+
+
 def _check_input(spec: Spec, x: Any) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{spec.name}: expected a torch.Tensor, got {type(x).__name__}")
@@ -240,16 +248,15 @@ def _eager_call(spec: Spec) -> Callable[..., torch.Tensor]:
     base_apply = super(torch.autograd.Function, cls).apply  # torch._C._FunctionBase.apply
     public_apply = cls.apply
     forward_op = torch.ops.actlab_kernels.forward.default if fused is not None else None
+    # the fused forward with its backward in C++ (actlab_kernels::apply)
+    train_op = torch.ops.actlab_kernels.apply.default if fused is not None else None
 
     def call(x: torch.Tensor, *values: Any) -> torch.Tensor:
         if torch._C._are_functorch_transforms_active():
             return public_apply(x, *values)
-        if (
-            forward_op is not None
-            and kernels.eligible(x)
-            and not (x.requires_grad and torch.is_grad_enabled())
-            and forward_ad._current_level < 0  # no dual tensors in flight
-        ):
+        if forward_op is not None and kernels.eligible(x) and forward_ad._current_level < 0:  # no dual tensors
+            if x.requires_grad and torch.is_grad_enabled():
+                return train_op(x, fused, encode(values))
             return forward_op(x, fused, encode(values))
         return base_apply(x, *values)
 

@@ -36,7 +36,17 @@ import torch
 
 from actlab.catalog import Spec
 
-__all__ = ["use", "enabled", "available", "has_kernel", "eligible", "build", "param_encoder", "library_path"]
+__all__ = [
+    "use",
+    "enabled",
+    "available",
+    "has_kernel",
+    "eligible",
+    "build",
+    "param_encoder",
+    "decode_params",
+    "library_path",
+]
 
 ENV_SWITCH = "ACTLAB_KERNELS"
 ENV_CACHE = "ACTLAB_KERNEL_CACHE"
@@ -111,6 +121,23 @@ def param_encoder(spec: Spec) -> Any:
         return out
 
     return encode
+
+
+def decode_params(spec: Spec, encoded: Sequence[float]) -> dict[str, Any]:
+    """The inverse of :func:`param_encoder`: the kernel's doubles back to parameter values."""
+    out = {}
+    for p, value in zip(spec.params, encoded):
+        if math.isnan(value):
+            out[p.name] = None
+        elif p.choices is not None:
+            out[p.name] = p.choices[int(value)]
+        elif p.kind is bool:
+            out[p.name] = value != 0.0
+        elif p.kind is int:
+            out[p.name] = int(value)
+        else:
+            out[p.name] = value
+    return out
 
 
 # ----------------------------------------------------------------------------- source generation
@@ -225,7 +252,7 @@ def _cache_root() -> Path:
 
 
 def _all_sources() -> dict[str, str]:
-    files = {name: (_CSRC / name).read_text() for name in ("actlab_kernels.h", "ops.cpp")}
+    files = {name: (_CSRC / name).read_text() for name in ("actlab_kernels.h", "ops.cpp", "autograd.cpp")}
     files.update(sources())
     return files
 
@@ -305,6 +332,20 @@ def _register_python_side() -> None:
 
     torch.library.register_vmap("actlab_kernels::forward", _forward_vmap)
     torch.library.register_vmap("actlab_kernels::backward", _backward_vmap)
+
+    @torch.library.register_fake("actlab_kernels::apply")
+    def _apply_fake(x: torch.Tensor, name: str, params: list[float]) -> torch.Tensor:
+        return torch.empty_like(x)
+
+    # The C++ backward of ``apply`` calls this under create_graph: g * f'(x) from the spec's eager
+    # derivative, as torch ops that record a graph (double backward).
+    @torch.library.impl("actlab_kernels::eager_grad", "CompositeImplicitAutograd")
+    def _eager_grad(x: torch.Tensor, grad: torch.Tensor, name: str, params: list[float]) -> torch.Tensor:
+        from actlab.registry import get_spec
+        from actlab.torch.functional import input_gradient
+
+        spec = get_spec(name)
+        return input_gradient(spec, x, grad, decode_params(spec, params))
 
 
 def build(*, quiet: bool = False) -> bool:

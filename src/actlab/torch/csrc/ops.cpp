@@ -26,7 +26,9 @@ int slot_of(const at::Tensor& x) {
   return slot;
 }
 
-at::Tensor forward(const at::Tensor& x, c10::string_view name, c10::ArrayRef<double> params) {
+}  // namespace
+
+at::Tensor forward_op(const at::Tensor& x, c10::string_view name, c10::ArrayRef<double> params) {
   const Entry& e = lookup(name, static_cast<int64_t>(params.size()));
   const int slot = slot_of(x);
   // empty_like keeps a dense input's layout (channels_last stays channels_last), as the fake does.
@@ -36,7 +38,7 @@ at::Tensor forward(const at::Tensor& x, c10::string_view name, c10::ArrayRef<dou
   return out;
 }
 
-at::Tensor backward(const at::Tensor& x, const at::Tensor& grad, c10::string_view name, c10::ArrayRef<double> params) {
+at::Tensor backward_op(const at::Tensor& x, const at::Tensor& grad, c10::string_view name, c10::ArrayRef<double> params) {
   const Entry& e = lookup(name, static_cast<int64_t>(params.size()));
   const int slot = slot_of(x);
   TORCH_CHECK(grad.scalar_type() == x.scalar_type(), "actlab_kernels: grad dtype ", grad.scalar_type(),
@@ -48,6 +50,8 @@ at::Tensor backward(const at::Tensor& x, const at::Tensor& grad, c10::string_vie
   e.backward[slot](iter, params.data());
   return out;
 }
+
+namespace {
 
 // The rounding errors of a + b (two_sum) and of a * b (two_prod), by the same vector code the
 // kernels use, in float (float32 inputs) or double (float64 inputs): rows [sum error, product error].
@@ -94,7 +98,7 @@ TORCH_LIBRARY(actlab_kernels, m) {
 }
 
 TORCH_LIBRARY_IMPL(actlab_kernels, CPU, m) {
-  m.impl("forward", &actlab_k::forward);
-  m.impl("backward", &actlab_k::backward);
+  m.impl("forward", &actlab_k::forward_op);
+  m.impl("backward", &actlab_k::backward_op);
   m.impl("probe", &actlab_k::probe);
 }
