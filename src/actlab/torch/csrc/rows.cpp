@@ -82,6 +82,17 @@ inline void store(const Vf& v, float* p, int64_t c) {
   else v.store(p, static_cast<int>(c));
 }
 
+// max(a, b) by one instruction (not NaN-propagating: b where either is NaN)
+inline Vf fast_max(const Vf& a, const Vf& b) {
+#if defined(CPU_CAPABILITY_AVX512)
+  return Vf(_mm512_max_ps(a, b));
+#elif defined(CPU_CAPABILITY_AVX2)
+  return Vf(_mm256_max_ps(a, b));
+#else
+  return Vf::blendv(a, b, b > a);
+#endif
+}
+
 // lanes summed in a fixed order (deterministic)
 inline double hsum(const Vd& v) {
   alignas(64) double t[kD];
@@ -110,22 +121,36 @@ inline void shifted(const Vf& x, const Vf& m, Vf& hi, Vf& lo) {
   lo = Vf::blendv(Vf(0.0f), lo, lo == lo);  // NaN (an infinite x or hi) -> 0
 }
 
+// A row with a NaN (all NaN) or an infinite maximum m: the limit where m occurs once, else NaN.
+template <bool Neg, bool Log>
+void special_row(const float* x, float* y, int64_t n, float m) {
+  int64_t count = 0;
+  bool nan = false;
+  for (int64_t i = 0; i < n; ++i) {
+    count += (Neg ? -x[i] : x[i]) == m;
+    nan |= std::isnan(x[i]);
+  }
+  const float at_top = Log ? 0.0f : 1.0f;
+  const float below = Log ? -kInfF : 0.0f;
+  for (int64_t i = 0; i < n; ++i)
+    y[i] = (nan || count > 1) ? std::numeric_limits<float>::quiet_NaN() : ((Neg ? -x[i] : x[i]) == m ? at_top : below);
+}
+
 // One row: y = softmax or log_softmax of (Neg ? -x : x). e = exp(x - max) is exp(hi) (float,
 // SLEEF's 1-ulp expf) times (1 + lo) in double; sums and the division in double; one rounding.
 template <bool Neg, bool Log>
 void forward_row(const float* x, float* y, int64_t n, double* scratch) {
-  Vf top(-kInfF);
-  for (int64_t i = 0; i < n; i += kWidth) top = at::vec::maximum(top, load<Neg>(x + i, std::min(kWidth, n - i), -kInfF));
-  const float mf = hmax(top);
-  if (std::isnan(mf) || std::isinf(mf)) {
-    // NaN row, or a +-inf maximum: the limit where the maximum occurs once, else NaN
-    int64_t count = 0;
-    for (int64_t i = 0; i < n; ++i) count += (Neg ? -x[i] : x[i]) == mf;
-    const float nan = std::numeric_limits<float>::quiet_NaN();
-    const float at_top = Log ? 0.0f : 1.0f;
-    const float below = Log ? -kInfF : 0.0f;
-    for (int64_t i = 0; i < n; ++i)
-      y[i] = (std::isnan(mf) || count > 1) ? nan : ((Neg ? -x[i] : x[i]) == mf ? at_top : below);
+  // the maximum (a NaN may be dropped here: it makes the sum below NaN, and the row NaN)
+  Vf t0(-kInfF), t1(-kInfF);
+  int64_t i = 0;
+  for (; i + 2 * kWidth <= n; i += 2 * kWidth) {  // two chains: the max's latency overlaps
+    t0 = fast_max(t0, load<Neg>(x + i, kWidth, 0.0f));
+    t1 = fast_max(t1, load<Neg>(x + i + kWidth, kWidth, 0.0f));
+  }
+  for (; i < n; i += kWidth) t0 = fast_max(t0, load<Neg>(x + i, std::min(kWidth, n - i), -kInfF));
+  const float mf = hmax(fast_max(t0, t1));
+  if (!std::isfinite(mf)) {
+    special_row<Neg, Log>(x, y, n, mf);
     return;
   }
   const Vf m(mf);
@@ -148,12 +173,21 @@ void forward_row(const float* x, float* y, int64_t n, double* scratch) {
     e1 = e1 + e1 * l1;
     acc0 = acc0 + e0;
     acc1 = acc1 + e1;
-    if constexpr (!Log) {
+    if constexpr (Log) {  // x - max in double, for the output
+      Vd h0, h1;
+      widen(hi, h0, h1);
+      (h0 + l0).store(scratch + i);
+      (h1 + l1).store(scratch + i + kD);
+    } else {
       e0.store(scratch + i);
       e1.store(scratch + i + kD);
     }
   }
   const double sum = hsum(acc0 + acc1);
+  if (std::isnan(sum)) {
+    special_row<Neg, Log>(x, y, n, mf);
+    return;
+  }
   if constexpr (Log) {
     // log sum exp(x - max) = log1p(rest + (ntop - 1))
     alignas(64) float t[kWidth];
@@ -161,15 +195,8 @@ void forward_row(const float* x, float* y, int64_t n, double* scratch) {
     double k = 0.0;
     for (int64_t j = 0; j < kWidth; ++j) k += t[j];
     const Vd l(std::log1p(sum + (k - 1.0)));
-    for (int64_t i = 0; i < n; i += kWidth) {
-      const int64_t c = std::min(kWidth, n - i);
-      Vf hi, lo;
-      shifted(load<Neg>(x + i, c, 0.0f), m, hi, lo);
-      Vd h0, h1, l0, l1;
-      widen(hi, h0, h1);
-      widen(lo, l0, l1);
-      store(narrow((h0 + l0) - l, (h1 + l1) - l), y + i, c);
-    }
+    for (int64_t i = 0; i < n; i += kWidth)
+      store(narrow(Vd::loadu(scratch + i) - l, Vd::loadu(scratch + i + kD) - l), y + i, std::min(kWidth, n - i));
   } else {
     const Vd inv(1.0 / sum);
     for (int64_t i = 0; i < n; i += kWidth)
@@ -202,7 +229,7 @@ void softmax_backward_row(const float* w, const float* g, float* out, int64_t n)
   for (int64_t i = 0; i < n; i += kWidth) {
     const int64_t c = std::min(kWidth, n - i);
     const Vf wv = load<false>(w + i, c, 0.0f);
-    top = at::vec::maximum(top, wv);
+    top = fast_max(top, wv);  // (a NaN makes S NaN: no dominant entry then)
     Vd w0, w1, g0, g1;
     widen(wv, w0, w1);
     widen(load<false>(g + i, c, 0.0f), g0, g1);
@@ -286,14 +313,16 @@ inline void narrow(const float* src, T* dst, int64_t n) {
 template <class T, bool Neg>
 void forward_rows(const T* x, T* y, int64_t rows, int64_t n, bool log) {
   at::parallel_for(0, rows, grain_for(n), [&](int64_t begin, int64_t end) {
-    std::vector<double> scratch(n + kWidth);
+    // x - max or exp(x - max) of one row, in double; 64-byte aligned (no vector store splits a line)
+    std::vector<double> buf(n + kWidth + 8);
+    double* scratch = buf.data() + (8 - (reinterpret_cast<uintptr_t>(buf.data()) / sizeof(double)) % 8) % 8;
     const int64_t wide = std::is_same_v<T, float> ? 0 : n;
     std::vector<float> xb(wide), yb(wide);
     for (int64_t r = begin; r < end; ++r) {
       float* yr = out_row(y + r * n, yb);
       const float* xr = as_float(x + r * n, n, xb);
-      if (log) forward_row<Neg, true>(xr, yr, n, scratch.data());
-      else forward_row<Neg, false>(xr, yr, n, scratch.data());
+      if (log) forward_row<Neg, true>(xr, yr, n, scratch);
+      else forward_row<Neg, false>(xr, yr, n, scratch);
       narrow(yr, y + r * n, n);
     }
   });
