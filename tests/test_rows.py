@@ -318,3 +318,17 @@ def test_fake_kernels_agree_with_the_real_ones(dim):
     for log in (False, True):
         torch.library.opcheck(ops.softmax_forward.default, (x, dim, log, False), test_utils=checks)
         torch.library.opcheck(ops.softmax_backward.default, (y, x * 0.5, dim, log, True), test_utils=checks)
+
+
+def test_threads_do_not_change_the_result():
+    """Rows are split between threads whole: any thread count gives bitwise the same output."""
+    x = torch.randn(300, 257, generator=_gen(13)) * 3
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = F.log_softmax(x)
+        torch.set_num_threads(2)
+        two = F.log_softmax(x)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)
