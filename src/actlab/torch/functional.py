@@ -22,7 +22,7 @@ from actlab.catalog import Spec
 from actlab.catalog.vector import over_axes
 from actlab.ops.torch_ops import TORCH
 from actlab.registry import _bind_positional, all_specs, get_spec
-from actlab.torch import kernels
+from actlab.torch import kernels, rows
 
 __all__ = ["apply", "autograd_function", "function_for"]
 
@@ -81,6 +81,8 @@ def _make_autograd_function(spec: Spec) -> type:
     elementwise = spec.kind == "elementwise"
     # The fused kernel's name where this spec has one (the library is built here, outside tracing).
     fused = kernels.kernel_name(spec) if elementwise else None
+    if spec.name in rows.ROW_KERNELS:
+        kernels.build()  # now, outside any torch.compile trace (rows.takes needs it loaded)
     encoders = kernels.param_encoder(spec)
 
     if spec.kind == "elementwise":
@@ -280,6 +282,8 @@ def apply(
     entmax), which also take a tuple of axes and 0-d and empty inputs."""
     _check_input(spec, x)
     if spec.masked is not None and spec.kind == "vector":
+        if rows.takes(spec.name, x, params["axis"], where):  # the row-fused softmax family
+            return rows.fused(spec.name, x, params["axis"])
         fn = _function(spec)
         names = spec.param_names
 

@@ -252,7 +252,8 @@ def _cache_root() -> Path:
 
 
 def _all_sources() -> dict[str, str]:
-    files = {name: (_CSRC / name).read_text() for name in ("actlab_kernels.h", "ops.cpp", "autograd.cpp")}
+    names = ("actlab_kernels.h", "ops.cpp", "autograd.cpp", "rows.cpp")
+    files = {name: (_CSRC / name).read_text() for name in names}
     files.update(sources())
     return files
 
@@ -329,6 +330,18 @@ def _register_python_side() -> None:
         x = x.unsqueeze(0).expand(info.batch_size, *x.shape) if x_dim is None else x.movedim(x_dim, 0)
         grad = grad.unsqueeze(0).expand(info.batch_size, *grad.shape) if g_dim is None else grad.movedim(g_dim, 0)
         return torch.ops.actlab_kernels.backward(x, grad, name, params), 0
+
+    # the row-fused softmax family (csrc/rows.cpp): the output has the input's shape, laid out
+    # with ``dim`` last (as the kernel leaves it)
+    @torch.library.register_fake("actlab_kernels::softmax_forward")
+    def _softmax_forward_fake(x: torch.Tensor, dim: int, log: bool = False, negate: bool = False) -> torch.Tensor:
+        return x.movedim(dim, -1).new_empty(x.movedim(dim, -1).shape).movedim(-1, dim)
+
+    @torch.library.register_fake("actlab_kernels::softmax_backward")
+    def _softmax_backward_fake(
+        y: torch.Tensor, grad: torch.Tensor, dim: int, log: bool = False, negate: bool = False
+    ) -> torch.Tensor:
+        return y.movedim(dim, -1).new_empty(y.movedim(dim, -1).shape).movedim(-1, dim)
 
     torch.library.register_vmap("actlab_kernels::forward", _forward_vmap)
     torch.library.register_vmap("actlab_kernels::backward", _backward_vmap)

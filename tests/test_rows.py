@@ -1,0 +1,334 @@
+"""The row-fused softmax family (actlab.torch.rows, csrc/rows.cpp): taken where it should be, as
+accurate as the catalog requires (mpmath row oracle; closed-form mpmath truth for long rows), and
+equal across layouts, dtypes, torch.compile, double backward and forward-mode AD. The generated
+tests (test_vector, test_low_precision, test_forward_ad) also run through it, via ``apply``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+mpmath = pytest.importorskip("mpmath")
+
+from actlab.registry import get_spec  # noqa: E402
+from actlab.torch import functional as F  # noqa: E402
+from actlab.torch import kernels, rows  # noqa: E402
+from actlab.torch.functional import apply  # noqa: E402
+from actlab.verify.accuracy import DERIVATIVE_LIMIT, FORWARD_LIMIT, ulp, ulp_errors  # noqa: E402
+from actlab.verify.vector import _TINY, _truth  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    not kernels.enabled() or not kernels.available(), reason="fused kernels switched off or not buildable here"
+)
+
+NAMES = sorted(rows.ROW_KERNELS)
+names = pytest.mark.parametrize("name", NAMES)
+FORWARD_OP = "actlab_kernels::softmax_forward"
+BACKWARD_OP = "actlab_kernels::softmax_backward"
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _ops(fn) -> list[str]:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return [e.key for e in prof.key_averages()]
+
+
+def _run(name: str, x: torch.Tensor, axis: int = -1) -> torch.Tensor:
+    return apply(get_spec(name), x, {"axis": axis})
+
+
+def _fwd_bwd(name: str, x: torch.Tensor, g: torch.Tensor, axis: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+    xr = x.detach().clone().requires_grad_()
+    y = _run(name, xr, axis)
+    (gx,) = torch.autograd.grad(y, xr, g)
+    return y.detach(), gx
+
+
+def test_every_row_kernel_is_a_registered_normaliser():
+    for name in NAMES:
+        spec = get_spec(name)
+        assert spec.kind == "vector" and spec.masked is not None and spec.saves == "output", name
+
+
+@names
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_the_fused_path_is_taken_forward_and_backward(name, dtype):
+    x = torch.randn(4, 33, generator=_gen(1)).to(dtype).requires_grad_()
+
+    def step():
+        _run(name, x).backward(torch.ones(4, 33, dtype=dtype))
+
+    ops = _ops(step)
+    assert FORWARD_OP in ops and BACKWARD_OP in ops, ops
+    assert "aten::amax" not in ops  # none of the eager chain
+    with kernels.use(False):
+        ops = _ops(step)
+    assert FORWARD_OP not in ops and BACKWARD_OP not in ops
+    # float64, a where= mask and a tuple of axes stay on the eager path
+    for call in (
+        lambda: _run(name, x.detach().double()),
+        lambda: apply(get_spec(name), x.detach().float(), {"axis": -1}, where=torch.ones(4, 33, dtype=torch.bool)),
+        lambda: apply(get_spec(name), x.detach().float().reshape(4, 3, 11), {"axis": (1, 2)}),
+    ):
+        assert FORWARD_OP not in _ops(call)
+
+
+@names
+def test_backward_saves_only_the_output(name):
+    x = torch.randn(3, 20, generator=_gen(2)).requires_grad_()
+    y = _run(name, x)
+    saved = y.grad_fn.saved_tensors
+    assert len(saved) == 1 and saved[0].data_ptr() == y.data_ptr()
+
+
+# ----------------------------------------------------------------------------- accuracy
+def _oracle_rows(width: int) -> np.ndarray:
+    """A few hard rows: a dominant entry (softmax's vjp cancels there; log_softmax's maximum is
+    tiny), very negative log_softmax outputs, mixed magnitudes, a large offset, ties; ``width`` not
+    a multiple of the vector width, so the row tails are exercised."""
+    r = np.random.default_rng(5)
+    out = [
+        np.r_[r.normal(0, 1, width - 1), 25.0],
+        np.r_[r.normal(0, 1, width - 1), -25.0],  # softmin's dominant entry
+        r.normal(0, 30, width),
+        np.where(r.random(width) < 0.5, r.normal(0, 1e-3, width), 40 + r.normal(0, 10, width)),
+        1e4 + r.normal(0, 2, width),
+        r.choice([-1.0, 0.0, 0.5, 2.0], width),
+    ]
+    return np.stack(out).astype(np.float32).astype(np.float64)
+
+
+@names
+def test_accuracy_against_the_row_oracle(name):
+    """Forward within 4 ulp, vjp within 8 ulp (or 4 ulp of sum |g J|) of the mpmath row oracle."""
+    spec = get_spec(name)
+    xs = _oracle_rows(21)
+    gs = np.random.default_rng(6).normal(0, 1, xs.shape).astype(np.float32).astype(np.float64)
+    truth = _truth(spec, spec.resolve_params(), xs, gs, _TINY["float32"])
+    y, gx = _fwd_bwd(name, torch.tensor(xs, dtype=torch.float32), torch.tensor(gs, dtype=torch.float32))
+    f_err, f_bad = ulp_errors(y.double().numpy(), truth["forward"], "float32")
+    v_err, v_bad = ulp_errors(gx.double().numpy(), truth["vjp"], "float32", floor=ulp(truth["absg"], "float32") / 2)
+    v_err = np.where(truth["kink"], 0.0, v_err)
+    assert not f_bad.any() and not v_bad.any()
+    assert f_err.max() <= FORWARD_LIMIT["float32"], f_err.max()
+    assert v_err.max() <= DERIVATIVE_LIMIT, v_err.max()
+
+
+def _closed_form(name: str, row: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(forward, vjp, sum_i |g_i J_ij|) of one long row from the textbook formulas in mpmath at 60
+    digits (the Jacobian oracle of actlab.verify.vector is quadratic in the width)."""
+    mp = mpmath.mp
+    with mp.workdps(60):
+        xs = [mp.mpf(float(v)) * (-1 if name == "softmin" else 1) for v in row]
+        gs = [mp.mpf(float(v)) for v in g]
+        top = max(xs)
+        e = [mp.exp(v - top) for v in xs]
+        s = mp.fsum(e)
+        p = [v / s for v in e]
+        if name == "log_softmax":
+            fwd = [v - top - mp.log(s) for v in xs]
+            total, total_abs = mp.fsum(gs), mp.fsum(abs(v) for v in gs)
+            vjp = [gi - pi * total for gi, pi in zip(gs, p)]
+            absg = [abs(gi) * (1 - pi) + pi * (total_abs - abs(gi)) for gi, pi in zip(gs, p)]
+        else:
+            sign = -1 if name == "softmin" else 1
+            t = mp.fsum(gi * pi for gi, pi in zip(gs, p))
+            weighted = mp.fsum(abs(gi) * pi for gi, pi in zip(gs, p))
+            fwd = p
+            vjp = [sign * pi * (gi - t) for gi, pi in zip(gs, p)]
+            absg = [pi * (abs(gi) * (1 - 2 * pi) + weighted) for gi, pi in zip(gs, p)]
+        return tuple(np.array([float(v) for v in a]) for a in (fwd, vjp, absg))
+
+
+@names
+def test_long_rows_against_mpmath(name):
+    """Rows of 1000 and 4099: the double sums keep every output within a few ulps where PyTorch's
+    float ones lose tens (softmax) to millions (log_softmax's maximum, the dominant vjp)."""
+    r = np.random.default_rng(7)
+    for n, row in [
+        (1000, np.r_[r.normal(0, 10, 999), 60.0]),
+        (1000, np.r_[r.normal(0, 10, 999), -60.0]),
+        (4099, r.normal(0, 30, 4099)),
+    ]:
+        row = row.astype(np.float32).astype(np.float64)
+        g = r.normal(0, 1, n).astype(np.float32).astype(np.float64)
+        fwd, vjp, absg = _closed_form(name, row, g)
+        y, gx = _fwd_bwd(name, torch.tensor(row, dtype=torch.float32), torch.tensor(g, dtype=torch.float32))
+        f_err, _ = ulp_errors(y.double().numpy(), fwd, "float32")
+        v_err, _ = ulp_errors(gx.double().numpy(), vjp, "float32", floor=ulp(absg, "float32") / 2)
+        assert f_err.max() <= FORWARD_LIMIT["float32"], (n, f_err.max())
+        assert v_err.max() <= DERIVATIVE_LIMIT, (n, v_err.max())
+
+
+def test_log_softmax_keeps_the_maximums_tiny_output():
+    """log_softmax([0, 30]) = [-30 - 9.36e-14, -9.36e-14] (PyTorch: [-30, 0]); the dominant entry of
+    softmax([0, 30]) has a vjp of the size of the other's weight (PyTorch: 0)."""
+    x = torch.tensor([0.0, 30.0])
+    want = -math.log1p(math.exp(-30.0))
+    assert F.log_softmax(x)[1].item() == pytest.approx(want, rel=1e-6, abs=0)
+    _, gx = _fwd_bwd("softmax", x, torch.tensor([0.0, 1.0]))
+    p = math.exp(-30.0) / (1 + math.exp(-30.0))
+    assert gx[1].item() == pytest.approx(p * (1 - p), rel=1e-6, abs=0)
+
+
+@names
+def test_special_rows_match_the_float64_eager_path(name):
+    """Infinite and NaN entries: the limits and NaN rows of the eager code (catalog.vector)."""
+    inf, nan = math.inf, math.nan
+    specials = [
+        [inf, 1.0, -2.0, 0.0],
+        [-inf, 1.0, -2.0, 0.0],
+        [-inf, -inf, -inf, -inf],
+        [inf, inf, 0.0, 1.0],
+        [nan, 1.0, 2.0, 3.0],
+        [0.0, -0.0, 1e-40, -1e-40],
+        [3e38, -3e38, 3e38, 0.0],
+        [3e38, -3e38, 1.0, 0.0],
+    ]
+    x = torch.tensor(specials, dtype=torch.float32)
+    g = torch.tensor([[0.5, -1.0, 2.0, 1.0]] * len(specials))
+    y, gx = _fwd_bwd(name, x, g)
+    with kernels.use(False):
+        ye, ge = _fwd_bwd(name, x.double(), g.double())
+    torch.testing.assert_close(y, ye.float(), equal_nan=True, rtol=3e-7, atol=0)
+    torch.testing.assert_close(gx, ge.float(), equal_nan=True, rtol=3e-7, atol=1e-45)
+
+
+# ----------------------------------------------------------------------------- layouts, dtypes
+@names
+def test_other_dims_and_non_contiguous_inputs_equal_the_last_dim(name):
+    """Each row is computed alone: the same rows along dim 0, 1, -1 of a 3-d tensor, through a
+    transposed or strided view, give bitwise the same outputs and gradients."""
+    base = torch.randn(6, 50, generator=_gen(3)) * 5
+    g = torch.randn(6, 50, generator=_gen(4))
+    y, gx = _fwd_bwd(name, base, g)
+    for axis, perm in [(0, (1, 0)), (1, (0, 1)), (-2, (1, 0))]:
+        yt, gt = _fwd_bwd(name, base.t().contiguous().t().permute(*perm), g.permute(*perm), axis)
+        assert torch.equal(yt.permute(*perm), y) and torch.equal(gt.permute(*perm), gx), axis
+    x3 = base.reshape(6, 1, 50).expand(6, 3, 50).permute(2, 1, 0)  # (50, 3, 6), rows along 0
+    g3 = g.reshape(6, 1, 50).expand(6, 3, 50).permute(2, 1, 0).contiguous()
+    y3, g3x = _fwd_bwd(name, x3, g3, 0)
+    for k in range(3):
+        assert torch.equal(y3[:, k].t(), y) and torch.equal(g3x[:, k].t(), gx)
+    wide = torch.zeros(6, 100)
+    wide[:, ::2] = base  # a strided view
+    ys, gs = _fwd_bwd(name, wide[:, ::2], g)
+    assert torch.equal(ys, y) and torch.equal(gs, gx)
+
+
+@names
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_against_float64(name, dtype):
+    """bfloat16/float16 in, the same dtype out, within one step of the float64 result (computed in
+    float/double and rounded once; the backward from the float32 output recomputed from x)."""
+    x = (torch.randn(5, 70, generator=_gen(5)) * 4).to(dtype)
+    x[0, 3] = 40.0  # a dominant entry
+    g = torch.randn(5, 70, generator=_gen(6)).to(dtype)
+    y, gx = _fwd_bwd(name, x, g)
+    assert y.dtype == dtype and gx.dtype == dtype
+    with kernels.use(False):
+        ye, ge = _fwd_bwd(name, x.double(), g.double())
+    eps = torch.finfo(dtype).eps
+    for got, want in ((y, ye), (gx, ge)):
+        step = eps * want.abs().clamp_min(torch.finfo(dtype).tiny)
+        assert bool(((got.double() - want).abs() <= step).all()), (got.double() - want).abs().max()
+
+
+# ----------------------------------------------------------------------------- autograd, compile
+@names
+def test_double_backward_and_forward_ad_take_the_eager_formulas(name):
+    """create_graph=True records the spec's vjp (second derivatives match float64); forward-mode AD
+    and vmap take the eager Function (its jvp)."""
+    x = torch.randn(3, 9, generator=_gen(7)) * 2
+    g = torch.randn(3, 9, generator=_gen(8))
+    v = torch.randn(3, 9, generator=_gen(9))
+
+    def hvp(t: torch.Tensor) -> torch.Tensor:
+        t = t.clone().requires_grad_()
+        (gx,) = torch.autograd.grad(_run(name, t), t, g, create_graph=True)
+        (h,) = torch.autograd.grad(gx, t, v)
+        return h
+
+    torch.testing.assert_close(hvp(x), hvp(x.double()).float(), rtol=1e-4, atol=1e-5)
+    _, tangent = torch.func.jvp(lambda t: _run(name, t), (x,), (v,))
+    _, tangent64 = torch.func.jvp(lambda t: _run(name, t), (x.double(),), (v.double(),))
+    torch.testing.assert_close(tangent, tangent64.float(), rtol=1e-5, atol=1e-6)
+    batched = torch.func.vmap(lambda t: _run(name, t))(x)
+    torch.testing.assert_close(batched, _run(name, x), rtol=3e-7, atol=0)
+
+
+@names
+@pytest.mark.parametrize("mode", ["grad", "no_grad"])
+def test_compiled_fullgraph(name, mode):
+    """torch.compile(fullgraph=True) through the fake kernels: values and gradients equal eager."""
+    torch._dynamo.reset()
+    fn = getattr(F, name)
+
+    def model(t: torch.Tensor) -> torch.Tensor:
+        return fn(t * 2.0, dim=1) + fn(t, dim=-1)
+
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    x = torch.randn(4, 6, 10, generator=_gen(10))
+    if mode == "grad":
+        xr = x.clone().requires_grad_()
+        out = compiled(xr)
+        ops = _ops(lambda: torch.autograd.grad(compiled(xr), xr, torch.ones_like(out)))
+        assert FORWARD_OP in ops and BACKWARD_OP in ops
+        (gc,) = torch.autograd.grad(out, xr, torch.ones_like(out))
+        xe = x.clone().requires_grad_()
+        want = model(xe)
+        (ge,) = torch.autograd.grad(want, xe, torch.ones_like(want))
+        torch.testing.assert_close(out, want, rtol=0, atol=0)
+        torch.testing.assert_close(gc, ge, rtol=0, atol=0)
+    else:
+        with torch.no_grad():
+            ops = _ops(lambda: compiled(x))
+            torch.testing.assert_close(compiled(x), model(x), rtol=0, atol=0)
+        assert FORWARD_OP in ops
+
+
+def test_inductor_reads_the_kernels_layout():
+    """Inductor lays out the code after the kernel by the fake's strides (dim moved last): a wrong
+    fake would make it read the output in the wrong order."""
+    torch._dynamo.reset()
+
+    def model(t: torch.Tensor) -> torch.Tensor:
+        return F.softmax(t, dim=1) * 3.0 + F.log_softmax(t, dim=0)
+
+    x = torch.randn(5, 7, 3, generator=_gen(11))
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(model, fullgraph=True)(x), model(x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2])
+def test_fake_kernels_agree_with_the_real_ones(dim):
+    """torch.library.opcheck: the schema, and the fakes' shapes, strides and dtypes against the real
+    outputs (a dim other than the last leaves the output with that dim innermost)."""
+    x = torch.randn(4, 5, 6, generator=_gen(12))
+    y = torch.ops.actlab_kernels.softmax_forward(x, dim, True, False)
+    checks = ("test_schema", "test_faketensor")
+    ops = torch.ops.actlab_kernels
+    for log in (False, True):
+        torch.library.opcheck(ops.softmax_forward.default, (x, dim, log, False), test_utils=checks)
+        torch.library.opcheck(ops.softmax_backward.default, (y, x * 0.5, dim, log, True), test_utils=checks)
+
+
+def test_threads_do_not_change_the_result():
+    """Rows are split between threads whole: any thread count gives bitwise the same output."""
+    x = torch.randn(300, 257, generator=_gen(13)) * 3
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = F.log_softmax(x)
+        torch.set_num_threads(2)
+        two = F.log_softmax(x)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)
