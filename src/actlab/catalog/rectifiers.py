@@ -291,6 +291,51 @@ RELU = Spec(
     definition=_relu_def,
     forward=_relu_fwd,
     derivative=_relu_der,
+    # The kernel serves bfloat16/float16 (float32 takes PyTorch's own op). Float: the parameters' float
+    # neighbours make x <= threshold and x >= max_value exact; x - threshold from threshold as two floats.
+    kernel=Kernel(
+        forward="""
+            V y = negative_slope == 0.0 ? where(x <= threshold, 0.0, x)
+                                        : where(x <= threshold, negative_slope * (x - threshold), x);
+            if (max_value_is_none) return y;
+            V top = max_value == threshold ? (x > max_value) : (x >= max_value);
+            return where(top, max_value, y);""",
+        derivative="""
+            V d = where(x <= threshold, negative_slope, 1.0);
+            if (!max_value_is_none) d = where(max_value == threshold ? (x > max_value) : (x >= max_value), 0.0, d);
+            return where(x != x, x, d);""",
+        fast_forward="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            auto above = [](double t) {  // the smallest float >= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
+            };
+            const float tb = below(threshold);
+            const S th = static_cast<S>(threshold), tl = static_cast<S>(threshold - th);
+            V y = negative_slope == 0.0 ? where(x <= tb, 0.0, x)
+                                        : where(x <= tb, static_cast<S>(negative_slope) * ((x - th) - tl), x);
+            if (max_value_is_none) return y;
+            V top = max_value == threshold ? (x > below(max_value)) : (x >= above(max_value));
+            return where(top, max_value, y);""",
+        fast_derivative="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            auto above = [](double t) {  // the smallest float >= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
+            };
+            V d = where(x <= below(threshold), negative_slope, 1.0);
+            if (!max_value_is_none) {
+              d = where(max_value == threshold ? (x > below(max_value)) : (x >= above(max_value)), 0.0, d);
+            }
+            return where(x != x, x, d);""",
+        fast_where="V(static_cast<float>(std::abs(threshold) <= 1e30 && negative_slope <= 1e30)) == 1.0",
+    ),
     kinks=(
         Kink(at=lambda p: p["threshold"], grad=lambda p: p["negative_slope"], note="PyTorch: relu'(0) = 0"),
         Kink(
@@ -338,6 +383,13 @@ RELU6 = Spec(
     definition=lambda x, sp: sp.Piecewise((0, x <= 0), (x, x < 6), (6, True)),
     forward=lambda x, ops: ops.clip(x, 0.0, 6.0),
     derivative=lambda x, ops: _nan_through(x, ops, ops.where((x <= 0.0) | (x >= 6.0), 0.0, ops.ones_like(x))),
+    kernel=Kernel(
+        forward="return min(max(x, 0.0), 6.0);",
+        derivative="return where(x != x, x, where((x <= 0.0) | (x >= 6.0), 0.0, 1.0));",
+        fast_forward="return min(max(x, 0.0), 6.0);",
+        fast_derivative="return where(x != x, x, where((x <= 0.0) | (x >= 6.0), 0.0, 1.0));",
+        fast_where="",
+    ),
     kinks=(Kink(at=0.0, grad=0.0), Kink(at=6.0, grad=0.0)),
     bounds=(0.0, 6.0),
     monotonic=True,
@@ -378,6 +430,13 @@ LEAKY_RELU = Spec(
     definition=lambda x, sp, negative_slope: sp.Piecewise((x, x > 0), (negative_slope * x, True)),
     forward=_leaky_fwd,
     derivative=_leaky_der,
+    kernel=Kernel(
+        forward="return negative_slope == 0.0 ? max(x, 0.0) : where(x > 0.0, x, negative_slope * x);",
+        derivative="return where(x != x, x, where(x > 0.0, 1.0, negative_slope));",
+        fast_forward="return negative_slope == 0.0 ? max(x, 0.0) : where(x > 0.0, x, negative_slope * x);",
+        fast_derivative="return where(x != x, x, where(x > 0.0, 1.0, negative_slope));",
+        fast_where="V(static_cast<float>(negative_slope <= 1e30)) == 1.0",  # a float slope (never inf * 0)
+    ),
     kinks=(Kink(at=0.0, grad=lambda p: p["negative_slope"], note="PyTorch: leaky_relu'(0) = negative_slope"),),
     bounds=lambda p: (-INF if p["negative_slope"] > 0 else 0.0, INF),
     monotonic=True,
@@ -507,6 +566,23 @@ THRESHOLD = Spec(
     definition=lambda x, sp, threshold, value: sp.Piecewise((x, x > threshold), (value, True)),
     forward=lambda x, ops, threshold, value: ops.where(x <= threshold, value, x),
     derivative=lambda x, ops, threshold, value: _nan_through(x, ops, ops.where(x <= threshold, 0.0, ops.ones_like(x))),
+    kernel=Kernel(
+        forward="return where(x <= threshold, value, x);",
+        derivative="return where(x != x, x, where(x <= threshold, 0.0, 1.0));",
+        fast_forward="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            return where(x <= below(threshold), value, x);""",
+        fast_derivative="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            return where(x != x, x, where(x <= below(threshold), 0.0, 1.0));""",
+        fast_where="",
+    ),
     kinks=(Kink(at=lambda p: p["threshold"], grad=0.0, note="PyTorch: 0 at x == threshold"),),
     bounds=lambda p: (min(p["value"], p["threshold"]), INF),
     monotonic=True,
@@ -553,6 +629,24 @@ HARD_TANH = Spec(
     definition=lambda x, sp, min_val, max_val: sp.Piecewise((min_val, x <= min_val), (x, x < max_val), (max_val, True)),
     forward=lambda x, ops, min_val, max_val: ops.clip(x, min_val, max_val),
     derivative=_hardtanh_der,
+    # clipping to the nearest floats of the bounds is exact (no float lies between a bound and its
+    # nearest float); the derivative compares with the bounds' float neighbours
+    kernel=Kernel(
+        forward="return min(max(x, min_val), max_val);",
+        derivative="return where(x != x, x, where((x <= min_val) | (x >= max_val), 0.0, 1.0));",
+        fast_forward="return min(max(x, min_val), max_val);",
+        fast_derivative="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            auto above = [](double t) {  // the smallest float >= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
+            };
+            return where(x != x, x, where((x <= below(min_val)) | (x >= above(max_val)), 0.0, 1.0));""",
+        fast_where="",
+    ),
     kinks=(Kink(at=lambda p: p["min_val"], grad=0.0), Kink(at=lambda p: p["max_val"], grad=0.0)),
     bounds=lambda p: (p["min_val"], p["max_val"]),
     monotonic=True,
@@ -873,9 +967,11 @@ HEAVISIDE = Spec(
     derivative=lambda x, ops, value_at_zero: _nan_through(x, ops, ops.zeros_like(x)),
     derivative_from_output=lambda y, ops, value_at_zero: _nan_through(y, ops, ops.zeros_like(y)),
     kernel=Kernel(
-        forward="return where(x > 0.0, 1.0, where(x < 0.0, 0.0, where(x == 0.0, V(static_cast<S>(value_at_zero)), x)));",
+        forward="""
+            return where(x > 0.0, 1.0, where(x < 0.0, 0.0, where(x == 0.0, V(static_cast<S>(value_at_zero)), x)));""",
         derivative="return where(x != x, x, 0.0);",
-        fast_forward="return where(x > 0.0, 1.0, where(x < 0.0, 0.0, where(x == 0.0, V(static_cast<S>(value_at_zero)), x)));",
+        fast_forward="""
+            return where(x > 0.0, 1.0, where(x < 0.0, 0.0, where(x == 0.0, V(static_cast<S>(value_at_zero)), x)));""",
         fast_derivative="return where(x != x, x, 0.0);",
         fast_where="",
     ),
@@ -909,6 +1005,13 @@ LINEAR = Spec(
     definition=lambda x, sp: x,
     forward=lambda x, ops: x,
     derivative=lambda x, ops: _nan_through(x, ops, ops.ones_like(x)),
+    kernel=Kernel(
+        forward="return x;",
+        derivative="return where(x != x, x, 1.0);",
+        fast_forward="return x;",
+        fast_derivative="return where(x != x, x, 1.0);",
+        fast_where="",
+    ),
     bounds=(-INF, INF),
     monotonic=True,
     smoothness=INF,
@@ -943,6 +1046,23 @@ HARDSHRINK = Spec(
     definition=lambda x, sp, lambd: sp.Piecewise((x, x < -lambd), (0, x <= lambd), (x, True)),
     forward=lambda x, ops, lambd: ops.where(ops.abs(x) <= lambd, 0.0, x),
     derivative=lambda x, ops, lambd: _nan_through(x, ops, ops.where(ops.abs(x) <= lambd, 0.0, ops.ones_like(x))),
+    kernel=Kernel(
+        forward="return where(abs(x) <= lambd, 0.0, x);",
+        derivative="return where(x != x, x, where(abs(x) <= lambd, 0.0, 1.0));",
+        fast_forward="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            return where(abs(x) <= below(lambd), 0.0, x);""",
+        fast_derivative="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            return where(x != x, x, where(abs(x) <= below(lambd), 0.0, 1.0));""",
+        fast_where="",
+    ),
     kinks=(
         Kink(at=lambda p: -p["lambd"] if p["lambd"] >= 0 else None, grad=0.0, note="jump; PyTorch: 0"),
         Kink(at=lambda p: p["lambd"] if p["lambd"] > 0 else None, grad=0.0, note="jump; PyTorch: 0"),
@@ -1034,6 +1154,42 @@ SOFTSHRINK = Spec(
     definition=_soft_def,
     forward=_soft_fwd,
     derivative=_soft_der,
+    # x - hi and x - lo are exact near the ends in double; float: the ends as two floats, and their
+    # float neighbours for the comparisons
+    kernel=Kernel(
+        forward="""
+            const double lo = lower_is_none ? -lambd : lower, hi = upper_is_none ? lambd : upper;
+            return where(x > hi, x - hi, where(x >= lo, 0.0, x - lo));""",
+        derivative="""
+            const double lo = lower_is_none ? -lambd : lower, hi = upper_is_none ? lambd : upper;
+            return where(x != x, x, where((x > hi) | (x < lo), 1.0, 0.0));""",
+        fast_forward="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            auto above = [](double t) {  // the smallest float >= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
+            };
+            const double lo = lower_is_none ? -lambd : lower, hi = upper_is_none ? lambd : upper;
+            const S hh = static_cast<S>(hi), hl = static_cast<S>(hi - hh);
+            const S lh = static_cast<S>(lo), ll = static_cast<S>(lo - lh);
+            return where(x > below(hi), (x - hh) - hl, where(x >= above(lo), 0.0, (x - lh) - ll));""",
+        fast_derivative="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            auto above = [](double t) {  // the smallest float >= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
+            };
+            const double lo = lower_is_none ? -lambd : lower, hi = upper_is_none ? lambd : upper;
+            return where(x != x, x, where((x > below(hi)) | (x < above(lo)), 1.0, 0.0));""",
+        fast_where="V(static_cast<float>(std::abs(lower_is_none ? lambd : lower) <= 1e38 && "
+        "std::abs(upper_is_none ? lambd : upper) <= 1e38)) == 1.0",
+    ),
     kinks=(
         Kink(at=lambda p: _soft_bounds(p)[0], grad=0.0, note="PyTorch: 0 at -lambd"),
         Kink(at=lambda p: _soft_bounds(p)[1], grad=0.0, note="PyTorch: 0 at lambd"),
@@ -1243,6 +1399,13 @@ ABSOLUTE = Spec(
     forward=lambda x, ops: ops.abs(x),
     # torch.sign(NaN) is 0, so NaN passes through explicitly.
     derivative=lambda x, ops: _nan_through(x, ops, ops.sign(x)),
+    kernel=Kernel(
+        forward="return abs(x);",
+        derivative="return where(x > 0.0, 1.0, where(x < 0.0, -1.0, where(x == 0.0, 0.0, x)));",
+        fast_forward="return abs(x);",
+        fast_derivative="return where(x > 0.0, 1.0, where(x < 0.0, -1.0, where(x == 0.0, 0.0, x)));",
+        fast_where="",
+    ),
     kinks=(Kink(at=0.0, grad=0.0, note="torch.abs: 0"),),
     bounds=(0.0, INF),
     monotonic=False,
@@ -1301,8 +1464,9 @@ SRELU = Spec(
     derivative=_srelu_der,
     kernel=Kernel(
         # t + a (x - t) (the constant t for a == 0); double is exact enough beside its root (the spec's
-        # condition allowance). Float: t as two floats (x - t exact near t), the thresholds' float
-        # neighbours for the exact comparisons x >= t_right, x <= t_left.
+        # condition allowance). Float: a x + t (1 - a) with a and c = t (1 - a) as two floats each,
+        # a_hi x + c_hi rounded once (fma): about 1 ulp even where the line cancels; the thresholds'
+        # float neighbours for the exact comparisons x >= t_right, x <= t_left.
         forward="""
             V right = a_right == 0.0 ? V(t_right) : t_right + a_right * (x - t_right);
             V left = a_left == 0.0 ? V(t_left) : t_left + a_left * (x - t_left);
@@ -1318,12 +1482,15 @@ SRELU = Spec(
               const float f = static_cast<float>(t);
               return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
             };
-            const float rb = above(t_right), lb = below(t_left);
-            const S rh = static_cast<S>(t_right), rl = static_cast<S>(t_right - rh);
-            const S lh = static_cast<S>(t_left), ll = static_cast<S>(t_left - lh);
-            V right = a_right == 0.0 ? V(rh) : rh + (static_cast<S>(a_right) * ((x - rh) - rl) + rl);
-            V left = a_left == 0.0 ? V(lh) : lh + (static_cast<S>(a_left) * ((x - lh) - ll) + ll);
-            return where(x >= rb, right, where(x <= lb, left, x));""",
+            const double cr = t_right * (1.0 - a_right), cl = t_left * (1.0 - a_left);
+            const S rah = static_cast<S>(a_right), ral = static_cast<S>(a_right - rah);
+            const S rch = static_cast<S>(cr), rcl = static_cast<S>(cr - rch);
+            const S lah = static_cast<S>(a_left), lal = static_cast<S>(a_left - lah);
+            const S lch = static_cast<S>(cl), lcl = static_cast<S>(cl - lch);
+            V xc = min(max(x, -3.0e38), 3.0e38);  // the low parts stay finite (0 * inf) at x = +-inf
+            V right = a_right == 0.0 ? V(static_cast<S>(t_right)) : fma(V(rah), x, V(rch)) + fma(V(ral), xc, V(rcl));
+            V left = a_left == 0.0 ? V(static_cast<S>(t_left)) : fma(V(lah), x, V(lch)) + fma(V(lal), xc, V(lcl));
+            return where(x >= above(t_right), right, where(x <= below(t_left), left, x));""",
         fast_derivative="""
             auto below = [](double t) {  // the largest float <= t
               const float f = static_cast<float>(t);
@@ -1333,10 +1500,10 @@ SRELU = Spec(
               const float f = static_cast<float>(t);
               return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
             };
-            const float rb = above(t_right), lb = below(t_left);
-            return where(x != x, x, where(x >= rb, a_right, where(x <= lb, a_left, 1.0)));""",
+            return where(x != x, x, where(x >= above(t_right), a_right, where(x <= below(t_left), a_left, 1.0)));""",
+        # |t (1 - a)| <= 1e30 stays a float
         fast_where="V(static_cast<float>(std::max({std::abs(t_left), std::abs(t_right), std::abs(a_left), "
-        "std::abs(a_right)}) <= 1e30)) == 1.0",
+        "std::abs(a_right)}) <= 1e15)) == 1.0",
     ),
     kinks=(
         Kink(at=lambda p: p["t_left"], grad=lambda p: p["a_left"], note="outer slope (the paper's x <= t_l branch)"),
