@@ -770,19 +770,19 @@ HARD_SIGMOID = Spec(
             const bool rec = slope <= 1.0 && k >= 1.0 && 1.0 / k == slope;
             const double m = rec ? 1.0 : slope;
             const double ch = rec ? offset * k : offset, cl = rec ? std::fma(offset, k, -ch) : 0.0;
-            const double x0h = -ch / m, x0l = (-std::fma(x0h, m, ch) - cl) / m;
+            const double x0h = rec ? -ch : -ch / m, x0l = rec ? -cl : (-std::fma(x0h, m, ch) - cl) / m;
             const float x0f = static_cast<float>(x0h), x0g = static_cast<float>((x0h - x0f) + x0l);
             V z = (x - x0f) - x0g;
-            V y = rec ? z / static_cast<S>(k) : z * static_cast<S>(slope);
+            V y = z * static_cast<S>(slope);  // slope = RN(1/k) when it means 1/k: a product, not a division
             return min(max(y, 0.0), 1.0);""",
         fast_derivative="""
             const double k = std::nearbyint(1.0 / slope);
             const bool rec = slope <= 1.0 && k >= 1.0 && 1.0 / k == slope;
             const double m = rec ? 1.0 : slope, dv = rec ? k : 1.0;
             const double ch = rec ? offset * k : offset, cl = rec ? std::fma(offset, k, -ch) : 0.0;
-            const double x0h = -ch / m, x0l = (-std::fma(x0h, m, ch) - cl) / m;
+            const double x0h = rec ? -ch : -ch / m, x0l = rec ? -cl : (-std::fma(x0h, m, ch) - cl) / m;
             const double qh = dv - ch, qb = qh - dv, ql = ((dv - (qh - qb)) + (-ch - qb)) - cl;  // dv - c
-            const double x1h = qh / m, x1l = (std::fma(-x1h, m, qh) + ql) / m;
+            const double x1h = rec ? qh : qh / m, x1l = rec ? ql : (std::fma(-x1h, m, qh) + ql) / m;
             const float x0f = static_cast<float>(x0h), x0g = static_cast<float>((x0h - x0f) + x0l);
             const float x1f = static_cast<float>(x1h), x1g = static_cast<float>((x1h - x1f) + x1l);
             V d = where((((x - x0f) - x0g) <= 0.0) | (((x - x1f) - x1g) >= 0.0), 0.0, V(static_cast<S>(slope)));
@@ -1571,17 +1571,21 @@ STAR_RELU = Spec(
         # as the eager code: s (x - x0)(x + x0) with x - x0 exact near the root where bias < 0
         forward="""
             // the root x0 = sqrt(-bias / scale) as x0h + x0l (about twice double precision)
-            const double qh = -bias / scale, ql = -std::fma(qh, scale, bias) / scale;
+            // x0l = (q - x0h^2) / (2 x0h), q = qh - fma(qh, scale, bias) / scale: one division for both
+            const double qh = -bias / scale;
             const double x0h = std::sqrt(std::max(qh, 0.0)), sq = x0h * x0h, sqe = std::fma(x0h, x0h, -sq);
-            const double x0l = x0h > 0.0 ? (((qh - sq) - sqe) + ql) / (2.0 * x0h) : 0.0;
+            const double x0r = ((qh - sq) - sqe) * scale - std::fma(qh, scale, bias);
+            const double x0l = x0h > 0.0 ? x0r / (2.0 * x0h * scale) : 0.0;
             V y = bias < 0.0 ? (scale * ((x - x0h) - x0l)) * (x + x0h) : (scale * x) * x + bias;
             return where(x <= 0.0, bias, y);""",
         derivative="return (2.0 * scale) * max(x, 0.0);",
         fast_forward="""
             // the root x0 = sqrt(-bias / scale) as x0h + x0l (about twice double precision)
-            const double qh = -bias / scale, ql = -std::fma(qh, scale, bias) / scale;
+            // x0l = (q - x0h^2) / (2 x0h), q = qh - fma(qh, scale, bias) / scale: one division for both
+            const double qh = -bias / scale;
             const double x0h = std::sqrt(std::max(qh, 0.0)), sq = x0h * x0h, sqe = std::fma(x0h, x0h, -sq);
-            const double x0l = x0h > 0.0 ? (((qh - sq) - sqe) + ql) / (2.0 * x0h) : 0.0;
+            const double x0r = ((qh - sq) - sqe) * scale - std::fma(qh, scale, bias);
+            const double x0l = x0h > 0.0 ? x0r / (2.0 * x0h * scale) : 0.0;
             const S xh = static_cast<S>(x0h), xl = static_cast<S>((x0h - xh) + x0l);
             const S sf = static_cast<S>(scale), bf = static_cast<S>(bias);
             V y = bias < 0.0 ? (sf * ((x - xh) - xl)) * (x + xh) : (sf * x) * x + bf;
