@@ -764,7 +764,7 @@ HARD_SIGMOID = Spec(
             V d = where(((s + r) <= 0.0) | (((s - dv) + r) >= 0.0), 0.0, V(slope));
             return where(x != x, x, where(abs(x) == inf, 0.0, d));""",
         # float, as the eager float32 code: z = x - x0 with the root x0 = -c/m carried as two floats
-        # (exact near the root), f = z / k or slope z; the breakpoints' signs from x - x0 and x - x1.
+        # (exact near the root), f = slope z; the breakpoints' signs from x - x0 and x - x1 (x1 likewise).
         fast_forward="""
             const double k = std::nearbyint(1.0 / slope);
             const bool rec = slope <= 1.0 && k >= 1.0 && 1.0 / k == slope;
