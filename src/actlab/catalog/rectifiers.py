@@ -29,6 +29,7 @@ from actlab.catalog._refs import (
 )
 from actlab.catalog.spec import (
     Equivalent,
+    Kernel,
     Kink,
     Param,
     ParameterError,
@@ -290,6 +291,51 @@ RELU = Spec(
     definition=_relu_def,
     forward=_relu_fwd,
     derivative=_relu_der,
+    # The kernel serves bfloat16/float16 (float32 takes PyTorch's own op). Float: the parameters' float
+    # neighbours make x <= threshold and x >= max_value exact; x - threshold from threshold as two floats.
+    kernel=Kernel(
+        forward="""
+            V y = negative_slope == 0.0 ? where(x <= threshold, 0.0, x)
+                                        : where(x <= threshold, negative_slope * (x - threshold), x);
+            if (max_value_is_none) return y;
+            V top = max_value == threshold ? (x > max_value) : (x >= max_value);
+            return where(top, max_value, y);""",
+        derivative="""
+            V d = where(x <= threshold, negative_slope, 1.0);
+            if (!max_value_is_none) d = where(max_value == threshold ? (x > max_value) : (x >= max_value), 0.0, d);
+            return where(x != x, x, d);""",
+        fast_forward="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            auto above = [](double t) {  // the smallest float >= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
+            };
+            const float tb = below(threshold);
+            const S th = static_cast<S>(threshold), tl = static_cast<S>(threshold - th);
+            V y = negative_slope == 0.0 ? where(x <= tb, 0.0, x)
+                                        : where(x <= tb, static_cast<S>(negative_slope) * ((x - th) - tl), x);
+            if (max_value_is_none) return y;
+            V top = max_value == threshold ? (x > below(max_value)) : (x >= above(max_value));
+            return where(top, max_value, y);""",
+        fast_derivative="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            auto above = [](double t) {  // the smallest float >= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
+            };
+            V d = where(x <= below(threshold), negative_slope, 1.0);
+            if (!max_value_is_none) {
+              d = where(max_value == threshold ? (x > below(max_value)) : (x >= above(max_value)), 0.0, d);
+            }
+            return where(x != x, x, d);""",
+        fast_where="V(static_cast<float>(std::abs(threshold) <= 1e30 && negative_slope <= 1e30)) == 1.0",
+    ),
     kinks=(
         Kink(at=lambda p: p["threshold"], grad=lambda p: p["negative_slope"], note="PyTorch: relu'(0) = 0"),
         Kink(
@@ -337,6 +383,13 @@ RELU6 = Spec(
     definition=lambda x, sp: sp.Piecewise((0, x <= 0), (x, x < 6), (6, True)),
     forward=lambda x, ops: ops.clip(x, 0.0, 6.0),
     derivative=lambda x, ops: _nan_through(x, ops, ops.where((x <= 0.0) | (x >= 6.0), 0.0, ops.ones_like(x))),
+    kernel=Kernel(
+        forward="return min(max(x, 0.0), 6.0);",
+        derivative="return where(x != x, x, where((x <= 0.0) | (x >= 6.0), 0.0, 1.0));",
+        fast_forward="return min(max(x, 0.0), 6.0);",
+        fast_derivative="return where(x != x, x, where((x <= 0.0) | (x >= 6.0), 0.0, 1.0));",
+        fast_where="",
+    ),
     kinks=(Kink(at=0.0, grad=0.0), Kink(at=6.0, grad=0.0)),
     bounds=(0.0, 6.0),
     monotonic=True,
@@ -377,6 +430,13 @@ LEAKY_RELU = Spec(
     definition=lambda x, sp, negative_slope: sp.Piecewise((x, x > 0), (negative_slope * x, True)),
     forward=_leaky_fwd,
     derivative=_leaky_der,
+    kernel=Kernel(
+        forward="return negative_slope == 0.0 ? max(x, 0.0) : where(x > 0.0, x, negative_slope * x);",
+        derivative="return where(x != x, x, where(x > 0.0, 1.0, negative_slope));",
+        fast_forward="return negative_slope == 0.0 ? max(x, 0.0) : where(x > 0.0, x, negative_slope * x);",
+        fast_derivative="return where(x != x, x, where(x > 0.0, 1.0, negative_slope));",
+        fast_where="V(static_cast<float>(negative_slope <= 1e30)) == 1.0",  # a float slope (never inf * 0)
+    ),
     kinks=(Kink(at=0.0, grad=lambda p: p["negative_slope"], note="PyTorch: leaky_relu'(0) = negative_slope"),),
     bounds=lambda p: (-INF if p["negative_slope"] > 0 else 0.0, INF),
     monotonic=True,
@@ -506,6 +566,23 @@ THRESHOLD = Spec(
     definition=lambda x, sp, threshold, value: sp.Piecewise((x, x > threshold), (value, True)),
     forward=lambda x, ops, threshold, value: ops.where(x <= threshold, value, x),
     derivative=lambda x, ops, threshold, value: _nan_through(x, ops, ops.where(x <= threshold, 0.0, ops.ones_like(x))),
+    kernel=Kernel(
+        forward="return where(x <= threshold, value, x);",
+        derivative="return where(x != x, x, where(x <= threshold, 0.0, 1.0));",
+        fast_forward="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            return where(x <= below(threshold), value, x);""",
+        fast_derivative="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            return where(x != x, x, where(x <= below(threshold), 0.0, 1.0));""",
+        fast_where="",
+    ),
     kinks=(Kink(at=lambda p: p["threshold"], grad=0.0, note="PyTorch: 0 at x == threshold"),),
     bounds=lambda p: (min(p["value"], p["threshold"]), INF),
     monotonic=True,
@@ -552,6 +629,24 @@ HARD_TANH = Spec(
     definition=lambda x, sp, min_val, max_val: sp.Piecewise((min_val, x <= min_val), (x, x < max_val), (max_val, True)),
     forward=lambda x, ops, min_val, max_val: ops.clip(x, min_val, max_val),
     derivative=_hardtanh_der,
+    # clipping to the nearest floats of the bounds is exact (no float lies between a bound and its
+    # nearest float); the derivative compares with the bounds' float neighbours
+    kernel=Kernel(
+        forward="return min(max(x, min_val), max_val);",
+        derivative="return where(x != x, x, where((x <= min_val) | (x >= max_val), 0.0, 1.0));",
+        fast_forward="return min(max(x, min_val), max_val);",
+        fast_derivative="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            auto above = [](double t) {  // the smallest float >= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
+            };
+            return where(x != x, x, where((x <= below(min_val)) | (x >= above(max_val)), 0.0, 1.0));""",
+        fast_where="",
+    ),
     kinks=(Kink(at=lambda p: p["min_val"], grad=0.0), Kink(at=lambda p: p["max_val"], grad=0.0)),
     bounds=lambda p: (p["min_val"], p["max_val"]),
     monotonic=True,
@@ -646,6 +741,55 @@ HARD_SIGMOID = Spec(
     definition=_hsig_def,
     forward=_hsig_fwd,
     derivative=_hsig_der,
+    kernel=Kernel(
+        # a x + offset as (m x + c) / dv: m = 1, c = k offset, dv = k where slope means 1/k, else
+        # m = slope, c = offset, dv = 1. Double: m x and m x + c without rounding (two_prod, two_sum),
+        # so f is accurate near its root and the signs of a x + offset and a x + offset - 1 (the
+        # derivative's exact breakpoints x0, x1) are right.
+        forward="""
+            const double k = std::nearbyint(1.0 / slope);
+            const bool rec = slope <= 1.0 && k >= 1.0 && 1.0 / k == slope;
+            const double m = rec ? 1.0 : slope, dv = rec ? k : 1.0;
+            const double ch = rec ? offset * k : offset, cl = rec ? std::fma(offset, k, -ch) : 0.0;
+            V p, e, s, t; two_prod(V(m), x, p, e); two_sum(p, V(ch), s, t);
+            V y = (s + (t + (e + cl))) / dv;
+            return where(x == inf, 1.0, where(x == -inf, 0.0, min(max(y, 0.0), 1.0)));""",
+        derivative="""
+            const double k = std::nearbyint(1.0 / slope);
+            const bool rec = slope <= 1.0 && k >= 1.0 && 1.0 / k == slope;
+            const double m = rec ? 1.0 : slope, dv = rec ? k : 1.0;
+            const double ch = rec ? offset * k : offset, cl = rec ? std::fma(offset, k, -ch) : 0.0;
+            V p, e, s, t; two_prod(V(m), x, p, e); two_sum(p, V(ch), s, t);
+            V r = t + (e + cl);
+            V d = where(((s + r) <= 0.0) | (((s - dv) + r) >= 0.0), 0.0, V(slope));
+            return where(x != x, x, where(abs(x) == inf, 0.0, d));""",
+        # float, as the eager float32 code: z = x - x0 with the root x0 = -c/m carried as two floats
+        # (exact near the root), f = slope z; the breakpoints' signs from x - x0 and x - x1 (x1 likewise).
+        fast_forward="""
+            const double k = std::nearbyint(1.0 / slope);
+            const bool rec = slope <= 1.0 && k >= 1.0 && 1.0 / k == slope;
+            const double m = rec ? 1.0 : slope;
+            const double ch = rec ? offset * k : offset, cl = rec ? std::fma(offset, k, -ch) : 0.0;
+            const double x0h = rec ? -ch : -ch / m, x0l = rec ? -cl : (-std::fma(x0h, m, ch) - cl) / m;
+            const float x0f = static_cast<float>(x0h), x0g = static_cast<float>((x0h - x0f) + x0l);
+            V z = (x - x0f) - x0g;
+            V y = z * static_cast<S>(slope);  // slope = RN(1/k) when it means 1/k: a product, not a division
+            return min(max(y, 0.0), 1.0);""",
+        fast_derivative="""
+            const double k = std::nearbyint(1.0 / slope);
+            const bool rec = slope <= 1.0 && k >= 1.0 && 1.0 / k == slope;
+            const double m = rec ? 1.0 : slope, dv = rec ? k : 1.0;
+            const double ch = rec ? offset * k : offset, cl = rec ? std::fma(offset, k, -ch) : 0.0;
+            const double x0h = rec ? -ch : -ch / m, x0l = rec ? -cl : (-std::fma(x0h, m, ch) - cl) / m;
+            const double qh = dv - ch, qb = qh - dv, ql = ((dv - (qh - qb)) + (-ch - qb)) - cl;  // dv - c
+            const double x1h = rec ? qh : qh / m, x1l = rec ? ql : (std::fma(-x1h, m, qh) + ql) / m;
+            const float x0f = static_cast<float>(x0h), x0g = static_cast<float>((x0h - x0f) + x0l);
+            const float x1f = static_cast<float>(x1h), x1g = static_cast<float>((x1h - x1f) + x1l);
+            V d = where((((x - x0f) - x0g) <= 0.0) | (((x - x1f) - x1g) >= 0.0), 0.0, V(static_cast<S>(slope)));
+            return where(x != x, x, d);""",
+        # breakpoints within 1e30 (as floats) and a slope far from float32's underflow
+        fast_where="V(static_cast<float>(slope >= 1e-30 && std::abs(offset) + 1.0 < 1e30 * slope)) == 1.0",
+    ),
     kinks=(
         Kink(at=lambda p: _hsig_kinks(p["slope"], p["offset"])[0], grad=0.0, note="PyTorch: 0 at -3"),
         Kink(at=lambda p: _hsig_kinks(p["slope"], p["offset"])[1], grad=0.0, note="PyTorch: 0 at 3"),
@@ -707,6 +851,14 @@ HARDSWISH = Spec(
     definition=lambda x, sp: sp.Piecewise((0, x <= -3), (x * (x + 3) / 6, x < 3), (x, True)),
     forward=_hswish_fwd,
     derivative=_hswish_der,
+    # float is exact enough everywhere: x + 3 (2x + 3) is exact near its root -3 (-1.5), then two roundings
+    kernel=Kernel(
+        forward="return where(x >= 3.0, x, where(x <= -3.0, 0.0, x * (x + 3.0) / 6.0));",
+        derivative="return where(x >= 3.0, 1.0, where(x <= -3.0, 0.0, (2.0 * x + 3.0) / 6.0));",
+        fast_forward="return where(x >= 3.0, x, where(x <= -3.0, 0.0, x * (x + 3.0) / 6.0));",
+        fast_derivative="return where(x >= 3.0, 1.0, where(x <= -3.0, 0.0, (2.0 * x + 3.0) / 6.0));",
+        fast_where="",
+    ),
     kinks=(Kink(at=-3.0, grad=0.0, note="PyTorch: 0"), Kink(at=3.0, grad=1.0, note="PyTorch: 1")),
     bounds=(-0.375, INF),
     monotonic=False,
@@ -763,6 +915,13 @@ HARD_MISH = Spec(
     definition=lambda x, sp: sp.Piecewise((0, x <= -2), (x * (x + 2) / 2, x < 0), (x, True)),
     forward=_hmish_fwd,
     derivative=_hmish_der,
+    kernel=Kernel(
+        forward="return where(x >= 0.0, x, where(x <= -2.0, 0.0, 0.5 * x * (x + 2.0)));",
+        derivative="return where(x >= 0.0, 1.0, where(x < -2.0, 0.0, x + 1.0));",
+        fast_forward="return where(x >= 0.0, x, where(x <= -2.0, 0.0, 0.5 * x * (x + 2.0)));",
+        fast_derivative="return where(x >= 0.0, 1.0, where(x < -2.0, 0.0, x + 1.0));",
+        fast_where="",
+    ),
     kinks=(Kink(at=-2.0, grad=-1.0, note="timm (both implementations): -1"),),
     bounds=(-0.5, INF),
     monotonic=False,
@@ -807,6 +966,15 @@ HEAVISIDE = Spec(
     forward=_heaviside_fwd,
     derivative=lambda x, ops, value_at_zero: _nan_through(x, ops, ops.zeros_like(x)),
     derivative_from_output=lambda y, ops, value_at_zero: _nan_through(y, ops, ops.zeros_like(y)),
+    kernel=Kernel(
+        forward="""
+            return where(x > 0.0, 1.0, where(x < 0.0, 0.0, where(x == 0.0, V(static_cast<S>(value_at_zero)), x)));""",
+        derivative="return where(x != x, x, 0.0);",
+        fast_forward="""
+            return where(x > 0.0, 1.0, where(x < 0.0, 0.0, where(x == 0.0, V(static_cast<S>(value_at_zero)), x)));""",
+        fast_derivative="return where(x != x, x, 0.0);",
+        fast_where="",
+    ),
     kinks=(Kink(at=0.0, grad=0.0, note="jump; the derivative is 0 everywhere (no straight-through estimator)"),),
     bounds=(0.0, 1.0),
     monotonic=True,
@@ -837,6 +1005,13 @@ LINEAR = Spec(
     definition=lambda x, sp: x,
     forward=lambda x, ops: x,
     derivative=lambda x, ops: _nan_through(x, ops, ops.ones_like(x)),
+    kernel=Kernel(
+        forward="return x;",
+        derivative="return where(x != x, x, 1.0);",
+        fast_forward="return x;",
+        fast_derivative="return where(x != x, x, 1.0);",
+        fast_where="",
+    ),
     bounds=(-INF, INF),
     monotonic=True,
     smoothness=INF,
@@ -871,6 +1046,23 @@ HARDSHRINK = Spec(
     definition=lambda x, sp, lambd: sp.Piecewise((x, x < -lambd), (0, x <= lambd), (x, True)),
     forward=lambda x, ops, lambd: ops.where(ops.abs(x) <= lambd, 0.0, x),
     derivative=lambda x, ops, lambd: _nan_through(x, ops, ops.where(ops.abs(x) <= lambd, 0.0, ops.ones_like(x))),
+    kernel=Kernel(
+        forward="return where(abs(x) <= lambd, 0.0, x);",
+        derivative="return where(x != x, x, where(abs(x) <= lambd, 0.0, 1.0));",
+        fast_forward="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            return where(abs(x) <= below(lambd), 0.0, x);""",
+        fast_derivative="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            return where(x != x, x, where(abs(x) <= below(lambd), 0.0, 1.0));""",
+        fast_where="",
+    ),
     kinks=(
         Kink(at=lambda p: -p["lambd"] if p["lambd"] >= 0 else None, grad=0.0, note="jump; PyTorch: 0"),
         Kink(at=lambda p: p["lambd"] if p["lambd"] > 0 else None, grad=0.0, note="jump; PyTorch: 0"),
@@ -962,6 +1154,42 @@ SOFTSHRINK = Spec(
     definition=_soft_def,
     forward=_soft_fwd,
     derivative=_soft_der,
+    # x - hi and x - lo are exact near the ends in double; float: the ends as two floats, and their
+    # float neighbours for the comparisons
+    kernel=Kernel(
+        forward="""
+            const double lo = lower_is_none ? -lambd : lower, hi = upper_is_none ? lambd : upper;
+            return where(x > hi, x - hi, where(x >= lo, 0.0, x - lo));""",
+        derivative="""
+            const double lo = lower_is_none ? -lambd : lower, hi = upper_is_none ? lambd : upper;
+            return where(x != x, x, where((x > hi) | (x < lo), 1.0, 0.0));""",
+        fast_forward="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            auto above = [](double t) {  // the smallest float >= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
+            };
+            const double lo = lower_is_none ? -lambd : lower, hi = upper_is_none ? lambd : upper;
+            const S hh = static_cast<S>(hi), hl = static_cast<S>(hi - hh);
+            const S lh = static_cast<S>(lo), ll = static_cast<S>(lo - lh);
+            return where(x > below(hi), (x - hh) - hl, where(x >= above(lo), 0.0, (x - lh) - ll));""",
+        fast_derivative="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            auto above = [](double t) {  // the smallest float >= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
+            };
+            const double lo = lower_is_none ? -lambd : lower, hi = upper_is_none ? lambd : upper;
+            return where(x != x, x, where((x > below(hi)) | (x < above(lo)), 1.0, 0.0));""",
+        fast_where="V(static_cast<float>(std::abs(lower_is_none ? lambd : lower) <= 1e38 && "
+        "std::abs(upper_is_none ? lambd : upper) <= 1e38)) == 1.0",
+    ),
     kinks=(
         Kink(at=lambda p: _soft_bounds(p)[0], grad=0.0, note="PyTorch: 0 at -lambd"),
         Kink(at=lambda p: _soft_bounds(p)[1], grad=0.0, note="PyTorch: 0 at lambd"),
@@ -1005,6 +1233,13 @@ SPARSE_SIGMOID = Spec(
     definition=lambda x, sp: sp.Piecewise((0, x <= -1), ((x + 1) / 2, x < 1), (1, True)),
     forward=lambda x, ops: ops.where(x >= 1.0, 1.0, ops.where(x <= -1.0, 0.0, (x + 1.0) * 0.5)),
     derivative=lambda x, ops: _nan_through(x, ops, ops.where((x <= -1.0) | (x >= 1.0), 0.0, ops.full_like(x, 0.5))),
+    kernel=Kernel(
+        forward="return where(x >= 1.0, 1.0, where(x <= -1.0, 0.0, (x + 1.0) * 0.5));",
+        derivative="return where(x != x, x, where((x <= -1.0) | (x >= 1.0), 0.0, 0.5));",
+        fast_forward="return where(x >= 1.0, 1.0, where(x <= -1.0, 0.0, (x + 1.0) * 0.5));",
+        fast_derivative="return where(x != x, x, where((x <= -1.0) | (x >= 1.0), 0.0, 0.5));",
+        fast_where="",
+    ),
     kinks=(Kink(at=-1.0, grad=0.0), Kink(at=1.0, grad=0.0)),
     bounds=(0.0, 1.0),
     monotonic=True,
@@ -1032,6 +1267,13 @@ SQUARED_RELU = Spec(
     definition=lambda x, sp: sp.Piecewise((x**2, x > 0), (0, True)),
     forward=lambda x, ops: ops.square(ops.maximum(x, 0.0)),
     derivative=lambda x, ops: 2.0 * ops.maximum(x, 0.0),
+    kernel=Kernel(
+        forward="V r = max(x, 0.0); return r * r;",
+        derivative="return 2.0 * max(x, 0.0);",
+        fast_forward="V r = max(x, 0.0); return r * r;",
+        fast_derivative="return 2.0 * max(x, 0.0);",
+        fast_where="",
+    ),
     bounds=(0.0, INF),
     monotonic=True,
     smoothness=1,
@@ -1072,6 +1314,32 @@ PLU = Spec(
     ),
     forward=_plu_fwd,
     derivative=_plu_der,
+    kernel=Kernel(
+        # no cancellation (c >= 0, 0 <= alpha <= 1: |f| >= c outside [-c, c]); alpha == 0 gives the
+        # constant (never 0 * inf). Float: c's float neighbours decide x > c and x >= c exactly.
+        forward="""
+            V up = alpha == 0.0 ? V(c) : c + alpha * (x - c);
+            V dn = alpha == 0.0 ? V(-c) : alpha * (x + c) - c;
+            return where(x > c, up, where(x < -c, dn, x));""",
+        derivative="return where(x != x, x, where((x >= c) | (x <= -c), alpha, 1.0));",
+        fast_forward="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            const float cb = below(c); const S cf = static_cast<S>(c), af = static_cast<S>(alpha);
+            V up = alpha == 0.0 ? V(cf) : cf + af * (x - cf);
+            V dn = alpha == 0.0 ? V(-cf) : af * (x + cf) - cf;
+            return where(x > cb, up, where(x < -cb, dn, x));""",
+        fast_derivative="""
+            auto above = [](double t) {  // the smallest float >= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
+            };
+            const float ca = above(c);
+            return where(x != x, x, where((x >= ca) | (x <= -ca), alpha, 1.0));""",
+        fast_where="V(static_cast<float>(c < 1e30)) == 1.0",
+    ),
     kinks=(
         Kink(at=lambda p: -p["c"], grad=lambda p: p["alpha"], note="outer slope, as hardtanh (= plu with alpha=0)"),
         Kink(at=lambda p: p["c"], grad=lambda p: p["alpha"], note="outer slope"),
@@ -1104,6 +1372,13 @@ SQNL = Spec(
     definition=lambda x, sp: sp.Piecewise((-1, x < -2), (x + x**2 / 4, x < 0), (x - x**2 / 4, x <= 2), (1, True)),
     forward=_sqnl_fwd,
     derivative=_sqnl_der,
+    kernel=Kernel(
+        forward="V a = abs(x); return where(x > 2.0, 1.0, where(x < -2.0, -1.0, x * (1.0 - 0.25 * a)));",
+        derivative="V a = abs(x); return where(a > 2.0, 0.0, (2.0 - a) * 0.5);",
+        fast_forward="V a = abs(x); return where(x > 2.0, 1.0, where(x < -2.0, -1.0, x * (1.0 - 0.25 * a)));",
+        fast_derivative="V a = abs(x); return where(a > 2.0, 0.0, (2.0 - a) * 0.5);",
+        fast_where="",
+    ),
     bounds=(-1.0, 1.0),
     monotonic=True,
     smoothness=1,
@@ -1124,6 +1399,13 @@ ABSOLUTE = Spec(
     forward=lambda x, ops: ops.abs(x),
     # torch.sign(NaN) is 0, so NaN passes through explicitly.
     derivative=lambda x, ops: _nan_through(x, ops, ops.sign(x)),
+    kernel=Kernel(
+        forward="return abs(x);",
+        derivative="return where(x > 0.0, 1.0, where(x < 0.0, -1.0, where(x == 0.0, 0.0, x)));",
+        fast_forward="return abs(x);",
+        fast_derivative="return where(x > 0.0, 1.0, where(x < 0.0, -1.0, where(x == 0.0, 0.0, x)));",
+        fast_where="",
+    ),
     kinks=(Kink(at=0.0, grad=0.0, note="torch.abs: 0"),),
     bounds=(0.0, INF),
     monotonic=False,
@@ -1180,6 +1462,49 @@ SRELU = Spec(
     ),
     forward=_srelu_fwd,
     derivative=_srelu_der,
+    kernel=Kernel(
+        # t + a (x - t) (the constant t for a == 0); double is exact enough beside its root (the spec's
+        # condition allowance). Float: a x + t (1 - a) with a and c = t (1 - a) as two floats each,
+        # a_hi x + c_hi rounded once (fma): about 1 ulp even where the line cancels; the thresholds'
+        # float neighbours for the exact comparisons x >= t_right, x <= t_left.
+        forward="""
+            V right = a_right == 0.0 ? V(t_right) : t_right + a_right * (x - t_right);
+            V left = a_left == 0.0 ? V(t_left) : t_left + a_left * (x - t_left);
+            return where(x >= t_right, right, where(x <= t_left, left, x));""",
+        derivative="""
+            return where(x != x, x, where(x >= t_right, a_right, where(x <= t_left, a_left, 1.0)));""",
+        fast_forward="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            auto above = [](double t) {  // the smallest float >= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
+            };
+            const double cr = t_right * (1.0 - a_right), cl = t_left * (1.0 - a_left);
+            const S rah = static_cast<S>(a_right), ral = static_cast<S>(a_right - rah);
+            const S rch = static_cast<S>(cr), rcl = static_cast<S>(cr - rch);
+            const S lah = static_cast<S>(a_left), lal = static_cast<S>(a_left - lah);
+            const S lch = static_cast<S>(cl), lcl = static_cast<S>(cl - lch);
+            V xc = min(max(x, -3.0e38), 3.0e38);  // the low parts stay finite (0 * inf) at x = +-inf
+            V right = a_right == 0.0 ? V(static_cast<S>(t_right)) : fma(V(rah), x, V(rch)) + fma(V(ral), xc, V(rcl));
+            V left = a_left == 0.0 ? V(static_cast<S>(t_left)) : fma(V(lah), x, V(lch)) + fma(V(lal), xc, V(lcl));
+            return where(x >= above(t_right), right, where(x <= below(t_left), left, x));""",
+        fast_derivative="""
+            auto below = [](double t) {  // the largest float <= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+            };
+            auto above = [](double t) {  // the smallest float >= t
+              const float f = static_cast<float>(t);
+              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
+            };
+            return where(x != x, x, where(x >= above(t_right), a_right, where(x <= below(t_left), a_left, 1.0)));""",
+        # |t (1 - a)| <= 1e30 stays a float
+        fast_where="V(static_cast<float>(std::max({std::abs(t_left), std::abs(t_right), std::abs(a_left), "
+        "std::abs(a_right)}) <= 1e15)) == 1.0",
+    ),
     kinks=(
         Kink(at=lambda p: p["t_left"], grad=lambda p: p["a_left"], note="outer slope (the paper's x <= t_l branch)"),
         Kink(at=lambda p: p["t_right"], grad=lambda p: p["a_right"], note="outer slope (the paper's x >= t_r branch)"),
@@ -1242,6 +1567,33 @@ STAR_RELU = Spec(
     definition=lambda x, sp, scale, bias: sp.Piecewise((scale * x**2 + bias, x > 0), (bias, True)),
     forward=_star_fwd,
     derivative=lambda x, ops, scale, bias: (2.0 * scale) * ops.maximum(x, 0.0),
+    kernel=Kernel(
+        # as the eager code: s (x - x0)(x + x0) with x - x0 exact near the root where bias < 0
+        forward="""
+            // the root x0 = sqrt(-bias / scale) as x0h + x0l (about twice double precision)
+            // x0l = (q - x0h^2) / (2 x0h), q = qh - fma(qh, scale, bias) / scale: one division for both
+            const double qh = -bias / scale;
+            const double x0h = std::sqrt(std::max(qh, 0.0)), sq = x0h * x0h, sqe = std::fma(x0h, x0h, -sq);
+            const double x0r = ((qh - sq) - sqe) * scale - std::fma(qh, scale, bias);
+            const double x0l = x0h > 0.0 ? x0r / (2.0 * x0h * scale) : 0.0;
+            V y = bias < 0.0 ? (scale * ((x - x0h) - x0l)) * (x + x0h) : (scale * x) * x + bias;
+            return where(x <= 0.0, bias, y);""",
+        derivative="return (2.0 * scale) * max(x, 0.0);",
+        fast_forward="""
+            // the root x0 = sqrt(-bias / scale) as x0h + x0l (about twice double precision)
+            // x0l = (q - x0h^2) / (2 x0h), q = qh - fma(qh, scale, bias) / scale: one division for both
+            const double qh = -bias / scale;
+            const double x0h = std::sqrt(std::max(qh, 0.0)), sq = x0h * x0h, sqe = std::fma(x0h, x0h, -sq);
+            const double x0r = ((qh - sq) - sqe) * scale - std::fma(qh, scale, bias);
+            const double x0l = x0h > 0.0 ? x0r / (2.0 * x0h * scale) : 0.0;
+            const S xh = static_cast<S>(x0h), xl = static_cast<S>((x0h - xh) + x0l);
+            const S sf = static_cast<S>(scale), bf = static_cast<S>(bias);
+            V y = bias < 0.0 ? (sf * ((x - xh) - xl)) * (x + xh) : (sf * x) * x + bf;
+            return where(x <= 0.0, bf, y);""",
+        fast_derivative="return static_cast<S>(2.0 * scale) * max(x, 0.0);",
+        # scale far from float32's underflow (the root then stays below 1e12)
+        fast_where="V(static_cast<float>(scale >= 1e-20)) == 1.0",
+    ),
     bounds=lambda p: (p["bias"], INF),
     monotonic=True,
     smoothness=1,
