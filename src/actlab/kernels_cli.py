@@ -36,9 +36,10 @@ def status(build: bool = False) -> dict:
         out["built"] = kernels.library_path().exists()
     elementwise = [s for s in all_specs() if s.kind == "elementwise"]
     fused = [s for s in elementwise if s.kernel is not None]
-    out["fused"] = [s.name for s in fused]
+    out["fused"] = [s.name for s in fused if not s.native]
     out["float_form"] = [s.name for s in fused if s.kernel.fast_where is not None]
-    out["pytorch_native"] = [s.name for s in elementwise if s.kernel is None and s.native]
+    # float32 through PyTorch's own op (accurate there); bfloat16/float16 fused where they have a kernel
+    out["pytorch_native"] = [s.name + ("" if s.kernel is None else "*") for s in elementwise if s.native]
     out["eager_only"] = [s.name for s in elementwise if s.kernel is None and not s.native]
     return out
 
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if "loaded" in info:
         table.add_row("loaded", f"{'yes' if info['loaded'] else 'NO (see the warning above)'} in {info['seconds']} s")
     table.add_row("fused", f"{len(info['fused'])} (float form: {len(info['float_form'])}): " + ", ".join(info["fused"]))
-    table.add_row("PyTorch's op", ", ".join(info["pytorch_native"]))
+    table.add_row("PyTorch's op", ", ".join(info["pytorch_native"]) + " (*: fused in bfloat16/float16)")
     table.add_row("eager only", ", ".join(info["eager_only"]) or "none")
     Console(file=sys.stdout, width=100).print(table)
     return 0 if info.get("loaded", True) else 1

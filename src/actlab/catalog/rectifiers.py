@@ -305,33 +305,17 @@ RELU = Spec(
             if (!max_value_is_none) d = where(max_value == threshold ? (x > max_value) : (x >= max_value), 0.0, d);
             return where(x != x, x, d);""",
         fast_forward="""
-            auto below = [](double t) {  // the largest float <= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
-            };
-            auto above = [](double t) {  // the smallest float >= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
-            };
-            const float tb = below(threshold);
+            const float tb = float_below(threshold);
             const S th = static_cast<S>(threshold), tl = static_cast<S>(threshold - th);
             V y = negative_slope == 0.0 ? where(x <= tb, 0.0, x)
                                         : where(x <= tb, static_cast<S>(negative_slope) * ((x - th) - tl), x);
             if (max_value_is_none) return y;
-            V top = max_value == threshold ? (x > below(max_value)) : (x >= above(max_value));
+            V top = max_value == threshold ? (x > float_below(max_value)) : (x >= float_above(max_value));
             return where(top, max_value, y);""",
         fast_derivative="""
-            auto below = [](double t) {  // the largest float <= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
-            };
-            auto above = [](double t) {  // the smallest float >= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
-            };
-            V d = where(x <= below(threshold), negative_slope, 1.0);
+            V d = where(x <= float_below(threshold), negative_slope, 1.0);
             if (!max_value_is_none) {
-              d = where(max_value == threshold ? (x > below(max_value)) : (x >= above(max_value)), 0.0, d);
+              d = where(max_value == threshold ? (x > float_below(max_value)) : (x >= float_above(max_value)), 0.0, d);
             }
             return where(x != x, x, d);""",
         fast_where="V(static_cast<float>(std::abs(threshold) <= 1e30 && negative_slope <= 1e30)) == 1.0",
@@ -570,17 +554,9 @@ THRESHOLD = Spec(
         forward="return where(x <= threshold, value, x);",
         derivative="return where(x != x, x, where(x <= threshold, 0.0, 1.0));",
         fast_forward="""
-            auto below = [](double t) {  // the largest float <= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
-            };
-            return where(x <= below(threshold), value, x);""",
+            return where(x <= float_below(threshold), value, x);""",
         fast_derivative="""
-            auto below = [](double t) {  // the largest float <= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
-            };
-            return where(x != x, x, where(x <= below(threshold), 0.0, 1.0));""",
+            return where(x != x, x, where(x <= float_below(threshold), 0.0, 1.0));""",
         fast_where="",
     ),
     kinks=(Kink(at=lambda p: p["threshold"], grad=0.0, note="PyTorch: 0 at x == threshold"),),
@@ -636,15 +612,7 @@ HARD_TANH = Spec(
         derivative="return where(x != x, x, where((x <= min_val) | (x >= max_val), 0.0, 1.0));",
         fast_forward="return min(max(x, min_val), max_val);",
         fast_derivative="""
-            auto below = [](double t) {  // the largest float <= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
-            };
-            auto above = [](double t) {  // the smallest float >= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
-            };
-            return where(x != x, x, where((x <= below(min_val)) | (x >= above(max_val)), 0.0, 1.0));""",
+            return where(x != x, x, where((x <= float_below(min_val)) | (x >= float_above(max_val)), 0.0, 1.0));""",
         fast_where="",
     ),
     kinks=(Kink(at=lambda p: p["min_val"], grad=0.0), Kink(at=lambda p: p["max_val"], grad=0.0)),
@@ -1050,17 +1018,9 @@ HARDSHRINK = Spec(
         forward="return where(abs(x) <= lambd, 0.0, x);",
         derivative="return where(x != x, x, where(abs(x) <= lambd, 0.0, 1.0));",
         fast_forward="""
-            auto below = [](double t) {  // the largest float <= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
-            };
-            return where(abs(x) <= below(lambd), 0.0, x);""",
+            return where(abs(x) <= float_below(lambd), 0.0, x);""",
         fast_derivative="""
-            auto below = [](double t) {  // the largest float <= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
-            };
-            return where(x != x, x, where(abs(x) <= below(lambd), 0.0, 1.0));""",
+            return where(x != x, x, where(abs(x) <= float_below(lambd), 0.0, 1.0));""",
         fast_where="",
     ),
     kinks=(
@@ -1164,29 +1124,13 @@ SOFTSHRINK = Spec(
             const double lo = lower_is_none ? -lambd : lower, hi = upper_is_none ? lambd : upper;
             return where(x != x, x, where((x > hi) | (x < lo), 1.0, 0.0));""",
         fast_forward="""
-            auto below = [](double t) {  // the largest float <= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
-            };
-            auto above = [](double t) {  // the smallest float >= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
-            };
             const double lo = lower_is_none ? -lambd : lower, hi = upper_is_none ? lambd : upper;
             const S hh = static_cast<S>(hi), hl = static_cast<S>(hi - hh);
             const S lh = static_cast<S>(lo), ll = static_cast<S>(lo - lh);
-            return where(x > below(hi), (x - hh) - hl, where(x >= above(lo), 0.0, (x - lh) - ll));""",
+            return where(x > float_below(hi), (x - hh) - hl, where(x >= float_above(lo), 0.0, (x - lh) - ll));""",
         fast_derivative="""
-            auto below = [](double t) {  // the largest float <= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
-            };
-            auto above = [](double t) {  // the smallest float >= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
-            };
             const double lo = lower_is_none ? -lambd : lower, hi = upper_is_none ? lambd : upper;
-            return where(x != x, x, where((x > below(hi)) | (x < above(lo)), 1.0, 0.0));""",
+            return where(x != x, x, where((x > float_below(hi)) | (x < float_above(lo)), 1.0, 0.0));""",
         fast_where="V(static_cast<float>(std::abs(lower_is_none ? lambd : lower) <= 1e38 && "
         "std::abs(upper_is_none ? lambd : upper) <= 1e38)) == 1.0",
     ),
@@ -1323,20 +1267,12 @@ PLU = Spec(
             return where(x > c, up, where(x < -c, dn, x));""",
         derivative="return where(x != x, x, where((x >= c) | (x <= -c), alpha, 1.0));",
         fast_forward="""
-            auto below = [](double t) {  // the largest float <= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
-            };
-            const float cb = below(c); const S cf = static_cast<S>(c), af = static_cast<S>(alpha);
+            const float cb = float_below(c); const S cf = static_cast<S>(c), af = static_cast<S>(alpha);
             V up = alpha == 0.0 ? V(cf) : cf + af * (x - cf);
             V dn = alpha == 0.0 ? V(-cf) : af * (x + cf) - cf;
             return where(x > cb, up, where(x < -cb, dn, x));""",
         fast_derivative="""
-            auto above = [](double t) {  // the smallest float >= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
-            };
-            const float ca = above(c);
+            const float ca = float_above(c);
             return where(x != x, x, where((x >= ca) | (x <= -ca), alpha, 1.0));""",
         fast_where="V(static_cast<float>(c < 1e30)) == 1.0",
     ),
@@ -1474,14 +1410,6 @@ SRELU = Spec(
         derivative="""
             return where(x != x, x, where(x >= t_right, a_right, where(x <= t_left, a_left, 1.0)));""",
         fast_forward="""
-            auto below = [](double t) {  // the largest float <= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
-            };
-            auto above = [](double t) {  // the smallest float >= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
-            };
             const double cr = t_right * (1.0 - a_right), cl = t_left * (1.0 - a_left);
             const S rah = static_cast<S>(a_right), ral = static_cast<S>(a_right - rah);
             const S rch = static_cast<S>(cr), rcl = static_cast<S>(cr - rch);
@@ -1490,17 +1418,9 @@ SRELU = Spec(
             V xc = min(max(x, -3.0e38), 3.0e38);  // the low parts stay finite (0 * inf) at x = +-inf
             V right = a_right == 0.0 ? V(static_cast<S>(t_right)) : fma(V(rah), x, V(rch)) + fma(V(ral), xc, V(rcl));
             V left = a_left == 0.0 ? V(static_cast<S>(t_left)) : fma(V(lah), x, V(lch)) + fma(V(lal), xc, V(lcl));
-            return where(x >= above(t_right), right, where(x <= below(t_left), left, x));""",
+            return where(x >= float_above(t_right), right, where(x <= float_below(t_left), left, x));""",
         fast_derivative="""
-            auto below = [](double t) {  // the largest float <= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
-            };
-            auto above = [](double t) {  // the smallest float >= t
-              const float f = static_cast<float>(t);
-              return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
-            };
-            return where(x != x, x, where(x >= above(t_right), a_right, where(x <= below(t_left), a_left, 1.0)));""",
+            return where(x != x, x, where(x >= float_above(t_right), a_right, where(x <= float_below(t_left), a_left, 1.0)));""",
         # |t (1 - a)| <= 1e30 stays a float
         fast_where="V(static_cast<float>(std::max({std::abs(t_left), std::abs(t_right), std::abs(a_left), "
         "std::abs(a_right)}) <= 1e15)) == 1.0",

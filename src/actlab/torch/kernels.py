@@ -87,6 +87,8 @@ def has_kernel(spec: Spec, dtype: Any = None, device: Any = None) -> bool:
         return False
     dtype = torch.float32 if dtype is None else dtype
     device = torch.device("cpu" if device is None else device)
+    if spec.native and spec.torch_native is not None and dtype == torch.float32:
+        return False  # PyTorch's own op (accurate there); the kernel serves bfloat16 and float16
     return dtype in DTYPES and device.type == "cpu"
 
 

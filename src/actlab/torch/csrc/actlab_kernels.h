@@ -93,6 +93,18 @@ inline Vd logical_and(const Vd& a, const Vd& b) { return a & b; }
 inline Vf logical_or(const Vf& a, const Vf& b) { return a | b; }
 inline Vd logical_or(const Vd& a, const Vd& b) { return a | b; }
 
+// The float neighbours of a double parameter t: x <= float_below(t) is exactly x <= t for every
+// float x (and x >= float_above(t) is x >= t), so a breakpoint that is not a float still splits the
+// inputs where the exact comparison would.
+inline float float_below(double t) {
+  const float f = static_cast<float>(t);
+  return static_cast<double>(f) > t ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
+}
+inline float float_above(double t) {
+  const float f = static_cast<float>(t);
+  return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
+}
+
 // Error-free transformations (Knuth's TwoSum, Dekker's product via one FMA): s + e == a + b and
 // p + e == a * b exactly, as long as nothing is contracted or reassociated.
 template <class V>
@@ -114,6 +126,7 @@ inline void two_prod(const V& a, const V& b, V& p, V& e) {
 // activations (|x| of a few units) take the float path, rare tails the double one.
 static_assert(Vf::size() == 2 * Vd::size(), "a float vector holds two double vectors");
 constexpr int64_t kWidth = Vf::size();
+constexpr int64_t kMaxParams = 16;  // the operators pass the parameters padded to this many
 
 template <class T>
 inline bool is_unit(const int64_t* strides, int k) {
@@ -206,8 +219,11 @@ inline int dtype_slot(at::ScalarType t) {
 }
 
 template <class K, class T>
-void forward_impl(at::TensorIteratorBase& iter, const double* p) {
-  iter.for_each([p](char** data, const int64_t* strides, int64_t n) {
+void forward_impl(at::TensorIteratorBase& iter, const double* params) {
+  iter.for_each([params](char** data, const int64_t* strides, int64_t n) {
+    // a local copy the output stores cannot alias: the kernel's parameter set-up is hoisted out of the loop
+    alignas(64) double p[kMaxParams];
+    std::memcpy(p, params, sizeof(p));
     const bool unit = is_unit<T>(strides, 2);
     alignas(64) float buf[kWidth];
     int64_t i = 0;
@@ -227,8 +243,10 @@ void forward_impl(at::TensorIteratorBase& iter, const double* p) {
 }
 
 template <class K, class T>
-void backward_impl(at::TensorIteratorBase& iter, const double* p) {
-  iter.for_each([p](char** data, const int64_t* strides, int64_t n) {
+void backward_impl(at::TensorIteratorBase& iter, const double* params) {
+  iter.for_each([params](char** data, const int64_t* strides, int64_t n) {
+    alignas(64) double p[kMaxParams];
+    std::memcpy(p, params, sizeof(p));
     const bool unit = is_unit<T>(strides, 3);
     alignas(64) float buf[kWidth];
     int64_t i = 0;

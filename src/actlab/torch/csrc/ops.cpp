@@ -2,6 +2,8 @@
 // generated files fill, and a probe that reports whether error-free arithmetic survived the build.
 #include "actlab_kernels.h"
 
+#include <array>
+
 namespace actlab_k {
 
 std::unordered_map<std::string, Entry>& table() {
@@ -10,6 +12,15 @@ std::unordered_map<std::string, Entry>& table() {
 }
 
 namespace {
+
+// The parameters padded to kMaxParams (the loops copy that many).
+std::array<double, kMaxParams> padded(c10::ArrayRef<double> params) {
+  TORCH_CHECK(static_cast<int64_t>(params.size()) <= kMaxParams, "actlab_kernels: at most ", kMaxParams,
+              " parameters");
+  std::array<double, kMaxParams> out{};
+  std::copy(params.begin(), params.end(), out.begin());
+  return out;
+}
 
 const Entry& lookup(c10::string_view name, int64_t nparams) {
   auto it = table().find(std::string(name));
@@ -34,7 +45,7 @@ at::Tensor forward_op(const at::Tensor& x, c10::string_view name, c10::ArrayRef<
   // empty_like keeps a dense input's layout (channels_last stays channels_last), as the fake does.
   at::Tensor out = at::empty_like(x);
   auto iter = at::TensorIteratorConfig().add_output(out).add_const_input(x).build();
-  e.forward[slot](iter, params.data());
+  e.forward[slot](iter, padded(params).data());
   return out;
 }
 
@@ -47,7 +58,7 @@ at::Tensor backward_op(const at::Tensor& x, const at::Tensor& grad, c10::string_
               x.sizes());
   at::Tensor out = at::empty_like(x);
   auto iter = at::TensorIteratorConfig().add_output(out).add_const_input(x).add_const_input(grad).build();
-  e.backward[slot](iter, params.data());
+  e.backward[slot](iter, padded(params).data());
   return out;
 }
 
