@@ -160,27 +160,57 @@ inline void store_group(const Vf& v, char* base, int64_t stride, int64_t i, int6
   for (int64_t j = 0; j < c; ++j) *reinterpret_cast<T*>(base + (i + j) * stride) = static_cast<T>(buf[j]);
 }
 
+// A float vector as two double vectors and back, by register conversions (building a vector from
+// scalar stores stalls on store forwarding and costs several times the arithmetic).
+inline void widen(const Vf& v, Vd& a, Vd& b) {
+#if defined(CPU_CAPABILITY_AVX512)
+  const __m512 x = v;
+  a = Vd(_mm512_cvtps_pd(_mm512_castps512_ps256(x)));
+  b = Vd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))));
+#elif defined(CPU_CAPABILITY_AVX2)
+  const __m256 x = v;
+  a = Vd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)));
+  b = Vd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)));
+#else
+  alignas(64) float f[kWidth];
+  alignas(64) double d[kWidth];
+  v.store(f);
+  for (int64_t j = 0; j < kWidth; ++j) d[j] = f[j];
+  a = Vd::loadu(d);
+  b = Vd::loadu(d + Vd::size());
+#endif
+}
+
+inline Vf narrow(const Vd& a, const Vd& b) {
+#if defined(CPU_CAPABILITY_AVX512)
+  return Vf(_mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(a)), _mm512_cvtpd_ps(b), 1));
+#elif defined(CPU_CAPABILITY_AVX2)
+  return Vf(_mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(a)), _mm256_cvtpd_ps(b), 1));
+#else
+  alignas(64) double d[kWidth];
+  alignas(64) float f[kWidth];
+  a.store(d);
+  b.store(d + Vd::size());
+  for (int64_t j = 0; j < kWidth; ++j) f[j] = static_cast<float>(d[j]);
+  return Vf::loadu(f);
+#endif
+}
+
 // f (or g * f') of a float vector through the double Ref path, rounded once to float. Kept out of
 // line: the hot float loop stays small (inlined, it cost 40 % of silu's forward time).
 template <class F>
 __attribute__((noinline)) Vf via_double(const F& f, const Vf& x, const Vf* g) {
-  alignas(64) float fb[kWidth];
-  alignas(64) double xd[kWidth];
-  alignas(64) double gd[kWidth];
-  x.store(fb);
-  for (int64_t j = 0; j < kWidth; ++j) xd[j] = fb[j];
+  Vd a, b;
+  widen(x, a, b);
+  a = f(a);
+  b = f(b);
   if (g != nullptr) {
-    g->store(fb);
-    for (int64_t j = 0; j < kWidth; ++j) gd[j] = fb[j];
+    Vd ga, gb;
+    widen(*g, ga, gb);
+    a = ga * a;
+    b = gb * b;
   }
-  for (int64_t h = 0; h < 2; ++h) {
-    const int64_t o = h * Vd::size();
-    Vd r = f(Vd::loadu(xd + o));
-    if (g != nullptr) r = Vd::loadu(gd + o) * r;
-    r.store(xd + o);
-  }
-  for (int64_t j = 0; j < kWidth; ++j) fb[j] = static_cast<float>(xd[j]);
-  return Vf::loadu(fb);
+  return narrow(a, b);
 }
 
 template <class K>

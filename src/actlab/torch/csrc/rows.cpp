@@ -30,42 +30,6 @@ constexpr int64_t kD = Vd::size();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr float kInfF = std::numeric_limits<float>::infinity();
 
-// A float vector as two double vectors and back, by register conversions (building a vector from
-// scalar stores stalls on store forwarding and costs several times the arithmetic).
-inline void widen(const Vf& v, Vd& a, Vd& b) {
-#if defined(CPU_CAPABILITY_AVX512)
-  const __m512 x = v;
-  a = Vd(_mm512_cvtps_pd(_mm512_castps512_ps256(x)));
-  b = Vd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))));
-#elif defined(CPU_CAPABILITY_AVX2)
-  const __m256 x = v;
-  a = Vd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)));
-  b = Vd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)));
-#else
-  alignas(64) float f[kWidth];
-  alignas(64) double d[kWidth];
-  v.store(f);
-  for (int64_t j = 0; j < kWidth; ++j) d[j] = f[j];
-  a = Vd::loadu(d);
-  b = Vd::loadu(d + kD);
-#endif
-}
-
-inline Vf narrow(const Vd& a, const Vd& b) {
-#if defined(CPU_CAPABILITY_AVX512)
-  return Vf(_mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(a)), _mm512_cvtpd_ps(b), 1));
-#elif defined(CPU_CAPABILITY_AVX2)
-  return Vf(_mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(a)), _mm256_cvtpd_ps(b), 1));
-#else
-  alignas(64) double d[kWidth];
-  alignas(64) float f[kWidth];
-  a.store(d);
-  b.store(d + kD);
-  for (int64_t j = 0; j < kWidth; ++j) f[j] = static_cast<float>(d[j]);
-  return Vf::loadu(f);
-#endif
-}
-
 // floats p[0, c) (negated when Neg) as a vector; lanes from c on hold `pad`
 template <bool Neg>
 inline Vf load(const float* p, int64_t c, float pad) {
