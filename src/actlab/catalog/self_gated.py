@@ -252,6 +252,40 @@ def _swish_native(x: Any, torch: Any, beta: float = 1.0) -> Any:
     return x * torch.sigmoid(beta * x)
 
 
+def _sigmoid_gate_kernel(beta: str) -> Kernel:
+    """The fused kernel of x * sigmoid(b x) (swish, quick_gelu) for the C++ expression ``beta``.
+
+    sigmoid and 1 - sigmoid come from one e = exp(-|z|), as in silu's kernel. The float form carries
+    z = b x as zh + zl (an exact product with b's float rounding plus b's tail) and corrects e to
+    first order, e^(-|zh + zl|) = e (1 -+ zl): e amplifies an argument error by |z|."""
+    z_double = f"const double b = {beta}; V z = b * x; V e = exp(-abs(z)); V d = 1.0 / (1.0 + e);"
+    z_float = (
+        f"const double b = {beta}; const S bh = static_cast<S>(b); const S bl = static_cast<S>(b - bh);"
+        " V z, zl; two_prod(x, V(bh), z, zl); zl = zl + x * V(bl);"
+        " V e = exp(-abs(z)); e = e - e * where(z >= 0.0, zl, V(0.0f) - zl); V d = 1.0 / (1.0 + e);"
+    )
+    der = "V s = where(z >= 0.0, d, e * d); V q = where(z >= 0.0, e * d, d);"
+    return Kernel(
+        # b = 0 is x / 2 everywhere, also at -inf (where the mathematical limit is otherwise 0)
+        forward=f"""
+            if ({beta} == 0.0) return 0.5 * x;
+            {z_double}
+            return where(x == -inf, 0.0, where(z >= 0.0, x * d, (x * e) * d));""",
+        derivative=f"""
+            if ({beta} == 0.0) return where(x == x, 0.5, x);
+            {z_double} {der}
+            return where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), s * (1.0 + z * q));""",
+        fast_forward=f"""
+            {z_float}
+            return where(z >= 0.0, x * d, (x * e) * d);""",
+        fast_derivative=f"""
+            {z_float} {der}
+            return s * (1.0 + z * q);""",
+        # below z = -80, x * e^z nears float32's subnormal range, where e alone would lose bits
+        fast_where=f"abs({beta} * x) < 80.0",
+    )
+
+
 SWISH = Spec(
     name="swish",
     tolerance=Tolerance(
@@ -297,6 +331,7 @@ SWISH = Spec(
         Equivalent("timm", "timm.layers.Swish", "x * sigmoid(x), no beta; create_act maps 'swish' to nn.SiLU"),
     ),
     torch_native=_swish_native,
+    kernel=_sigmoid_gate_kernel("beta"),
     native=False,
     notes="beta = 1.0 and powers of two multiply exactly; other values carry beta * x as a double-word "
     "sum so that sigmoid keeps its accuracy in the far left tail.",
@@ -441,6 +476,7 @@ QUICK_GELU = Spec(
         ),
     ),
     torch_native=lambda x, torch: x * torch.sigmoid(1.702 * x),
+    kernel=_sigmoid_gate_kernel("1.702"),
     native=False,
     notes="1.702 is the exact decimal constant (the definition uses 851/500); the product 1.702 * x is "
     "carried as a double-word sum.",
@@ -839,6 +875,20 @@ LISHT = Spec(
     monotonic=False,
     zero_centered=False,
     references=(ROY_LISHT,),
+    kernel=Kernel(
+        # f' = tanh x + x sech^2 x, sech^2 x = 4w / (1 + w)^2 with w = e^(-2|x|) (1 - tanh^2 x would cancel);
+        # both terms have the sign of x, so nothing cancels
+        forward="return x * tanh(x);",
+        derivative="""
+            V w = exp(-2.0 * abs(x));
+            V r = tanh(x) + x * (4.0 * w / ((1.0 + w) * (1.0 + w)));
+            return where(abs(x) == inf, where(x > 0.0, 1.0, -1.0), r);""",
+        fast_forward="return x * tanh(x);",
+        fast_derivative="""
+            V w = exp(-2.0 * abs(x));
+            return tanh(x) + x * (4.0 * w / ((1.0 + w) * (1.0 + w)));""",
+        fast_where="abs(x) < inf",
+    ),
     equivalents=(Equivalent("tfa", "tfa.activations.lisht", names=("lisht",)),),
 )
 
@@ -888,6 +938,25 @@ TANHEXP = Spec(
     zero_centered=True,
     saturates=("left",),
     references=(LIU_TANHEXP,),
+    kernel=Kernel(
+        # f' = tanh(v) + x v sech^2(v), v = e^x, sech^2(v) = 4w / (1 + w)^2 with w = e^(-2v); e^x is
+        # clamped where tanh(e^x) = 1 already (e^30 in double, e^10 in float)
+        forward="""
+            V v = exp(min(x, 30.0));
+            return where(x == -inf, 0.0, x * tanh(v));""",
+        derivative="""
+            V v = exp(min(x, 30.0)); V w = exp(-2.0 * v);
+            V r = tanh(v) + x * (4.0 * v * w / ((1.0 + w) * (1.0 + w)));
+            return where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), r);""",
+        fast_forward="""
+            V v = exp(min(x, 10.0));
+            return x * tanh(v);""",
+        fast_derivative="""
+            V v = exp(min(x, 10.0)); V w = exp(-2.0 * v);
+            return tanh(v) + x * (4.0 * v * w / ((1.0 + w) * (1.0 + w)));""",
+        # below -80, x e^x nears float32's subnormal range
+        fast_where="(x > -80.0) & (x < inf)",
+    ),
 )
 
 
@@ -930,6 +999,18 @@ SERF = Spec(
     zero_centered=True,
     saturates=("left",),
     references=(NAG_SERF,),
+    kernel=Kernel(
+        # softplus and sigmoid from one e = e^(-|x|). No float form: ATen's float erf is a 1e-7
+        # absolute approximation (Abramowitz-Stegun), not a few ulp.
+        forward="""
+            V sp = max(x, 0.0) + log1p(exp(-abs(x)));
+            return where(x == -inf, 0.0, x * erf(sp));""",
+        derivative="""
+            V e = exp(-abs(x)); V sp = max(x, 0.0) + log1p(e);
+            V s = where(x >= 0.0, 1.0, e) / (1.0 + e);
+            V r = erf(sp) + x * (1.1283791670955126 * exp(-(sp * sp)) * s);
+            return where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), r);""",
+    ),
 )
 
 
@@ -978,6 +1059,33 @@ SMISH = Spec(
     zero_centered=True,
     saturates=("left",),
     references=(WANG_SMISH,),
+    kernel=Kernel(
+        # g = tanh(log(1 + sigmoid x)) = n / dd, rational in e = e^(-|x|) (as the eager code);
+        # f' = g + x g', g' = 4e (1 + e)(2 + e) / dd^2 (x >= 0) or 4e (1 + e)(1 + 2e) / dd^2 (x < 0)
+        forward="""
+            V e = exp(-abs(x)); V pos = x >= 0.0;
+            V n = where(pos, 3.0 + 2.0 * e, e * (3.0 * e + 2.0));
+            V dd = where(pos, 5.0 + (6.0 + 2.0 * e) * e, (5.0 * e + 6.0) * e + 2.0);
+            return where(x == -inf, 0.0, x * (n / dd));""",
+        derivative="""
+            V e = exp(-abs(x)); V pos = x >= 0.0;
+            V n = where(pos, 3.0 + 2.0 * e, e * (3.0 * e + 2.0));
+            V dd = where(pos, 5.0 + (6.0 + 2.0 * e) * e, (5.0 * e + 6.0) * e + 2.0);
+            V gp = 4.0 * e * (1.0 + e) * where(pos, 2.0 + e, 1.0 + 2.0 * e) / (dd * dd);
+            return where(abs(x) == inf, where(x > 0.0, 0.6, 0.0), n / dd + x * gp);""",
+        fast_forward="""
+            V e = exp(-abs(x)); V pos = x >= 0.0;
+            V n = where(pos, 3.0 + 2.0 * e, e * (3.0 * e + 2.0));
+            V dd = where(pos, 5.0 + (6.0 + 2.0 * e) * e, (5.0 * e + 6.0) * e + 2.0);
+            return x * (n / dd);""",
+        fast_derivative="""
+            V e = exp(-abs(x)); V pos = x >= 0.0;
+            V n = where(pos, 3.0 + 2.0 * e, e * (3.0 * e + 2.0));
+            V dd = where(pos, 5.0 + (6.0 + 2.0 * e) * e, (5.0 * e + 6.0) * e + 2.0);
+            V gp = 4.0 * e * (1.0 + e) * where(pos, 2.0 + e, 1.0 + 2.0 * e) / (dd * dd);
+            return n / dd + x * gp;""",
+        fast_where="abs(x) < 80.0",
+    ),
 )
 
 
@@ -1025,6 +1133,23 @@ LOGISH = Spec(
     zero_centered=True,
     saturates=("left",),
     references=(ZHU_LOGISH,),
+    kernel=Kernel(
+        # s = sigmoid(x) from e = e^(-|x|); f' = log1p(s) + x s (1 - s) / (1 + s), and
+        # s (1 - s) / (1 + s) = e / ((1 + e)(2 + e)) (x >= 0) or e / ((1 + e)(1 + 2e)) (x < 0)
+        forward="""
+            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e); V s = where(x >= 0.0, d, e * d);
+            return where(x == -inf, 0.0, x * log1p(s));""",
+        derivative="""
+            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e); V s = where(x >= 0.0, d, e * d); V r = e / ((1.0 + e) * where(x >= 0.0, 2.0 + e, 1.0 + 2.0 * e));
+            return where(abs(x) == inf, where(x > 0.0, 0.6931471805599453, 0.0), log1p(s) + x * r);""",
+        fast_forward="""
+            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e); V s = where(x >= 0.0, d, e * d);
+            return x * log1p(s);""",
+        fast_derivative="""
+            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e); V s = where(x >= 0.0, d, e * d); V r = e / ((1.0 + e) * where(x >= 0.0, 2.0 + e, 1.0 + 2.0 * e));
+            return log1p(s) + x * r;""",
+        fast_where="abs(x) < 80.0",
+    ),
 )
 
 
@@ -1068,6 +1193,24 @@ ELISH = Spec(
     zero_centered=True,
     saturates=("left",),
     references=(BASIRAT_ELISH,),
+    kernel=Kernel(
+        # e = e^(-|x|) gives sigmoid on both sides; x < 0: expm1(x) sigmoid(x), f' = e (e^2 + 2e - 1) / (1 + e)^2
+        forward="""
+            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
+            return where(x >= 0.0, x * d, expm1(min(x, 0.0)) * (e * d));""",
+        derivative="""
+            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
+            V left = e * (e * (e + 2.0) - 1.0) * (d * d); V right = (1.0 + x * (e * d)) * d;
+            return where(x == inf, 1.0, where(x >= 0.0, right, left));""",
+        fast_forward="""
+            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
+            return where(x >= 0.0, x * d, expm1(min(x, 0.0)) * (e * d));""",
+        fast_derivative="""
+            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
+            V left = e * (e * (e + 2.0) - 1.0) * (d * d); V right = (1.0 + x * (e * d)) * d;
+            return where(x >= 0.0, right, left);""",
+        fast_where="abs(x) < 80.0",
+    ),
 )
 
 
@@ -1119,6 +1262,28 @@ HARD_ELISH = Spec(
     zero_centered=True,
     saturates=("left",),
     references=(BASIRAT_ELISH,),
+    kernel=Kernel(
+        # the eager formulas; NaN falls through to the last branch (x); no tails, so float everywhere
+        forward="""
+            V gate = min(max((x + 1.0) * 0.5, 0.0), 1.0);
+            V left = expm1(min(x, 0.0)) * gate;
+            return where(x < -1.0, 0.0, where(x < 0.0, left, where(x < 1.0, x * gate, x)));""",
+        derivative="""
+            V xm = min(x, 0.0);
+            V left = 0.5 * (exp(xm) * (x + 1.0) + expm1(xm));
+            V r = where(x <= -1.0, 0.0, where(x < 0.0, left, where(x < 1.0, x + 0.5, 1.0)));
+            return where(x != x, x, r);""",
+        fast_forward="""
+            V gate = min(max((x + 1.0) * 0.5, 0.0), 1.0);
+            V left = expm1(min(x, 0.0)) * gate;
+            return where(x < -1.0, 0.0, where(x < 0.0, left, where(x < 1.0, x * gate, x)));""",
+        fast_derivative="""
+            V xm = min(x, 0.0);
+            V left = 0.5 * (exp(xm) * (x + 1.0) + expm1(xm));
+            V r = where(x <= -1.0, 0.0, where(x < 0.0, left, where(x < 1.0, x + 0.5, 1.0)));
+            return where(x != x, x, r);""",
+        fast_where="",
+    ),
     notes="Differentiable at 0 (both one-sided slopes 1/2) but not at -1 and 1.",
 )
 
@@ -1142,6 +1307,11 @@ GCU = Spec(
     monotonic=False,
     zero_centered=True,
     references=(NOEL_GCU,),
+    kernel=Kernel(
+        # no float form: ATen's float sin/cos are 3.5-ulp SLEEF functions, and x cos x has no allowance
+        forward="return x * cos(x);",
+        derivative="return cos(x) - x * sin(x);",
+    ),
     notes="f(+-inf) has no limit (NaN). No condition-number allowance is needed: the inputs are exact and "
     "cos is evaluated with full argument reduction by both backends, so x cos x stays within 2 ulp even "
     "next to its roots (k + 1/2) pi (measured without the allowance on the 20,000-point grid).",
@@ -1178,6 +1348,22 @@ MAX_X_XEXP = Spec(
     zero_centered=True,
     saturates=("left",),
     references=(ACTLAB_NOTES,),
+    kernel=Kernel(
+        forward="""
+            V xm = min(x, 0.0);
+            return where(x == -inf, 0.0, where(x < 0.0, xm * exp(xm), x));""",
+        derivative="""
+            V xm = min(x, 0.0); V r = where(x < 0.0, (1.0 + xm) * exp(xm), 1.0);
+            return where(x == -inf, 0.0, where(x != x, x, r));""",
+        fast_forward="""
+            V xm = min(x, 0.0);
+            return where(x < 0.0, xm * exp(xm), x);""",
+        fast_derivative="""
+            V xm = min(x, 0.0);
+            return where(x < 0.0, (1.0 + xm) * exp(xm), 1.0);""",
+        # below -80, x e^x nears float32's subnormal range
+        fast_where="x > -80.0",
+    ),
     notes="For x > 0, x e^(-x) < x, and for x < 0, x e^x > x (e^x < 1, x < 0), so the max is x on the right "
     "and x e^x on the left. Both pieces have value 0 and slope 1 at 0 ((1 + x) e^x -> 1), so f is C^1 with "
     "no kink; f'' jumps from 2 to 0 at 0, so it is not C^2. Minimum -1/e at x = -1; f' -> 0 as x -> -inf.",
@@ -1283,6 +1469,16 @@ SNAKE = Spec(
     monotonic=True,
     zero_centered=True,
     references=(ZIYIN_SNAKE,),
+    kernel=Kernel(
+        # double: a x keeps 29 spare bits, enough for sin at |a x| ~ 1e6. No float form: ATen's float
+        # sin/cos are 3.5-ulp functions and a x rounded in float moves sin^2(a x) / a by ~|x| ulp.
+        forward="""
+            V s = sin(frequency * x);
+            return where(abs(x) == inf, x, x + s * s / frequency);""",
+        derivative="""
+            V y = frequency * x; V t = sin(y) + cos(y);
+            return t * t;""",
+    ),
     equivalents=(
         Equivalent(
             "tfa",
@@ -1351,6 +1547,23 @@ TANHSHRINK = Spec(
         Equivalent("tfa", "tfa.activations.tanhshrink", names=("tanhshrink",)),
     ),
     torch_native=lambda x, torch: torch.nn.functional.tanhshrink(x),
+    kernel=Kernel(
+        # |x| < 1.5: x - tanh x = x P / (1 + P), P = x coth x - 1 from Lambert's continued fraction
+        # (six levels, as the eager code) collapsed into one rational function of u = x^2 with
+        # positive coefficients (no cancellation; relative error 6e-10 at 1.5); beyond, x - tanh x
+        # loses at most 1 ulp of tanh. Float everywhere: no tails, inf - 1 = inf.
+        forward="""
+            V u = x * x;
+            V r = x * ((u * (45045.0 + u * (2772.0 + 27.0 * u))) / (135135.0 + u * (62370.0 + u * (3150.0 + 28.0 * u))));
+            return where(abs(x) < 1.5, r, x - tanh(x));""",
+        derivative="V t = tanh(x); return t * t;",
+        fast_forward="""
+            V u = x * x;
+            V r = x * ((u * (45045.0 + u * (2772.0 + 27.0 * u))) / (135135.0 + u * (62370.0 + u * (3150.0 + 28.0 * u))));
+            return where(abs(x) < 1.5, r, x - tanh(x));""",
+        fast_derivative="V t = tanh(x); return t * t;",
+        fast_where="",
+    ),
     native=False,
 )
 
