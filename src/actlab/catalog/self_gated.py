@@ -270,14 +270,14 @@ def _sigmoid_gate_kernel(beta: str) -> Kernel:
         forward=f"""
             if ({beta} == 0.0) return 0.5 * x;
             {z_double}
-            return where(x == -inf, 0.0, where(z >= 0.0, x * d, (x * e) * d));""",
+            return where(x == -inf, 0.0, where(z >= 0.0, x, x * e) / (1.0 + e));""",
         derivative=f"""
             if ({beta} == 0.0) return where(x == x, 0.5, x);
             {z_double} {der}
             return where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), s * (1.0 + z * q));""",
         fast_forward=f"""
             {z_float}
-            return where(z >= 0.0, x * d, (x * e) * d);""",
+            return where(z >= 0.0, x, x * e) / (1.0 + e);""",
         fast_derivative=f"""
             {z_float} {der}
             return s * (1.0 + z * q);""",
@@ -850,6 +850,34 @@ GELU = Spec(
 )
 
 
+# ----------------------------------------------------------------------------- float tanh for kernels
+# The float kernels below compute tanh(a), a >= 0, without SLEEF's tanh (the slowest call they would
+# make): below a = 1.5 from the rational function of u = a^2 that Lambert's continued fraction gives
+# at six levels (as _tanhshrink_fwd; relative error 4e-10, positive coefficients: nothing cancels),
+# above it as (1 - w) / (1 + w) with w = e^(-2a), which the derivatives reuse for sech^2 = 4w / (1 + w)^2.
+_TANH_E = (135135.0, 62370.0, 3150.0, 28.0)  # a - tanh a = a u N(u) / E(u)
+_TANH_N = (45045.0, 2772.0, 27.0)
+
+
+def _horner(u: str, coefs: tuple[float, ...]) -> str:
+    """C++ for sum(c_k u^k) by Horner's rule with fused multiply-adds (one rounding a step)."""
+    expr = f"V(S({coefs[-1]!r}))"
+    for c in reversed(coefs[:-1]):
+        expr = f"fma({u}, {expr}, V(S({c!r})))"
+    return expr
+
+
+def _tanh_cxx(a: str, w: str, out: str) -> str:
+    """C++ statements defining ``out`` = tanh(a) (a >= 0, w = e^(-2a)), ``out_u`` = a^2 and, for
+    a < 1.5, ``out_c`` = a - tanh(a); tanh(a) = a - out_c there: out_c's few-ulp error shrinks with
+    out_c / tanh(a) (~a^2/3 near 0, 2/3 at 1.5), where a D(u) / E(u) would carry it at full size."""
+    u, c = f"{out}_u", f"{out}_c"
+    return (
+        f"V {u} = {a} * {a}; V {c} = ({a} * {u}) * ({_horner(u, _TANH_N)} / {_horner(u, _TANH_E)});"
+        f" V {out} = where({a} < 1.5, {a} - {c}, (1.0 - {w}) / (1.0 + {w}));"
+    )
+
+
 # ----------------------------------------------------------------------------- lisht
 def _lisht_fwd(x: Any, ops: Any) -> Any:
     return x * ops.tanh(x)
@@ -883,10 +911,13 @@ LISHT = Spec(
             V w = exp(-2.0 * abs(x));
             V r = tanh(x) + x * (4.0 * w / ((1.0 + w) * (1.0 + w)));
             return where(abs(x) == inf, where(x > 0.0, 1.0, -1.0), r);""",
-        fast_forward="return x * tanh(x);",
-        fast_derivative="""
-            V w = exp(-2.0 * abs(x));
-            return tanh(x) + x * (4.0 * w / ((1.0 + w) * (1.0 + w)));""",
+        # float: |x| tanh|x| and sign(x) (tanh|x| + |x| sech^2 x) from one w = e^(-2|x|)
+        fast_forward=f"""
+            V a = abs(x); V w = exp(-2.0 * a); {_tanh_cxx("a", "w", "t")}
+            return a * t;""",
+        fast_derivative=f"""
+            V a = abs(x); V w = exp(-2.0 * a); {_tanh_cxx("a", "w", "t")}
+            return copysign(t + a * (4.0 * w / ((1.0 + w) * (1.0 + w))), x);""",
         fast_where="abs(x) < inf",
     ),
     equivalents=(Equivalent("tfa", "tfa.activations.lisht", names=("lisht",)),),
@@ -948,12 +979,12 @@ TANHEXP = Spec(
             V v = exp(min(x, 30.0)); V w = exp(-2.0 * v);
             V r = tanh(v) + x * (4.0 * v * w / ((1.0 + w) * (1.0 + w)));
             return where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), r);""",
-        fast_forward="""
-            V v = exp(min(x, 10.0));
-            return x * tanh(v);""",
-        fast_derivative="""
-            V v = exp(min(x, 10.0)); V w = exp(-2.0 * v);
-            return tanh(v) + x * (4.0 * v * w / ((1.0 + w) * (1.0 + w)));""",
+        fast_forward=f"""
+            V v = exp(min(x, 10.0)); V w = exp(-2.0 * v); {_tanh_cxx("v", "w", "t")}
+            return x * t;""",
+        fast_derivative=f"""
+            V v = exp(min(x, 10.0)); V w = exp(-2.0 * v); {_tanh_cxx("v", "w", "t")}
+            return t + x * (4.0 * v * w / ((1.0 + w) * (1.0 + w)));""",
         # below -80, x e^x nears float32's subnormal range
         fast_where="(x > -80.0) & (x < inf)",
     ),
@@ -1552,16 +1583,17 @@ TANHSHRINK = Spec(
         # (six levels, as the eager code) collapsed into one rational function of u = x^2 with
         # positive coefficients (no cancellation; relative error 6e-10 at 1.5); beyond, x - tanh x
         # loses at most 1 ulp of tanh. Float everywhere: no tails, inf - 1 = inf.
-        forward="""
+        forward=f"""
             V u = x * x;
-            V r = x * ((u * (45045.0 + u * (2772.0 + 27.0 * u))) / (135135.0 + u * (62370.0 + u * (3150.0 + 28.0 * u))));
+            V r = x * ((u * {_horner("u", _TANH_N)}) / {_horner("u", _TANH_E)});
             return where(abs(x) < 1.5, r, x - tanh(x));""",
         derivative="V t = tanh(x); return t * t;",
-        fast_forward="""
-            V u = x * x;
-            V r = x * ((u * (45045.0 + u * (2772.0 + 27.0 * u))) / (135135.0 + u * (62370.0 + u * (3150.0 + 28.0 * u))));
-            return where(abs(x) < 1.5, r, x - tanh(x));""",
-        fast_derivative="V t = tanh(x); return t * t;",
+        fast_forward=f"""
+            V a = abs(x); V w = exp(-2.0 * a); {_tanh_cxx("a", "w", "t")}
+            return where(a < 1.5, copysign(t_c, x), x - copysign(t, x));""",
+        fast_derivative=f"""
+            V a = abs(x); V w = exp(-2.0 * a); {_tanh_cxx("a", "w", "t")}
+            return t * t;""",
         fast_where="",
     ),
     native=False,
