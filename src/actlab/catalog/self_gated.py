@@ -708,6 +708,18 @@ def _gelu_definition(x: Any, sp: Any, approximate: str) -> Any:
     return x / (1 + sp.exp(-2 * u))
 
 
+# float: z = x (A + B x^2), A = 2 sqrt(2/pi), B = 0.044715 A, as zh + zl; then e = e^(-|z|) (C++ for gelu's kernel)
+_GELU_TANH_Z_CXX = (
+    "const double A = 1.5957691216057307117, B = 0.044715 * A;"
+    " const S a_h = static_cast<S>(A), a_l = static_cast<S>(A - a_h);"
+    " const S b_h = static_cast<S>(B), b_l = static_cast<S>(B - b_h);"
+    " V u, ul; two_prod(x, x, u, ul);"
+    " V bh, bl; two_prod(V(b_h), u, bh, bl); bl = bl + (V(b_l) * u + V(b_h) * ul);"
+    " V sh, sl; two_sum(V(a_h), bh, sh, sl); sl = sl + (bl + V(a_l));"
+    " V z, zl; two_prod(x, sh, z, zl); zl = zl + x * sl;"
+    " V e = exp(-abs(z)); e = e - e * where(z >= 0.0, zl, V(0.0f) - zl);"
+)
+
 GELU = Spec(
     name="gelu",
     tolerance=Tolerance(
@@ -833,18 +845,30 @@ GELU = Spec(
         # float, exact form: t = -x / sqrt 2 carried as th + tl (exact product with the two-part
         # constant) and erfc(th + tl) = erfc(th) - 2/sqrt(pi) e^(-th^2) tl; e^(-x^2/2) likewise from
         # th^2 = p + q exactly. Two transcendentals each way.
-        fast_forward="""
+        # float, tanh form: x sigmoid(z), z = x (A + B x^2) carried as zh + zl (exact products and sum
+        # with A and B as two floats each), e = e^(-|z|) corrected to first order in zl, as in swish.
+        fast_forward=f"""
+            if (approximate == approximate_tanh) {{
+              {_GELU_TANH_Z_CXX}
+              return where(z >= 0.0, x, x * e) / (1.0 + e);
+            }}
             V th, tl; two_prod(x, V(-0.70710677f), th, tl); tl = tl + x * V(-1.2101617e-08f);
             V p, q; two_prod(th, th, p, q);
             V g = exp(V(0.0f) - p);
             return 0.5 * x * (erfc(th) - 1.1283791670955126 * (g * tl));""",
-        fast_derivative="""
+        fast_derivative=f"""
+            if (approximate == approximate_tanh) {{
+              {_GELU_TANH_Z_CXX}
+              V d = 1.0 / (1.0 + e); V s = where(z >= 0.0, d, e * d); V q = where(z >= 0.0, e * d, d);
+              V dz = sh + (2.0 * bh + sl);  // z' = A + 3 B x^2 = (A + B x^2) + 2 B x^2
+              return s * (1.0 + (x * dz) * q);
+            }}
             V th, tl; two_prod(x, V(-0.70710677f), th, tl); tl = tl + x * V(-1.2101617e-08f);
             V p, q; two_prod(th, th, p, q);
             V g = exp(V(0.0f) - p);
             V big_phi = 0.5 * (erfc(th) - 1.1283791670955126 * (g * tl));
             return big_phi + 0.3989422804014327 * x * (g * (1.0 - q - 2.0 * (th * tl)));""",
-        fast_where="(x > -8.0) & (x < 8.0) & (V(static_cast<float>(approximate)) == 0.0)",
+        fast_where="(x > -8.0) & (x < 8.0)",
     ),
     native=False,
 )
@@ -1202,6 +1226,8 @@ def _elish_der(x: Any, ops: Any) -> Any:
     return _limits(ops, xin, ops.where(neg, left, right), 0.0, 1.0)
 
 
+_EXPM1_TAYLOR = tuple(1.0 / math.factorial(k + 1) for k in range(11))  # (e^x - 1) / x
+
 ELISH = Spec(
     name="elish",
     tolerance=Tolerance(
@@ -1233,9 +1259,12 @@ ELISH = Spec(
             V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
             V left = e * (e * (e + 2.0) - 1.0) * (d * d); V right = (1.0 + x * (e * d)) * d;
             return where(x == inf, 1.0, where(x >= 0.0, right, left));""",
-        fast_forward="""
-            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
-            return where(x >= 0.0, x * d, expm1(min(x, 0.0)) * (e * d));""",
+        # float: one exp; e^x - 1 is e - 1 below x = -0.7 (no cancellation: e < 1/2) and its Taylor
+        # polynomial above (degree 11, truncation below 1e-9 relative)
+        fast_forward=f"""
+            V e = exp(-abs(x));
+            V m = where(x > -0.7, x * {_horner("x", _EXPM1_TAYLOR)}, e - 1.0);
+            return where(x >= 0.0, x, m * e) / (1.0 + e);""",
         fast_derivative="""
             V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
             V left = e * (e * (e + 2.0) - 1.0) * (d * d); V right = (1.0 + x * (e * d)) * d;
@@ -1310,7 +1339,7 @@ HARD_ELISH = Spec(
             return where(x < -1.0, 0.0, where(x < 0.0, left, where(x < 1.0, x * gate, x)));""",
         fast_derivative="""
             V xm = min(x, 0.0);
-            V left = 0.5 * (exp(xm) * (x + 1.0) + expm1(xm));
+            V left = 0.5 * (exp(xm) * (x + 2.0) - 1.0);
             V r = where(x <= -1.0, 0.0, where(x < 0.0, left, where(x < 1.0, x + 0.5, 1.0)));
             return where(x != x, x, r);""",
         fast_where="",
