@@ -1119,24 +1119,24 @@ SMISH = Spec(
         # f' = g + x g', g' = 4e (1 + e)(2 + e) / dd^2 (x >= 0) or 4e (1 + e)(1 + 2e) / dd^2 (x < 0)
         forward="""
             V e = exp(-abs(x)); V pos = x >= 0.0;
-            V n = where(pos, 3.0 + 2.0 * e, e * (3.0 * e + 2.0));
-            V dd = where(pos, 5.0 + (6.0 + 2.0 * e) * e, (5.0 * e + 6.0) * e + 2.0);
+            V n = where(pos, fma(V(S(2.0)), e, V(S(3.0))), e * fma(V(S(3.0)), e, V(S(2.0))));
+            V dd = where(pos, fma(fma(V(S(2.0)), e, V(S(6.0))), e, V(S(5.0))), fma(fma(V(S(5.0)), e, V(S(6.0))), e, V(S(2.0))));
             return where(x == -inf, 0.0, x * (n / dd));""",
         derivative="""
             V e = exp(-abs(x)); V pos = x >= 0.0;
-            V n = where(pos, 3.0 + 2.0 * e, e * (3.0 * e + 2.0));
-            V dd = where(pos, 5.0 + (6.0 + 2.0 * e) * e, (5.0 * e + 6.0) * e + 2.0);
+            V n = where(pos, fma(V(S(2.0)), e, V(S(3.0))), e * fma(V(S(3.0)), e, V(S(2.0))));
+            V dd = where(pos, fma(fma(V(S(2.0)), e, V(S(6.0))), e, V(S(5.0))), fma(fma(V(S(5.0)), e, V(S(6.0))), e, V(S(2.0))));
             V gp = 4.0 * e * (1.0 + e) * where(pos, 2.0 + e, 1.0 + 2.0 * e) / (dd * dd);
             return where(abs(x) == inf, where(x > 0.0, 0.6, 0.0), n / dd + x * gp);""",
         fast_forward="""
             V e = exp(-abs(x)); V pos = x >= 0.0;
-            V n = where(pos, 3.0 + 2.0 * e, e * (3.0 * e + 2.0));
-            V dd = where(pos, 5.0 + (6.0 + 2.0 * e) * e, (5.0 * e + 6.0) * e + 2.0);
+            V n = where(pos, fma(V(S(2.0)), e, V(S(3.0))), e * fma(V(S(3.0)), e, V(S(2.0))));
+            V dd = where(pos, fma(fma(V(S(2.0)), e, V(S(6.0))), e, V(S(5.0))), fma(fma(V(S(5.0)), e, V(S(6.0))), e, V(S(2.0))));
             return x * (n / dd);""",
         fast_derivative="""
             V e = exp(-abs(x)); V pos = x >= 0.0;
-            V n = where(pos, 3.0 + 2.0 * e, e * (3.0 * e + 2.0));
-            V dd = where(pos, 5.0 + (6.0 + 2.0 * e) * e, (5.0 * e + 6.0) * e + 2.0);
+            V n = where(pos, fma(V(S(2.0)), e, V(S(3.0))), e * fma(V(S(3.0)), e, V(S(2.0))));
+            V dd = where(pos, fma(fma(V(S(2.0)), e, V(S(6.0))), e, V(S(5.0))), fma(fma(V(S(5.0)), e, V(S(6.0))), e, V(S(2.0))));
             V gp = 4.0 * e * (1.0 + e) * where(pos, 2.0 + e, 1.0 + 2.0 * e) / (dd * dd);
             return n / dd + x * gp;""",
         fast_where="abs(x) < 80.0",
@@ -1192,16 +1192,16 @@ LOGISH = Spec(
         # s = sigmoid(x) from e = e^(-|x|); f' = log1p(s) + x s (1 - s) / (1 + s), and
         # s (1 - s) / (1 + s) = e / ((1 + e)(2 + e)) (x >= 0) or e / ((1 + e)(1 + 2e)) (x < 0)
         forward="""
-            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e); V s = where(x >= 0.0, d, e * d);
+            V e = exp(-abs(x)); V s = where(x >= 0.0, 1.0, e) / (1.0 + e);
             return where(x == -inf, 0.0, x * log1p(s));""",
         derivative="""
-            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e); V s = where(x >= 0.0, d, e * d); V r = e / ((1.0 + e) * where(x >= 0.0, 2.0 + e, 1.0 + 2.0 * e));
+            V e = exp(-abs(x)); V s = where(x >= 0.0, 1.0, e) / (1.0 + e); V r = e / ((1.0 + e) * where(x >= 0.0, 2.0 + e, 1.0 + 2.0 * e));
             return where(abs(x) == inf, where(x > 0.0, 0.6931471805599453, 0.0), log1p(s) + x * r);""",
         fast_forward="""
-            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e); V s = where(x >= 0.0, d, e * d);
+            V e = exp(-abs(x)); V s = where(x >= 0.0, 1.0, e) / (1.0 + e);
             return x * log1p(s);""",
         fast_derivative="""
-            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e); V s = where(x >= 0.0, d, e * d); V r = e / ((1.0 + e) * where(x >= 0.0, 2.0 + e, 1.0 + 2.0 * e));
+            V e = exp(-abs(x)); V s = where(x >= 0.0, 1.0, e) / (1.0 + e); V r = e / ((1.0 + e) * where(x >= 0.0, 2.0 + e, 1.0 + 2.0 * e));
             return log1p(s) + x * r;""",
         fast_where="abs(x) < 80.0",
     ),
