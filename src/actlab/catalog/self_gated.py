@@ -255,16 +255,17 @@ def _swish_native(x: Any, torch: Any, beta: float = 1.0) -> Any:
 def _sigmoid_gate_kernel(beta: str) -> Kernel:
     """The fused kernel of x * sigmoid(b x) (swish, quick_gelu) for the C++ expression ``beta``.
 
-    sigmoid and 1 - sigmoid come from one e = exp(-|z|), as in silu's kernel. The float form carries
-    z = b x as zh + zl (an exact product with b's float rounding plus b's tail) and corrects e to
-    first order, e^(-|zh + zl|) = e (1 -+ zl): e amplifies an argument error by |z|."""
+    sigmoid and 1 - sigmoid come from one e = exp(-|z|), as in silu's kernel. The float form (|z| < 80,
+    where e = exp(-z) is finite and x e^z normal) carries z = b x as zh + zl (an exact product with
+    b's float rounding plus b's tail) and corrects e to first order, e^(-zh - zl) = e (1 - zl): e
+    amplifies an argument error by |z|."""
     z_double = f"const double b = {beta}; V z = b * x; V e = exp(-abs(z)); V d = 1.0 / (1.0 + e);"
     z_float = (
         f"const double b = {beta}; const S bh = static_cast<S>(b); const S bl = static_cast<S>(b - bh);"
         " V z, zl; two_prod(x, V(bh), z, zl); zl = zl + x * V(bl);"
-        " V e = exp(-abs(z)); e = e - e * where(z >= 0.0, zl, V(0.0f) - zl); V d = 1.0 / (1.0 + e);"
+        " V e = exp(V(0.0f) - z); e = e - e * zl; V s = 1.0 / (1.0 + e);"
     )
-    der = "V s = where(z >= 0.0, d, e * d); V q = where(z >= 0.0, e * d, d);"
+    der = "V s = where(z >= 0.0, d, e * d); V q = where(z >= 0.0, e * d, d);"  # double: two-sided
     return Kernel(
         # b = 0 is x / 2 everywhere, also at -inf (where the mathematical limit is otherwise 0)
         forward=f"""
@@ -277,10 +278,10 @@ def _sigmoid_gate_kernel(beta: str) -> Kernel:
             return where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), s * (1.0 + z * q));""",
         fast_forward=f"""
             {z_float}
-            return where(z >= 0.0, x, x * e) / (1.0 + e);""",
+            return x / (1.0 + e);""",
         fast_derivative=f"""
-            {z_float} {der}
-            return s * (1.0 + z * q);""",
+            {z_float}
+            return s * (1.0 + z * (e * s));""",
         # below z = -80, x * e^z nears float32's subnormal range, where e alone would lose bits
         fast_where=f"abs({beta} * x) < 80.0",
     )
@@ -708,7 +709,7 @@ def _gelu_definition(x: Any, sp: Any, approximate: str) -> Any:
     return x / (1 + sp.exp(-2 * u))
 
 
-# float: z = x (A + B x^2), A = 2 sqrt(2/pi), B = 0.044715 A, as zh + zl; then e = e^(-|z|) (C++ for gelu's kernel)
+# float: z = x (A + B x^2), A = 2 sqrt(2/pi), B = 0.044715 A, as zh + zl; then e = e^(-z) (C++ for gelu's kernel)
 _GELU_TANH_Z_CXX = (
     "const double A = 1.5957691216057307117, B = 0.044715 * A;"
     " const S a_h = static_cast<S>(A), a_l = static_cast<S>(A - a_h);"
@@ -717,7 +718,7 @@ _GELU_TANH_Z_CXX = (
     " V bh, bl; two_prod(V(b_h), u, bh, bl); bl = bl + (V(b_l) * u + V(b_h) * ul);"
     " V sh, sl; two_sum(V(a_h), bh, sh, sl); sl = sl + (bl + V(a_l));"
     " V z, zl; two_prod(x, sh, z, zl); zl = zl + x * sl;"
-    " V e = exp(-abs(z)); e = e - e * where(z >= 0.0, zl, V(0.0f) - zl);"
+    " V e = exp(V(0.0f) - z); e = e - e * zl;"
 )
 
 GELU = Spec(
@@ -846,11 +847,11 @@ GELU = Spec(
         # constant) and erfc(th + tl) = erfc(th) - 2/sqrt(pi) e^(-th^2) tl; e^(-x^2/2) likewise from
         # th^2 = p + q exactly. Two transcendentals each way.
         # float, tanh form: x sigmoid(z), z = x (A + B x^2) carried as zh + zl (exact products and sum
-        # with A and B as two floats each), e = e^(-|z|) corrected to first order in zl, as in swish.
+        # with A and B as two floats each), e = e^(-z) corrected to first order in zl, as in swish.
         fast_forward=f"""
             if (approximate == approximate_tanh) {{
               {_GELU_TANH_Z_CXX}
-              return where(z >= 0.0, x, x * e) / (1.0 + e);
+              return x / (1.0 + e);
             }}
             V th, tl; two_prod(x, V(-0.70710677f), th, tl); tl = tl + x * V(-1.2101617e-08f);
             V p, q; two_prod(th, th, p, q);
@@ -859,9 +860,9 @@ GELU = Spec(
         fast_derivative=f"""
             if (approximate == approximate_tanh) {{
               {_GELU_TANH_Z_CXX}
-              V d = 1.0 / (1.0 + e); V s = where(z >= 0.0, d, e * d); V q = where(z >= 0.0, e * d, d);
+              V s = 1.0 / (1.0 + e);
               V dz = sh + (2.0 * bh + sl);  // z' = A + 3 B x^2 = (A + B x^2) + 2 B x^2
-              return s * (1.0 + (x * dz) * q);
+              return s * (1.0 + (x * dz) * (e * s));
             }}
             V th, tl; two_prod(x, V(-0.70710677f), th, tl); tl = tl + x * V(-1.2101617e-08f);
             V p, q; two_prod(th, th, p, q);
