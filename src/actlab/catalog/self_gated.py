@@ -1268,7 +1268,7 @@ ELISH = Spec(
             return where(x >= 0.0, x, m * e) / (1.0 + e);""",
         fast_derivative="""
             V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
-            V left = e * (e * (e + 2.0) - 1.0) * (d * d); V right = (1.0 + x * (e * d)) * d;
+            V left = e * fma(e, e + 2.0, V(S(-1.0))) / square(1.0 + e); V right = (1.0 + x * (e * d)) * d;
             return where(x >= 0.0, right, left);""",
         fast_where="abs(x) < 80.0",
     ),
