@@ -1109,6 +1109,14 @@ def _smish_der(x: Any, ops: Any) -> Any:
     return _limits(ops, xin, y, 0.0, 0.6)
 
 
+# smish's gate g = n / dd as a rational function of e = e^(-|x|) (x >= 0: e^-x; x < 0: e^x), in C++
+_SMISH_G = (
+    "V e = exp(-abs(x)); V pos = x >= 0.0;"
+    " V n = where(pos, fma(V(S(2.0)), e, V(S(3.0))), e * fma(V(S(3.0)), e, V(S(2.0))));"
+    " V dd = where(pos, fma(fma(V(S(2.0)), e, V(S(6.0))), e, V(S(5.0))),"
+    " fma(fma(V(S(5.0)), e, V(S(6.0))), e, V(S(2.0))));"
+)
+
 SMISH = Spec(
     name="smish",
     tolerance=Tolerance(
@@ -1132,26 +1140,18 @@ SMISH = Spec(
     kernel=Kernel(
         # g = tanh(log(1 + sigmoid x)) = n / dd, rational in e = e^(-|x|) (as the eager code);
         # f' = g + x g', g' = 4e (1 + e)(2 + e) / dd^2 (x >= 0) or 4e (1 + e)(1 + 2e) / dd^2 (x < 0)
-        forward="""
-            V e = exp(-abs(x)); V pos = x >= 0.0;
-            V n = where(pos, fma(V(S(2.0)), e, V(S(3.0))), e * fma(V(S(3.0)), e, V(S(2.0))));
-            V dd = where(pos, fma(fma(V(S(2.0)), e, V(S(6.0))), e, V(S(5.0))), fma(fma(V(S(5.0)), e, V(S(6.0))), e, V(S(2.0))));
+        forward=f"""
+            {_SMISH_G}
             return where(x == -inf, 0.0, x * (n / dd));""",
-        derivative="""
-            V e = exp(-abs(x)); V pos = x >= 0.0;
-            V n = where(pos, fma(V(S(2.0)), e, V(S(3.0))), e * fma(V(S(3.0)), e, V(S(2.0))));
-            V dd = where(pos, fma(fma(V(S(2.0)), e, V(S(6.0))), e, V(S(5.0))), fma(fma(V(S(5.0)), e, V(S(6.0))), e, V(S(2.0))));
+        derivative=f"""
+            {_SMISH_G}
             V gp = 4.0 * e * (1.0 + e) * where(pos, 2.0 + e, 1.0 + 2.0 * e) / (dd * dd);
             return where(abs(x) == inf, where(x > 0.0, 0.6, 0.0), n / dd + x * gp);""",
-        fast_forward="""
-            V e = exp(-abs(x)); V pos = x >= 0.0;
-            V n = where(pos, fma(V(S(2.0)), e, V(S(3.0))), e * fma(V(S(3.0)), e, V(S(2.0))));
-            V dd = where(pos, fma(fma(V(S(2.0)), e, V(S(6.0))), e, V(S(5.0))), fma(fma(V(S(5.0)), e, V(S(6.0))), e, V(S(2.0))));
+        fast_forward=f"""
+            {_SMISH_G}
             return x * (n / dd);""",
-        fast_derivative="""
-            V e = exp(-abs(x)); V pos = x >= 0.0;
-            V n = where(pos, fma(V(S(2.0)), e, V(S(3.0))), e * fma(V(S(3.0)), e, V(S(2.0))));
-            V dd = where(pos, fma(fma(V(S(2.0)), e, V(S(6.0))), e, V(S(5.0))), fma(fma(V(S(5.0)), e, V(S(6.0))), e, V(S(2.0))));
+        fast_derivative=f"""
+            {_SMISH_G}
             V gp = 4.0 * e * (1.0 + e) * where(pos, 2.0 + e, 1.0 + 2.0 * e) / (dd * dd);
             return n / dd + x * gp;""",
         fast_where="abs(x) < 80.0",
@@ -1210,13 +1210,15 @@ LOGISH = Spec(
             V e = exp(-abs(x)); V s = where(x >= 0.0, 1.0, e) / (1.0 + e);
             return where(x == -inf, 0.0, x * log1p(s));""",
         derivative="""
-            V e = exp(-abs(x)); V s = where(x >= 0.0, 1.0, e) / (1.0 + e); V r = e / ((1.0 + e) * where(x >= 0.0, 2.0 + e, 1.0 + 2.0 * e));
+            V e = exp(-abs(x)); V s = where(x >= 0.0, 1.0, e) / (1.0 + e);
+            V r = e / ((1.0 + e) * where(x >= 0.0, 2.0 + e, 1.0 + 2.0 * e));
             return where(abs(x) == inf, where(x > 0.0, 0.6931471805599453, 0.0), log1p(s) + x * r);""",
         fast_forward="""
             V e = exp(-abs(x)); V s = where(x >= 0.0, 1.0, e) / (1.0 + e);
             return x * log1p(s);""",
         fast_derivative="""
-            V e = exp(-abs(x)); V s = where(x >= 0.0, 1.0, e) / (1.0 + e); V r = e / ((1.0 + e) * where(x >= 0.0, 2.0 + e, 1.0 + 2.0 * e));
+            V e = exp(-abs(x)); V s = where(x >= 0.0, 1.0, e) / (1.0 + e);
+            V r = e / ((1.0 + e) * where(x >= 0.0, 2.0 + e, 1.0 + 2.0 * e));
             return log1p(s) + x * r;""",
         fast_where="abs(x) < 80.0",
     ),
