@@ -252,6 +252,41 @@ def _swish_native(x: Any, torch: Any, beta: float = 1.0) -> Any:
     return x * torch.sigmoid(beta * x)
 
 
+def _sigmoid_gate_kernel(beta: str) -> Kernel:
+    """The fused kernel of x * sigmoid(b x) (swish, quick_gelu) for the C++ expression ``beta``.
+
+    sigmoid and 1 - sigmoid come from one e = exp(-|z|), as in silu's kernel. The float form (|z| < 80,
+    where e = exp(-z) is finite and x e^z normal) carries z = b x as zh + zl (an exact product with
+    b's float rounding plus b's tail) and corrects e to first order, e^(-zh - zl) = e (1 - zl): e
+    amplifies an argument error by |z|."""
+    z_double = f"const double b = {beta}; V z = b * x; V e = exp(-abs(z)); V d = 1.0 / (1.0 + e);"
+    z_float = (
+        f"const double b = {beta}; const S bh = static_cast<S>(b); const S bl = static_cast<S>(b - bh);"
+        " V z, zl; two_prod(x, V(bh), z, zl); zl = zl + x * V(bl);"
+        " V e = exp(V(0.0f) - z); e = e - e * zl; V s = 1.0 / (1.0 + e);"
+    )
+    der = "V s = where(z >= 0.0, d, e * d); V q = where(z >= 0.0, e * d, d);"  # double: two-sided
+    return Kernel(
+        # b = 0 is x / 2 everywhere, also at -inf (where the mathematical limit is otherwise 0)
+        forward=f"""
+            if ({beta} == 0.0) return 0.5 * x;
+            {z_double}
+            return where(x == -inf, 0.0, where(z >= 0.0, x, x * e) / (1.0 + e));""",
+        derivative=f"""
+            if ({beta} == 0.0) return where(x == x, 0.5, x);
+            {z_double} {der}
+            return where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), s * (1.0 + z * q));""",
+        fast_forward=f"""
+            {z_float}
+            return x / (1.0 + e);""",
+        fast_derivative=f"""
+            {z_float}
+            return s * (1.0 + z * (e * s));""",
+        # below z = -80, x * e^z nears float32's subnormal range, where e alone would lose bits
+        fast_where=f"abs({beta} * x) < 80.0",
+    )
+
+
 SWISH = Spec(
     name="swish",
     tolerance=Tolerance(
@@ -297,6 +332,7 @@ SWISH = Spec(
         Equivalent("timm", "timm.layers.Swish", "x * sigmoid(x), no beta; create_act maps 'swish' to nn.SiLU"),
     ),
     torch_native=_swish_native,
+    kernel=_sigmoid_gate_kernel("beta"),
     native=False,
     notes="beta = 1.0 and powers of two multiply exactly; other values carry beta * x as a double-word "
     "sum so that sigmoid keeps its accuracy in the far left tail.",
@@ -439,6 +475,7 @@ QUICK_GELU = Spec(
         ),
     ),
     torch_native=lambda x, torch: x * torch.sigmoid(1.702 * x),
+    kernel=_sigmoid_gate_kernel("1.702"),
     native=False,
     notes="1.702 is the exact decimal constant (the definition uses 851/500); the product 1.702 * x is "
     "carried as a double-word sum.",
@@ -670,6 +707,18 @@ def _gelu_definition(x: Any, sp: Any, approximate: str) -> Any:
     return x / (1 + sp.exp(-2 * u))
 
 
+# float: z = x (A + B x^2), A = 2 sqrt(2/pi), B = 0.044715 A, as zh + zl; then e = e^(-z) (C++ for gelu's kernel)
+_GELU_TANH_Z_CXX = (
+    "const double A = 1.5957691216057307117, B = 0.044715 * A;"
+    " const S a_h = static_cast<S>(A), a_l = static_cast<S>(A - a_h);"
+    " const S b_h = static_cast<S>(B), b_l = static_cast<S>(B - b_h);"
+    " V u, ul; two_prod(x, x, u, ul);"
+    " V bh, bl; two_prod(V(b_h), u, bh, bl); bl = bl + (V(b_l) * u + V(b_h) * ul);"
+    " V sh, sl; two_sum(V(a_h), bh, sh, sl); sl = sl + (bl + V(a_l));"
+    " V z, zl; two_prod(x, sh, z, zl); zl = zl + x * sl;"
+    " V e = exp(V(0.0f) - z); e = e - e * zl;"
+)
+
 GELU = Spec(
     name="gelu",
     tolerance=Tolerance(
@@ -795,21 +844,61 @@ GELU = Spec(
         # float, exact form: t = -x / sqrt 2 carried as th + tl (exact product with the two-part
         # constant) and erfc(th + tl) = erfc(th) - 2/sqrt(pi) e^(-th^2) tl; e^(-x^2/2) likewise from
         # th^2 = p + q exactly. Two transcendentals each way.
-        fast_forward="""
+        # float, tanh form: x sigmoid(z), z = x (A + B x^2) carried as zh + zl (exact products and sum
+        # with A and B as two floats each), e = e^(-z) corrected to first order in zl, as in swish.
+        fast_forward=f"""
+            if (approximate == approximate_tanh) {{
+              {_GELU_TANH_Z_CXX}
+              return x / (1.0 + e);
+            }}
             V th, tl; two_prod(x, V(-0.70710677f), th, tl); tl = tl + x * V(-1.2101617e-08f);
             V p, q; two_prod(th, th, p, q);
             V g = exp(V(0.0f) - p);
             return 0.5 * x * (erfc(th) - 1.1283791670955126 * (g * tl));""",
-        fast_derivative="""
+        fast_derivative=f"""
+            if (approximate == approximate_tanh) {{
+              {_GELU_TANH_Z_CXX}
+              V s = 1.0 / (1.0 + e);
+              V dz = sh + (2.0 * bh + sl);  // z' = A + 3 B x^2 = (A + B x^2) + 2 B x^2
+              return s * (1.0 + (x * dz) * (e * s));
+            }}
             V th, tl; two_prod(x, V(-0.70710677f), th, tl); tl = tl + x * V(-1.2101617e-08f);
             V p, q; two_prod(th, th, p, q);
             V g = exp(V(0.0f) - p);
             V big_phi = 0.5 * (erfc(th) - 1.1283791670955126 * (g * tl));
             return big_phi + 0.3989422804014327 * x * (g * (1.0 - q - 2.0 * (th * tl)));""",
-        fast_where="(x > -8.0) & (x < 8.0) & (V(static_cast<float>(approximate)) == 0.0)",
+        fast_where="(x > -8.0) & (x < 8.0)",
     ),
     native=False,
 )
+
+
+# ----------------------------------------------------------------------------- float tanh for kernels
+# The float kernels below compute tanh(a), a >= 0, without SLEEF's tanh (the slowest call they would
+# make): below a = 1.5 from the rational function of u = a^2 that Lambert's continued fraction gives
+# at six levels (as _tanhshrink_fwd; relative error 4e-10, positive coefficients: nothing cancels),
+# above it as (1 - w) / (1 + w) with w = e^(-2a), which the derivatives reuse for sech^2 = 4w / (1 + w)^2.
+_TANH_E = (135135.0, 62370.0, 3150.0, 28.0)  # a - tanh a = a u N(u) / E(u)
+_TANH_N = (45045.0, 2772.0, 27.0)
+
+
+def _horner(u: str, coefs: tuple[float, ...]) -> str:
+    """C++ for sum(c_k u^k) by Horner's rule with fused multiply-adds (one rounding a step)."""
+    expr = f"V(S({coefs[-1]!r}))"
+    for c in reversed(coefs[:-1]):
+        expr = f"fma({u}, {expr}, V(S({c!r})))"
+    return expr
+
+
+def _tanh_cxx(a: str, w: str, out: str) -> str:
+    """C++ statements defining ``out`` = tanh(a) (a >= 0, w = e^(-2a)), ``out_u`` = a^2 and, for
+    a < 1.5, ``out_c`` = a - tanh(a); tanh(a) = a - out_c there: out_c's few-ulp error shrinks with
+    out_c / tanh(a) (~a^2/3 near 0, 2/3 at 1.5), where a D(u) / E(u) would carry it at full size."""
+    u, c = f"{out}_u", f"{out}_c"
+    return (
+        f"V {u} = {a} * {a}; V {c} = ({a} * {u}) * ({_horner(u, _TANH_N)} / {_horner(u, _TANH_E)});"
+        f" V {out} = where({a} < 1.5, {a} - {c}, (1.0 - {w}) / (1.0 + {w}));"
+    )
 
 
 # ----------------------------------------------------------------------------- lisht
@@ -837,6 +926,23 @@ LISHT = Spec(
     monotonic=False,
     zero_centered=False,
     references=(ROY_LISHT,),
+    kernel=Kernel(
+        # f' = tanh x + x sech^2 x, sech^2 x = 4w / (1 + w)^2 with w = e^(-2|x|) (1 - tanh^2 x would cancel);
+        # both terms have the sign of x, so nothing cancels
+        forward="return x * tanh(x);",
+        derivative="""
+            V w = exp(-2.0 * abs(x));
+            V r = tanh(x) + x * (4.0 * w / ((1.0 + w) * (1.0 + w)));
+            return where(abs(x) == inf, where(x > 0.0, 1.0, -1.0), r);""",
+        # float: |x| tanh|x| and sign(x) (tanh|x| + |x| sech^2 x) from one w = e^(-2|x|)
+        fast_forward=f"""
+            V a = abs(x); V w = exp(-2.0 * a); {_tanh_cxx("a", "w", "t")}
+            return a * t;""",
+        fast_derivative=f"""
+            V a = abs(x); V w = exp(-2.0 * a); {_tanh_cxx("a", "w", "t")}
+            return copysign(t + a * (4.0 * w / ((1.0 + w) * (1.0 + w))), x);""",
+        fast_where="abs(x) < inf",
+    ),
     equivalents=(Equivalent("tfa", "tfa.activations.lisht", names=("lisht",)),),
 )
 
@@ -886,6 +992,25 @@ TANHEXP = Spec(
     zero_centered=True,
     saturates=("left",),
     references=(LIU_TANHEXP,),
+    kernel=Kernel(
+        # f' = tanh(v) + x v sech^2(v), v = e^x, sech^2(v) = 4w / (1 + w)^2 with w = e^(-2v); e^x is
+        # clamped where tanh(e^x) = 1 already (e^30 in double, e^10 in float)
+        forward="""
+            V v = exp(min(x, 30.0));
+            return where(x == -inf, 0.0, x * tanh(v));""",
+        derivative="""
+            V v = exp(min(x, 30.0)); V w = exp(-2.0 * v);
+            V r = tanh(v) + x * (4.0 * v * w / ((1.0 + w) * (1.0 + w)));
+            return where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), r);""",
+        fast_forward=f"""
+            V v = exp(min(x, 10.0)); V w = exp(-2.0 * v); {_tanh_cxx("v", "w", "t")}
+            return x * t;""",
+        fast_derivative=f"""
+            V v = exp(min(x, 10.0)); V w = exp(-2.0 * v); {_tanh_cxx("v", "w", "t")}
+            return t + x * (4.0 * v * w / ((1.0 + w) * (1.0 + w)));""",
+        # below -80, x e^x nears float32's subnormal range
+        fast_where="(x > -80.0) & (x < inf)",
+    ),
 )
 
 
@@ -905,6 +1030,10 @@ def _serf_der(x: Any, ops: Any) -> Any:
     y = ops.where(x < -_T, _tail_exp(ops, 1.0 + x, x, _TWO_OVER_SQRT_PI), y)
     return _limits(ops, xin, y, 0.0, 1.0)
 
+
+# erf(sp), sp >= 0, in float (C++ for serf's kernel): 2/sqrt(pi) sum_n (-1)^n u^n / (n! (2n + 1)), u = sp^2
+_ERF_TAYLOR = tuple(_TWO_OVER_SQRT_PI * (-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(12))
+_ERF_CXX = f"V u = sp * sp; V er = where(sp < 1.0, sp * {_horner('u', _ERF_TAYLOR)}, 1.0 - erfc(sp));"
 
 SERF = Spec(
     name="serf",
@@ -928,6 +1057,28 @@ SERF = Spec(
     zero_centered=True,
     saturates=("left",),
     references=(NAG_SERF,),
+    kernel=Kernel(
+        # softplus and sigmoid from one e = e^(-|x|). The float form does not use ATen's float erf (a
+        # 1e-7 absolute approximation, Abramowitz-Stegun): erf(s) = s P(s^2), P the Taylor series to
+        # u^11 below s = 1 (truncation 1e-9 relative), 1 - erfc(s) above (erfc(s) < 0.16: no cancellation).
+        forward="""
+            V sp = max(x, 0.0) + log1p(exp(-abs(x)));
+            return where(x == -inf, 0.0, x * erf(sp));""",
+        derivative="""
+            V e = exp(-abs(x)); V sp = max(x, 0.0) + log1p(e);
+            V s = where(x >= 0.0, 1.0, e) / (1.0 + e);
+            V r = erf(sp) + x * (1.1283791670955126 * exp(-(sp * sp)) * s);
+            return where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), r);""",
+        fast_forward=f"""
+            V e = exp(-abs(x)); V sp = max(x, 0.0) + log1p(e); {_ERF_CXX}
+            return x * er;""",
+        fast_derivative=f"""
+            V e = exp(-abs(x)); V sp = max(x, 0.0) + log1p(e); {_ERF_CXX}
+            V s = where(x >= 0.0, 1.0, e) / (1.0 + e);
+            return er + x * (1.1283791670955126 * exp(V(0.0f) - u) * s);""",
+        # below -80, x e^x nears float32's subnormal range
+        fast_where="abs(x) < 80.0",
+    ),
 )
 
 
@@ -956,6 +1107,14 @@ def _smish_der(x: Any, ops: Any) -> Any:
     return _limits(ops, xin, y, 0.0, 0.6)
 
 
+# smish's gate g = n / dd as a rational function of e = e^(-|x|) (x >= 0: e^-x; x < 0: e^x), in C++
+_SMISH_G = (
+    "V e = exp(-abs(x)); V pos = x >= 0.0;"
+    " V n = where(pos, fma(V(S(2.0)), e, V(S(3.0))), e * fma(V(S(3.0)), e, V(S(2.0))));"
+    " V dd = where(pos, fma(fma(V(S(2.0)), e, V(S(6.0))), e, V(S(5.0))),"
+    " fma(fma(V(S(5.0)), e, V(S(6.0))), e, V(S(2.0))));"
+)
+
 SMISH = Spec(
     name="smish",
     tolerance=Tolerance(
@@ -976,6 +1135,25 @@ SMISH = Spec(
     zero_centered=True,
     saturates=("left",),
     references=(WANG_SMISH,),
+    kernel=Kernel(
+        # g = tanh(log(1 + sigmoid x)) = n / dd, rational in e = e^(-|x|) (as the eager code);
+        # f' = g + x g', g' = 4e (1 + e)(2 + e) / dd^2 (x >= 0) or 4e (1 + e)(1 + 2e) / dd^2 (x < 0)
+        forward=f"""
+            {_SMISH_G}
+            return where(x == -inf, 0.0, x * (n / dd));""",
+        derivative=f"""
+            {_SMISH_G}
+            V gp = 4.0 * e * (1.0 + e) * where(pos, 2.0 + e, 1.0 + 2.0 * e) / (dd * dd);
+            return where(abs(x) == inf, where(x > 0.0, 0.6, 0.0), n / dd + x * gp);""",
+        fast_forward=f"""
+            {_SMISH_G}
+            return x * (n / dd);""",
+        fast_derivative=f"""
+            {_SMISH_G}
+            V gp = 4.0 * e * (1.0 + e) * where(pos, 2.0 + e, 1.0 + 2.0 * e) / (dd * dd);
+            return n / dd + x * gp;""",
+        fast_where="abs(x) < 80.0",
+    ),
 )
 
 
@@ -1023,6 +1201,25 @@ LOGISH = Spec(
     zero_centered=True,
     saturates=("left",),
     references=(ZHU_LOGISH,),
+    kernel=Kernel(
+        # s = sigmoid(x) from e = e^(-|x|); f' = log1p(s) + x s (1 - s) / (1 + s), and
+        # s (1 - s) / (1 + s) = e / ((1 + e)(2 + e)) (x >= 0) or e / ((1 + e)(1 + 2e)) (x < 0)
+        forward="""
+            V e = exp(-abs(x)); V s = where(x >= 0.0, 1.0, e) / (1.0 + e);
+            return where(x == -inf, 0.0, x * log1p(s));""",
+        derivative="""
+            V e = exp(-abs(x)); V s = where(x >= 0.0, 1.0, e) / (1.0 + e);
+            V r = e / ((1.0 + e) * where(x >= 0.0, 2.0 + e, 1.0 + 2.0 * e));
+            return where(abs(x) == inf, where(x > 0.0, 0.6931471805599453, 0.0), log1p(s) + x * r);""",
+        fast_forward="""
+            V e = exp(-abs(x)); V s = where(x >= 0.0, 1.0, e) / (1.0 + e);
+            return x * log1p(s);""",
+        fast_derivative="""
+            V e = exp(-abs(x)); V s = where(x >= 0.0, 1.0, e) / (1.0 + e);
+            V r = e / ((1.0 + e) * where(x >= 0.0, 2.0 + e, 1.0 + 2.0 * e));
+            return log1p(s) + x * r;""",
+        fast_where="abs(x) < 80.0",
+    ),
 )
 
 
@@ -1043,6 +1240,8 @@ def _elish_der(x: Any, ops: Any) -> Any:
     right = (1.0 + x * (w / (1.0 + w))) / (1.0 + w)
     return _limits(ops, xin, ops.where(neg, left, right), 0.0, 1.0)
 
+
+_EXPM1_TAYLOR = tuple(1.0 / math.factorial(k + 1) for k in range(11))  # (e^x - 1) / x
 
 ELISH = Spec(
     name="elish",
@@ -1066,6 +1265,27 @@ ELISH = Spec(
     zero_centered=True,
     saturates=("left",),
     references=(BASIRAT_ELISH,),
+    kernel=Kernel(
+        # e = e^(-|x|) gives sigmoid on both sides; x < 0: expm1(x) sigmoid(x), f' = e (e^2 + 2e - 1) / (1 + e)^2
+        forward="""
+            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
+            return where(x >= 0.0, x * d, expm1(min(x, 0.0)) * (e * d));""",
+        derivative="""
+            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
+            V left = e * (e * (e + 2.0) - 1.0) * (d * d); V right = (1.0 + x * (e * d)) * d;
+            return where(x == inf, 1.0, where(x >= 0.0, right, left));""",
+        # float: one exp; e^x - 1 is e - 1 below x = -0.7 (no cancellation: e < 1/2) and its Taylor
+        # polynomial above (degree 11, truncation below 1e-9 relative)
+        fast_forward=f"""
+            V e = exp(-abs(x));
+            V m = where(x > -0.7, x * {_horner("x", _EXPM1_TAYLOR)}, e - 1.0);
+            return where(x >= 0.0, x, m * e) / (1.0 + e);""",
+        fast_derivative="""
+            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
+            V left = e * fma(e, e + 2.0, V(S(-1.0))) / square(1.0 + e); V right = (1.0 + x * (e * d)) * d;
+            return where(x >= 0.0, right, left);""",
+        fast_where="abs(x) < 80.0",
+    ),
 )
 
 
@@ -1117,6 +1337,30 @@ HARD_ELISH = Spec(
     zero_centered=True,
     saturates=("left",),
     references=(BASIRAT_ELISH,),
+    kernel=Kernel(
+        # the eager formulas; NaN falls through to the last branch (x); no tails, so float everywhere
+        forward="""
+            V gate = min(max((x + 1.0) * 0.5, 0.0), 1.0);
+            V left = expm1(min(x, 0.0)) * gate;
+            return where(x < -1.0, 0.0, where(x < 0.0, left, where(x < 1.0, x * gate, x)));""",
+        derivative="""
+            V xm = min(x, 0.0);
+            V left = 0.5 * (exp(xm) * (x + 1.0) + expm1(xm));
+            V r = where(x <= -1.0, 0.0, where(x < 0.0, left, where(x < 1.0, x + 0.5, 1.0)));
+            return where(x != x, x, r);""",
+        # float: no transcendental; on [-1, 0) e^x - 1 = m is elish's Taylor polynomial (truncation
+        # 3e-9 relative at -1), and f' = ((x + 1) + m (x + 2)) / 2 there
+        fast_forward=f"""
+            V gate = min(max((x + 1.0) * 0.5, 0.0), 1.0);
+            V left = (x * {_horner("x", _EXPM1_TAYLOR)}) * gate;
+            return where(x < -1.0, 0.0, where(x < 0.0, left, where(x < 1.0, x * gate, x)));""",
+        fast_derivative=f"""
+            V m = x * {_horner("x", _EXPM1_TAYLOR)};
+            V left = 0.5 * ((x + 1.0) + m * (x + 2.0));
+            V r = where(x <= -1.0, 0.0, where(x < 0.0, left, where(x < 1.0, x + 0.5, 1.0)));
+            return where(x != x, x, r);""",
+        fast_where="",
+    ),
     notes="Differentiable at 0 (both one-sided slopes 1/2) but not at -1 and 1.",
 )
 
@@ -1140,6 +1384,11 @@ GCU = Spec(
     monotonic=False,
     zero_centered=True,
     references=(NOEL_GCU,),
+    kernel=Kernel(
+        # no float form: ATen's float sin/cos are 3.5-ulp SLEEF functions, and x cos x has no allowance
+        forward="return x * cos(x);",
+        derivative="return cos(x) - x * sin(x);",
+    ),
     notes="f(+-inf) has no limit (NaN). No condition-number allowance is needed: the inputs are exact and "
     "cos is evaluated with full argument reduction by both backends, so x cos x stays within 2 ulp even "
     "next to its roots (k + 1/2) pi (measured without the allowance on the 20,000-point grid).",
@@ -1176,6 +1425,22 @@ MAX_X_XEXP = Spec(
     zero_centered=True,
     saturates=("left",),
     references=(ACTLAB_NOTES,),
+    kernel=Kernel(
+        forward="""
+            V xm = min(x, 0.0);
+            return where(x == -inf, 0.0, where(x < 0.0, xm * exp(xm), x));""",
+        derivative="""
+            V xm = min(x, 0.0); V r = where(x < 0.0, (1.0 + xm) * exp(xm), 1.0);
+            return where(x == -inf, 0.0, where(x != x, x, r));""",
+        fast_forward="""
+            V xm = min(x, 0.0);
+            return where(x < 0.0, xm * exp(xm), x);""",
+        fast_derivative="""
+            V xm = min(x, 0.0);
+            return where(x < 0.0, (1.0 + xm) * exp(xm), 1.0);""",
+        # below -80, x e^x nears float32's subnormal range
+        fast_where="x > -80.0",
+    ),
     notes="For x > 0, x e^(-x) < x, and for x < 0, x e^x > x (e^x < 1, x < 0), so the max is x on the right "
     "and x e^x on the left. Both pieces have value 0 and slope 1 at 0 ((1 + x) e^x -> 1), so f is C^1 with "
     "no kink; f'' jumps from 2 to 0 at 0, so it is not C^2. Minimum -1/e at x = -1; f' -> 0 as x -> -inf.",
@@ -1281,6 +1546,16 @@ SNAKE = Spec(
     monotonic=True,
     zero_centered=True,
     references=(ZIYIN_SNAKE,),
+    kernel=Kernel(
+        # double: a x keeps 29 spare bits, enough for sin at |a x| ~ 1e6. No float form: ATen's float
+        # sin/cos are 3.5-ulp functions and a x rounded in float moves sin^2(a x) / a by ~|x| ulp.
+        forward="""
+            V s = sin(frequency * x);
+            return where(abs(x) == inf, x, x + s * s / frequency);""",
+        derivative="""
+            V y = frequency * x; V t = sin(y) + cos(y);
+            return t * t;""",
+    ),
     equivalents=(
         Equivalent(
             "tfa",
@@ -1349,6 +1624,24 @@ TANHSHRINK = Spec(
         Equivalent("tfa", "tfa.activations.tanhshrink", names=("tanhshrink",)),
     ),
     torch_native=lambda x, torch: torch.nn.functional.tanhshrink(x),
+    kernel=Kernel(
+        # |x| < 1.5: x - tanh x = x P / (1 + P), P = x coth x - 1 from Lambert's continued fraction
+        # (six levels, as the eager code) collapsed into one rational function of u = x^2 with
+        # positive coefficients (no cancellation; relative error 6e-10 at 1.5); beyond, x - tanh x
+        # loses at most 1 ulp of tanh. Float everywhere: no tails, inf - 1 = inf.
+        forward=f"""
+            V u = x * x;
+            V r = x * ((u * {_horner("u", _TANH_N)}) / {_horner("u", _TANH_E)});
+            return where(abs(x) < 1.5, r, x - tanh(x));""",
+        derivative="V t = tanh(x); return t * t;",
+        fast_forward=f"""
+            V a = abs(x); V w = exp(-2.0 * a); {_tanh_cxx("a", "w", "t")}
+            return where(a < 1.5, copysign(t_c, x), x - copysign(t, x));""",
+        fast_derivative=f"""
+            V a = abs(x); V w = exp(-2.0 * a); {_tanh_cxx("a", "w", "t")}
+            return t * t;""",
+        fast_where="",
+    ),
     native=False,
 )
 
