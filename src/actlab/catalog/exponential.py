@@ -31,7 +31,7 @@ from fractions import Fraction
 from typing import Any
 
 from actlab.catalog._refs import CLEVERT_ELU, GOODFELLOW_DL, KLAMBAUER_SELU, WIKIPEDIA_TABLE
-from actlab.catalog.spec import Equivalent, Kink, Param, Reference, Spec, Tolerance
+from actlab.catalog.spec import Equivalent, Kernel, Kink, Param, Reference, Spec, Tolerance
 from actlab.ops.exact import split, two_prod, two_sum, veltkamp_constant
 
 INF = math.inf
@@ -347,6 +347,18 @@ ELU = Spec(
     torch_native=lambda x, torch, alpha: torch.nn.functional.elu(x, alpha=alpha),
     native=False,  # PyTorch's backward alpha * exp(x) loses log2(alpha) bits where exp(x) is subnormal
     notes="PyTorch and JAX accept any alpha; actlab requires alpha >= 0 (negative alpha is not monotone).",
+    kernel=Kernel(
+        forward="return where(x > 0.0, x, alpha * expm1(min(x, 0.0)));",
+        # alpha e^x where e^x underflows double but the product does not (alpha > 1e30 only)
+        derivative="""
+            V xn = min(x, 0.0); V r = alpha * exp(xn);
+            if (alpha > 1e30) r = where(xn < -700.0, exp(xn + std::log(alpha)), r);
+            return where(x > 0.0, 1.0, r);""",
+        fast_forward="return where(x > 0.0, x, alpha * expm1(min(x, 0.0)));",
+        fast_derivative="return where(x > 0.0, 1.0, alpha * exp(min(x, 0.0)));",
+        # e^x normal above -80; alpha rounded to float keeps its relative accuracy in [1e-30, 1e30]
+        fast_where="(alpha == 0.0 || (alpha >= 1e-30 && alpha <= 1e30)) ? (x > -80.0) : (V(0.0f) != 0.0)",
+    ),
 )
 
 SELU = Spec(
@@ -456,6 +468,15 @@ CELU = Spec(
         Equivalent("timm", "timm.layers.get_act_fn('celu')", "maps to torch.nn.functional.celu.", names=("celu",)),
     ),
     torch_native=lambda x, torch, alpha: torch.nn.functional.celu(x, alpha=alpha),
+    kernel=Kernel(
+        forward="return where(x > 0.0, x, alpha * expm1(min(x, 0.0) / alpha));",
+        derivative="return where(x > 0.0, 1.0, exp(min(x, 0.0) / alpha));",
+        # x itself above -1e-30: there alpha expm1(x / alpha) = x (1 + x / (2 alpha)) rounds to x, and
+        # x / alpha in float could be subnormal and lose bits
+        fast_forward="return where(x > -1e-30, x, alpha * expm1(x / alpha));",
+        fast_derivative="return where(x > 0.0, 1.0, exp(min(x, 0.0) / alpha));",
+        fast_where="x > -80.0 * alpha",  # e^(x / alpha) stays normal
+    ),
 )
 
 
@@ -637,6 +658,20 @@ SOFTPLUS = Spec(
     notes="threshold=None (the default) is exact everywhere; an explicit threshold switches to x where "
     "beta x > threshold exactly as PyTorch does (softplus(beta=3, threshold=0.2) is 0.1 at x = 0.1). "
     "Properties are for the default.",
+    kernel=Kernel(
+        # softplus(u) / beta = max(x, 0) + log1p(e^-|u|) / beta, u = beta x (double: exact to 2^-53)
+        forward="""
+            V u = beta * x; V y = max(x, 0.0) + log1p(exp(-abs(u))) / beta;
+            return threshold_is_none ? y : where(u > threshold, x, y);""",
+        derivative="""
+            V u = beta * x; V e = exp(-abs(u)); V d = 1.0 / (1.0 + e);
+            V s = where(u >= 0.0, d, e * d);
+            return threshold_is_none ? s : where(u > threshold, 1.0, s);""",
+        fast_forward="return max(x, 0.0) + log1p(exp(-abs(x)));",
+        fast_derivative="V e = exp(-abs(x)); V d = 1.0 / (1.0 + e); return where(x >= 0.0, d, e * d);",
+        # float only for beta = 1 (beta x exact) without a threshold; e^x normal above -80
+        fast_where="(beta == 1.0 && threshold_is_none) ? (x > -80.0) : (V(0.0f) != 0.0)",
+    ),
 )
 
 LOG_SIGMOID = Spec(
@@ -707,6 +742,19 @@ SHIFTED_SOFTPLUS = Spec(
     saturates=("left",),
     references=(SCHUTT_SCHNET,),
     notes="SchNetPack computes softplus(x) - log(2), which cancels near 0; actlab uses log1p(expm1(x) / 2) there.",
+    kernel=Kernel(
+        forward="""
+            V xc = max(x, 2.0);
+            V far = (xc - 0.69314718055994530942) + log1p(exp(-xc));
+            return where(x <= 2.0, log1p(0.5 * expm1(min(x, 2.0))), far);""",
+        derivative="V e = exp(-abs(x)); V d = 1.0 / (1.0 + e); return where(x >= 0.0, d, e * d);",
+        fast_forward="""
+            V xc = max(x, 2.0);
+            V far = (xc - 0.69314718055994530942) + log1p(exp(-xc));
+            return where(x <= 2.0, log1p(0.5 * expm1(min(x, 2.0))), far);""",
+        fast_derivative="V e = exp(-abs(x)); V d = 1.0 / (1.0 + e); return where(x >= 0.0, d, e * d);",
+        fast_where="x > -80.0",
+    ),
 )
 
 
@@ -747,6 +795,13 @@ SPARSE_PLUS = Spec(
         Equivalent("jax", "jax.nn.sparse_plus", names=("sparse_plus",)),
     ),
     notes="The derivative is JAX's sparse_sigmoid, 0.5 * clip(x + 1, 0, 2).",
+    kernel=Kernel(
+        forward="return where(x <= -1.0, 0.0, where(x >= 1.0, x, square(x + 1.0) * 0.25));",
+        derivative="return min(max((x + 1.0) * 0.5, 0.0), 1.0);",
+        fast_forward="return where(x <= -1.0, 0.0, where(x >= 1.0, x, square(x + 1.0) * 0.25));",
+        fast_derivative="return min(max((x + 1.0) * 0.5, 0.0), 1.0);",
+        fast_where="",
+    ),
 )
 
 
@@ -816,6 +871,28 @@ SQUAREPLUS = Spec(
             "b=4; same literal formula as JAX (same cancellation); its docstring credits 'Ramachandran et al., 2021' but the paper is Barron's.",
             names=("squareplus",),
         ),
+    ),
+    kernel=Kernel(
+        # x < 0: b / (2 (h - x)), h = sqrt(x^2 + b), without the cancellation of x + h
+        forward="""
+            if (b == 0.0) return max(x, 0.0);
+            V h = sqrt(x * x + b);
+            return where(x >= 0.0, 0.5 * (x + h), (0.5 * b) / (h - x));""",
+        # f' = (1 + x / h) / 2: x / h = 1 / sqrt(1 + b / x^2) for x > 0 (finite at inf), b / (2 h (h - x)) else
+        derivative="""
+            if (b == 0.0) return where(x > 0.0, 1.0, where(x <= 0.0, 0.0, x));
+            V h = sqrt(x * x + b);
+            return where(x > 0.0, 0.5 + 0.5 / sqrt(1.0 + b / (x * x)), (0.5 * b) / (h * (h - x)));""",
+        fast_forward="""
+            if (b == 0.0) return max(x, 0.0);
+            V h = sqrt(fma(x, x, V(static_cast<float>(b))));
+            return where(x >= 0.0, 0.5 * (x + h), (0.5 * b) / (h - x));""",
+        fast_derivative="""
+            if (b == 0.0) return where(x > 0.0, 1.0, 0.0);
+            V h = sqrt(fma(x, x, V(static_cast<float>(b))));
+            return where(x > 0.0, 0.5 + 0.5 * (x / h), (0.5 * b) / (h * (h - x)));""",
+        # x^2 + b and h (h - x) finite in float; b keeps its relative accuracy as a float
+        fast_where="(b == 0.0 || (b >= 1e-30 && b <= 1e30)) ? (abs(x) < 1e15) : (V(0.0f) != 0.0)",
     ),
 )
 
