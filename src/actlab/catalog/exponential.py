@@ -538,6 +538,13 @@ PELU = Spec(
     saturates=("left",),
     references=(TROTTIER_PELU,),
     notes="In the paper a and b are learned per layer; this spec fixes them (a = b = 1 is ELU).",
+    kernel=Kernel(
+        # (a/b) x where x / b is too small for expm1 to matter (no underflow of x / b either)
+        forward="""
+            V t = min(x, 0.0) / b; V lin = (a / b) * x;
+            return where(x > 0.0, lin, where(abs(t) < 0x1p-60, lin, a * expm1(t)));""",
+        derivative="return where(x > 0.0, a / b, (a / b) * exp(min(x, 0.0) / b));",
+    ),
 )
 
 
@@ -929,6 +936,17 @@ ISRLU = Spec(
     zero_centered=True,
     saturates=("left",),
     references=(CARLILE_ISRLU,),
+    kernel=Kernel(
+        # t = sqrt(alpha) x; for t < -1, x / sqrt(1 + t^2) = -1 / (sqrt(alpha) sqrt(1 + 1/t^2)) (finite at -inf)
+        forward="""
+            const double s = std::sqrt(alpha);
+            V xn = min(x, 0.0); V t = s * xn; V tb = where(t < -1.0, t, -1.0);
+            V large = -1.0 / (s * sqrt(1.0 + 1.0 / (tb * tb)));
+            return where(x >= 0.0, x, where(t < -1.0, large, xn / sqrt(1.0 + t * t)));""",
+        derivative="""
+            V t = std::sqrt(alpha) * min(x, 0.0); V q = 1.0 / sqrt(1.0 + t * t);
+            return where(x >= 0.0, 1.0, q * q * q);""",
+    ),
 )
 
 
@@ -956,6 +974,13 @@ NLRELU = Spec(
     smoothness=0,
     saturates=("left", "right"),
     references=(LIU_NLRELU,),
+    kernel=Kernel(
+        # log(beta) + log(x) only where beta x overflows double
+        forward="""
+            V xp = max(x, 0.0); V u = beta * xp; V big = u > 1e300;
+            return where(big, std::log(beta) + log(where(big, xp, 1.0)), log1p(u));""",
+        derivative="return where(x > 0.0, 1.0 / (1.0 / beta + max(x, 0.0)), where(x <= 0.0, 0.0, x));",
+    ),
 )
 
 
@@ -1063,6 +1088,34 @@ SOFT_EXPONENTIAL = Spec(
     notes="For alpha < 0 the function is undefined (NaN) for x <= 1/alpha - alpha (log of a non-positive "
     "number); Spec.domain cannot depend on parameters, so the default alpha = 0 keeps the whole line. "
     "In the paper alpha is trained per unit; here it is fixed.",
+    kernel=Kernel(
+        # alpha > 0: (expm1(u) + alpha^2) / alpha where e^u >= 1/2, (e^u - (1 - alpha^2)) / alpha below
+        # (exact tail at alpha = 1), u = alpha x. alpha = -g < 0: log1p(u) / g near the root, u = g x - g^2
+        # from an exact product (g x = ph + pl) and g^2 = g2h + g2l, and log(w) / g, w = 1 + u, elsewhere.
+        forward="""
+            if (alpha == 0.0) return x;
+            if (alpha > 0.0) {
+              const double a2 = alpha * alpha;
+              V u = alpha * x;
+              V near_ = (expm1(max(u, -0.69314718055994530942)) + a2) / alpha;
+              V far_ = (exp(min(u, -0.69314718055994530942)) - (1.0 - a2)) / alpha;
+              return where(u > -0.69314718055994530942, near_, far_);
+            }
+            const double g = -alpha, g2h = g * g, g2l = std::fma(g, g, -g2h);
+            V ph, pl; two_prod(V(g), x, ph, pl);
+            V u = (ph - g2h) + (pl - g2l); V w = (ph + (1.0 - g2h)) + (pl - g2l);
+            return where(x == inf, inf, where(abs(u) < 0.5, log1p(u), log(w)) / g);""",
+        derivative="""
+            if (alpha == 0.0) return where(x != x, x, 1.0);
+            if (alpha > 0.0) return exp(alpha * x);
+            const double g = -alpha, g2h = g * g, g2l = std::fma(g, g, -g2h);
+            V ph, pl; two_prod(V(g), x, ph, pl);
+            V w = (ph + (1.0 - g2h)) + (pl - g2l);
+            return where(x == inf, 0.0, where(w >= 0.0, 1.0 / w, std::nan("")));""",
+        fast_forward="return x;",
+        fast_derivative="return V(1.0f);",
+        fast_where="alpha == 0.0 ? (x == x) : (V(0.0f) != 0.0)",  # the identity (the default)
+    ),
 )
 
 
@@ -1144,6 +1197,19 @@ SOFT_CLIPPING = Spec(
     references=(KLIMEK_SOFTCLIP,),
     notes="Symmetric: f(x) + f(1 - x) = 1. Default alpha = 0.5 as in the Echo activation library; "
     "the paper leaves alpha as a hyperparameter.",
+    kernel=Kernel(
+        # f(x) = g(z) for x <= 1/2 and 1 - g(z) above, z = min(x, 1 - x) (f(x) + f(1 - x) = 1), with
+        # g(z) = log1p(c / (e^(-alpha z) + e^-alpha)) / alpha, c = 1 - e^-alpha; f'(x) = g'(z)
+        forward="""
+            const double c = -std::expm1(-alpha), ea = std::exp(-alpha);
+            V z = where(x <= 0.5, x, 1.0 - x);
+            V g = log1p(c / (exp(-alpha * z) + ea)) / alpha;
+            return where(x <= 0.5, g, 1.0 - g);""",
+        derivative="""
+            const double c = -std::expm1(-alpha), ea = std::exp(-alpha);
+            V e = exp(alpha * where(x <= 0.5, x, 1.0 - x));
+            return c * e / ((1.0 + e) * (1.0 + e * ea));""",
+    ),
 )
 
 
@@ -1179,6 +1245,24 @@ BENT_IDENTITY = Spec(
     smoothness=INF,
     zero_centered=True,
     references=(WIKIPEDIA_TABLE,),
+    kernel=Kernel(
+        # (h - 1)/2 + x, h = sqrt(x^2 + 1): x^2 / (2 (h + 1)) for |x| <= 1, and h + x = 1 / (h - x) for x < -1
+        forward="""
+            V h = sqrt(x * x + 1.0);
+            V small = x + x * (x / (h + 1.0)) * 0.5;
+            V neg = (1.0 / (h - x) + x - 1.0) * 0.5;
+            return where(x < -1.0, neg, where(x > 1.0, (h - 1.0) * 0.5 + x, small));""",
+        derivative="""
+            V r = where(abs(x) == inf, where(x > 0.0, 1.0, -1.0), x / sqrt(x * x + 1.0));
+            return 1.0 + 0.5 * r;""",
+        fast_forward="""
+            V h = sqrt(fma(x, x, V(1.0f)));
+            V small = x + x * (x / (h + 1.0)) * 0.5;
+            V neg = (1.0 / (h - x) + x - 1.0) * 0.5;
+            return where(x < -1.0, neg, where(x > 1.0, (h - 1.0) * 0.5 + x, small));""",
+        fast_derivative="return 1.0 + 0.5 * (x / sqrt(fma(x, x, V(1.0f))));",
+        fast_where="abs(x) < 1e18",
+    ),
 )
 
 
@@ -1208,6 +1292,14 @@ CLOGLOG = Spec(
     saturates=("left", "right"),
     references=(MCCULLAGH_GLM,),
     notes="The inverse of the complementary log-log link of generalized linear models.",
+    kernel=Kernel(
+        forward="return -expm1(-exp(min(x, 80.0)));",
+        derivative="V e = exp(min(x, 10.0)); return e * exp(-e);",
+        fast_forward="return -expm1(-exp(x));",
+        # the rounding of e^x moves e^-e by e^x ulp, within f''s allowance |x (1 - e^x)| above ~1
+        fast_derivative="V e = exp(x); return e * exp(-e);",
+        fast_where="(x > -80.0) & (x < 4.0)",  # e^x and e^-e^x stay normal
+    ),
 )
 
 
@@ -1248,6 +1340,11 @@ LOGLOG = Spec(
     saturates=("left", "right"),
     references=(MCCULLAGH_GLM,),
     notes="Condition number |x| e^(-x) on the left: e^(-x) is computed in double-word arithmetic there.",
+    kernel=Kernel(
+        # double: e^-x's rounding, amplified by e^-x <= 104 where the float result is not 0, is 2^-45
+        forward="return exp(-exp(min(-x, 80.0)));",
+        derivative="V e = exp(min(-x, 10.0)); return e * exp(-e);",
+    ),
 )
 
 
@@ -1276,6 +1373,13 @@ ARCSINH = Spec(
         Equivalent("keras", "keras.ops.arcsinh", "an op, not a registered activation."),
     ),
     torch_native=lambda x, torch: torch.asinh(x),
+    kernel=Kernel(
+        forward="return asinh(x);",
+        derivative="return 1.0 / sqrt(1.0 + x * x);",
+        fast_forward="return asinh(x);",
+        fast_derivative="return 1.0 / sqrt(fma(x, x, V(1.0f)));",
+        fast_where="abs(x) < 1e18",
+    ),
 )
 
 CUBE = Spec(
