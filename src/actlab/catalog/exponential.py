@@ -31,7 +31,7 @@ from fractions import Fraction
 from typing import Any
 
 from actlab.catalog._refs import CLEVERT_ELU, GOODFELLOW_DL, KLAMBAUER_SELU, WIKIPEDIA_TABLE
-from actlab.catalog.spec import Equivalent, Kink, Param, Reference, Spec, Tolerance
+from actlab.catalog.spec import Equivalent, Kernel, Kink, Param, Reference, Spec, Tolerance
 from actlab.ops.exact import split, two_prod, two_sum, veltkamp_constant
 
 INF = math.inf
@@ -347,6 +347,31 @@ ELU = Spec(
     torch_native=lambda x, torch, alpha: torch.nn.functional.elu(x, alpha=alpha),
     native=False,  # PyTorch's backward alpha * exp(x) loses log2(alpha) bits where exp(x) is subnormal
     notes="PyTorch and JAX accept any alpha; actlab requires alpha >= 0 (negative alpha is not monotone).",
+    kernel=Kernel(
+        forward="return where(x > 0.0, x, alpha * expm1(min(x, 0.0)));",
+        # alpha e^x where e^x underflows double but the product does not (alpha > 1e30 only)
+        derivative="""
+            V xn = min(x, 0.0); V r = alpha * exp(xn);
+            if (alpha > 1e30) r = where(xn < -700.0, exp(xn + std::log(alpha)), r);
+            return where(x > 0.0, 1.0, r);""",
+        # float: e^t - 1 below -log 2 (|e^t - 1| >= 1/2: at most 1 ulp more), a degree-9 Taylor polynomial
+        # above (truncation 1.4e-8 relative): SLEEF's float expm1 costs ~4x its exp. The `if (alpha == 1.0)`
+        # and exp before the polynomial are for GCC: without them the same body took ~2x as long (measured,
+        # AVX-512: a parameter multiplying a SLEEF result behind a where() got ~0.6 ns per element slower).
+        fast_forward="""
+            V t = min(x, 0.0);
+            V e = exp(t) - 1.0;
+            V q = fma(fma(fma(fma(fma(fma(fma(V(2.7557319e-06f), t, V(2.4801587e-05f)), t, V(1.9841270e-04f)), t,
+                  V(1.3888889e-03f)), t, V(8.3333333e-03f)), t, V(4.1666668e-02f)), t, V(0.16666667f)), t, V(0.5f));
+            V em1 = where(t < -0.6931471805599453, e, fma(t * t, q, t));
+            if (alpha == 1.0) return where(x > 0.0, x, em1);
+            return where(x > 0.0, x, alpha * em1);""",
+        fast_derivative="""
+            if (alpha == 1.0) return where(x > 0.0, 1.0, exp(min(x, 0.0)));
+            return where(x > 0.0, 1.0, alpha * exp(min(x, 0.0)));""",
+        # e^x normal above -80; alpha rounded to float keeps its relative accuracy in [1e-30, 1e30]
+        fast_where="(alpha == 0.0 || (alpha >= 1e-30 && alpha <= 1e30)) ? (x > -80.0) : (V(0.0f) != 0.0)",
+    ),
 )
 
 SELU = Spec(
@@ -456,6 +481,24 @@ CELU = Spec(
         Equivalent("timm", "timm.layers.get_act_fn('celu')", "maps to torch.nn.functional.celu.", names=("celu",)),
     ),
     torch_native=lambda x, torch, alpha: torch.nn.functional.celu(x, alpha=alpha),
+    kernel=Kernel(
+        forward="return where(x > 0.0, x, alpha * expm1(min(x, 0.0) / alpha));",
+        derivative="return where(x > 0.0, 1.0, exp(min(x, 0.0) / alpha));",
+        # x itself above -1e-30: there alpha expm1(x / alpha) = x (1 + x / (2 alpha)) rounds to x, and
+        # x / alpha in float could be subnormal and lose bits
+        fast_forward="""
+            V t = alpha == 1.0 ? min(x, 0.0) : min(x, 0.0) / alpha;  // expm1(t) as for elu
+            V e = exp(t) - 1.0;
+            V q = fma(fma(fma(fma(fma(fma(fma(V(2.7557319e-06f), t, V(2.4801587e-05f)), t, V(1.9841270e-04f)), t,
+                  V(1.3888889e-03f)), t, V(8.3333333e-03f)), t, V(4.1666668e-02f)), t, V(0.16666667f)), t, V(0.5f));
+            V em1 = where(t < -0.6931471805599453, e, fma(t * t, q, t));
+            if (alpha == 1.0) return where(x > 0.0, x, em1);
+            return where(x > -1e-30, x, alpha * em1);""",
+        fast_derivative="""
+            if (alpha == 1.0) return where(x > 0.0, 1.0, exp(min(x, 0.0)));
+            return where(x > 0.0, 1.0, exp(min(x, 0.0) / alpha));""",
+        fast_where="x > -80.0 * alpha",  # e^(x / alpha) stays normal
+    ),
 )
 
 
@@ -517,6 +560,13 @@ PELU = Spec(
     saturates=("left",),
     references=(TROTTIER_PELU,),
     notes="In the paper a and b are learned per layer; this spec fixes them (a = b = 1 is ELU).",
+    kernel=Kernel(
+        # (a/b) x where x / b is too small for expm1 to matter (no underflow of x / b either)
+        forward="""
+            V t = min(x, 0.0) / b; V lin = (a / b) * x;
+            return where(x > 0.0, lin, where(abs(t) < 0x1p-60, lin, a * expm1(t)));""",
+        derivative="return where(x > 0.0, a / b, (a / b) * exp(min(x, 0.0) / b));",
+    ),
 )
 
 
@@ -637,6 +687,20 @@ SOFTPLUS = Spec(
     notes="threshold=None (the default) is exact everywhere; an explicit threshold switches to x where "
     "beta x > threshold exactly as PyTorch does (softplus(beta=3, threshold=0.2) is 0.1 at x = 0.1). "
     "Properties are for the default.",
+    kernel=Kernel(
+        # softplus(u) / beta = max(x, 0) + log1p(e^-|u|) / beta, u = beta x (double: exact to 2^-53)
+        forward="""
+            V u = beta * x; V y = max(x, 0.0) + log1p(exp(-abs(u))) / beta;
+            return threshold_is_none ? y : where(u > threshold, x, y);""",
+        derivative="""
+            V u = beta * x; V e = exp(-abs(u)); V d = 1.0 / (1.0 + e);
+            V s = where(u >= 0.0, d, e * d);
+            return threshold_is_none ? s : where(u > threshold, 1.0, s);""",
+        fast_forward="return max(x, 0.0) + log1p(exp(-abs(x)));",
+        fast_derivative="V e = exp(-abs(x)); V d = 1.0 / (1.0 + e); return where(x >= 0.0, d, e * d);",
+        # float only for beta = 1 (beta x exact) without a threshold; e^x normal above -80
+        fast_where="(beta == 1.0 && threshold_is_none) ? (x > -80.0) : (V(0.0f) != 0.0)",
+    ),
 )
 
 LOG_SIGMOID = Spec(
@@ -707,6 +771,17 @@ SHIFTED_SOFTPLUS = Spec(
     saturates=("left",),
     references=(SCHUTT_SCHNET,),
     notes="SchNetPack computes softplus(x) - log(2), which cancels near 0; actlab uses log1p(expm1(x) / 2) there.",
+    kernel=Kernel(
+        forward="""
+            V xc = max(x, 2.0);
+            V far = (xc - 0.69314718055994530942) + log1p(exp(-xc));
+            return where(x <= 2.0, log1p(0.5 * expm1(min(x, 2.0))), far);""",
+        derivative="V e = exp(-abs(x)); V d = 1.0 / (1.0 + e); return where(x >= 0.0, d, e * d);",
+        # float: log1p(expm1(x) / 2) alone up to 80 (expm1's rounding moves the log by < 1/log(e^x/2) ulp)
+        fast_forward="return log1p(0.5 * expm1(x));",
+        fast_derivative="V e = exp(-abs(x)); V d = 1.0 / (1.0 + e); return where(x >= 0.0, d, e * d);",
+        fast_where="(x > -80.0) & (x < 80.0)",
+    ),
 )
 
 
@@ -747,6 +822,13 @@ SPARSE_PLUS = Spec(
         Equivalent("jax", "jax.nn.sparse_plus", names=("sparse_plus",)),
     ),
     notes="The derivative is JAX's sparse_sigmoid, 0.5 * clip(x + 1, 0, 2).",
+    kernel=Kernel(
+        forward="return where(x <= -1.0, 0.0, where(x >= 1.0, x, square(x + 1.0) * 0.25));",
+        derivative="return min(max((x + 1.0) * 0.5, 0.0), 1.0);",
+        fast_forward="return where(x <= -1.0, 0.0, where(x >= 1.0, x, square(x + 1.0) * 0.25));",
+        fast_derivative="return min(max((x + 1.0) * 0.5, 0.0), 1.0);",
+        fast_where="",
+    ),
 )
 
 
@@ -817,6 +899,28 @@ SQUAREPLUS = Spec(
             names=("squareplus",),
         ),
     ),
+    kernel=Kernel(
+        # x < 0: b / (2 (h - x)), h = sqrt(x^2 + b), without the cancellation of x + h
+        forward="""
+            if (b == 0.0) return max(x, 0.0);
+            V h = sqrt(x * x + b);
+            return where(x >= 0.0, 0.5 * (x + h), (0.5 * b) / (h - x));""",
+        # f' = (1 + x / h) / 2: x / h = 1 / sqrt(1 + b / x^2) for x > 0 (finite at inf), b / (2 h (h - x)) else
+        derivative="""
+            if (b == 0.0) return where(x > 0.0, 1.0, where(x <= 0.0, 0.0, x));
+            V h = sqrt(x * x + b);
+            return where(x > 0.0, 0.5 + 0.5 / sqrt(1.0 + b / (x * x)), (0.5 * b) / (h * (h - x)));""",
+        fast_forward="""
+            if (b == 0.0) return max(x, 0.0);
+            V h = sqrt(fma(x, x, V(static_cast<float>(b))));
+            return where(x >= 0.0, 0.5 * (x + h), (0.5 * b) / (h - x));""",
+        fast_derivative="""
+            if (b == 0.0) return where(x > 0.0, 1.0, 0.0);
+            V h = sqrt(fma(x, x, V(static_cast<float>(b))));
+            return where(x > 0.0, 0.5 + 0.5 * (x / h), (0.5 * b) / (h * (h - x)));""",
+        # x^2 + b and h (h - x) finite in float; b keeps its relative accuracy as a float
+        fast_where="(b == 0.0 || (b >= 1e-30 && b <= 1e30)) ? (abs(x) < 1e15) : (V(0.0f) != 0.0)",
+    ),
 )
 
 
@@ -852,6 +956,17 @@ ISRLU = Spec(
     zero_centered=True,
     saturates=("left",),
     references=(CARLILE_ISRLU,),
+    kernel=Kernel(
+        # t = sqrt(alpha) x; for t < -1, x / sqrt(1 + t^2) = -1 / (sqrt(alpha) sqrt(1 + 1/t^2)) (finite at -inf)
+        forward="""
+            const double s = std::sqrt(alpha);
+            V xn = min(x, 0.0); V t = s * xn; V tb = where(t < -1.0, t, -1.0);
+            V large = -1.0 / (s * sqrt(1.0 + 1.0 / (tb * tb)));
+            return where(x >= 0.0, x, where(t < -1.0, large, xn / sqrt(1.0 + t * t)));""",
+        derivative="""
+            V t = std::sqrt(alpha) * min(x, 0.0); V q = 1.0 / sqrt(1.0 + t * t);
+            return where(x >= 0.0, 1.0, q * q * q);""",
+    ),
 )
 
 
@@ -879,6 +994,13 @@ NLRELU = Spec(
     smoothness=0,
     saturates=("left", "right"),
     references=(LIU_NLRELU,),
+    kernel=Kernel(
+        # log(beta) + log(x) only where beta x overflows double
+        forward="""
+            V xp = max(x, 0.0); V u = beta * xp; V big = u > 1e300;
+            return where(big, std::log(beta) + log(where(big, xp, 1.0)), log1p(u));""",
+        derivative="return where(x > 0.0, 1.0 / (1.0 / beta + max(x, 0.0)), where(x <= 0.0, 0.0, x));",
+    ),
 )
 
 
@@ -986,6 +1108,34 @@ SOFT_EXPONENTIAL = Spec(
     notes="For alpha < 0 the function is undefined (NaN) for x <= 1/alpha - alpha (log of a non-positive "
     "number); Spec.domain cannot depend on parameters, so the default alpha = 0 keeps the whole line. "
     "In the paper alpha is trained per unit; here it is fixed.",
+    kernel=Kernel(
+        # alpha > 0: (expm1(u) + alpha^2) / alpha where e^u >= 1/2, (e^u - (1 - alpha^2)) / alpha below
+        # (exact tail at alpha = 1), u = alpha x. alpha = -g < 0: log1p(u) / g near the root, u = g x - g^2
+        # from an exact product (g x = ph + pl) and g^2 = g2h + g2l, and log(w) / g, w = 1 + u, elsewhere.
+        forward="""
+            if (alpha == 0.0) return x;
+            if (alpha > 0.0) {
+              const double a2 = alpha * alpha;
+              V u = alpha * x;
+              V near_ = (expm1(max(u, -0.69314718055994530942)) + a2) / alpha;
+              V far_ = (exp(min(u, -0.69314718055994530942)) - (1.0 - a2)) / alpha;
+              return where(u > -0.69314718055994530942, near_, far_);
+            }
+            const double g = -alpha, g2h = g * g, g2l = std::fma(g, g, -g2h);
+            V ph, pl; two_prod(V(g), x, ph, pl);
+            V u = (ph - g2h) + (pl - g2l); V w = (ph + (1.0 - g2h)) + (pl - g2l);
+            return where(x == inf, inf, where(abs(u) < 0.5, log1p(u), log(w)) / g);""",
+        derivative="""
+            if (alpha == 0.0) return where(x != x, x, 1.0);
+            if (alpha > 0.0) return exp(alpha * x);
+            const double g = -alpha, g2h = g * g, g2l = std::fma(g, g, -g2h);
+            V ph, pl; two_prod(V(g), x, ph, pl);
+            V w = (ph + (1.0 - g2h)) + (pl - g2l);
+            return where(x == inf, 0.0, where(w >= 0.0, 1.0 / w, std::nan("")));""",
+        fast_forward="return x;",
+        fast_derivative="return V(1.0f);",
+        fast_where="alpha == 0.0 ? (x == x) : (V(0.0f) != 0.0)",  # the identity (the default)
+    ),
 )
 
 
@@ -1067,6 +1217,19 @@ SOFT_CLIPPING = Spec(
     references=(KLIMEK_SOFTCLIP,),
     notes="Symmetric: f(x) + f(1 - x) = 1. Default alpha = 0.5 as in the Echo activation library; "
     "the paper leaves alpha as a hyperparameter.",
+    kernel=Kernel(
+        # f(x) = g(z) for x <= 1/2 and 1 - g(z) above, z = min(x, 1 - x) (f(x) + f(1 - x) = 1), with
+        # g(z) = log1p(c / (e^(-alpha z) + e^-alpha)) / alpha, c = 1 - e^-alpha; f'(x) = g'(z)
+        forward="""
+            const double c = -std::expm1(-alpha), ea = std::exp(-alpha);
+            V z = where(x <= 0.5, x, 1.0 - x);
+            V g = log1p(c / (exp(-alpha * z) + ea)) / alpha;
+            return where(x <= 0.5, g, 1.0 - g);""",
+        derivative="""
+            const double c = -std::expm1(-alpha), ea = std::exp(-alpha);
+            V e = exp(alpha * where(x <= 0.5, x, 1.0 - x));
+            return c * e / ((1.0 + e) * (1.0 + e * ea));""",
+    ),
 )
 
 
@@ -1102,6 +1265,24 @@ BENT_IDENTITY = Spec(
     smoothness=INF,
     zero_centered=True,
     references=(WIKIPEDIA_TABLE,),
+    kernel=Kernel(
+        # (h - 1)/2 + x, h = sqrt(x^2 + 1): x^2 / (2 (h + 1)) for |x| <= 1, and h + x = 1 / (h - x) for x < -1
+        forward="""
+            V h = sqrt(x * x + 1.0);
+            V small = x + x * (x / (h + 1.0)) * 0.5;
+            V neg = (1.0 / (h - x) + x - 1.0) * 0.5;
+            return where(x < -1.0, neg, where(x > 1.0, (h - 1.0) * 0.5 + x, small));""",
+        derivative="""
+            V r = where(abs(x) == inf, where(x > 0.0, 1.0, -1.0), x / sqrt(x * x + 1.0));
+            return 1.0 + 0.5 * r;""",
+        fast_forward="""
+            V h = sqrt(fma(x, x, V(1.0f)));
+            V small = x + x * (x / (h + 1.0)) * 0.5;
+            V neg = (1.0 / (h - x) + x - 1.0) * 0.5;
+            return where(x < -1.0, neg, where(x > 1.0, (h - 1.0) * 0.5 + x, small));""",
+        fast_derivative="return 1.0 + 0.5 * (x / sqrt(fma(x, x, V(1.0f))));",
+        fast_where="abs(x) < 1e18",
+    ),
 )
 
 
@@ -1131,6 +1312,20 @@ CLOGLOG = Spec(
     saturates=("left", "right"),
     references=(MCCULLAGH_GLM,),
     notes="The inverse of the complementary log-log link of generalized linear models.",
+    kernel=Kernel(
+        forward="return -expm1(-exp(min(x, 80.0)));",
+        derivative="V e = exp(min(x, 10.0)); return e * exp(-e);",
+        # float: expm1(t), t = -e^x, as elu's float form (SLEEF's float expm1 costs ~4x its exp)
+        fast_forward="""
+            V t = V(0.0f) - exp(x);
+            V e = exp(t) - 1.0;
+            V q = fma(fma(fma(fma(fma(fma(fma(V(2.7557319e-06f), t, V(2.4801587e-05f)), t, V(1.9841270e-04f)), t,
+                  V(1.3888889e-03f)), t, V(8.3333333e-03f)), t, V(4.1666668e-02f)), t, V(0.16666667f)), t, V(0.5f));
+            return V(0.0f) - where(t < -0.6931471805599453, e, fma(t * t, q, t));""",
+        # the rounding of e^x moves e^-e by e^x ulp, within f''s allowance |x (1 - e^x)| above ~1
+        fast_derivative="V e = exp(x); return e * exp(-e);",
+        fast_where="(x > -80.0) & (x < 4.0)",  # e^x and e^-e^x stay normal
+    ),
 )
 
 
@@ -1171,6 +1366,11 @@ LOGLOG = Spec(
     saturates=("left", "right"),
     references=(MCCULLAGH_GLM,),
     notes="Condition number |x| e^(-x) on the left: e^(-x) is computed in double-word arithmetic there.",
+    kernel=Kernel(
+        # double: e^-x's rounding, amplified by e^-x <= 104 where the float result is not 0, is 2^-45
+        forward="return exp(-exp(min(-x, 80.0)));",
+        derivative="V e = exp(min(-x, 10.0)); return e * exp(-e);",
+    ),
 )
 
 
@@ -1199,6 +1399,13 @@ ARCSINH = Spec(
         Equivalent("keras", "keras.ops.arcsinh", "an op, not a registered activation."),
     ),
     torch_native=lambda x, torch: torch.asinh(x),
+    kernel=Kernel(
+        forward="return asinh(x);",
+        derivative="return 1.0 / sqrt(1.0 + x * x);",
+        fast_forward="return asinh(x);",
+        fast_derivative="return 1.0 / sqrt(fma(x, x, V(1.0f)));",
+        fast_where="abs(x) < 1e18",
+    ),
 )
 
 CUBE = Spec(

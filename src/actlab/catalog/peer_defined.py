@@ -28,7 +28,7 @@ from actlab.catalog.self_gated import (
     _precision,
     _sympy_expm1,
 )
-from actlab.catalog.spec import Equivalent, Kink, Param, ParameterError, Reference, Spec, Tolerance
+from actlab.catalog.spec import Equivalent, Kernel, Kink, Param, ParameterError, Reference, Spec, Tolerance
 from actlab.ops.exact import two_sum
 
 INF = math.inf
@@ -107,6 +107,46 @@ GELU_FAST = Spec(
     ),
     torch_native=lambda x, torch: 0.5 * x * (1.0 + torch.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x))),
     notes="Computed as x sigmoid(2u) with 2u carried in double-word arithmetic, like gelu(approximate='tanh').",
+    kernel=Kernel(
+        # x sigmoid(z), z = x (A + B x^2), A = 2 * 0.7978845608, B = 0.044715 A; sigmoid and 1 - sigmoid from
+        # one e = exp(-|z|). Double: z's rounding, amplified by |z| < 110 where f is not 0, is below 2^-45.
+        forward="""
+            V z = x * (1.5957691216 + 0.071354816272344 * (x * x));
+            V e = exp(-abs(z)); V d = 1.0 / (1.0 + e);
+            return where(x == -inf, 0.0, x * where(z >= 0.0, d, e * d));""",
+        derivative="""
+            V z = x * (1.5957691216 + 0.071354816272344 * (x * x));
+            V e = exp(-abs(z)); V d = 1.0 / (1.0 + e);
+            V s = where(z >= 0.0, d, e * d); V q = where(z >= 0.0, e * d, d);
+            V r = s + x * s * q * (1.5957691216 + 0.214064448817032 * (x * x));
+            return where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), r);""",
+        # float: z = zh + zl in double-float (x^2, B x^2, A + B x^2 and x (A + B x^2) by error-free
+        # steps, A and B as hi + lo), sigmoid(zh + zl) = sigmoid(zh) (1 + (1 - sigmoid(zh)) zl): the
+        # rounding of z, amplified by |z| (up to 66 here), would otherwise cost up to 66 ulp.
+        fast_forward="""
+            V p, q; two_prod(x, x, p, q);
+            V mh, ml; two_prod(V(7.1354814e-02f), p, mh, ml);
+            ml = ml + (V(7.1354814e-02f) * q + V(2.3985762e-09f) * p);
+            V sh, se; two_sum(V(1.5957692f), mh, sh, se); se = se + (ml + V(-4.534641e-08f));
+            V zh, zl; two_prod(x, sh, zh, zl); zl = zl + x * se;
+            V e = exp(V(0.0f) - abs(zh)); V den = 1.0 + e;
+            V y = where(zh >= 0.0, x / den, (x * e) / den);
+            V om = where(zh >= 0.0, e / den, 1.0 / den);
+            return y + y * (om * zl);""",
+        fast_derivative="""
+            V p, q; two_prod(x, x, p, q);
+            V mh, ml; two_prod(V(7.1354814e-02f), p, mh, ml);
+            ml = ml + (V(7.1354814e-02f) * q + V(2.3985762e-09f) * p);
+            V sh, se; two_sum(V(1.5957692f), mh, sh, se); se = se + (ml + V(-4.534641e-08f));
+            V zh, zl; two_prod(x, sh, zh, zl); zl = zl + x * se;
+            V e = exp(V(0.0f) - abs(zh)); V den = 1.0 + e;
+            V s = where(zh >= 0.0, 1.0 / den, e / den);
+            V om = where(zh >= 0.0, e / den, 1.0 / den);
+            s = s + s * (om * zl);
+            V w = x * (1.5957691216 + 0.214064448817032 * p);
+            return s * (1.0 + w * om);""",
+        fast_where="abs(x) < 9.0",  # e^-|z| normal (|z| < 67)
+    ),
 )
 
 
@@ -249,6 +289,32 @@ CLIPPED_GELU = Spec(
     ),
     torch_native=lambda x, torch, min_val, max_val: torch.clip(torch.nn.functional.gelu(x), min_val, max_val),
     notes="Properties are for the defaults, where only the upper clip acts (at x = 10 + 7.6e-23).",
+    kernel=Kernel(
+        # exact GELU x erfc(-x / sqrt 2) / 2 in double (the rounded argument moves erfc by 2 t^2 2^-53), clipped
+        # on its double value: the same decision as the eager path's roots but within 2^-50 of them
+        forward="""
+            V g = where(x == -inf, 0.0, 0.5 * x * erfc(-0.70710678118654752440 * x));
+            return where(g > max_val, max_val, where(g < min_val, min_val, g));""",
+        derivative="""
+            V g = where(x == -inf, 0.0, 0.5 * x * erfc(-0.70710678118654752440 * x));
+            V d = 0.5 * erfc(-0.70710678118654752440 * x) + 0.39894228040143267794 * x * exp(-0.5 * (x * x));
+            d = where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), d);
+            return where((g > max_val) | (g < min_val), 0.0, d);""",
+        # float: gelu's exact float form, where no clip acts: min_val below gelu's minimum -0.16997 and
+        # x < 0.999 max_val (gelu(x) < x there)
+        fast_forward="""
+            V th, tl; two_prod(x, V(-0.70710677f), th, tl); tl = tl + x * V(-1.2101617e-08f);
+            V p, q; two_prod(th, th, p, q);
+            V g = exp(V(0.0f) - p);
+            return 0.5 * x * (erfc(th) - 1.1283791670955126 * (g * tl));""",
+        fast_derivative="""
+            V th, tl; two_prod(x, V(-0.70710677f), th, tl); tl = tl + x * V(-1.2101617e-08f);
+            V p, q; two_prod(th, th, p, q);
+            V g = exp(V(0.0f) - p);
+            V big_phi = 0.5 * (erfc(th) - 1.1283791670955126 * (g * tl));
+            return big_phi + 0.3989422804014327 * x * (g * (1.0 - q - 2.0 * (th * tl)));""",
+        fast_where="min_val < -0.17 ? ((x > -8.0) & (x < 8.0) & (x < 0.999 * max_val)) : (V(0.0f) != 0.0)",
+    ),
 )
 
 
@@ -429,6 +495,23 @@ XIELU = Spec(
     notes="f(0) = alpha_n expm1(eps) (about -8e-7), not 0: the function jumps by that at 0 unless eps = 0. "
     "Minimum -0.2058 at x = log(1 - beta / alpha_n) = -0.98 at the defaults; f -> +inf on both sides "
     "(alpha_n > beta).",
+    kernel=Kernel(
+        # x < eps: alpha_n q + beta x, q = e^x - 1 - x from a series where |x| < 2^-10 (expm1(x) - x
+        # cancels there); eps <= x <= 0: alpha_n (expm1(eps) - x) + beta x. Double carries the cancellations
+        # at f's root and (alpha_n near beta) in the far left tail to 2^-45 relative.
+        forward="""
+            const double lim = beta > alpha_n ? -inf : (beta < alpha_n ? inf : -alpha_n);
+            V m = min(x, eps);
+            V series = (m * m) * (0.5 + m * (1.0 / 6.0 + m * (1.0 / 24.0 + m * (1.0 / 120.0))));
+            V q = where(abs(m) < 0x1p-10, series, expm1(m) - m);
+            V neg = alpha_n * where(x < eps, q, std::expm1(eps) - x) + beta * x;
+            return where(x > 0.0, (alpha_p * x + beta) * x, where(x == -inf, lim, neg));""",
+        # x == eps only where eps is a float: there torch.minimum splits the gradient
+        derivative="""
+            V flat = where(x == eps, (0.5 * std::exp(eps) - 1.0) * alpha_n + beta, beta - alpha_n);
+            V neg = where(x < eps, alpha_n * expm1(x) + beta, flat);
+            return where(x > 0.0, alpha_p * (2.0 * x) + beta, where(x != x, x, neg));""",
+    ),
 )
 
 
@@ -478,6 +561,19 @@ SQRTSOFTPLUS = Spec(
     ),
     torch_native=lambda x, torch: torch.sqrt(torch.nn.functional.softplus(x)),
     notes="Grows like sqrt(x), so its derivative 1 / (2 sqrt x) -> 0 on the right as well as on the left.",
+    kernel=Kernel(
+        # double: softplus(x) = max(x, 0) + log1p(e^-|x|) stays normal wherever sqrt of it is not 0 in float
+        forward="return sqrt(max(x, 0.0) + log1p(exp(-abs(x))));",
+        derivative="""
+            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
+            V s = where(x >= 0.0, d, e * d);
+            return where(x < -40.0, 0.5 * exp(0.5 * x), s / (2.0 * sqrt(max(x, 0.0) + log1p(e))));""",
+        fast_forward="return sqrt(max(x, 0.0) + log1p(exp(-abs(x))));",
+        fast_derivative="""
+            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
+            return where(x >= 0.0, d, e * d) / (2.0 * sqrt(max(x, 0.0) + log1p(e)));""",
+        fast_where="x > -40.0",
+    ),
 )
 
 SPECS = (GELU_FAST, CLIPPED_GELU, XIELU, SQRTSOFTPLUS)
