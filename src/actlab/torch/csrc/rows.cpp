@@ -196,7 +196,9 @@ void softmax_backward_row(const float* w, const float* g, float* out, int64_t n)
   for (int64_t i = 0; i < n; i += kWidth) {
     const int64_t c = std::min(kWidth, n - i);
     const Vf wv = load<false>(w + i, c, 0.0f);
-    top = fast_max(top, wv);  // (a NaN makes S NaN: no dominant entry then)
+    // padding lanes (0) never win: an output that is not a probability vector (all < 0) must not
+    // find a "dominant entry" that is not in the row (a NaN makes S NaN: no dominant entry then)
+    top = fast_max(top, load<false>(w + i, c, -kInfF));
     Vd w0, w1, g0, g1;
     widen(wv, w0, w1);
     widen(load<false>(g + i, c, 0.0f), g0, g1);
@@ -224,7 +226,8 @@ void softmax_backward_row(const float* w, const float* g, float* out, int64_t n)
   const float wmax = hmax(top);
   if (static_cast<double>(wmax) > 0.5 * S) {  // the dominant entry (at most one)
     int64_t k = 0;
-    while (w[k] != wmax) ++k;
+    while (k < n && w[k] != wmax) ++k;
+    if (k == n) return;  // (never for a row of the forward's outputs; bounded for any input)
     const auto [r1, u1] = sums(w, g, 0, k);
     const auto [r2, u2] = sums(w, g, k + 1, n);
     const double v = static_cast<double>(w[k]) * (static_cast<double>(g[k]) * (r1 + r2) - (u1 + u2));
