@@ -47,6 +47,15 @@ def _fast_exp(z: str, lo: str = "") -> str:
     )
 
 
+def _split_const(name: str, value: str) -> str:
+    """C++ statements for the float bodies: the double ``value`` as ``{name}h + {name}l``, two floats, so a
+    product with it rounds once (a float constant alone would add up to half an ulp of its own)."""
+    return (
+        f" const float {name}h = static_cast<float>({value});"
+        f" const float {name}l = static_cast<float>(({value}) - static_cast<double>({name}h));"
+    )
+
+
 SIGMOID = Spec(
     name="sigmoid",
     aliases=("logistic",),
@@ -252,6 +261,13 @@ SOFTSIGN = Spec(
         Equivalent("jax", "jax.nn.soft_sign", names=("soft_sign",)),
     ),
     torch_native=lambda x, torch: torch.nn.functional.softsign(x),
+    kernel=Kernel(
+        forward="V c = min(max(x, -1e30), 1e30); return c / (1.0 + abs(c));",
+        derivative="V d = 1.0 / (1.0 + abs(x)); return d * d;",
+        fast_forward="return x / (1.0 + abs(x));",
+        fast_derivative="V d = 1.0 / (1.0 + abs(x)); return d * d;",
+        fast_where="abs(x) < inf",  # inf / inf is NaN: +-inf (and NaN) take the double form
+    ),
     native=False,
     notes=(
         "The symmetric form of Elliott's (1993) function; MATLAB's elliotsig and mlpack's "
@@ -296,6 +312,22 @@ ISRU = Spec(
     zero_centered=True,
     saturates=("left", "right"),
     references=(CARLILE_ISRLU,),
+    kernel=Kernel(
+        # double: the eager form (1/x for |x| > 1, finite in the limit and for any alpha)
+        forward="""
+            V big = abs(x) > 1.0; V t = 1.0 / where(big, x, 1.0); V xn = where(big, 0.0, x);
+            V far = copysign(1.0 / sqrt(alpha + t * t), x);
+            return where(big, far, xn / sqrt(1.0 + alpha * (xn * xn)));""",
+        derivative="""
+            V big = abs(x) > 1.0; V t = 1.0 / where(big, x, 1.0); V xn = where(big, 0.0, x);
+            V s = 1.0 + alpha * (xn * xn); V r = abs(t) / sqrt(alpha + t * t);
+            return where(big, r * r * r, (1.0 / sqrt(s)) / s);""",
+        fast_forward=_split_const("a", "alpha") + " V w = x * x; return x / sqrt(1.0 + fma(w, V(ah), w * V(al)));",
+        fast_derivative=_split_const("a", "alpha")
+        + " V w = x * x; V s = 1.0 + fma(w, V(ah), w * V(al)); return 1.0 / (s * sqrt(s));",
+        # alpha x^2 finite and alpha a normal float
+        fast_where="abs(x) < (alpha >= 1e-15 && alpha <= 1e15 ? 1e11 : 0.0)",
+    ),
     notes="f'(x) = (1 + alpha x^2)^(-3/2). Not in PyTorch, Keras or JAX.",
 )
 
@@ -315,6 +347,13 @@ ELLIOTT = Spec(
     smoothness=1,
     saturates=("left", "right"),
     references=(ELLIOTT_1993,),
+    kernel=Kernel(
+        forward="V n = 0.5 / (1.0 + abs(x)); return where(x < 0.0, n, 1.0 - n);",
+        derivative="V n = 1.0 / (1.0 + abs(x)); return 0.5 * (n * n);",
+        fast_forward="V n = 0.5 / (1.0 + abs(x)); return where(x < 0.0, n, 1.0 - n);",
+        fast_derivative="V n = 1.0 / (1.0 + abs(x)); return 0.5 * (n * n);",
+        fast_where="",  # exact limits at +-inf, NaN stays NaN
+    ),
     notes=(
         "Elliott (1993) introduced x / (1 + |x|) as a cheap squashing function; the name 'Elliott' "
         "is used for two forms. actlab's 'elliott' is the (0, 1) logistic-like form "
@@ -347,6 +386,22 @@ LECUN_TANH = Spec(
     zero_centered=True,
     saturates=("left", "right"),
     references=(LECUN_EFFICIENT,),
+    kernel=Kernel(
+        forward="return 1.7159 * tanh((x + x) / 3.0);",
+        derivative="V e = exp(-4.0 * abs(x) / 3.0); V t = 1.0 + e; return (1.7159 * 2.0 / 3.0) * ((4.0 * e) / (t * t));",
+        # float: -2|2x/3| carried as z + lo (its rounding error), 1.7159 and 1.7159 (2/3) as two floats
+        fast_forward=_split_const("c", "-4.0 / 3.0")
+        + _split_const("k", "1.7159")
+        + " V ax = abs(x);"
+        + _fast_exp("ax * V(ch)", lo="fma(ax, V(ch), V(0.0f) - z) + ax * V(cl)")
+        + " V m = fma(s, q, s - 1.0); V t = m / (-2.0 - m); return copysign(fma(t, V(kh), t * V(kl)), x);",
+        fast_derivative=_split_const("c", "-4.0 / 3.0")
+        + _split_const("k", "1.7159 * 2.0 / 3.0")
+        + " V ax = abs(x);"
+        + _fast_exp("ax * V(ch)", lo="fma(ax, V(ch), V(0.0f) - z) + ax * V(cl)")
+        + " V e = fma(q, s, s); V t = 1.0 + e; V g = (4.0 * e) / (t * t); return fma(g, V(kh), g * V(kl));",
+        fast_where="abs(x) < 60.0",  # e^(-4|x|/3) stays a normal float
+    ),
     notes="The constant 1.7159 is LeCun et al.'s rounded value (it makes f(1) ~ 1); used as given.",
 )
 
@@ -363,6 +418,15 @@ BIPOLAR_SIGMOID = Spec(
     zero_centered=True,
     saturates=("left", "right"),
     references=(FAUSETT_NN,),
+    kernel=Kernel(
+        forward="return tanh(0.5 * x);",
+        derivative="V e = exp(-abs(x)); V t = 1.0 + e; return (2.0 * e) / (t * t);",
+        # float: tanh|x/2| = -m / (2 + m), m = e^-|x| - 1, as tanh's
+        fast_forward=_fast_exp("V(0.0f) - abs(x)") + " V m = fma(s, q, s - 1.0); return copysign(m / (-2.0 - m), x);",
+        fast_derivative=_fast_exp("V(0.0f) - abs(x)")
+        + " V e = fma(q, s, s); V t = 1.0 + e; return (2.0 * e) / (t * t);",
+        fast_where="abs(x) < 80.0",
+    ),
     notes=(
         "Computed as tanh(x/2): 2 sigmoid(x) - 1 loses all relative accuracy near 0 (it returns 0 "
         "for |x| below about eps/2) and costs an ulp of 1 elsewhere."
@@ -391,6 +455,19 @@ PENALIZED_TANH = Spec(
     zero_centered=True,
     saturates=("left", "right"),
     references=(XU_PENALIZED_TANH, EGER_SWISH),
+    kernel=Kernel(
+        forward="V t = tanh(x); return where(x > 0.0, t, a * t);",
+        derivative="V e = exp(-2.0 * abs(x)); V t = 1.0 + e; V g = (4.0 * e) / (t * t); return where(x > 0.0, g, a * g);",
+        fast_forward=_split_const("a", "a")
+        + _fast_exp("-2.0 * abs(x)")
+        + " V m = fma(s, q, s - 1.0); V t = copysign(m / (-2.0 - m), x);"
+        + " return where(x > 0.0, t, fma(t, V(ah), t * V(al)));",
+        fast_derivative=_split_const("a", "a")
+        + _fast_exp("-2.0 * abs(x)")
+        + " V e = fma(q, s, s); V t = 1.0 + e; V g = (4.0 * e) / (t * t);"
+        + " return where(x > 0.0, g, fma(g, V(ah), g * V(al)));",
+        fast_where="abs(x) < 40.0",
+    ),
     notes=(
         "Called 'leaky tanh' in Xu et al.'s abstract and 'penalized tanh' in the paper and in Eger "
         "et al. (2018), who found it the most stable activation across NLP tasks. a = 1 is tanh."
@@ -578,6 +655,14 @@ LAPLACE = Spec(
     monotonic=True,
     saturates=("left", "right"),
     references=(MA_MEGA,),
+    kernel=Kernel(
+        # double only: u = (x - mu) / (sigma sqrt 2) rounded in double costs float32 nothing (erfc(|u|)
+        # amplifies its error by 2 u^2 < 200); +-inf give erfc(-+inf) = 2, 0 and exp(-inf) = 0.
+        forward="V u = (x - mu) * (1.0 / (sigma * 1.4142135623730951)); return 0.5 * erfc(-u);",
+        derivative="""
+            const double k = 1.0 / (sigma * 1.4142135623730951);
+            V u = (x - mu) * k; return (k * 0.56418958354775628) * exp(-(u * u));""",
+    ),
     notes=(
         "Not a Laplace distribution: MEGA's name for the normal CDF Phi((x - mu)/sigma) with "
         "mu = sqrt(1/2) and sigma = sqrt(1/(4 pi)), fitted to relu(x)^2 near [0, sqrt 2] and used "
