@@ -56,6 +56,21 @@ def _split_const(name: str, value: str) -> str:
     )
 
 
+# tanh(u)/u = 1 - u^2/3 + 2u^4/15 - ...: the Taylor coefficients through u^12 (the next term is below
+# 1e-9 of tanh for |u| <= 0.35, where the series serves)
+_TANH_SERIES = (-1 / 3, 2 / 15, -17 / 315, 62 / 2835, -1382 / 155925, 21844 / 6081075)
+
+
+def _tanh_series(c: float) -> str:
+    """C++ statements for the float bodies leaving ``A`` = tanh(c x)/c - x = x v P(v), v = x^2, for small |c x|:
+    the kernels add it to x last, so tanh(c x) is rounded about once where -m/(2 + m) would round four times."""
+    coeffs = [k * c ** (2 * i + 2) for i, k in enumerate(_TANH_SERIES)]
+    body = f" V v = x * x; V P = V({coeffs[-1]!r}f);"
+    for k in reversed(coeffs[:-1]):
+        body += f" P = fma(P, v, V({k!r}f));"
+    return body + " V A = (x * v) * P;"
+
+
 SIGMOID = Spec(
     name="sigmoid",
     aliases=("logistic",),
@@ -115,11 +130,12 @@ TANH = Spec(
     torch_native=lambda x, torch: torch.tanh(x),
     kernel=Kernel(
         # f' = sech^2 x = 4e / (1 + e)^2 with e = exp(-2|x|), from the input (1 - tanh^2 cancels).
-        # Float: tanh|x| = -m / (2 + m) with m = e^(-2|x|) - 1 (2|x| exact): one exponential, and no
-        # cancellation near 0, where 1 - e would lose the relative accuracy.
+        # Float: tanh x = -m / (2 + m) with m = e^(-2x) - 1 (2x exact): one exponential, no cancellation
+        # near 0 (where 1 - e would lose the relative accuracy) and the sign without a copysign (the
+        # select keeps tanh(+0) = +0, which the quotient gives as -0).
         forward="return tanh(x);",
         derivative="V e = exp(-2.0 * abs(x)); V t = 1.0 + e; return (4.0 * e) / (t * t);",
-        fast_forward=_fast_exp("-2.0 * abs(x)") + " V m = fma(s, q, s - 1.0); return copysign(m / (-2.0 - m), x);",
+        fast_forward=_fast_exp("-2.0 * x") + " V m = fma(s, q, s - 1.0); return where(x == 0.0, x, m / (-2.0 - m));",
         fast_derivative=_fast_exp("-2.0 * abs(x)") + " V e = fma(q, s, s); V t = 1.0 + e; return (4.0 * e) / (t * t);",
         # beyond 40 e = e^-2|x| nears float32's subnormals while f' = 4e is still normal
         fast_where="abs(x) < 40.0",
@@ -389,12 +405,15 @@ LECUN_TANH = Spec(
     kernel=Kernel(
         forward="return 1.7159 * tanh((x + x) / 3.0);",
         derivative="V e = exp(-4.0 * abs(x) / 3.0); V t = 1.0 + e; return (1.7159 * 2.0 / 3.0) * ((4.0 * e) / (t * t));",
-        # float: -2|2x/3| carried as z + lo (its rounding error), 1.7159 and 1.7159 (2/3) as two floats
+        # float: -4x/3 carried as z + lo (its rounding error), 1.7159 and 1.7159 (2/3) as two floats
         fast_forward=_split_const("c", "-4.0 / 3.0")
         + _split_const("k", "1.7159")
-        + " V ax = abs(x);"
-        + _fast_exp("ax * V(ch)", lo="fma(ax, V(ch), V(0.0f) - z) + ax * V(cl)")
-        + " V m = fma(s, q, s - 1.0); V t = m / (-2.0 - m); return copysign(fma(t, V(kh), t * V(kl)), x);",
+        + _split_const("d", "1.7159 * 2.0 / 3.0")
+        + _fast_exp("x * V(ch)", lo="fma(x, V(ch), V(0.0f) - z) + x * V(cl)")
+        + " V m = fma(s, q, s - 1.0); V t = where(x == 0.0, x, m / (-2.0 - m));"
+        # near 0 the series: 1.7159 (2/3) (x + A) rounded once
+        + _tanh_series(2.0 / 3.0)
+        + " return where(abs(x) < 0.25, fma(x, V(dh), fma(A, V(dh), x * V(dl))), fma(t, V(kh), t * V(kl)));",
         fast_derivative=_split_const("c", "-4.0 / 3.0")
         + _split_const("k", "1.7159 * 2.0 / 3.0")
         + " V ax = abs(x);"
@@ -421,8 +440,8 @@ BIPOLAR_SIGMOID = Spec(
     kernel=Kernel(
         forward="return tanh(0.5 * x);",
         derivative="V e = exp(-abs(x)); V t = 1.0 + e; return (2.0 * e) / (t * t);",
-        # float: tanh|x/2| = -m / (2 + m), m = e^-|x| - 1, as tanh's
-        fast_forward=_fast_exp("V(0.0f) - abs(x)") + " V m = fma(s, q, s - 1.0); return copysign(m / (-2.0 - m), x);",
+        # float: tanh(x/2) = -m / (2 + m), m = e^-x - 1, as tanh's
+        fast_forward=_fast_exp("V(0.0f) - x") + " V m = fma(s, q, s - 1.0); return where(x == 0.0, x, m / (-2.0 - m));",
         fast_derivative=_fast_exp("V(0.0f) - abs(x)")
         + " V e = fma(q, s, s); V t = 1.0 + e; return (2.0 * e) / (t * t);",
         fast_where="abs(x) < 80.0",
@@ -459,9 +478,12 @@ PENALIZED_TANH = Spec(
         forward="V t = tanh(x); return where(x > 0.0, t, a * t);",
         derivative="V e = exp(-2.0 * abs(x)); V t = 1.0 + e; V g = (4.0 * e) / (t * t); return where(x > 0.0, g, a * g);",
         fast_forward=_split_const("a", "a")
-        + _fast_exp("-2.0 * abs(x)")
-        + " V m = fma(s, q, s - 1.0); V t = copysign(m / (-2.0 - m), x);"
-        + " return where(x > 0.0, t, fma(t, V(ah), t * V(al)));",
+        + _fast_exp("-2.0 * x")
+        + " V m = fma(s, q, s - 1.0); V t = where(x == 0.0, x, m / (-2.0 - m));"
+        # a tanh x for x near 0 from the series, rounded once: the quotient's error, scaled by a, nears 4 ulp
+        + _tanh_series(1.0)
+        + " V at = where(abs(x) < 0.35, fma(x, V(ah), fma(A, V(ah), x * V(al))), fma(t, V(ah), t * V(al)));"
+        + " return where(x > 0.0, t, at);",
         fast_derivative=_split_const("a", "a")
         + _fast_exp("-2.0 * abs(x)")
         + " V e = fma(q, s, s); V t = 1.0 + e; V g = (4.0 * e) / (t * t);"
