@@ -411,9 +411,9 @@ LECUN_TANH = Spec(
         + _split_const("d", "1.7159 * 2.0 / 3.0")
         + _fast_exp("x * V(ch)", lo="fma(x, V(ch), V(0.0f) - z) + x * V(cl)")
         + " V m = fma(s, q, s - 1.0); V t = where(x == 0.0, x, m / (-2.0 - m));"
-        # near 0 the series: 1.7159 (2/3) (x + A) rounded once
+        # near 0 the series: 1.7159 (2/3) (x + A) rounded once (+-0 keep their sign through t)
         + _tanh_series(2.0 / 3.0)
-        + " return where(abs(x) < 0.25, fma(x, V(dh), fma(A, V(dh), x * V(dl))), fma(t, V(kh), t * V(kl)));",
+        + " return where((abs(x) < 0.25) & (x != 0.0), fma(x, V(dh), fma(A, V(dh), x * V(dl))), fma(t, V(kh), t * V(kl)));",
         fast_derivative=_split_const("c", "-4.0 / 3.0")
         + _split_const("k", "1.7159 * 2.0 / 3.0")
         + " V ax = abs(x);"
@@ -482,7 +482,7 @@ PENALIZED_TANH = Spec(
         + " V m = fma(s, q, s - 1.0); V t = where(x == 0.0, x, m / (-2.0 - m));"
         # a tanh x for x near 0 from the series, rounded once: the quotient's error, scaled by a, nears 4 ulp
         + _tanh_series(1.0)
-        + " V at = where(abs(x) < 0.35, fma(x, V(ah), fma(A, V(ah), x * V(al))), fma(t, V(ah), t * V(al)));"
+        + " V at = where((abs(x) < 0.35) & (x != 0.0), fma(x, V(ah), fma(A, V(ah), x * V(al))), fma(t, V(ah), t * V(al)));"
         + " return where(x > 0.0, t, at);",
         fast_derivative=_split_const("a", "a")
         + _fast_exp("-2.0 * abs(x)")
