@@ -4,7 +4,8 @@ import math
 from fractions import Fraction
 
 from actlab.catalog._refs import WIKIPEDIA_TABLE
-from actlab.catalog.spec import Equivalent, Reference, Spec, Tolerance
+from actlab.catalog.sigmoidal import _fast_exp
+from actlab.catalog.spec import Equivalent, Kernel, Reference, Spec, Tolerance
 
 PARASCANDOLO_SINE = Reference(
     "Taming the waves: sine as activation function in deep neural networks",
@@ -136,6 +137,14 @@ def _sq_rbf_derivative(x, ops):
     return ops.where(a >= 2.0, 0.0, inner)
 
 
+def _sinc_series_cpp(coeffs) -> str:
+    """C++ for the kernels: sum c_k z^(k-1) in Horner form (z = x^2), from the series' coefficients."""
+    body = f"V p = V(static_cast<S>({coeffs[-1]!r}));"
+    for c in reversed(coeffs[:-1]):
+        body += f" p = fma(p, z, V(static_cast<S>({c!r})));"
+    return body
+
+
 # ----------------------------------------------------------------------------- specs
 
 SINUSOID = Spec(
@@ -196,6 +205,31 @@ SINC = Spec(
     ),
     torch_native=lambda x, torch: torch.sinc(x / math.pi),
     native=False,
+    kernel=Kernel(
+        # the eager forms: sin(x)/x with 1 at 0 and 0 at +-inf; f' from its series on |x| <= 2
+        forward="""
+            V inf_ = abs(x) == inf; V xs = where((x == 0.0) | inf_, 1.0, x);
+            return where(inf_, 0.0, where(x == 0.0, 1.0, sin(xs) / xs));""",
+        derivative="""
+            V near = abs(x) <= 2.0; V inf_ = abs(x) == inf; V xn = where(near, x, 0.0); V z = xn * xn;
+            """
+        + _sinc_series_cpp(_SINC_D_COEFFS)
+        + """
+            V xf = where(near | inf_, 4.0, x);
+            V direct = (cos(xf) - sin(xf) / xf) / xf;
+            return where(near, p * xn, where(inf_, 0.0, direct));""",
+        # float: 8 terms of the series reach float32 rounding at |x| = 2 (the 9th is 1e-9 of f')
+        fast_forward="V xs = where(x == 0.0, 1.0, x); return where(x == 0.0, 1.0, sin(xs) / xs);",
+        fast_derivative="""
+            V near = abs(x) <= 2.0; V xn = where(near, x, 0.0); V z = xn * xn;
+            """
+        + _sinc_series_cpp(_SINC_D_COEFFS[:8])
+        + """
+            V xf = where(near, 4.0, x);
+            return where(near, p * xn, (cos(xf) - sin(xf) / xf) / xf);""",
+        # float sin/x drifts from 2.6 ulp (|x| < 100) to 3.1 ulp near |x| = 1e4: larger |x| take the double form
+        fast_where="abs(x) < 100.0",
+    ),
     notes=(
         "Unnormalised: sinc(x) = sin(x)/x, roots at k pi. numpy.sinc, torch.sinc and jax.numpy.sinc "
         "are the normalised sin(pi x)/(pi x). sinc(+-inf) = 0 and sinc'(+-inf) = 0 (the limits). "
@@ -221,6 +255,19 @@ GAUSSIAN = Spec(
     bounds=(0.0, 1.0),
     saturates=("left", "right"),
     references=(BROOMHEAD_LOWE_RBF, WIKIPEDIA_TABLE),
+    kernel=Kernel(
+        # double: x^2 rounded in double costs float32 nothing (e^-x^2 amplifies it by x^2 < 104)
+        forward="return exp(-(x * x));",
+        derivative="V c = min(max(x, -40.0), 40.0); return (-2.0 * c) * exp(-(c * c));",
+        # float: x^2 = p + pe exactly (two_prod), and e^-(p + pe) with pe folded into the reduced argument
+        fast_forward="V p, pe; two_prod(x, x, p, pe);"
+        + _fast_exp("V(0.0f) - p", lo="V(0.0f) - pe")
+        + " return fma(q, s, s);",
+        fast_derivative="V p, pe; two_prod(x, x, p, pe);"
+        + _fast_exp("V(0.0f) - p", lo="V(0.0f) - pe")
+        + " return (-2.0 * x) * fma(q, s, s);",
+        fast_where="abs(x) < 9.0",  # e^-81 is still a normal float
+    ),
     notes=(
         "exp(-x*x) computed naively is off by up to ~x^2/2 ulp: the rounding of x^2 is amplified by "
         "the exponent (on the accuracy grid: 60 ulp in float32 near x = 9, 78 ulp in float64 near "
@@ -248,6 +295,17 @@ SQ_RBF = Spec(
     smoothness=1,
     saturates=("left", "right"),
     references=(WURAOLA_SQRBF,),
+    kernel=Kernel(
+        forward="""
+            V a = abs(x); V inner = where(a <= 1.0, 1.0 - 0.5 * (x * x), 0.5 * square(2.0 - a));
+            return where(a >= 2.0, 0.0, inner);""",
+        derivative="V a = abs(x); return where(a >= 2.0, 0.0, where(a <= 1.0, -x, -copysign(2.0 - a, x)));",
+        fast_forward="""
+            V a = abs(x); V inner = where(a <= 1.0, 1.0 - 0.5 * (x * x), 0.5 * square(2.0 - a));
+            return where(a >= 2.0, 0.0, inner);""",
+        fast_derivative="V a = abs(x); return where(a >= 2.0, 0.0, where(a <= 1.0, -x, -copysign(2.0 - a, x)));",
+        fast_where="",  # exact (2 - |x| is exact on [1, 2]); NaN fails every comparison and stays NaN
+    ),
     notes=(
         "Continuously differentiable (f' = -x on |x| <= 1, -sign(x)(2 - |x|) on 1 < |x| < 2, 0 beyond); "
         "f'' jumps at |x| = 1 and 2. Compact support: exactly 0 for |x| >= 2."

@@ -6,7 +6,7 @@ import struct
 from decimal import Decimal, localcontext
 
 from actlab.catalog._refs import GOODFELLOW_DL, LECUN_EFFICIENT, WIKIPEDIA_TABLE
-from actlab.catalog.spec import Equivalent, Kink, Param, Reference, Spec, Tolerance
+from actlab.catalog.spec import Equivalent, Kernel, Kink, Param, Reference, Spec, Tolerance
 
 
 def _sech2(x, ops):
@@ -21,6 +21,54 @@ def _sech2(x, ops):
     (|x| > 9 in float32) while the true value, 4 e^(-2|x|), is still a normal number."""
     r = 1.0 / ops.cosh(x)
     return r * r
+
+
+# ----------------------------------------------------------------------------- fused kernels
+# The float kernel bodies share one exponential, written out: SLEEF's expf (the `exp` helper) costs
+# about twice this Cody-Waite reduction and polynomial, which keeps sigmoid's and tanh's fused
+# loops at PyTorch's speed. Coefficients: a minimax fit of (e^r - 1)/r on |r| <= ln(2)/2 (relative
+# error 1.8e-8, 0.3 ulp); ln 2 = 0.693145751953125 + 1.4286068e-06 (the high part has 16 bits, so n * hi
+# is exact for |n| < 2^8).
+def _fast_exp(z: str, lo: str = "") -> str:
+    """C++ statements that leave ``s`` = 2^n and ``q`` = e^r - 1 with e^(z + lo) = s (1 + q), |r| <= ln(2)/2,
+    for a float ``z`` in [-87, 87] (s stays a normal number) and an optional small correction ``lo``
+    (the rounding error of z, when z is not exact). e^z is ``fma(q, s, s)`` (1.1 ulp), e^z - 1 is
+    ``fma(s, q, s - 1.0)``; q keeps its relative accuracy as r goes to 0."""
+    add_lo = f" r = r + ({lo});" if lo else ""
+    return (
+        f"V z = {z}; V n = floor(fma(z, V(1.44269504f), V(0.5f)));"
+        " V r = fma(n, V(-0.693145751953125f), z); r = fma(n, V(-1.4286068e-06f), r);"
+        f"{add_lo}"
+        " V Q = fma(r, V(1.3946497e-03f), V(8.366611e-03f)); Q = fma(Q, r, V(4.166628e-02f));"
+        " Q = fma(Q, r, V(0.16666543f)); Q = fma(Q, r, V(0.5f));"
+        " V q = fma(r * Q, r, r);"
+        # 2^n from its bits: (n + 127) 2^23 is exact in float and is the bit pattern of 2^n
+        " V s = at::vec::cast<float>(at::vec::convert_to_int_of_same_size(fma(n, V(8388608.0f), V(1065353216.0f))));"
+    )
+
+
+def _split_const(name: str, value: str) -> str:
+    """C++ statements for the float bodies: the double ``value`` as ``{name}h + {name}l``, two floats, so a
+    product with it rounds once (a float constant alone would add up to half an ulp of its own)."""
+    return (
+        f" const float {name}h = static_cast<float>({value});"
+        f" const float {name}l = static_cast<float>(({value}) - static_cast<double>({name}h));"
+    )
+
+
+# tanh(u)/u = 1 - u^2/3 + 2u^4/15 - ...: the Taylor coefficients through u^12 (the next term is below
+# 1e-9 of tanh for |u| <= 0.35, where the series serves)
+_TANH_SERIES = (-1 / 3, 2 / 15, -17 / 315, 62 / 2835, -1382 / 155925, 21844 / 6081075)
+
+
+def _tanh_series(c: float) -> str:
+    """C++ statements for the float bodies leaving ``A`` = tanh(c x)/c - x = x v P(v), v = x^2, for small |c x|:
+    the kernels add it to x last, so tanh(c x) is rounded about once where -m/(2 + m) would round four times."""
+    coeffs = [k * c ** (2 * i + 2) for i, k in enumerate(_TANH_SERIES)]
+    body = f" V v = x * x; V P = V({coeffs[-1]!r}f);"
+    for k in reversed(coeffs[:-1]):
+        body += f" P = fma(P, v, V({k!r}f));"
+    return body + " V A = (x * v) * P;"
 
 
 SIGMOID = Spec(
@@ -45,6 +93,17 @@ SIGMOID = Spec(
         Equivalent("timm", "timm.layers.Sigmoid", "create_act name 'sigmoid'", names=("sigmoid",)),
     ),
     torch_native=lambda x, torch: torch.sigmoid(x),
+    kernel=Kernel(
+        # double: sigmoid and 1 - sigmoid from one e = exp(-|x|), f' = e / (1 + e)^2, no cancellation
+        # and the limits at +-inf without a case. Float: 1 / (1 + e^-x) is as accurate (no cancellation
+        # for either sign while e^-x stays finite) and needs no select.
+        forward="V e = exp(-abs(x)); V d = 1.0 / (1.0 + e); return where(x >= 0.0, d, e * d);",
+        derivative="V e = exp(-abs(x)); V t = 1.0 + e; return e / (t * t);",
+        fast_forward=_fast_exp("V(0.0f) - x") + " return 1.0 / (1.0 + fma(q, s, s));",
+        fast_derivative=_fast_exp("V(0.0f) - abs(x)") + " V e = fma(q, s, s); V t = 1.0 + e; return e / (t * t);",
+        # beyond 80 e^-|x| nears float32's subnormals, where it loses relative accuracy
+        fast_where="abs(x) < 80.0",
+    ),
     native=False,
     notes="actlab's backward keeps the input: PyTorch's y (1 - y) is 0 wherever y rounds to 1.",
 )
@@ -69,6 +128,18 @@ TANH = Spec(
         Equivalent("timm", "timm.layers.Tanh", "create_act name 'tanh'", names=("tanh",)),
     ),
     torch_native=lambda x, torch: torch.tanh(x),
+    kernel=Kernel(
+        # f' = sech^2 x = 4e / (1 + e)^2 with e = exp(-2|x|), from the input (1 - tanh^2 cancels).
+        # Float: tanh x = -m / (2 + m) with m = e^(-2x) - 1 (2x exact): one exponential, no cancellation
+        # near 0 (where 1 - e would lose the relative accuracy) and the sign without a copysign (the
+        # select keeps tanh(+0) = +0, which the quotient gives as -0).
+        forward="return tanh(x);",
+        derivative="V e = exp(-2.0 * abs(x)); V t = 1.0 + e; return (4.0 * e) / (t * t);",
+        fast_forward=_fast_exp("-2.0 * x") + " V m = fma(s, q, s - 1.0); return where(x == 0.0, x, m / (-2.0 - m));",
+        fast_derivative=_fast_exp("-2.0 * abs(x)") + " V e = fma(q, s, s); V t = 1.0 + e; return (4.0 * e) / (t * t);",
+        # beyond 40 e = e^-2|x| nears float32's subnormals while f' = 4e is still normal
+        fast_where="abs(x) < 40.0",
+    ),
     native=False,
     notes="actlab's backward keeps the input: PyTorch's 1 - y^2 is 0 wherever |y| rounds to 1.",
 )
@@ -206,6 +277,13 @@ SOFTSIGN = Spec(
         Equivalent("jax", "jax.nn.soft_sign", names=("soft_sign",)),
     ),
     torch_native=lambda x, torch: torch.nn.functional.softsign(x),
+    kernel=Kernel(
+        forward="V c = min(max(x, -1e30), 1e30); return c / (1.0 + abs(c));",
+        derivative="V d = 1.0 / (1.0 + abs(x)); return d * d;",
+        fast_forward="return x / (1.0 + abs(x));",
+        fast_derivative="V d = 1.0 / (1.0 + abs(x)); return d * d;",
+        fast_where="abs(x) < inf",  # inf / inf is NaN: +-inf (and NaN) take the double form
+    ),
     native=False,
     notes=(
         "The symmetric form of Elliott's (1993) function; MATLAB's elliotsig and mlpack's "
@@ -250,6 +328,22 @@ ISRU = Spec(
     zero_centered=True,
     saturates=("left", "right"),
     references=(CARLILE_ISRLU,),
+    kernel=Kernel(
+        # double: the eager form (1/x for |x| > 1, finite in the limit and for any alpha)
+        forward="""
+            V big = abs(x) > 1.0; V t = 1.0 / where(big, x, 1.0); V xn = where(big, 0.0, x);
+            V far = copysign(1.0 / sqrt(alpha + t * t), x);
+            return where(big, far, xn / sqrt(1.0 + alpha * (xn * xn)));""",
+        derivative="""
+            V big = abs(x) > 1.0; V t = 1.0 / where(big, x, 1.0); V xn = where(big, 0.0, x);
+            V s = 1.0 + alpha * (xn * xn); V r = abs(t) / sqrt(alpha + t * t);
+            return where(big, r * r * r, (1.0 / sqrt(s)) / s);""",
+        fast_forward=_split_const("a", "alpha") + " V w = x * x; return x / sqrt(1.0 + fma(w, V(ah), w * V(al)));",
+        fast_derivative=_split_const("a", "alpha")
+        + " V w = x * x; V s = 1.0 + fma(w, V(ah), w * V(al)); return 1.0 / (s * sqrt(s));",
+        # alpha x^2 finite and alpha a normal float
+        fast_where="abs(x) < (alpha >= 1e-15 && alpha <= 1e15 ? 1e11 : 0.0)",
+    ),
     notes="f'(x) = (1 + alpha x^2)^(-3/2). Not in PyTorch, Keras or JAX.",
 )
 
@@ -269,6 +363,13 @@ ELLIOTT = Spec(
     smoothness=1,
     saturates=("left", "right"),
     references=(ELLIOTT_1993,),
+    kernel=Kernel(
+        forward="V n = 0.5 / (1.0 + abs(x)); return where(x < 0.0, n, 1.0 - n);",
+        derivative="V n = 1.0 / (1.0 + abs(x)); return 0.5 * (n * n);",
+        fast_forward="V n = 0.5 / (1.0 + abs(x)); return where(x < 0.0, n, 1.0 - n);",
+        fast_derivative="V n = 1.0 / (1.0 + abs(x)); return 0.5 * (n * n);",
+        fast_where="",  # exact limits at +-inf, NaN stays NaN
+    ),
     notes=(
         "Elliott (1993) introduced x / (1 + |x|) as a cheap squashing function; the name 'Elliott' "
         "is used for two forms. actlab's 'elliott' is the (0, 1) logistic-like form "
@@ -301,6 +402,25 @@ LECUN_TANH = Spec(
     zero_centered=True,
     saturates=("left", "right"),
     references=(LECUN_EFFICIENT,),
+    kernel=Kernel(
+        forward="return 1.7159 * tanh((x + x) / 3.0);",
+        derivative="V e = exp(-4.0 * abs(x) / 3.0); V t = 1.0 + e; return (1.7159 * 2.0 / 3.0) * ((4.0 * e) / (t * t));",
+        # float: -4x/3 carried as z + lo (its rounding error), 1.7159 and 1.7159 (2/3) as two floats
+        fast_forward=_split_const("c", "-4.0 / 3.0")
+        + _split_const("k", "1.7159")
+        + _split_const("d", "1.7159 * 2.0 / 3.0")
+        + _fast_exp("x * V(ch)", lo="fma(x, V(ch), V(0.0f) - z) + x * V(cl)")
+        + " V m = fma(s, q, s - 1.0); V t = where(x == 0.0, x, m / (-2.0 - m));"
+        # near 0 the series: 1.7159 (2/3) (x + A) rounded once (+-0 keep their sign through t)
+        + _tanh_series(2.0 / 3.0)
+        + " return where((abs(x) < 0.25) & (x != 0.0), fma(x, V(dh), fma(A, V(dh), x * V(dl))), fma(t, V(kh), t * V(kl)));",
+        fast_derivative=_split_const("c", "-4.0 / 3.0")
+        + _split_const("k", "1.7159 * 2.0 / 3.0")
+        + " V ax = abs(x);"
+        + _fast_exp("ax * V(ch)", lo="fma(ax, V(ch), V(0.0f) - z) + ax * V(cl)")
+        + " V e = fma(q, s, s); V t = 1.0 + e; V g = (4.0 * e) / (t * t); return fma(g, V(kh), g * V(kl));",
+        fast_where="abs(x) < 60.0",  # e^(-4|x|/3) stays a normal float
+    ),
     notes="The constant 1.7159 is LeCun et al.'s rounded value (it makes f(1) ~ 1); used as given.",
 )
 
@@ -317,6 +437,15 @@ BIPOLAR_SIGMOID = Spec(
     zero_centered=True,
     saturates=("left", "right"),
     references=(FAUSETT_NN,),
+    kernel=Kernel(
+        forward="return tanh(0.5 * x);",
+        derivative="V e = exp(-abs(x)); V t = 1.0 + e; return (2.0 * e) / (t * t);",
+        # float: tanh(x/2) = -m / (2 + m), m = e^-x - 1, as tanh's
+        fast_forward=_fast_exp("V(0.0f) - x") + " V m = fma(s, q, s - 1.0); return where(x == 0.0, x, m / (-2.0 - m));",
+        fast_derivative=_fast_exp("V(0.0f) - abs(x)")
+        + " V e = fma(q, s, s); V t = 1.0 + e; return (2.0 * e) / (t * t);",
+        fast_where="abs(x) < 80.0",
+    ),
     notes=(
         "Computed as tanh(x/2): 2 sigmoid(x) - 1 loses all relative accuracy near 0 (it returns 0 "
         "for |x| below about eps/2) and costs an ulp of 1 elsewhere."
@@ -345,6 +474,22 @@ PENALIZED_TANH = Spec(
     zero_centered=True,
     saturates=("left", "right"),
     references=(XU_PENALIZED_TANH, EGER_SWISH),
+    kernel=Kernel(
+        forward="V t = tanh(x); return where(x > 0.0, t, a * t);",
+        derivative="V e = exp(-2.0 * abs(x)); V t = 1.0 + e; V g = (4.0 * e) / (t * t); return where(x > 0.0, g, a * g);",
+        fast_forward=_split_const("a", "a")
+        + _fast_exp("-2.0 * x")
+        + " V m = fma(s, q, s - 1.0); V t = where(x == 0.0, x, m / (-2.0 - m));"
+        # a tanh x for x near 0 from the series, rounded once: the quotient's error, scaled by a, nears 4 ulp
+        + _tanh_series(1.0)
+        + " V at = where((abs(x) < 0.35) & (x != 0.0), fma(x, V(ah), fma(A, V(ah), x * V(al))), fma(t, V(ah), t * V(al)));"
+        + " return where(x > 0.0, t, at);",
+        fast_derivative=_split_const("a", "a")
+        + _fast_exp("-2.0 * abs(x)")
+        + " V e = fma(q, s, s); V t = 1.0 + e; V g = (4.0 * e) / (t * t);"
+        + " return where(x > 0.0, g, fma(g, V(ah), g * V(al)));",
+        fast_where="abs(x) < 40.0",
+    ),
     notes=(
         "Called 'leaky tanh' in Xu et al.'s abstract and 'penalized tanh' in the paper and in Eger "
         "et al. (2018), who found it the most stable activation across NLP tasks. a = 1 is tanh."
@@ -532,6 +677,14 @@ LAPLACE = Spec(
     monotonic=True,
     saturates=("left", "right"),
     references=(MA_MEGA,),
+    kernel=Kernel(
+        # double only: u = (x - mu) / (sigma sqrt 2) rounded in double costs float32 nothing (erfc(|u|)
+        # amplifies its error by 2 u^2 < 200); +-inf give erfc(-+inf) = 2, 0 and exp(-inf) = 0.
+        forward="V u = (x - mu) * (1.0 / (sigma * 1.4142135623730951)); return 0.5 * erfc(-u);",
+        derivative="""
+            const double k = 1.0 / (sigma * 1.4142135623730951);
+            V u = (x - mu) * k; return (k * 0.56418958354775628) * exp(-(u * u));""",
+    ),
     notes=(
         "Not a Laplace distribution: MEGA's name for the normal CDF Phi((x - mu)/sigma) with "
         "mu = sqrt(1/2) and sigma = sqrt(1/(4 pi)), fitted to relu(x)^2 near [0, sqrt 2] and used "
