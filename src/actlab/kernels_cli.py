@@ -37,7 +37,7 @@ def status(build: bool = False) -> dict:
     elementwise = [s for s in all_specs() if s.kind == "elementwise"]
     fused = [s for s in elementwise if s.kernel is not None]
     out["fused"] = [s.name for s in fused if not s.native]
-    out["float_form"] = [s.name for s in fused if s.kernel.fast_where is not None]
+    out["float_form"] = [s.name for s in fused if not s.native and s.kernel.fast_where is not None]
     # float32 through PyTorch's own op (accurate there); bfloat16/float16 fused where they have a kernel
     out["pytorch_native"] = [s.name + ("" if s.kernel is None else "*") for s in elementwise if s.native]
     out["eager_only"] = [s.name for s in elementwise if s.kernel is None and not s.native]
