@@ -318,3 +318,20 @@ def test_functional_parameters_are_validated_once_per_distinct_call(monkeypatch)
         F.elu(x, float("nan"))
     with pytest.raises(ParameterError, match="must be finite"):
         F.elu(x, float("nan"))  # NaN never cached as valid
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("spec", KERNEL_SPECS[:: max(1, len(KERNEL_SPECS) // 8)], ids=lambda s: s.name)
+def test_cuda_tensors_take_the_eager_path_with_the_same_values(spec):
+    """No fused CUDA kernels yet: CUDA tensors run the accurate eager path, to the CPU kernel's values."""
+    x = torch.linspace(-6, 6, 257)
+    act = Activation(spec.name)
+    xc = x.cuda().requires_grad_()
+    yc = act(xc)
+    yc.backward(torch.ones_like(yc))
+    xr = x.clone().requires_grad_()
+    y = act(xr)
+    y.backward(torch.ones_like(y))
+    torch.testing.assert_close(yc.cpu(), y, rtol=2e-6, atol=1e-30)
+    torch.testing.assert_close(xc.grad.cpu(), xr.grad, rtol=2e-5, atol=1e-6)
