@@ -44,6 +44,15 @@ def fused_kernels_built() -> None:
     kernels.build(quiet=True)
 
 
+def dispatched_ops(fn) -> list[str]:
+    """The operators (and autograd nodes) a call dispatches, from the torch profiler's events."""
+    import torch
+
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return [e.key for e in prof.key_averages()]
+
+
 def spec_id(spec: actlab.Spec) -> str:
     return spec.name
 

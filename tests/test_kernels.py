@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 from actlab.nn import Activation  # noqa: E402
 from actlab.torch import functional as F  # noqa: E402
 from actlab.torch import kernels  # noqa: E402
-from conftest import ELEMENTWISE  # noqa: E402
+from conftest import ELEMENTWISE, dispatched_ops  # noqa: E402
 
 KERNEL_SPECS = [s for s in ELEMENTWISE if s.kernel is not None]
 FAST_SPECS = [s for s in KERNEL_SPECS if s.kernel.fast_where is not None]
@@ -31,13 +31,6 @@ pytestmark = pytest.mark.skipif(
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def _aten_ops(fn) -> list[str]:
-    """The operators a call dispatches (profiler events of the dispatcher)."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        fn()
-    return [e.key for e in prof.key_averages()]
 
 
 def test_every_spec_with_a_kernel_is_in_the_library():
@@ -64,7 +57,7 @@ def test_the_fused_path_is_taken_forward_and_backward(spec):
         def step():
             act(x).backward(torch.ones_like(x))
 
-        ops = _aten_ops(step)
+        ops = dispatched_ops(step)
         # training: actlab_kernels::apply runs the fused forward; its backward is the C++ node
         # that calls the fused backward loop
         assert "actlab_kernels::apply" in ops, (spec.name, dtype, ops)
@@ -77,7 +70,7 @@ def test_use_false_takes_the_eager_path_and_gives_the_same_values():
     fused = F.gelu(x)
     (g_fused,) = torch.autograd.grad(fused.sum(), x)
     with kernels.use(False):
-        ops = _aten_ops(lambda: F.gelu(x))
+        ops = dispatched_ops(lambda: F.gelu(x))
         eager = F.gelu(x)
         (g_eager,) = torch.autograd.grad(eager.sum(), x)
     assert "actlab_kernels::forward" not in ops and "aten::erfc" in ops
@@ -186,7 +179,7 @@ def test_autocast_cpu_bfloat16():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(x)
         assert out.dtype == torch.bfloat16
-        ops = _aten_ops(lambda: model(x))
+        ops = dispatched_ops(lambda: model(x))
     assert "actlab_kernels::apply" in ops
     out.float().sum().backward()
     assert model[0].weight.grad is not None

@@ -19,6 +19,7 @@ from actlab.torch import kernels, rows  # noqa: E402
 from actlab.torch.functional import apply  # noqa: E402
 from actlab.verify.accuracy import DERIVATIVE_LIMIT, FORWARD_LIMIT, ulp, ulp_errors  # noqa: E402
 from actlab.verify.vector import _TINY, _truth  # noqa: E402
+from conftest import dispatched_ops  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not kernels.enabled() or not kernels.available(), reason="fused kernels switched off or not buildable here"
@@ -32,12 +33,6 @@ BACKWARD_OP = "actlab_kernels::softmax_backward"
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def _ops(fn) -> list[str]:
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        fn()
-    return [e.key for e in prof.key_averages()]
 
 
 def _run(name: str, x: torch.Tensor, axis: int = -1) -> torch.Tensor:
@@ -65,11 +60,11 @@ def test_the_fused_path_is_taken_forward_and_backward(name, dtype):
     def step():
         _run(name, x).backward(torch.ones(4, 33, dtype=dtype))
 
-    ops = _ops(step)
+    ops = dispatched_ops(step)
     assert FORWARD_OP in ops and BACKWARD_OP in ops, ops
     assert "aten::amax" not in ops  # none of the eager chain
     with kernels.use(False):
-        ops = _ops(step)
+        ops = dispatched_ops(step)
     assert FORWARD_OP not in ops and BACKWARD_OP not in ops
     # float64, a where= mask and a tuple of axes stay on the eager path
     for call in (
@@ -77,7 +72,7 @@ def test_the_fused_path_is_taken_forward_and_backward(name, dtype):
         lambda: apply(get_spec(name), x.detach().float(), {"axis": -1}, where=torch.ones(4, 33, dtype=torch.bool)),
         lambda: apply(get_spec(name), x.detach().float().reshape(4, 3, 11), {"axis": (1, 2)}),
     ):
-        assert FORWARD_OP not in _ops(call)
+        assert FORWARD_OP not in dispatched_ops(call)
 
 
 @names
@@ -279,7 +274,7 @@ def test_compiled_fullgraph(name, mode):
     if mode == "grad":
         xr = x.clone().requires_grad_()
         out = compiled(xr)
-        ops = _ops(lambda: torch.autograd.grad(compiled(xr), xr, torch.ones_like(out)))
+        ops = dispatched_ops(lambda: torch.autograd.grad(compiled(xr), xr, torch.ones_like(out)))
         assert FORWARD_OP in ops and BACKWARD_OP in ops
         (gc,) = torch.autograd.grad(out, xr, torch.ones_like(out))
         xe = x.clone().requires_grad_()
@@ -289,7 +284,7 @@ def test_compiled_fullgraph(name, mode):
         torch.testing.assert_close(gc, ge, rtol=0, atol=0)
     else:
         with torch.no_grad():
-            ops = _ops(lambda: compiled(x))
+            ops = dispatched_ops(lambda: compiled(x))
             torch.testing.assert_close(compiled(x), model(x), rtol=0, atol=0)
         assert FORWARD_OP in ops
 

@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from actlab.arena.stats import ArenaSummary, ArmSummary, _finite, _fmt_p, record_key, summarize
+from actlab._json import json_safe
+from actlab.arena.stats import ArenaSummary, ArmSummary, _fmt_p, record_key, summarize
 
 __all__ = [
     "FORMATS",
@@ -577,8 +578,8 @@ def write_report(
             "generated_at": now,
             "actlab_version": __version__,
             "summary": summary.to_dict(),
-            "ranking": _finite(ranking_rows(summary)),
-            "trials": _finite([dict(r) for r in records]),
+            "ranking": json_safe(ranking_rows(summary)),
+            "trials": json_safe([dict(r) for r in records]),
         }
         _write_atomic(written["json"], json.dumps(doc, indent=1, default=str, allow_nan=False).encode("utf-8"))
     if "csv" in wanted:

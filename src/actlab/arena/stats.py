@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from actlab._json import json_safe
+
 __all__ = [
     "ArenaSummary",
     "TaskSummary",
@@ -161,19 +163,7 @@ class ArenaSummary:
         raise KeyError(f"no task {name!r}; tasks: {', '.join(t.task for t in self.tasks)}")
 
     def to_dict(self) -> dict[str, Any]:
-        return _finite(asdict(self))
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, np.generic):
-        return _finite(value.item())
-    return value
+        return json_safe(asdict(self))
 
 
 # ----------------------------------------------------------------------------- building blocks

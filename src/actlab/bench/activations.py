@@ -52,6 +52,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from actlab._json import json_safe
+
 FORMATS = ("table", "json", "csv", "md")
 DTYPES = ("float32", "bfloat16", "float16", "float64")
 PATHS = ("clone", "torch", "sympy", "eager", "fast")
@@ -1169,7 +1171,7 @@ def render(result: BenchResult, fmt: str, view: str = "paths", width: int = 100)
     if fmt == "json":
         import json
 
-        return json.dumps(_finite(result.to_dict()), indent=2, default=_json_default, allow_nan=False)
+        return json.dumps(json_safe(result.to_dict()), indent=2, default=_json_default, allow_nan=False)
     if view not in VIEWS:
         raise BenchError(f"view must be one of {', '.join(VIEWS)}")
     columns = _COLUMNS[view]
@@ -1250,17 +1252,6 @@ def _csv_cell(value: Any) -> Any:
 
 def _json_default(value: Any) -> Any:
     return str(value)
-
-
-def _finite(obj: Any) -> Any:
-    """NaN and infinities as JSON null (JSON has no NaN)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 # ----------------------------------------------------------------------------- command line

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from actlab._json import json_safe
+
 __all__ = [
     "Histogram",
     "SiteReport",
@@ -153,7 +155,7 @@ class DiagnosisReport:
         return out
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(_finite(self.to_dict()), indent=indent)
+        return json.dumps(json_safe(self.to_dict()), indent=indent)
 
     def render(self, fmt: str = "table") -> str:
         """The report as text: ``"table"`` (terminal), ``"md"`` (Markdown) or ``"json"``."""
@@ -250,17 +252,6 @@ def _pct(value: float | None) -> str:
 
 def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3g}"
-
-
-def _finite(obj: Any) -> Any:
-    """JSON has no inf/NaN: they become None."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 # ----------------------------------------------------------------------------- findings
