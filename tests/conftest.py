@@ -4,6 +4,7 @@ without a new test file. Randomness is seeded (hypothesis runs derandomized)."""
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -26,6 +27,8 @@ import actlab  # noqa: E402
 from actlab.registry import all_specs  # noqa: E402
 
 ELEMENTWISE = [s for s in all_specs() if s.kind == "elementwise"]
+# The fused kernels' tests run wherever a C++ compiler does (CXX, else c++).
+HAS_COMPILER = shutil.which(os.environ.get("CXX", "c++")) is not None
 VECTOR = [s for s in all_specs() if s.kind == "vector"]
 # Layers (PReLU, PAU, gated layers, ...) have trained weights, no fixed curve: the registry tests
 # (contract, serialization) cover them with the functions; tests/test_trainable.py the rest.

@@ -19,10 +19,12 @@ from actlab.torch import kernels, rows  # noqa: E402
 from actlab.torch.functional import apply  # noqa: E402
 from actlab.verify.accuracy import DERIVATIVE_LIMIT, FORWARD_LIMIT, ulp, ulp_errors  # noqa: E402
 from actlab.verify.vector import _TINY, _truth  # noqa: E402
-from conftest import dispatched_ops  # noqa: E402
+from conftest import HAS_COMPILER, dispatched_ops  # noqa: E402
 
+# Where a C++ compiler exists the kernels must build and load: a failed build fails these tests
+# (test_the_kernels_build_and_load) instead of skipping them.
 pytestmark = pytest.mark.skipif(
-    not kernels.enabled() or not kernels.available(), reason="fused kernels switched off or not buildable here"
+    not kernels.enabled() or not HAS_COMPILER, reason="fused kernels off, or no C++ compiler"
 )
 
 NAMES = sorted(rows.ROW_KERNELS)

@@ -14,6 +14,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/TensorIterator.h>
+#include <ATen/cpu/vec/functional.h>  // convert_to_float / convert_from_float (bfloat16, half)
 #include <ATen/cpu/vec/vec.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
@@ -248,6 +249,11 @@ inline int dtype_slot(at::ScalarType t) {
   }
 }
 
+// bfloat16/float16: two float vectors from one vector of the narrow type, and back (register
+// conversions; element by element they cost more than the kernel).
+template <class T>
+constexpr bool kReduced = std::is_same_v<T, c10::BFloat16> || std::is_same_v<T, c10::Half>;
+
 template <class K, class T>
 void forward_impl(at::TensorIteratorBase& iter, const double* params) {
   iter.for_each([params](char** data, const int64_t* strides, int64_t n) {
@@ -262,6 +268,18 @@ void forward_impl(at::TensorIteratorBase& iter, const double* params) {
         const float* x = reinterpret_cast<const float*>(data[1]);
         float* y = reinterpret_cast<float*>(data[0]);
         for (; i + kWidth <= n; i += kWidth) forward_group<K>(Vf::loadu(x + i), p).store(y + i);
+      }
+    }
+    if constexpr (kReduced<T>) {
+      if (unit) {
+        using VT = at::vec::Vectorized<T>;
+        static_assert(VT::size() == 2 * kWidth, "a narrow vector holds two float vectors");
+        const T* x = reinterpret_cast<const T*>(data[1]);
+        T* y = reinterpret_cast<T*>(data[0]);
+        for (; i + 2 * kWidth <= n; i += 2 * kWidth) {
+          auto [a, b] = at::vec::convert_to_float<T>(VT::loadu(x + i));
+          at::vec::convert_from_float<T>(forward_group<K>(a, p), forward_group<K>(b, p)).store(y + i);
+        }
       }
     }
     for (; i < n; i += kWidth) {
@@ -286,6 +304,19 @@ void backward_impl(at::TensorIteratorBase& iter, const double* params) {
         const float* g = reinterpret_cast<const float*>(data[2]);
         float* y = reinterpret_cast<float*>(data[0]);
         for (; i + kWidth <= n; i += kWidth) backward_group<K>(Vf::loadu(x + i), Vf::loadu(g + i), p).store(y + i);
+      }
+    }
+    if constexpr (kReduced<T>) {
+      if (unit) {
+        using VT = at::vec::Vectorized<T>;
+        const T* x = reinterpret_cast<const T*>(data[1]);
+        const T* g = reinterpret_cast<const T*>(data[2]);
+        T* y = reinterpret_cast<T*>(data[0]);
+        for (; i + 2 * kWidth <= n; i += 2 * kWidth) {
+          auto [xa, xb] = at::vec::convert_to_float<T>(VT::loadu(x + i));
+          auto [ga, gb] = at::vec::convert_to_float<T>(VT::loadu(g + i));
+          at::vec::convert_from_float<T>(backward_group<K>(xa, ga, p), backward_group<K>(xb, gb, p)).store(y + i);
+        }
       }
     }
     for (; i < n; i += kWidth) {
