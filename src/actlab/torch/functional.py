@@ -4,8 +4,9 @@ Functions are generated from the registry on first access. Every custom Function
 (forward-mode AD: torch.func.jvp, jacfwd, hessian, torch.autograd.forward_ad) from the spec's
 derivative or ``jvp``, and a twin without it that torch.compile traces. Normalisers take a
 ``where=`` boolean mask and a tuple of axes (:func:`actlab.catalog.vector.over_axes`). Each runs PyTorch's native kernel
-where the spec says it is accurate (``spec.native``), and otherwise actlab's implementation
-through a custom autograd Function whose backward uses the spec's analytic derivative and keeps
+where the spec says it is accurate (``spec.native``), and otherwise actlab's implementation:
+on CPU float32/bfloat16/float16 the fused kernels (:mod:`actlab.torch.kernels`, :mod:`actlab.torch.rows`),
+elsewhere a custom autograd Function whose backward uses the spec's analytic derivative and keeps
 only the input, or only the output when the derivative is a function of the output.
 """
 
