@@ -68,9 +68,7 @@ def test_accuracy_in_half_precision(capsys, monkeypatch):
     assert all(r["passed"] and r["points"] > 100 for r in rows)
     # Half precision computed without the float32 upcast: the command reports it and fails.
     from actlab.ops.torch_ops import TORCH
-    from actlab.torch import functional
-
-    from actlab.torch import kernels
+    from actlab.torch import functional, kernels
 
     monkeypatch.setattr(functional, "_compute", lambda fn, x, params: fn(x, TORCH, **params))
     monkeypatch.setattr(kernels, "_enabled", False)  # the eager path, where the upcast was removed
