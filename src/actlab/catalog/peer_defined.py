@@ -73,6 +73,17 @@ def _gelu_fast_definition(x: Any, sp: Any) -> Any:
     return x / (1 + sp.exp(-2 * u))
 
 
+# gelu_fast's float form: z = x (A + B x^2) as zh + zl in double-float (x^2, B x^2, A + B x^2 and
+# x (A + B x^2) by error-free steps, A and B as hi + lo), and e = e^-|zh|, for f and f' alike.
+_GELU_FAST_Z = """
+            V p, q; two_prod(x, x, p, q);
+            V mh, ml; two_prod(V(7.1354814e-02f), p, mh, ml);
+            ml = ml + (V(7.1354814e-02f) * q + V(2.3985762e-09f) * p);
+            V sh, se; two_sum(V(1.5957692f), mh, sh, se); se = se + (ml + V(-4.534641e-08f));
+            V zh, zl; two_prod(x, sh, zh, zl); zl = zl + x * se;
+            V e = exp(V(0.0f) - abs(zh)); V den = 1.0 + e;
+"""
+
 GELU_FAST = Spec(
     name="gelu_fast",
     family="self_gated",
@@ -123,23 +134,13 @@ GELU_FAST = Spec(
         # float: z = zh + zl in double-float (x^2, B x^2, A + B x^2 and x (A + B x^2) by error-free
         # steps, A and B as hi + lo), sigmoid(zh + zl) = sigmoid(zh) (1 + (1 - sigmoid(zh)) zl): the
         # rounding of z, amplified by |z| (up to 66 here), would otherwise cost up to 66 ulp.
-        fast_forward="""
-            V p, q; two_prod(x, x, p, q);
-            V mh, ml; two_prod(V(7.1354814e-02f), p, mh, ml);
-            ml = ml + (V(7.1354814e-02f) * q + V(2.3985762e-09f) * p);
-            V sh, se; two_sum(V(1.5957692f), mh, sh, se); se = se + (ml + V(-4.534641e-08f));
-            V zh, zl; two_prod(x, sh, zh, zl); zl = zl + x * se;
-            V e = exp(V(0.0f) - abs(zh)); V den = 1.0 + e;
+        fast_forward=_GELU_FAST_Z
+        + """
             V y = where(zh >= 0.0, x / den, (x * e) / den);
             V om = where(zh >= 0.0, e / den, 1.0 / den);
             return y + y * (om * zl);""",
-        fast_derivative="""
-            V p, q; two_prod(x, x, p, q);
-            V mh, ml; two_prod(V(7.1354814e-02f), p, mh, ml);
-            ml = ml + (V(7.1354814e-02f) * q + V(2.3985762e-09f) * p);
-            V sh, se; two_sum(V(1.5957692f), mh, sh, se); se = se + (ml + V(-4.534641e-08f));
-            V zh, zl; two_prod(x, sh, zh, zl); zl = zl + x * se;
-            V e = exp(V(0.0f) - abs(zh)); V den = 1.0 + e;
+        fast_derivative=_GELU_FAST_Z
+        + """
             V s = where(zh >= 0.0, 1.0 / den, e / den);
             V om = where(zh >= 0.0, e / den, 1.0 / den);
             s = s + s * (om * zl);

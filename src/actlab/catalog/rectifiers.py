@@ -1458,6 +1458,15 @@ def _star_fwd(x: Any, ops: Any, scale: float, bias: float) -> Any:
     return ops.where(x <= 0.0, bias, y)
 
 
+# star_relu's root x0 = sqrt(-bias / scale) as x0h + x0l (about twice double precision), for both forms:
+# x0l = (q - x0h^2) / (2 x0h), q = qh - fma(qh, scale, bias) / scale, one division for both.
+_STAR_ROOT = """
+            const double qh = -bias / scale;
+            const double x0h = std::sqrt(std::max(qh, 0.0)), sq = x0h * x0h, sqe = std::fma(x0h, x0h, -sq);
+            const double x0r = ((qh - sq) - sqe) * scale - std::fma(qh, scale, bias);
+            const double x0l = x0h > 0.0 ? x0r / (2.0 * x0h * scale) : 0.0;
+"""
+
 STAR_RELU = Spec(
     name="star_relu",
     aliases=("starrelu",),
@@ -1489,23 +1498,13 @@ STAR_RELU = Spec(
     derivative=lambda x, ops, scale, bias: (2.0 * scale) * ops.maximum(x, 0.0),
     kernel=Kernel(
         # as the eager code: s (x - x0)(x + x0) with x - x0 exact near the root where bias < 0
-        forward="""
-            // the root x0 = sqrt(-bias / scale) as x0h + x0l (about twice double precision)
-            // x0l = (q - x0h^2) / (2 x0h), q = qh - fma(qh, scale, bias) / scale: one division for both
-            const double qh = -bias / scale;
-            const double x0h = std::sqrt(std::max(qh, 0.0)), sq = x0h * x0h, sqe = std::fma(x0h, x0h, -sq);
-            const double x0r = ((qh - sq) - sqe) * scale - std::fma(qh, scale, bias);
-            const double x0l = x0h > 0.0 ? x0r / (2.0 * x0h * scale) : 0.0;
+        forward=_STAR_ROOT
+        + """
             V y = bias < 0.0 ? (scale * ((x - x0h) - x0l)) * (x + x0h) : (scale * x) * x + bias;
             return where(x <= 0.0, bias, y);""",
         derivative="return (2.0 * scale) * max(x, 0.0);",
-        fast_forward="""
-            // the root x0 = sqrt(-bias / scale) as x0h + x0l (about twice double precision)
-            // x0l = (q - x0h^2) / (2 x0h), q = qh - fma(qh, scale, bias) / scale: one division for both
-            const double qh = -bias / scale;
-            const double x0h = std::sqrt(std::max(qh, 0.0)), sq = x0h * x0h, sqe = std::fma(x0h, x0h, -sq);
-            const double x0r = ((qh - sq) - sqe) * scale - std::fma(qh, scale, bias);
-            const double x0l = x0h > 0.0 ? x0r / (2.0 * x0h * scale) : 0.0;
+        fast_forward=_STAR_ROOT
+        + """
             const S xh = static_cast<S>(x0h), xl = static_cast<S>((x0h - xh) + x0l);
             const S sf = static_cast<S>(scale), bf = static_cast<S>(bias);
             V y = bias < 0.0 ? (sf * ((x - xh) - xl)) * (x + xh) : (sf * x) * x + bf;
