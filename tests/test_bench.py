@@ -63,13 +63,13 @@ class _SavesInputAndOutput(torch.autograd.Function):
     ],
 )
 def test_saved_bytes_per_element_against_known_cases(fn, dtype, expected) -> None:
-    x = torch.randn(1000, dtype=dtype)
+    x = torch.randn(1000, dtype=dtype, generator=torch.Generator().manual_seed(1))
     assert bench.saved_bytes_per_element(fn, x) == expected
 
 
 # --------------------------------------------------------------------------- peak memory, op counts
 def test_cpu_peak_counts_live_allocations() -> None:
-    x = torch.randn(1 << 16)
+    x = torch.randn(1 << 16, generator=torch.Generator().manual_seed(2))
     nbytes = x.numel() * 4
     # relu allocates its output only.
     _, peak = bench._cpu_peak_bytes(lambda: torch.relu(x))
@@ -81,7 +81,8 @@ def test_cpu_peak_counts_live_allocations() -> None:
 
 
 def test_aten_op_counts() -> None:
-    x, g = torch.randn(64), torch.randn(64)
+    gen = torch.Generator().manual_seed(3)
+    x, g = torch.randn(64, generator=gen), torch.randn(64, generator=gen)
     assert bench._count_aten(torch.nn.functional.gelu, x, g) == (1, 1)  # aten.gelu / aten.gelu_backward
     # sin(x) * x: sin, mul forward; backward mul's two products, cos, the chain product, the sum of the two.
     fwd, bwd = bench._count_aten(lambda t: torch.sin(t) * t, x, g)
