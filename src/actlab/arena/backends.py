@@ -249,6 +249,12 @@ class LocalBackend(Backend):
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
         from concurrent.futures.process import BrokenProcessPool
 
+        def worker_died(trials: int) -> str:
+            return (
+                f"a worker process died while running {trials} trial(s): killed, out of memory, or it could not "
+                "start (a script that runs workers > 1 needs `if __name__ == '__main__':`)"
+            )
+
         ctx = multiprocessing.get_context(self.start_method)
         events = ctx.Queue()
         stop = ctx.Event()
@@ -275,7 +281,14 @@ class LocalBackend(Backend):
                 job = next(pending, None)
                 if job is None:
                     return
-                in_flight[pool.submit(_pool_trial, self.trial_fn, job.key, job.config)] = job
+                try:
+                    in_flight[pool.submit(_pool_trial, self.trial_fn, job.key, job.config)] = job
+                except BrokenProcessPool as err:
+                    # the pool broke after the last wait(): this job never started; running ones report
+                    # the death through their futures, collected by the loop below
+                    if not in_flight:
+                        raise WorkerLost(worker_died(0), []) from err
+                    return
 
         try:
             fill()
@@ -290,11 +303,7 @@ class LocalBackend(Backend):
                         result, interrupted, who = future.result()
                     except BrokenProcessPool as err:
                         lost = [job.key, *(j.key for j in in_flight.values())]
-                        raise WorkerLost(
-                            f"a worker process died while running {len(lost)} trial(s): killed, out of memory, or "
-                            "it could not start (a script that runs workers > 1 needs `if __name__ == '__main__':`)",
-                            lost,
-                        ) from err
+                        raise WorkerLost(worker_died(len(lost)), lost) from err
                     emit(TrialDone(job.key, result, who, interrupted))
                 fill()
             drain()
