@@ -342,7 +342,8 @@ _CAPTIONS = {
     "baseline's mean. Green labels: significantly better than the baseline; red: worse.",
     "curves": "Learning curves: mean across seeds per epoch, band from the lowest to the highest seed.",
     "health": "Health of the runs: dead-unit fraction at the end of training, diverged seeds, seconds per epoch "
-    "and peak memory, a dot per seed.",
+    "and the peak memory each trial recorded (its peak_memory_bytes, a high-water mark in MiB; "
+    "actlab.arena.trial says what it covers), a dot per seed.",
 }
 
 
