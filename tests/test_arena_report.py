@@ -370,6 +370,18 @@ def test_peak_memory_is_labelled_as_what_the_trial_recorded(records):
     assert "the peak memory each trial recorded (its peak_memory_bytes" in md
 
 
+def test_method_section_says_how_intervals_keep_in_range(records):
+    from actlab.arena.report import render_html, render_markdown
+
+    s = summarize(records)
+    rule = "the t interval is cut at the range (accuracy [0, 1], mse [0, ∞))"
+    md = render_markdown(s, records)
+    method = md.split("## Method", 1)[1]
+    assert rule.replace("[", "\\[").replace("]", "\\]") in method  # literal brackets in Markdown
+    assert rule in render_html(s, records, {}).split('id="method"', 1)[1]
+    assert "keeps the 95 % coverage" in method
+
+
 # ----------------------------------------------------------------------------- command line
 @pytest.fixture
 def fake_store(monkeypatch):
