@@ -332,12 +332,12 @@ def test_titles_say_what_was_run(tmp_path, capsys):
     assert json.loads((folder / "report.json").read_text())["title"] == f"Arena report: {what}"
     # the shipped suite as it is keeps its name; a suite file's name comes with what it ran
     _store_with_plan(tmp_path / "default", load_suite("default"))
-    assert write_report(tmp_path / "default", formats="md")["md"].read_text().startswith("# Arena report: default\n")
-    mine = with_overrides(load_suite("default"), tasks=["digits"])
-    mine = dataclasses.replace(mine, name="mine")
+    doc = json.loads(write_report(tmp_path / "default", formats="json")["json"].read_text())
+    assert doc["title"] == "Arena report: default"
+    mine = dataclasses.replace(with_overrides(load_suite("default"), tasks=["digits"]), name="mine")
     _store_with_plan(tmp_path / "mine", mine)
-    text = write_report(tmp_path / "mine", formats="md")["md"].read_text()
-    assert text.startswith("# Arena report: mine (9 activations on digits; 3 seeds)\n")
+    doc = json.loads(write_report(tmp_path / "mine", formats="json")["json"].read_text())
+    assert doc["title"] == "Arena report: mine (9 activations on digits; 3 seeds)"
 
 
 def test_the_arena_ranking_is_titled_from_the_plan(tmp_path):
