@@ -366,8 +366,15 @@ def test_peak_memory_is_labelled_as_what_the_trial_recorded(records):
     axs = fig.subplots(1, 4, sharey=True)
     plot_health(task, arm_colors([a.label for a in task.arms]), ax=axs)
     assert axs[3].get_title() == PEAK_MEMORY_LABEL == "recorded peak memory (MiB)"
-    md = render_markdown(summarize(records), records, {"spirals": [("health", "figures/spirals-health.png")]})
-    assert "the peak memory each trial recorded (its peak_memory_bytes" in md
+    figures = {"spirals": [("health", "figures/spirals-health.png")]}
+    md = render_markdown(summarize(records), records, figures)
+    assert "Memory (MiB): its peak_memory_bytes, a high-water mark whose scope the trials did not record." in md
+    # the trial says what it measured (actlab.arena.trial's peak_memory_scope): the caption says it in its words
+    scoped = [dict(r, result=dict(r["result"])) for r in records]
+    for r in scoped:
+        r["result"]["peak_memory_scope"] = "peak RSS of the process during this trial <reset at its start>"
+    md = render_markdown(summarize(scoped), scoped, figures)
+    assert "Memory (MiB): peak RSS of the process during this trial &lt;reset at its start&gt;." in md
 
 
 def test_method_section_says_how_intervals_keep_in_range(records):

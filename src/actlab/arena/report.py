@@ -342,9 +342,22 @@ _CAPTIONS = {
     "baseline's mean. Green labels: significantly better than the baseline; red: worse.",
     "curves": "Learning curves: mean across seeds per epoch, band from the lowest to the highest seed.",
     "health": "Health of the runs: dead-unit fraction at the end of training, diverged seeds, seconds per epoch "
-    "and the peak memory each trial recorded (its peak_memory_bytes, a high-water mark in MiB; "
-    "actlab.arena.trial says what it covers), a dot per seed.",
+    "and the peak memory each trial recorded, a dot per seed.",
 }
+
+
+def _caption(kind: str, task: Any) -> str:
+    """The figure's caption; the health figure's says what its memory numbers measured, in the trials' words."""
+    if kind != "health":
+        return _CAPTIONS[kind]
+    scopes = sorted({t.peak_memory_scope or "" for a in task.arms for t in a.trials if t.peak_memory_bytes is not None})
+    if not scopes:
+        what = "no trial recorded its peak memory"
+    elif scopes == [""]:
+        what = "its peak_memory_bytes, a high-water mark whose scope the trials did not record"
+    else:
+        what = "; ".join(s or "not recorded" for s in scopes)
+    return f"{_CAPTIONS[kind]} Memory (MiB): {what}."
 
 
 def _figures(records: Sequence[Mapping[str, Any]], summary: ArenaSummary) -> dict[str, list[tuple[str, str, bytes]]]:
@@ -476,7 +489,7 @@ def render_markdown(
             lines.append("| " + " | ".join(cells) + " |")
         for kind, path in (figure_paths or {}).get(task.task, []):
             # the path is ours: figures/<slug>.png, the slug only [a-z0-9-]
-            lines += ["", f"![{_md(_TITLES[kind])}: {_md(task.task)}]({path})", "", f"_{_md(_CAPTIONS[kind])}_"]
+            lines += ["", f"![{_md(_TITLES[kind])}: {_md(task.task)}]({path})", "", f"_{_md(_caption(kind, task))}_"]
     lines += ["", "## Method", ""] + [f"- {_md(m)}" for m in _method_lines(summary)]
     return "\n".join(lines) + "\n"
 
@@ -537,7 +550,7 @@ def render_html(
             data = base64.b64encode(png).decode("ascii")
             out.append(
                 f'<figure><img class="figure" id="{e(fid)}" alt="{e(_TITLES[kind])}: {e(task.task)}" '
-                f'src="data:image/png;base64,{data}"><figcaption>{e(_CAPTIONS[kind])}</figcaption></figure>'
+                f'src="data:image/png;base64,{data}"><figcaption>{e(_caption(kind, task))}</figcaption></figure>'
             )
         out.append("</section>")
     out.append('<section id="method"><h2>Method</h2><ul>')

@@ -84,6 +84,7 @@ class TrialPoint:
     peak_memory_bytes: int | None = None
     dead_fraction: float | None = None
     lr: float | None = None
+    peak_memory_scope: str | None = None  # what peak_memory_bytes measured, as the trial said
     diverged_at_epoch: int | None = None
     error: str | None = None
     key: str | None = None
@@ -390,6 +391,7 @@ def _point(rec: Mapping[str, Any]) -> TrialPoint:
         peak_memory_bytes=int(mem) if isinstance(mem, (int, float)) and math.isfinite(mem) else None,
         dead_fraction=_number(res.get("dead_fraction")),
         lr=_number(res.get("lr")),
+        peak_memory_scope=scope if isinstance(scope := res.get("peak_memory_scope"), str) else None,
         diverged_at_epoch=res.get("diverged_at_epoch"),
         error=res.get("error"),
         key=record_key(rec),
