@@ -299,6 +299,7 @@ def run_title(suite: Mapping[str, Any] | None, fallback: str = "arena") -> str:
     if not isinstance(suite, Mapping):
         return fallback
     name = str(suite.get("name") or fallback)
+    name = name if len(name) <= 80 else name[:79] + "…"  # a stored plan is data: any length
     seeds = suite.get("seeds")
     n_seeds = len(seeds) if isinstance(seeds, (list, tuple)) else 0
     what = (
