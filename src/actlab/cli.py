@@ -722,6 +722,7 @@ _SUBSYSTEM_COMMANDS = (
     ("report", "actlab.arena.report_cli", "HTML, Markdown, JSON and CSV report of an arena run directory"),
     ("bench", "actlab.bench.cli", "benchmarks: speed and memory as ratios to a reference measured in the same run"),
     ("kernels", "actlab.kernels_cli", "the fused kernels: status, and --build to build them ahead of first use"),
+    ("reproduce", "actlab.experiments.cli", "re-run the classic claims about activations; a verdict with intervals"),
 )
 
 
