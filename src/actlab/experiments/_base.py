@@ -39,6 +39,7 @@ __all__ = [
     "Measurement",
     "combine",
     "interval_of",
+    "select",
     "run_experiment",
 ]
 
@@ -74,7 +75,9 @@ class Rule:
                 f"reproduced if the 95% interval lies within {t} ± {self.tolerance:g}, "
                 "not reproduced if wholly outside"
             )
-        return f"{core}; inconclusive if it contains the boundary or with fewer than {self.min_seeds} seed(s)"
+        if self.min_seeds <= 1:
+            return f"{core}; inconclusive if it contains the boundary (deterministic: one evaluation)"
+        return f"{core}; inconclusive if it contains the boundary or with fewer than {self.min_seeds} seeds"
 
     def decide(self, low: float, high: float, n: int) -> str:
         if n < self.min_seeds or not (math.isfinite(low) and math.isfinite(high)):
@@ -190,7 +193,7 @@ class Context:
         store's records of this suite's trials (config + result)."""
         from actlab.arena.config import suite_from_mapping
         from actlab.arena.runner import plan_trials, run_arena
-        from actlab.arena.store import read_records, trial_key
+        from actlab.arena.store import read_records
 
         mapping = {"name": f"reproduce-{self.experiment.name}", "seeds": list(self.seeds), **suite}
         plan = plan_trials(suite_from_mapping(mapping, source=f"actlab reproduce {self.experiment.name}"))
@@ -201,18 +204,35 @@ class Context:
             run_dir,
             backend=self.backend,
             workers=workers if self.backend == "local" else None,
-            threads=1 if workers > 1 else None,
+            threads=1,  # 2 cores: one torch thread per worker is the fastest here
             resume=True,
             progress="none" if self.quiet else "auto",
         )
         if outcome.remaining:
+            why = "; ".join(outcome.failures[:3]) or outcome.error or "interrupted"
             raise RuntimeError(
-                f"{self.experiment.name}: {outcome.remaining} trial(s) did not finish "
-                f"({outcome.error or 'interrupted'}); run the same command again to resume"
+                f"{self.experiment.name}: {outcome.remaining} trial(s) did not finish ({why}); "
+                "run the same command again to resume (finished trials are kept)"
             )
         wanted = {t.key for t in plan.trials}
-        records = [r for r in read_records(run_dir) if trial_key(r["config"]) in wanted]
-        return records
+        return [r for r in read_records(run_dir) if r["key"] in wanted]
+
+
+def select(records: Iterable[Mapping[str, Any]], **match: Any) -> dict[int, dict[str, Any]]:
+    """The results of the arena records whose config has every ``match`` value (a dotted key reads
+    into a nested table: ``model_params.depth``), by seed."""
+
+    def value(config: Mapping[str, Any], dotted: str) -> Any:
+        for part in dotted.split("."):
+            config = config.get(part) if isinstance(config, Mapping) else None
+        return config
+
+    out = {}
+    for rec in records:
+        cfg = rec["config"]
+        if all(value(cfg, k.replace("__", ".")) == v for k, v in match.items()):
+            out[int(cfg["seed"])] = rec["result"]
+    return out
 
 
 class _Bar:
