@@ -65,5 +65,6 @@ def get_experiment(name: str) -> Experiment:
     if key in known:
         return known[key]
     close = difflib.get_close_matches(key, list(known), n=3, cutoff=0.5)
+    close += [n for n in known if n not in close and (key.startswith(n) or n.startswith(key))]  # 'selu-x'
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownExperimentError(f"unknown experiment {name!r}{hint} (known: {', '.join(known)})")

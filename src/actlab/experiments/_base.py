@@ -72,8 +72,7 @@ class Rule:
             core = f"reproduced if the 95% interval lies below {t}, not reproduced if above {t}"
         else:
             core = (
-                f"reproduced if the 95% interval lies within {t} ± {self.tolerance:g}, "
-                "not reproduced if wholly outside"
+                f"reproduced if the 95% interval lies within {t} ± {self.tolerance:g}, not reproduced if wholly outside"
             )
         if self.min_seeds <= 1:
             return f"{core}; inconclusive if it contains the boundary (deterministic: one evaluation)"
@@ -83,9 +82,13 @@ class Rule:
         if n < self.min_seeds or not (math.isfinite(low) and math.isfinite(high)):
             return "inconclusive"
         if self.kind == "above":
-            return "reproduced" if low > self.threshold else "not reproduced" if high < self.threshold else "inconclusive"
+            return (
+                "reproduced" if low > self.threshold else "not reproduced" if high < self.threshold else "inconclusive"
+            )
         if self.kind == "below":
-            return "reproduced" if high < self.threshold else "not reproduced" if low > self.threshold else "inconclusive"
+            return (
+                "reproduced" if high < self.threshold else "not reproduced" if low > self.threshold else "inconclusive"
+            )
         lo_edge, hi_edge = self.threshold - self.tolerance, self.threshold + self.tolerance
         if lo_edge <= low and high <= hi_edge:
             return "reproduced"
@@ -94,7 +97,12 @@ class Rule:
         return "inconclusive"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "threshold": self.threshold, "tolerance": self.tolerance, "min_seeds": self.min_seeds}
+        return {
+            "kind": self.kind,
+            "threshold": self.threshold,
+            "tolerance": self.tolerance,
+            "min_seeds": self.min_seeds,
+        }
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,9 @@ def _table(records: Sequence[dict[str, Any]]) -> str:
     for col in ("experiment", "verdict", "measured", "95% interval", "runtime"):
         table.add_column(col)
     for r in records:
-        table.add_row(escape(r["name"]), escape(r["verdict"]), _fmt(r["measured"]), _interval(r), f"{r['runtime_s']:.1f} s")
+        table.add_row(
+            escape(r["name"]), escape(r["verdict"]), _fmt(r["measured"]), _interval(r), f"{r['runtime_s']:.1f} s"
+        )
     console.print(table)
     return buf.getvalue().rstrip("\n")
 

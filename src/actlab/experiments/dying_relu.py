@@ -49,9 +49,7 @@ def _measure(ctx: Context) -> Measurement:
             results = select(records, activation=act, lr=lr)
             seeds = sorted(results)
             dead[act, which] = [_nan(results[s]["dead_fraction"]) for s in seeds]
-            acc[act, which] = [
-                results[s]["final_metric"] if results[s]["status"] == "ok" else _CHANCE for s in seeds
-            ]
+            acc[act, which] = [results[s]["final_metric"] if results[s]["status"] == "ok" else _CHANCE for s in seeds]
             diverged[f"{act} {which}"] = sum(results[s]["status"] == "diverged" for s in seeds)
 
     def minus_relu(act: str) -> list[float]:

@@ -40,7 +40,9 @@ def _measure(ctx: Context) -> Measurement:
         for depth in _DEPTHS:
             results = select(records, init=init, model_params__depth=depth)
             # A diverged run learned nothing: chance accuracy (10 classes), stated in the record.
-            acc[init, depth] = {s: (r["final_metric"] if r["final_metric"] is not None else 0.1) for s, r in results.items()}
+            acc[init, depth] = {
+                s: (r["final_metric"] if r["final_metric"] is not None else 0.1) for s, r in results.items()
+            }
             curves[f"{init} {depth}"] = [[c["train_loss"] for c in r["curve"]] for r in results.values()]
     seeds = sorted(acc["he", 30])
 
@@ -71,7 +73,9 @@ def _plot(m: Measurement, ax: Any) -> None:
         if not n:
             continue
         mean = np.mean([r[:n] for r in runs], axis=0)
-        ax.plot(range(1, n + 1), mean, styles[init], color="C0" if depth == "22" else "C3", label=f"{depth} layers, {init}")
+        ax.plot(
+            range(1, n + 1), mean, styles[init], color="C0" if depth == "22" else "C3", label=f"{depth} layers, {init}"
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss (mean over seeds)")
     ax.legend()

@@ -80,7 +80,14 @@ def _measure(ctx: Context) -> Measurement:
             "lower_mean": [float(np.mean(v[:3])) for v in last],
             "order": [v[2] - v[0] for v in last],
         },
-        arms={"sigmoid": {"init": "torch (U(+-1/sqrt(fan_in)), biases 0)", "lr": p["lr"], "optimizer": "sgd", "batch_size": 10}},
+        arms={
+            "sigmoid": {
+                "init": "torch (U(+-1/sqrt(fan_in)), biases 0)",
+                "lr": p["lr"],
+                "optimizer": "sgd",
+                "batch_size": 10,
+            }
+        },
         details={"layer_means": runs, "probe_every": p["probe_every"], "updates": p["updates"]},
     )
 
