@@ -21,6 +21,7 @@ import math
 import os
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -388,7 +389,7 @@ def _save_figure(exp: Experiment, measurement: Measurement, path: Path) -> None:
     fig = Figure(figsize=(6.4, 4.2), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     exp.plot(measurement, ax)
-    ax.set_title(f"{exp.name}: {exp.source}", fontsize=9)
+    ax.set_title(textwrap.fill(f"{exp.name}: {exp.source}", 90), fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
