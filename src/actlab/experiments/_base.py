@@ -335,7 +335,14 @@ def run_experiment(
 
     started = time.perf_counter()
     ctx = Context(exp, scale, n_seeds, directory, backend=backend, quiet=quiet)
-    measurement = exp.measure(ctx)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small models: one thread is faster than two fighting (and deterministic)
+    try:
+        measurement = exp.measure(ctx)
+    finally:
+        torch.set_num_threads(threads)
     checks = []
     for check in exp.checks:
         values = measurement.samples.get(check.key)
