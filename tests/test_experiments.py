@@ -161,3 +161,22 @@ def test_arena_experiment_resumes_from_its_store(records):
 def test_same_seeds_same_numbers(tmp_path, records):
     again = run_experiment(get_experiment("selu"), "tiny", out_dir=tmp_path, quiet=True)
     assert again["checks"] == records["selu"]["checks"]
+
+
+def test_listing_the_experiments_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from actlab.experiments import experiment_names; from actlab.cli import build_parser; "
+        "build_parser(); print(len(experiment_names()), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(len(_module_names())), "False"]
+
+
+def test_bad_flags_are_refused(capsys):
+    assert main(["reproduce", "selu", "--all"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["reproduce", "selu", "--seeds", "0"]) == 2
+    assert "--seeds must be at least 1" in capsys.readouterr().err
