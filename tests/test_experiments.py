@@ -180,3 +180,14 @@ def test_bad_flags_are_refused(capsys):
     assert "not both" in capsys.readouterr().err
     assert main(["reproduce", "selu", "--seeds", "0"]) == 2
     assert "--seeds must be at least 1" in capsys.readouterr().err
+
+
+def test_all_writes_one_html_page(records, capsys):
+    assert main(["reproduce", "--all", "--scale", "tiny", "-o", records["_dir"], "--quiet", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in out] == experiment_names()
+    page = (Path(records["_dir"]) / "index.html").read_text()
+    for name in experiment_names():
+        assert f'id="{name}"' in page and f'id="fig-{name}"' in page
+    assert page.count("data:image/png;base64,") == len(experiment_names())
+    assert "<script" not in page and "'as much as 40% of your network can be dead'" not in page  # text is escaped

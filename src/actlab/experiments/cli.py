@@ -144,5 +144,11 @@ def run(args: argparse.Namespace) -> int:
                 reuse=not args.rerun,
             )
         )
+    if args.all:
+        from actlab.experiments._html import write_index
+
+        page = write_index(records, args.out)
+        if not args.quiet:
+            print(f"reproduce: every claim, figure and verdict on one page: {page}", file=sys.stderr)
     print(render(records, args.format))
     return 0
