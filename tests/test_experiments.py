@@ -191,3 +191,26 @@ def test_all_writes_one_html_page(records, capsys):
         assert f'id="{name}"' in page and f'id="fig-{name}"' in page
     assert page.count("data:image/png;base64,") == len(experiment_names())
     assert "<script" not in page and "'as much as 40% of your network can be dead'" not in page  # text is escaped
+
+
+def test_an_experiment_that_cannot_finish_is_reported_plainly(records, monkeypatch, capsys):
+    from actlab.experiments import _base
+
+    def unfinished(exp, **kw):
+        raise RuntimeError("2 trial(s) did not finish (interrupted); run the same command again to resume")
+
+    monkeypatch.setattr(_base, "run_experiment", unfinished)
+    assert main(["reproduce", "init-depth", "--scale", "tiny", "-o", records["_dir"], "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("actlab reproduce: init-depth: 2 trial(s) did not finish") and "Traceback" not in err
+
+
+def test_a_changed_rule_is_not_answered_from_an_old_record(records, tmp_path):
+    import shutil
+    from dataclasses import replace
+
+    shutil.copytree(Path(records["_dir"]) / "selu", tmp_path / "selu")
+    exp = get_experiment("selu")
+    checks = (replace(exp.checks[0], rule=Rule("within", 0.7877, tolerance=1e-4, min_seeds=1)), *exp.checks[1:])
+    rec = run_experiment(replace(exp, checks=checks), "tiny", out_dir=tmp_path, quiet=True)
+    assert "0.7877 ± 0.0001" in rec["rule"] and rec["runtime_s"] != records["selu"]["runtime_s"]

@@ -333,8 +333,9 @@ def run_experiment(
             old = json.loads(record_path.read_text())
         except (OSError, ValueError):
             old = None
-        if isinstance(old, dict) and {k: old.get("config", {}).get(k) for k in config} == config:
-            return old  # finished before with the same configuration: not run again
+        same = isinstance(old, dict) and {k: old.get("config", {}).get(k) for k in config} == config
+        if same and old.get("rule") == exp.rule_text() and old.get("claim") == exp.claim:
+            return old  # finished before with the same configuration and rule: not run again
 
     started = time.perf_counter()
     ctx = Context(exp, scale, n_seeds, directory, backend=backend, quiet=quiet)

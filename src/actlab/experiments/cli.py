@@ -127,23 +127,28 @@ def run(args: argparse.Namespace) -> int:
     except UnknownExperimentError as err:
         print(f"actlab reproduce: {err}", file=sys.stderr)
         return 2
-    from actlab.experiments._base import run_experiment
+    from actlab.experiments import _base
 
     records = []
     for exp in {e.name: e for e in chosen}.values():  # a name given twice runs once
         if not args.quiet:
             print(f"reproduce: {exp.name} ({args.scale})", file=sys.stderr)
-        records.append(
-            run_experiment(
-                exp,
-                scale=args.scale,
-                seeds=args.seeds,
-                out_dir=args.out,
-                backend=args.backend,
-                quiet=args.quiet,
-                reuse=not args.rerun,
+        try:
+            records.append(
+                _base.run_experiment(
+                    exp,
+                    scale=args.scale,
+                    seeds=args.seeds,
+                    out_dir=args.out,
+                    backend=args.backend,
+                    quiet=args.quiet,
+                    reuse=not args.rerun,
+                )
             )
-        )
+        except (RuntimeError, ValueError, OSError) as err:  # unfinished trials, a foreign store, a full disk
+            done = f"; finished before it: {', '.join(r['name'] for r in records)}" if records else ""
+            print(f"actlab reproduce: {exp.name}: {err}{done}", file=sys.stderr)
+            return 1
     if args.all:
         from actlab.experiments._html import write_index
 
