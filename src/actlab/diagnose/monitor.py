@@ -804,16 +804,17 @@ def _non_finite_findings(model: torch.nn.Module, stats: list[_SiteStats]) -> tup
     acts = [s for s in stats if s.nonfinite["pre"] or s.nonfinite["out"]]
     if acts:
         first = acts[0]  # execution order: where the NaN or inf first appears in a forward pass
-        where = "in its input" if first.nonfinite["pre"] else "made by the activation itself from finite inputs"
+        where = "input" if first.nonfinite["pre"] else "output (from finite inputs)"
         calls = max(first.nonfinite["pre"], first.nonfinite["out"])
+        later = f", and at {len(acts) - 1} later site(s)" if len(acts) > 1 else ""
         out.append(
             Finding(
                 "non_finite_activations",
                 first.name,
                 calls / max(first.batches, 1),
                 0.0,
-                f"NaN or inf in the activations at {len(acts)} site(s), first at {first.name} ({first.label}), "
-                f"{where}, in {calls} of {first.batches} batches",
+                f"NaN or inf in the {where} of {first.name} ({first.label}) in {calls} of {first.batches} "
+                f"batches{later}",
                 "find the operation that makes it (the inputs, a division, log or sqrt of a non-positive value, "
                 "float16 overflow; torch.autograd.set_detect_anomaly(True) names it in backward) and the weights "
                 "that feed it; lower the learning rate if it appeared during training",
@@ -823,9 +824,10 @@ def _non_finite_findings(model: torch.nn.Module, stats: list[_SiteStats]) -> tup
     if grads or bad_grads:
         if grads:
             first = grads[-1]  # backward runs from the last site to the first
+            earlier = f", and at {len(grads) - 1} earlier site(s)" if len(grads) > 1 else ""
             message = (
-                f"NaN or inf in the gradients reaching {len(grads)} site(s), first (in backward order) at "
-                f"{first.name} ({first.label}) in {first.nonfinite['grad']} of {first.backward} backward passes"
+                f"NaN or inf in the gradient reaching {first.name} ({first.label}) in {first.nonfinite['grad']} "
+                f"of {first.backward} backward passes{earlier}"
             )
             value, site = first.nonfinite["grad"] / max(first.backward, 1), first.name
         else:
