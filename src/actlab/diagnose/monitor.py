@@ -159,7 +159,9 @@ class _SiteStats:
         self.unit_dim: int | None = None
         self.units_consistent = True
         self.generator: torch.Generator | None = None
-        self.offsets: dict[tuple, torch.Tensor] = {}  # per (shape, unit dim): each unit's offset
+        self.pool: torch.Tensor | None = None  # sample positions drawn ahead, for calls of one shape
+        self.pool_key: tuple | None = None
+        self.pool_next = 0
         self.positions: torch.Tensor | None = None  # this call's sample positions, until post
 
     # Few tensor operations per call: on small layers each costs more in dispatch than in work.
@@ -197,25 +199,34 @@ class _SiteStats:
     def _positions(self, shape: torch.Size, unit_dim: int | None) -> torch.Tensor | None:
         """Flat positions of this call's sample: for each unit, ``ceil(SAMPLE / units)`` positions
         drawn uniformly (with replacement) among its values; None: take every value."""
+        key = (shape, unit_dim)
+        if key == self.pool_key:  # the shape of the last call: no arithmetic on it again
+            if self.pool is None:
+                return None
+            if self.pool_next < len(self.pool):
+                self.pool_next += 1
+                return self.pool[self.pool_next - 1]
         numel = math.prod(shape)
-        if numel <= SAMPLE:
-            return None
         units = shape[unit_dim] if unit_dim is not None and shape else 1
         outer = math.prod(shape[:unit_dim]) if unit_dim is not None else numel
         inner = math.prod(shape[unit_dim + 1 :]) if unit_dim is not None else 1
         per_unit = -(-SAMPLE // units)
-        if per_unit >= outer * inner:
+        if numel <= SAMPLE or per_unit >= outer * inner:
+            self.pool, self.pool_key = None, key
             return None
-        key = (tuple(shape), unit_dim)
-        offset = self.offsets.get(key)
-        if offset is None:  # viewed as (outer, units, inner): unit u starts at u * inner
-            offset = self.offsets[key] = torch.arange(units, device=self.edges.device) * inner
+        # Drawn for FLUSH_EVERY calls at once while the shape repeats (a few kernels per call less
+        # on small layers), for one call after a change (inputs of varying length).
+        calls = FLUSH_EVERY if key == self.pool_key else 1
         g, device = self.generator, self.edges.device
-        # Two draws (outer and inner index) instead of one and a division: fewer kernels on CPU.
-        pos = torch.randint(outer, (per_unit, units), generator=g, device=device) * (units * inner) + offset
+        size = (calls, per_unit, units)
+        # viewed as (outer, units, inner): unit u's values start at u * inner, a stride units * inner apart
+        pos = (torch.arange(units, device=device) * inner).add(
+            torch.randint(outer, size, generator=g, device=device), alpha=units * inner
+        )
         if inner > 1:
-            pos += torch.randint(inner, (per_unit, units), generator=g, device=device)
-        return pos
+            pos += torch.randint(inner, size, generator=g, device=device)
+        self.pool, self.pool_key, self.pool_next = pos, key, 1
+        return pos[0]
 
     def _start(self, x: torch.Tensor) -> None:
         if self.hist_range is None:
@@ -288,7 +299,9 @@ class _SiteStats:
         if self.figures:
             k = len(self.layout)
             n = len(self.figures) // k * k
-            calls = torch.stack([t.double() for t in self.figures[:n]]).reshape(-1, k)
+            # One cast after stacking (float32 for float32 models: exact for the sums, which are
+            # float32 already, and for the sample counts, below 2**24).
+            calls = torch.stack(self.figures[:n]).double().reshape(-1, k)
             # A call's sum is NaN or inf exactly when one of its values is, unless finite values
             # overflow it (float32: |sum| > 3e38, values near 1e34): no extra pass over the values.
             sums = calls[:, [self.layout.index("pre_sum"), self.layout.index("out_sum")]]
