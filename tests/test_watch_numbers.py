@@ -263,6 +263,16 @@ _COMPILED = textwrap.dedent(
             assert torch.equal(c(x), before)
             assert not any(mod._forward_hooks or mod._forward_pre_hooks for mod in m.modules())
             print(how, functional, "ok")
+
+    # a compiled submodule: its sites are watched too, and it is compiled again after the block
+    inner = nn.Sequential(nn.ReLU(), nn.Linear(16, 4))
+    m = nn.Sequential(nn.Linear(8, 16), torch.compile(inner, backend="eager"), nn.Tanh())
+    before, forward = m(x), m[1].__dict__["forward"]
+    with actlab.watch(m) as w:
+        m(torch.randn(32, 8)).sum().backward()
+    assert [s.name for s in w.report().sites] == ["1._orig_mod.0", "2"], w.report().sites
+    assert m[1].__dict__["forward"] is forward and torch.equal(m(x), before)
+    print("nested ok")
     """
 )
 
@@ -280,4 +290,4 @@ def test_watch_on_a_compiled_model_observes_the_original_and_never_hangs(tmp_pat
     except subprocess.TimeoutExpired:
         pytest.fail("watch on a compiled model did not finish in 120 s")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("ok") == 6
+    assert done.stdout.count("ok") == 7

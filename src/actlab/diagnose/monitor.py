@@ -893,6 +893,14 @@ def watch(
     seen through a :class:`~torch.overrides.TorchFunctionMode` while the model runs; None looks
     for them in the first forward pass and keeps looking only if it found some.
 
+    Means and standard deviations use every value, dead units every value of every batch; the
+    fractions and the histogram a random sample of about ``SAMPLE`` values per call, stratified by
+    unit. NaN or inf in the parameters, activations or gradients is a finding of its own.
+
+    A compiled model (``torch.compile(model)``, ``model.compile()``, or compiled submodules) is
+    watched through its original modules, which run eagerly inside the block (compiled code runs
+    no hooks); the compiled forward is back when the block exits.
+
     Hooks are removed when the block exits. The backward pass must run inside the block for the
     gradient norms to be recorded. A model with no activation raises ValueError here.
     """

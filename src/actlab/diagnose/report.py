@@ -62,8 +62,8 @@ class SiteReport:
     tanh, hard_tanh, ...; None for the others and for sites without a catalog spec);
     ``grad_norm`` is the mean over backward passes of the norm of the gradient with respect to
     the site's output (None without backward). Means and standard deviations use every value;
-    the fractions and the histogram an evenly strided sample of about 1024 values per call
-    (``actlab.diagnose.monitor.SAMPLE``), the same positions in input and output.
+    the fractions and the histogram a random sample of about 1024 values per call, stratified by
+    unit (``actlab.diagnose.monitor.SAMPLE``), the same positions in input and output.
     """
 
     name: str
