@@ -105,10 +105,10 @@ def test_sample_is_drawn_afresh_per_batch_and_reproducible():
         model(x)
         stats = next(iter(w._stats.values()))
         first, second = stats._positions(x.shape, 1), stats._positions(x.shape, 1)
-    assert first.shape == second.shape == (SAMPLE // 256, 256)
+    assert first.shape == second.shape == (SAMPLE,)
     assert not torch.equal(first, second)
-    # each column holds positions of one unit only (flat index % 256 == unit)
-    assert torch.equal(first % 256, torch.arange(256).expand_as(first))
+    # (draw, unit) flattened: SAMPLE // 256 positions of each unit (flat index % 256 == unit)
+    assert torch.equal(first.view(-1, 256) % 256, torch.arange(256).expand(SAMPLE // 256, 256))
     reports = []
     for _ in range(2):  # seeded: the same batches give the same report
         with watch(model) as w:

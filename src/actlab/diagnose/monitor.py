@@ -159,7 +159,7 @@ class _SiteStats:
         self.unit_dim: int | None = None
         self.units_consistent = True
         self.generator: torch.Generator | None = None
-        self.pool: torch.Tensor | None = None  # sample positions drawn ahead, for calls of one shape
+        self.pool: list[torch.Tensor] | None = None  # sample positions drawn ahead, for calls of one shape
         self.pool_key: tuple | None = None
         self.pool_next = 0
         self.positions: torch.Tensor | None = None  # this call's sample positions, until post
@@ -179,7 +179,7 @@ class _SiteStats:
         self.shape = tuple(x.shape)
         flat = x.reshape(-1)
         self.positions = self._positions(x.shape, unit_dim)
-        sample = flat if self.positions is None else flat.take(self.positions)
+        sample = flat if self.positions is None else flat.index_select(0, self.positions)
         self.sampled_pre += sample.numel()
         parts = [flat.sum(), torch.dot(flat, flat)]
         if self.zero_bin is None:
@@ -189,16 +189,16 @@ class _SiteStats:
         self.pending = parts
         # bucketize + bincount: a third of torch.histc's time on CPU, and index 0 / bins + 1
         # count the values below / above the range.
-        bucket = torch.bucketize(sample.reshape(-1), self.edges, right=True)
-        self.hists.append(torch.bincount(bucket, minlength=self.bins + 2))
+        self.hists.append(torch.bincount(torch.bucketize(sample, self.edges, right=True), minlength=self.bins + 2))
         if self.elementwise:
             self._units(x, unit_dim)
         if len(self.hists) >= FLUSH_EVERY:
             self.flush()
 
     def _positions(self, shape: torch.Size, unit_dim: int | None) -> torch.Tensor | None:
-        """Flat positions of this call's sample: for each unit, ``ceil(SAMPLE / units)`` positions
-        drawn uniformly (with replacement) among its values; None: take every value."""
+        """Flat positions of this call's sample, (draw, unit) flattened: for each unit,
+        ``ceil(SAMPLE / units)`` positions drawn uniformly (with replacement) among its values;
+        None: take every value."""
         key = (shape, unit_dim)
         if key == self.pool_key:  # the shape of the last call: no arithmetic on it again
             if self.pool is None:
@@ -225,8 +225,9 @@ class _SiteStats:
         )
         if inner > 1:
             pos += torch.randint(inner, size, generator=g, device=device)
-        self.pool, self.pool_key, self.pool_next = pos, key, 1
-        return pos[0]
+        # a list of 1-d tensors: no tensor op to pick a call's positions; index_select beats take
+        self.pool, self.pool_key, self.pool_next = list(pos.reshape(calls, -1).unbind(0)), key, 1
+        return self.pool[0]
 
     def _start(self, x: torch.Tensor) -> None:
         if self.hist_range is None:
@@ -269,7 +270,7 @@ class _SiteStats:
             flat = y.reshape(-1)
             if tuple(y.shape) != self.shape:
                 positions = self._positions(y.shape, unit_dim)  # not the input's shape: a sample of its own
-            sample = flat if positions is None else flat.take(positions)
+            sample = flat if positions is None else flat.index_select(0, positions)
             self.sampled_out += sample.numel()
             parts += [flat.sum(), torch.dot(flat, flat), torch.count_nonzero(sample)]
         self.figures += parts
