@@ -792,7 +792,7 @@ def _non_finite_findings(model: torch.nn.Module, stats: list[_SiteStats]) -> tup
     gradients reaching the sites (any batch): each makes the other figures meaningless, so these
     findings come first. The sites' counts are of calls (batches), decided in ``_SiteStats.flush``."""
     out = []
-    named = [(n, p) for n, p in model.named_parameters() if p.is_floating_point() or p.is_complex()]
+    named = [(n, p) for n, p in model.named_parameters() if (p.is_floating_point() or p.is_complex()) and not p.is_meta]
     bad_weights: list[str] = []
     bad_grads: list[str] = []
     if named:
