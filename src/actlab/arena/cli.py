@@ -87,6 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--dry-run", action="store_true", help="check everything and show the plan; train nothing")
     show = parser.add_argument_group("output")
     show.add_argument("--format", choices=("table", "json", "csv", "md"), default="table", help="ranking format")
+    show.add_argument("--wide", action="store_true", help="ranking table at its natural width (default: at most 100)")
     show.add_argument("--no-report", action="store_true", help="do not write RUN_DIR/report/")
     show.add_argument("--quiet", action="store_true", help="no progress display")
 
@@ -224,7 +225,7 @@ def _print_ranking(plan: Any, run_dir: Path, args: argparse.Namespace, out: IO[s
     from actlab.arena.report import RANKING_COLUMNS, RANKING_HEADERS, ranking_rows, write_report
     from actlab.arena.stats import summarize
     from actlab.arena.store import read_records
-    from actlab.cli import _render
+    from actlab.render import render as _render
 
     records = read_records(run_dir)
     if not records:
@@ -234,7 +235,8 @@ def _print_ranking(plan: Any, run_dir: Path, args: argparse.Namespace, out: IO[s
     rows = ranking_rows(summary)
     columns = list(rows[0]) if args.format == "csv" and rows else list(RANKING_COLUMNS)
     title = f"arena {plan.suite.name}: final validation metric, mean over seeds; baseline {plan.baseline}"
-    print(_render(rows, columns, args.format, title=title, headers=RANKING_HEADERS), file=out)
+    wide = getattr(args, "wide", False)
+    print(_render(rows, columns, args.format, title=title, headers=RANKING_HEADERS, wide=wide), file=out)
     where = out if args.format in ("table", "md") else err
     if args.format in ("table", "md"):
         for task in summary.tasks:

@@ -54,7 +54,7 @@ __all__ = [
 FORMATS = ("html", "md", "json", "csv")
 FILENAMES = {"html": "report.html", "md": "report.md", "json": "report.json", "csv": "trials.csv"}
 
-#: The columns a ranking table shows (``actlab.cli._render(rows, RANKING_COLUMNS, fmt, headers=RANKING_HEADERS)``);
+#: The columns a ranking table shows (``actlab.render.render(rows, RANKING_COLUMNS, fmt, headers=RANKING_HEADERS)``);
 #: every row also has the numeric ``mean``, ``ci_low``, ``ci_high``, ``std``, ``p``, ``n_ok``, ``failed``, ...
 RANKING_COLUMNS = ("task", "rank", "activation", "n", "mean_ci", "mean_rank", "diverged", "test", "p_holm", "verdict")
 RANKING_HEADERS = {
@@ -114,7 +114,7 @@ def ranking_rows(summary: ArenaSummary) -> list[dict[str, Any]]:
     plus the numbers behind them.
 
     >>> rows = ranking_rows(summarize(records))  # doctest: +SKIP
-    >>> from actlab.cli import _render  # doctest: +SKIP
+    >>> from actlab.render import render as _render  # doctest: +SKIP
     >>> print(_render(rows, RANKING_COLUMNS, "table", headers=RANKING_HEADERS))  # doctest: +SKIP
     """
     rows = []

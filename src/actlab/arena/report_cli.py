@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from actlab.arena.report import RANKING_COLUMNS, RANKING_HEADERS, ranking_rows, write_report
     from actlab.arena.stats import summarize
     from actlab.arena.store import StoreError, read_records
-    from actlab.cli import _render
+    from actlab.render import render as _render
 
     baseline = None if str(args.baseline).lower() == "none" else args.baseline
     try:

@@ -182,7 +182,7 @@ _HEADERS = {
 
 
 def run(args: argparse.Namespace) -> int:
-    from actlab.cli import _render
+    from actlab.render import render as _render
 
     result = measure(
         seq=args.seq,

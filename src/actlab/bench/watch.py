@@ -121,7 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actlab.cli import _render
+    from actlab.render import render as _render
 
     if args.steps < 1 or args.repeats < 1:
         raise SystemExit(f"actlab bench watch: --steps and --repeats must be >= 1, got {args.steps}, {args.repeats}")
