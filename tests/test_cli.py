@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
+
+import pytest
 
 import actlab
 from actlab.cli import main
@@ -112,3 +115,82 @@ def test_missing_extra_names_the_install(monkeypatch):
         assert "pip install 'actlab[plot]'" in str(err)
     else:
         raise AssertionError("no ImportError")
+
+
+# ----------------------------------------------------------------------------- tables that fit
+_RANKING_LIKE = [
+    {
+        "task": "checkerboard",
+        "rank": 1,
+        "activation": "leaky_relu(negative_slope=0.2) [init=he]",
+        "n": "3/3",
+        "mean_ci": "0.9467 [0.9216, 0.9718]",
+        "mean_rank": 2.17,
+        "diverged": 0,
+        "test": "paired t",
+        "p_holm": 0.00958,
+        "verdict": "no significant difference",
+    },
+    {
+        "task": "digits",
+        "rank": 2,
+        "activation": "relu [init=auto]",
+        "n": "3/3",
+        "mean_ci": "0.8817 [0.7377, 0.9905]",
+        "mean_rank": 5.67,
+        "diverged": 12,
+        "test": "Wilcoxon",
+        "p_holm": 0.872,
+        "verdict": "baseline",
+    },
+]
+_RANKING_HEADERS = {
+    "rank": "#",
+    "n": "seeds",
+    "mean_ci": "mean [95 % CI]",
+    "mean_rank": "mean rank",
+    "p_holm": "p (Holm)",
+}
+_NUMBERS = ("0.9467", "0.9216", "0.9718", "0.8817", "0.7377", "0.9905", "2.17", "5.67", "0.00958", "0.872", "12", "3/3")
+
+
+@pytest.mark.parametrize("width", [100, 80])
+def test_a_table_fits_the_width_without_splitting_a_number(width):
+    """The ranking needed 162 columns: at 100 it folded words, at 80 it split numbers across lines."""
+    from actlab.cli import _render
+
+    out = _render(
+        _RANKING_LIKE, list(_RANKING_LIKE[0]), "table", title="ranking", headers=_RANKING_HEADERS, width=width
+    )
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= width, out
+    for number in _NUMBERS:  # each number whole on one line, not cut at a column edge
+        assert any(re.search(rf"(?<![\d./]){re.escape(number)}(?![\d/])", line) for line in lines), (number, out)
+    if width == 100:  # room enough for the labels' words: markup-like text printed literally, whole
+        assert "[init=he]" in out and "[init=auto]" in out and "significant" in out, out
+
+
+def test_wide_tables_keep_their_natural_width():
+    from actlab.render import render
+
+    out = render(_RANKING_LIKE, list(_RANKING_LIKE[0]), "table", headers=_RANKING_HEADERS, wide=True)
+    assert max(len(line) for line in out.splitlines()) > 100
+    assert "leaky_relu(negative_slope=0.2) [init=he]" in out and "no significant difference" in out
+
+
+def test_command_tables_fit_100_columns_unless_wide(capsys):
+    argv = ["props", "relu", "leaky_relu(negative_slope=0.2)", "gelu", "elu"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and max(len(line) for line in out.splitlines()) <= 100, out
+    code, out, _ = run(capsys, *argv, "--wide")
+    assert code == 0 and "leaky_relu(negative_slope=0.2)" in out and max(map(len, out.splitlines())) > 100
+
+
+def test_the_renderer_lives_below_the_command_line():
+    """Subsystems render tables without importing actlab.cli (which imports every subcommand)."""
+    code = (
+        "import sys; from actlab.render import render; "
+        "render([{'a': 1}], ['a'], 'table'); print('actlab.cli' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
