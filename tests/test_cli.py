@@ -194,3 +194,10 @@ def test_the_renderer_lives_below_the_command_line():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_accuracy_shows_progress_whatever_the_format(capsys):
+    """`actlab accuracy --format md` ran for minutes without a word: progress goes to stderr in every format."""
+    code, out, err = run(capsys, "accuracy", "tanh", "--size", "200", "--format", "md", "--jobs", "1")
+    assert code == 0 and out.startswith("**accuracy")
+    assert re.findall(r"^\[(\d)/2\] tanh float(32|64)", err, re.M) == [("1", "32"), ("2", "64")], err

@@ -350,7 +350,8 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
     dtypes = {"all": ["float32", "float64"], "half": list(_HALF_DTYPES)}.get(args.dtype, [args.dtype])
     # float64 reuses float32's oracle values; a spec's samples run one after another (shared cache)
     jobs = [(n, d, args.size, p) for n in names for p in _accuracy_samples(get_spec(n), args.params) for d in dtypes]
-    rows = _run_jobs(_accuracy_job, jobs, args.jobs, quiet=args.format != "table" or args.quiet)
+    # Progress goes to stderr whatever the format: stdout holds only the data, and a run takes minutes.
+    rows = _run_jobs(_accuracy_job, jobs, args.jobs, quiet=args.quiet)
     rows.sort(key=lambda r: (r["name"], r["params"] != "defaults", r["dtype"]))
     columns = [
         "name",
