@@ -5,14 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import actlab
 from actlab.cli import main
+
+SRC = str(Path(actlab.__file__).resolve().parents[1])  # this checkout's actlab for subprocesses in other folders
 
 
 def run(capsys, *argv):
@@ -201,3 +205,105 @@ def test_accuracy_shows_progress_whatever_the_format(capsys):
     code, out, err = run(capsys, "accuracy", "tanh", "--size", "200", "--format", "md", "--jobs", "1")
     assert code == 0 and out.startswith("**accuracy")
     assert re.findall(r"^\[(\d)/2\] tanh float(32|64)", err, re.M) == [("1", "32"), ("2", "64")], err
+
+
+# ----------------------------------------------------------------------------- errors: one paragraph, what to do
+def _one_paragraph(code: int, err: str) -> str:
+    text = err.strip()
+    assert code != 0 and text.startswith("actlab ") and "Traceback" not in err, err
+    assert "\n\n" not in text and len(text) < 600, err
+    return text
+
+
+_FACTORIES = """
+import torch
+
+def raises():
+    raise RuntimeError("no weights in this folder")
+
+def needs(width):
+    return torch.nn.Linear(width, width)
+"""
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["out is a file", "unreachable ray://", "factory raises", "factory needs arguments", "unexpected error"],
+)
+def test_error_paths_say_what_to_do_without_a_traceback(case, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    arena = ["arena", "--activations", "relu", "--tasks", "spirals", "--seeds", "1", "--budget", "1"]
+    if case == "out is a file":
+        (tmp_path / "notes.txt").write_text("mine\n")
+        text = _one_paragraph(*run(capsys, *arena, "--out", "notes.txt")[::2])
+        assert "--out notes.txt is a file; give a directory" in text
+        assert (tmp_path / "notes.txt").read_text() == "mine\n"
+    elif case == "unreachable ray://":
+        text = _one_paragraph(*run(capsys, *arena, "--backend", "ray", "--address", "ray://127.0.0.1:1")[::2])
+        assert "no Ray Client answers there" in text or "pip install 'actlab[distributed]'" in text
+        assert not (tmp_path / "arena-runs").exists()
+    elif case.startswith("factory"):
+        pytest.importorskip("torch")
+        module = f"clarity_factories_{tmp_path.name}"
+        (tmp_path / f"{module}.py").write_text(_FACTORIES)
+        name = "raises" if case == "factory raises" else "needs"
+        text = _one_paragraph(*run(capsys, "diagnose", f"{module}:{name}")[::2])
+        if name == "raises":
+            assert "raised RuntimeError: no weights in this folder; fix the factory" in text
+        else:
+            assert "needs arguments" in text and "'width'" in text and "builds the model with none" in text
+    else:  # whatever a command did not expect still reads as one paragraph
+        import actlab.cli
+
+        def boom(name):
+            raise RuntimeError("first line\nsecond line")
+
+        monkeypatch.setattr(actlab.cli, "props_row", boom)
+        text = _one_paragraph(*run(capsys, "props", "relu")[::2])
+        assert "unexpected RuntimeError: first line second line" in text and "ACTLAB_DEBUG=1" in text
+
+
+# A module that is not installed, as Python sees it (sys.modules[name] = None would also break the
+# libraries that only probe for it, such as SciPy's array API support).
+_WITHOUT = """
+import sys
+from importlib.machinery import PathFinder
+
+class Missing(PathFinder):
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name.split(".")[0] == {missing!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+
+sys.meta_path.insert(0, Missing)
+from actlab.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(
+    "missing, argv, extra",
+    [
+        ("torch", ["diagnose", "mymodels:make"], "torch"),
+        ("torch", ["arena", "--activations", "relu", "--tasks", "spirals", "--seeds", "1", "--budget", "1"], "arena"),
+        ("torch", ["bench", "relu"], "torch"),
+        ("torch", ["kernels"], "torch"),
+        ("torch", ["accuracy", "tanh", "--size", "100", "--jobs", "1"], "torch"),
+        ("matplotlib", ["plot", "relu", "-o", "relu.png"], "plot"),
+    ],
+    ids=["diagnose", "arena", "bench", "kernels", "accuracy", "plot"],
+)
+def test_a_missing_extra_names_the_install_on_every_command(missing, argv, extra, tmp_path):
+    """The README promises `pip install 'actlab[...]'`; commands printed "No module named 'torch'"."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _WITHOUT.format(missing=missing), *argv],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])},
+    )
+    text = _one_paragraph(proc.returncode, proc.stderr)
+    assert f"pip install 'actlab[{extra}]'" in text, text
+    assert not any(tmp_path.iterdir())  # nothing written

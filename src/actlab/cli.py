@@ -682,10 +682,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"actlab: {err}", file=sys.stderr)
         return 2
     except ImportError as err:
-        print(f"actlab: {err}", file=sys.stderr)
+        print(f"actlab {args.command}: {missing_module_message(err, args.command)}", file=sys.stderr)
         return 3
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:
+        print(f"actlab {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # whatever escaped the commands: one paragraph, never a traceback
+        if os.environ.get("ACTLAB_DEBUG"):
+            raise
+        text = str(err).strip().replace("\n", " ") or "(no message)"
+        print(
+            f"actlab {args.command}: stopped by an unexpected {type(err).__name__}: {text}. If the message does "
+            "not say what to change, run the command again with ACTLAB_DEBUG=1 to see where it happened "
+            "(and report it if the fault is actlab's).",
+            file=sys.stderr,
+        )
+        return 1
+
+
+# The extra that installs what a command needs, when that is more than the missing module's own extra
+# (a torch-only install still lacks scikit-learn for the arena).
+_COMMAND_EXTRA = {"arena": "arena", "report": "arena"}
+
+
+def missing_module_message(err: ImportError, command: str = "") -> str:
+    """An ImportError as a sentence naming what to install: the ``pip install 'actlab[EXTRA]'`` hint for
+    an optional dependency, the package to install for any other module."""
+    from actlab.ops._lazy import _EXTRA_FOR
+
+    name = (getattr(err, "name", None) or "").split(".")[0]
+    if not name or "pip install" in str(err):  # already says what to install (actlab.ops._lazy.require)
+        return str(err)
+    extra = _EXTRA_FOR.get(name)
+    if extra is not None:
+        extra = _COMMAND_EXTRA.get(command, extra) if extra in ("torch", "arena", "plot") else extra
+        return f"this needs {name!r}, which is not installed; install it with: pip install 'actlab[{extra}]'"
+    return f"{err}; install the package that provides {name!r} (or check the name), then run the command again"
 
 
 if __name__ == "__main__":

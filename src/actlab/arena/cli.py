@@ -151,12 +151,38 @@ def _stored_suite(run_dir: Path) -> Suite | None:
     return suite_from_mapping(plan["suite"], source=f"the run in {run_dir}")
 
 
+def _ray_client_problem(address: str | None, timeout: float = 3.0) -> str | None:
+    """Why a ``ray://HOST[:PORT]`` address cannot work (nothing listens, no Ray Client), or None; Ray
+    itself retries an unreachable client address and then raises a traceback."""
+    if not address or not address.startswith("ray://"):
+        return None
+    import socket
+
+    host, sep, port = address[len("ray://") :].partition("/")[0].rpartition(":")
+    if not sep:
+        host, port = port, "10001"  # Ray Client's default port
+    if not host or not port.isdigit():
+        return f"--address must be ray://HOST:PORT (the Ray Client port, usually 10001), got {address!r}"
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        return (
+            f"--address {address}: no Ray Client answers there ({err.strerror or err}); check the address, "
+            "or start the cluster with `ray start --head` (its client server listens on port 10001)"
+        )
+    if importlib.util.find_spec("grpc") is None:
+        return f"--address {address} needs the Ray Client: pip install 'ray[client]'"
+    return None
+
+
 def _build(args: argparse.Namespace) -> tuple[Any, Path]:
     """(plan, run_dir); raises SuiteError with every problem found in the flags, suite and trials."""
     from actlab.arena.store import StoreError
 
     problems: list[str] = []
     overrides = _overrides(args, problems)
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        problems.append(f"--out {args.out} is a file; give a directory for the run (it is created if missing)")
     if args.backend != "ray" and args.address:
         problems.append("--address names a Ray cluster: use it with --backend ray")
     if args.backend == "ray" and importlib.util.find_spec("ray") is None:
@@ -164,7 +190,7 @@ def _build(args: argparse.Namespace) -> tuple[Any, Path]:
     elif args.backend == "ray" and not args.dry_run:
         from actlab.arena.backends import ray_address_problem
 
-        problem = ray_address_problem(args.address)
+        problem = ray_address_problem(args.address) or _ray_client_problem(args.address)
         if problem:
             problems.append(problem)
 
