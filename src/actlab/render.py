@@ -32,6 +32,8 @@ _NUMBER = re.compile(r"[(\[]?[-+−]?(\d[\d.,]*([eE][-+]?\d+)?|inf|nan|n/a)[)\],
 _MIN_TEXT = 6
 # Words up to this long are kept whole when the table has to narrow; longer ones (names) fold.
 _MAX_WORD = 12
+# Cells and headers up to this long are not wrapped at all while the table can be narrowed otherwise.
+_SHORT = 10
 
 
 def render(
@@ -104,6 +106,12 @@ def _words(text: str) -> list[str]:
     return text.split()
 
 
+def _longest(text: str) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(w) for w in _words(text)), default=0)
+
+
 def _natural(text: str) -> int:
     from rich.cells import cell_len
 
@@ -112,16 +120,17 @@ def _natural(text: str) -> int:
 
 def _minimum(header: str, cells: list[str]) -> tuple[int, int, int]:
     """(soft, firm, hard) narrowest widths of a column. Hard: its longest number, and for text at least
-    :data:`_MIN_TEXT`. Firm: also its cells' longest word up to :data:`_MAX_WORD`, so that text wraps
-    between words (a longer word, a long name, folds). Soft: also its header's longest word (below that
-    the header is abbreviated)."""
+    :data:`_MIN_TEXT`. Firm: also its short cells whole and its longer cells' longest word up to
+    :data:`_MAX_WORD`, so that text wraps between words (a longer word, a long name, folds). Soft: also
+    its header, whole if short, else its longest word (below that the header is abbreviated)."""
     from rich.cells import cell_len
 
     numbers = [cell_len(w) for c in cells for w in _words(c) if _NUMBER.fullmatch(w)]
     natural = max([_natural(c) for c in cells] + [_natural(header)], default=1)
     hard = max([min(natural, _MIN_TEXT), *numbers, 1])
-    firm = max([hard, *(min(cell_len(w), _MAX_WORD) for c in cells for w in _words(c))])
-    soft = max([firm, *(cell_len(w) for w in _words(header))])
+    # A short cell ("16 (25 %)") or header ("pre < 0") stays on one line; longer ones wrap between words.
+    firm = max([hard, *(_natural(c) if _natural(c) <= _SHORT else min(_longest(c), _MAX_WORD) for c in cells)])
+    soft = max([firm, _natural(header) if _natural(header) <= _SHORT else _longest(header)])
     return soft, firm, hard
 
 
@@ -168,10 +177,17 @@ def _table(header: list[str], rows: list[list[str]], title: str, *, width: int |
     # The usual boxed table (3 columns of padding and rule per column, plus the left edge) when its words
     # fit whole, else a compact one (no edges, 2 spaces between columns) that folds long names and, last,
     # abbreviates headers; numbers are never split.
-    widths = _fit(natural, [soft], width - (3 * n + 1))
+    # Columns of numbers ("0.9467 [0.9216, 0.9718]") narrow only after the text columns could not.
+    # A column of numbers abbreviates its header ("diverged" -> "div.") before it wraps its cells.
+    numeric = [all(_NUMBER.fullmatch(w) for r in rows for w in _words(r[j])) for j in range(n)]
+    cells = [max([_natural(r[j]) for r in rows], default=1) for j in range(n)]
+    text_first = [natural[j] if numeric[j] else soft[j] for j in range(n)]
+    short_head = [max(cells[j], min(4, _longest(header[j]))) if numeric[j] else soft[j] for j in range(n)]
+    widths = _fit(natural, [text_first, soft], width - (3 * n + 1))
     is_compact = widths is None
     if is_compact:
-        widths = _fit(natural, [soft, firm, hard], width - 2 * (n - 1)) or hard  # else rich folds what it must
+        room = width - 2 * (n - 1)
+        widths = _fit(natural, [text_first, short_head, soft, firm, hard], room) or hard  # else rich folds
         header = [_abbreviate(h, w) for h, w in zip(header, widths)]
     if is_compact:
         table = Table(
