@@ -174,6 +174,14 @@ def test_a_table_fits_the_width_without_splitting_a_number(width):
         assert "[init=he]" in out and "[init=auto]" in out and "significant" in out, out
 
 
+def test_a_narrow_table_folds_long_words_but_never_a_number():
+    from actlab.cli import _render
+
+    rows = [{"name": "an_unusually_long_identifier", "value": "123456.789012", "note": "incomprehensibilities x"}]
+    out = _render(rows, ["name", "value", "note"], "table", width=40)
+    assert max(len(line) for line in out.splitlines()) <= 40 and "123456.789012" in out, out
+
+
 def test_wide_tables_keep_their_natural_width():
     from actlab.render import render
 
