@@ -236,7 +236,15 @@ def needs(width):
 
 @pytest.mark.parametrize(
     "case",
-    ["out is a file", "unreachable ray://", "factory raises", "factory needs arguments", "unexpected error"],
+    [
+        "out is a file",
+        "unreachable ray://",
+        "factory raises",
+        "factory needs arguments",
+        "plot into a missing folder",
+        "a path it cannot write",
+        "unexpected error",
+    ],
 )
 def test_error_paths_say_what_to_do_without_a_traceback(case, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -260,6 +268,18 @@ def test_error_paths_say_what_to_do_without_a_traceback(case, tmp_path, monkeypa
             assert "raised RuntimeError: no weights in this folder; fix the factory" in text
         else:
             assert "needs arguments" in text and "'width'" in text and "builds the model with none" in text
+    elif case == "plot into a missing folder":
+        text = _one_paragraph(*run(capsys, "plot", "relu", "-o", "no/such/folder/relu.png")[::2])
+        assert "does not exist; create it or choose another -o" in text
+    elif case == "a path it cannot write":
+        import actlab.cli
+
+        def denied(name):
+            raise PermissionError(13, "Permission denied", "/srv/shared/out.csv")
+
+        monkeypatch.setattr(actlab.cli, "props_row", denied)
+        text = _one_paragraph(*run(capsys, "props", "relu")[::2])
+        assert "cannot use /srv/shared/out.csv: Permission denied; check the path" in text
     else:  # whatever a command did not expect still reads as one paragraph
         import actlab.cli
 

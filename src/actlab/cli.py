@@ -441,6 +441,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if fmt not in _PLOT_FORMATS:
         print(f"actlab: output must end in .png, .svg or .pdf, got {args.output!r}", file=sys.stderr)
         return 2
+    folder = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(folder):
+        print(
+            f"actlab: the folder {folder} for {args.output!r} does not exist; create it or choose another -o",
+            file=sys.stderr,
+        )
+        return 2
     lo, hi = args.range
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         print(f"actlab: --range needs two finite numbers A < B, got {lo} {hi}", file=sys.stderr)
@@ -686,6 +693,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     except BrokenPipeError:
         return 0
+    except OSError as err:  # a path that cannot be read or written, a full disk
+        where = f" {err.filename}" if err.filename else ""
+        print(
+            f"actlab {args.command}: cannot use{where}: {err.strerror or err}; check the path and its "
+            "permissions (or the free space), then run the command again",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print(f"actlab {args.command}: interrupted", file=sys.stderr)
         return 130
