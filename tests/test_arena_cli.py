@@ -252,3 +252,29 @@ def test_progress_goes_to_stderr_whatever_the_format(tmp_path, fmt):
     assert "[1/4]" not in out.getvalue()
     if fmt == "json":
         json.loads(out.getvalue())
+
+
+def test_the_terminal_bar_shows_the_measured_eta(monkeypatch):
+    import io
+    from types import SimpleNamespace
+
+    from actlab.arena import runner
+
+    now = [1000.0]
+    monkeypatch.setattr(runner.time, "monotonic", lambda: now[0])
+    progress = runner._RichProgress(5, io.StringIO())
+    try:
+        overall = next(t for t in progress.bars.tasks if t.id == progress.overall)
+        eta = progress.bars.columns[-1]
+        assert eta.render(overall).plain == ""  # nothing measured yet: no guess
+        trials = [SimpleNamespace(key=k, label=k, config={}) for k in "ab"]
+        for trial in trials:
+            progress.started(trial, "w")
+        now[0] += 60.0
+        progress.finished(trials[0], {"status": "ok", "final_metric": 0.5})
+        # 4 trials left at 60 s each, 2 at a time: 2 minutes
+        assert eta.render(overall).plain == "ETA 2:00"
+        now[0] += 30.0
+        assert eta.render(overall).plain == "ETA 1:30"  # counts down between trials
+    finally:
+        progress.close()
