@@ -175,10 +175,10 @@ def _table(header: list[str], rows: list[list[str]], title: str, *, width: int |
         width = sum(natural) + 3 * n + 1
     width = width or default_width()
     # The usual boxed table (3 columns of padding and rule per column, plus the left edge) when its words
-    # fit whole, else a compact one (no edges, 2 spaces between columns) that folds long names and, last,
-    # abbreviates headers; numbers are never split.
-    # Columns of numbers ("0.9467 [0.9216, 0.9718]") narrow only after the text columns could not.
-    # A column of numbers abbreviates its header ("diverged" -> "div.") before it wraps its cells.
+    # fit whole, else a compact one (no edges, 2 spaces between columns). Narrowing goes in steps, each
+    # only when the one before did not fit: text columns wrap between words; columns of numbers ("0.9467
+    # [0.9216, 0.9718]") abbreviate their header ("diverged" -> "div."), then wrap between numbers; long
+    # words (names) fold; a number is never split.
     numeric = [all(_NUMBER.fullmatch(w) for r in rows for w in _words(r[j])) for j in range(n)]
     cells = [max([_natural(r[j]) for r in rows], default=1) for j in range(n)]
     text_first = [natural[j] if numeric[j] else soft[j] for j in range(n)]
