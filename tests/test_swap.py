@@ -324,3 +324,29 @@ def test_actlab_trainable_layers_are_sites_and_swap():
     report = swap(model, "elu", replace="prelu").report
     assert [r.name for r in report.replaced] == ["1", "3"]
     assert isinstance(model[5], Activation) and model[5].activation.learnable
+
+
+# ----------------------------------------------------------------------------- distributed
+def test_ddp_model_refuses_a_swap_that_adds_parameters(tmp_path):
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        pytest.skip("torch.distributed is not available")
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        ddp = nn.parallel.DistributedDataParallel(_module_net())
+        before = {k: v.clone() for k, v in ddp.state_dict().items()}
+        with pytest.raises(ValueError, match="DistributedDataParallel.*swap before wrapping"):
+            swap(ddp, "prelu")
+        with pytest.raises(ValueError, match="swap before wrapping"):
+            swap(nn.Sequential(ddp), {"relu": "prelu(num_parameters='channels')"}, example_inputs=_inputs())
+        assert isinstance(ddp.module[1], nn.ReLU) and isinstance(ddp.module[3], nn.ReLU)  # nothing changed
+        assert ddp.state_dict().keys() == before.keys()
+        # a parameter-free swap inside the wrapper is fine: nothing new to synchronise
+        report = swap(ddp, "gelu").report
+        assert [r.name for r in report.replaced] == ["module.1", "module.3"]
+        x = _inputs()
+        torch.testing.assert_close(ddp(x), ddp.module[4](F.gelu(ddp.module[2](F.gelu(ddp.module[0](x))))))
+    finally:
+        dist.destroy_process_group()

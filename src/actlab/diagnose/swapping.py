@@ -118,9 +118,10 @@ class _Target:
         self.name, self.params = (None, {}) if self.bound is not None else parsed
         self.per_channel = any(v == CHANNELS for v in self.params.values())
         try:
-            self.build(channels=1)  # refuse a bad target before anything changes
+            probe = self.build(channels=1)  # refuse a bad target before anything changes
         except (KeyError, ValueError, TypeError) as err:
             raise type(err)(f"{argument}: cannot build an activation from {identifier!r}: {err}") from None
+        self.adds_parameters = any(True for _ in probe.parameters())
 
     def label(self, channels: int | None = None) -> str:
         if self.bound is not None:
@@ -311,6 +312,7 @@ def swap(
             f"swap: num_parameters={CHANNELS!r} sizes each new module from the traced shapes; "
             "pass example_inputs=(x,) with inputs the model accepts"
         )
+    _refuse_distributed(model, plan, functional)
     target_model = model if inplace else copy.deepcopy(model)
 
     def selected(name: str) -> bool:
@@ -359,6 +361,29 @@ def swap(
         hint = "" if functional else "; if forward calls F.relu/torch.tanh/x.sigmoid() directly, pass functional=True"
         raise ValueError(f"swap: {type(model).__name__} has no activation modules to replace{hint}")
     return SwapResult(result_model, SwapReport(tuple(replaced), tuple(not_replaced)))
+
+
+def _refuse_distributed(model: torch.nn.Module, plan: list[tuple[_Selector | None, _Target]], functional: bool) -> None:
+    """DistributedDataParallel registers the parameters it keeps in sync when it is built: a swap
+    inside it that adds parameters (prelu) would leave them unsynchronised (each rank trains its
+    own copy and they drift apart silently), and a functional swap would replace the wrapper."""
+    ddp = torch.nn.parallel.DistributedDataParallel
+    wrapped = next((name for name, m in model.named_modules() if isinstance(m, ddp)), None)
+    if wrapped is None:
+        return
+    where = "the model" if not wrapped else f"{wrapped!r}"
+    adds = [t.label() for _, t in plan if t.adds_parameters]
+    if adds:
+        why = f"{', '.join(adds)} adds parameters that DistributedDataParallel would not synchronise"
+    elif functional:
+        why = "functional=True rebuilds the model and would drop the DistributedDataParallel wrapper"
+    else:
+        return  # parameter-free modules inside the wrapper: nothing to synchronise
+    raise ValueError(
+        f"swap: {where} is wrapped in DistributedDataParallel and {why}; swap before wrapping: "
+        "model, report = actlab.swap(model, ...), then DistributedDataParallel(model, ...) "
+        "(for a wrapped model, swap ddp.module and wrap it again)"
+    )
 
 
 def _label(module: torch.nn.Module) -> str:
