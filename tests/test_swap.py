@@ -350,3 +350,38 @@ def test_ddp_model_refuses_a_swap_that_adds_parameters(tmp_path):
         torch.testing.assert_close(ddp(x), ddp.module[4](F.gelu(ddp.module[2](F.gelu(ddp.module[0](x))))))
     finally:
         dist.destroy_process_group()
+
+
+# ----------------------------------------------------------------------------- state_dict
+class ConstantsNet(nn.Module):
+    """A forward that reads tensor constants (as timm's swinv2 does), a plain tensor attribute and a
+    non-persistent buffer: torch.fx turns each into a buffer of the GraphModule."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 4), nn.Linear(4, 2)
+        self.scale = torch.tensor(2.0)
+        self.register_buffer("mask", torch.tensor([1.0, 0.0, 1.0, 1.0]), persistent=False)
+
+    def forward(self, x):
+        h = F.relu(self.fc1(x)) * self.scale * self.mask
+        return self.fc2(h + torch.tensor([1.0, 2.0, 3.0, 4.0]))
+
+
+def test_functional_swap_keeps_the_state_dict_loadable_into_the_original():
+    torch.manual_seed(0)
+    model = ConstantsNet()
+    gm = swap(model, "gelu", inplace=False, functional=True).model
+    assert isinstance(gm, torch.fx.GraphModule)
+    assert sorted(gm.state_dict()) == ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]
+    fresh = ConstantsNet()
+    fresh.load_state_dict(gm.state_dict())  # strict
+    gm.load_state_dict(ConstantsNet().state_dict())  # and back
+    x = _inputs(shape=(5, 4))
+    fresh_gelu = fresh.fc2(F.gelu(fresh.fc1(x)) * 2.0 * torch.tensor([1.0, 0.0, 1.0, 1.0]) + torch.arange(1.0, 5.0))
+    gm.load_state_dict(fresh.state_dict())
+    torch.testing.assert_close(gm(x), fresh_gelu)
+    buffer = io.BytesIO()
+    torch.save(gm.state_dict(), buffer)  # and through a file
+    buffer.seek(0)
+    ConstantsNet().load_state_dict(torch.load(buffer))

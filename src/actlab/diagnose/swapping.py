@@ -96,7 +96,23 @@ def trace(model: torch.nn.Module) -> torch.fx.GraphModule:
     graph = tracer.trace(model)
     gm = torch.fx.GraphModule(tracer.root, graph, type(model).__name__)
     gm.training = model.training  # not gm.train(): that would reset the shared submodules' flags too
+    _keep_state_dict_keys(gm, model)
     return gm
+
+
+def _keep_state_dict_keys(gm: torch.nn.Module, model: torch.nn.Module) -> None:
+    """The GraphModule's state_dict keeps the original's keys, so each loads into the other.
+
+    torch.fx registers every tensor the graph reads as a buffer: tensor constants of ``forward``
+    (``_tensor_constant0``), plain tensor attributes, and the original's non-persistent buffers
+    all became state_dict entries that the original model refuses. They stay buffers (they move
+    with ``.to()``), but ones the original's state_dict does not hold are not saved."""
+    keys = set(model.state_dict().keys())
+    for name, _ in gm.named_buffers():
+        if name not in keys:
+            owner_name, _, attr = name.rpartition(".")
+            owner = gm.get_submodule(owner_name) if owner_name else gm
+            owner._non_persistent_buffers_set.add(attr)
 
 
 # ----------------------------------------------------------------------------- identifiers
