@@ -374,6 +374,21 @@ def recognise_function(target: Any, method: bool = False) -> FunctionEntry | Non
     return _function_table().get(id(target))
 
 
+@functools.cache
+def _method_object_table() -> dict[int, FunctionEntry]:
+    """id(torch.Tensor.<method>) -> entry: what a TorchFunctionMode receives for ``x.sigmoid()``."""
+    out = {}
+    for name, (spec, inplace) in _method_table().items():
+        out[id(getattr(torch.Tensor, name))] = FunctionEntry(spec, f"Tensor.{name}", inplace, True)
+    return out
+
+
+def recognise_callable(func: Any) -> FunctionEntry | None:
+    """The activation a callable computes as ``__torch_function__`` sees it (a torch /
+    torch.nn.functional function, or a Tensor method object), else None."""
+    return _function_table().get(id(func)) or _method_object_table().get(id(func))
+
+
 def call_inplace(entry: FunctionEntry, target: Any, args: tuple, kwargs: Mapping[str, Any]) -> bool:
     """Whether the call overwrites its input (``F.relu_``, ``x.relu_()``, ``inplace=True``)."""
     if entry.inplace or kwargs.get("inplace") is True:
@@ -407,6 +422,9 @@ def bind_call(entry: FunctionEntry, target: Any, args: tuple, kwargs: Mapping[st
             raise ValueError(f"{len(positional)} positional arguments, {spec.name} takes {len(spec.param_names)}")
     params.update(rest)
     params.pop("inplace", None)
+    params.pop("_stacklevel", None)  # F.softmax's warning depth, passed on by __torch_function__
+    if params.get("dtype", 0) is None:
+        params.pop("dtype")  # the default: no cast
     out = {}
     for name, value in params.items():
         name = _PARAM_ALIASES.get(name, name)

@@ -9,7 +9,9 @@ also traced with :mod:`torch.fx` and activation *calls* in ``forward`` (``F.relu
 from __future__ import annotations
 
 import copy
+import fnmatch
 import warnings
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +25,7 @@ from actlab.diagnose.sites import (
     call_inplace,
     matches,
     parse_identifier,
+    recognise_callable,
     recognise_function,
     recognise_module,
 )
@@ -253,25 +256,49 @@ def _record_inputs(
     return seen
 
 
-def _run_eval(model: torch.nn.Module, example_inputs: Any) -> None:
+class _Inputs:
+    """The model's example inputs: positional and keyword arguments."""
+
+    def __init__(self, args: tuple, kwargs: Mapping[str, Any] | None = None):
+        self.args, self.kwargs = args, dict(kwargs or {})
+
+
+def _run_eval(model: torch.nn.Module, inputs: _Inputs) -> None:
     flags = {m: m.training for m in model.modules()}
     try:
         model.eval()
         with torch.no_grad():
-            model(*example_inputs)
+            model(*inputs.args, **inputs.kwargs)
     finally:
         for m, flag in flags.items():
             m.training = flag
 
 
-def _as_inputs(example_inputs: Any) -> tuple:
+def _as_inputs(example_inputs: Any) -> _Inputs | None:
     if example_inputs is None:
         return None
     if isinstance(example_inputs, torch.Tensor):
-        return (example_inputs,)
+        return _Inputs((example_inputs,))
     if isinstance(example_inputs, (tuple, list)):
-        return tuple(example_inputs)
-    raise TypeError(f"example_inputs must be a tensor or a tuple of the model's inputs, got {type(example_inputs)}")
+        return _Inputs(tuple(example_inputs))
+    if isinstance(example_inputs, Mapping) and all(isinstance(k, str) for k in example_inputs):
+        return _Inputs((), example_inputs)
+    raise TypeError(
+        "example_inputs must be a tensor, a tuple of the model's positional inputs or a dict of its keyword "
+        f"inputs ({{'input_ids': ids}}), got {type(example_inputs).__name__}"
+    )
+
+
+def _dummy_inputs(model: torch.nn.Module) -> _Inputs | None:
+    """transformers' models carry ``dummy_inputs`` (a dict of small tensors) for exactly this."""
+    try:
+        dummy = getattr(model, "dummy_inputs", None)
+    except Exception:  # noqa: BLE001 - a property that fails is no inputs
+        return None
+    if isinstance(dummy, Mapping) and dummy and all(isinstance(v, torch.Tensor) for v in dummy.values()):
+        device = _first_tensor(model)
+        return _Inputs((), {k: v.to(device.device) if device is not None else v for k, v in dummy.items()})
+    return None
 
 
 def _channels(shapes: set[tuple[int, ...]], dim: int = 1) -> tuple[int | None, str]:
@@ -309,8 +336,17 @@ def swap(
     named. ``include``/``exclude``: module-name patterns (fnmatch; a pattern also covers what is
     below it). ``inplace=False`` works on a deep copy. ``functional=True`` also rewrites
     activation calls in ``forward`` by tracing with torch.fx and returns a GraphModule; an
-    untraceable forward (data-dependent control flow) is reported, with a warning, and only the
-    modules are swapped. ``"prelu(num_parameters='channels')"`` makes one slope per channel
+    forward torch.fx cannot trace (transformers' models, data-dependent control flow) has its
+    calls replaced at call time instead (the model stays itself; a hook scoped to its forward
+    routes the chosen calls to the new modules), found by one forward on ``example_inputs`` (a
+    tensor, a tuple, or a dict of keyword inputs; transformers' ``dummy_inputs`` by default);
+    without inputs that forward is reported, with a warning, and only the modules are swapped.
+    Functional calls are replaced by default only where they follow a learned layer (the output of
+    a module with weights, or of ``F.linear``/``conv``/``matmul`` with a parameter, through shape
+    operations, bias additions, dropout and other activations): the activations of MLPs and
+    convolutions. Every other candidate (an attention-bias sigmoid, a gate, a softmax) is listed
+    in the report and swapped only when ``include=`` names the site itself (``"blocks.0.attn.sigmoid"``,
+    ``"*.sigmoid"``). ``"prelu(num_parameters='channels')"`` makes one slope per channel
     (dimension 1, as torch.nn.PReLU), sized from ``example_inputs`` (required then).
 
     Each new module gets the device and dtype of what it replaces (or of the tensors flowing
@@ -333,6 +369,9 @@ def swap(
 
     def selected(name: str) -> bool:
         return (inc is None or matches(name, inc)) and not (exc is not None and matches(name, exc))
+
+    def named(name: str) -> bool:  # include= names this call site itself (not only a module above it)
+        return inc is not None and any(fnmatch.fnmatchcase(name, p) for p in inc)
 
     replaced: list[Replacement] = []
     not_replaced: list[NotReplaced] = []
@@ -371,7 +410,7 @@ def swap(
     functional_found = False
     if functional and result_model is target_model:
         result_model, functional_found = _swap_calls(
-            target_model, plan, explicit, selected, inputs, replaced, not_replaced
+            target_model, plan, explicit, selected, named, inputs, replaced, not_replaced
         )
     if not replaced and not not_replaced and not sites and not functional_found:
         hint = "" if functional else "; if forward calls F.relu/torch.tanh/x.sigmoid() directly, pass functional=True"
@@ -430,18 +469,27 @@ def _swap_calls(
     plan: list[tuple[_Selector | None, _Target]],
     explicit: bool,
     selected: Any,
-    inputs: tuple | None,
+    named: Any,
+    inputs: _Inputs | None,
     replaced: list[Replacement],
     not_replaced: list[NotReplaced],
 ) -> tuple[torch.nn.Module, bool]:
-    """Trace ``model`` and turn its activation calls into modules; (model, found any call)."""
+    """Trace ``model`` and turn its activation calls into modules; (model, found any call).
+
+    Where torch.fx cannot trace the forward, the calls are replaced at call time instead
+    (:class:`_CallSwap`), found by running the model once on ``inputs`` (or the model's own
+    ``dummy_inputs``, as transformers' models have)."""
     try:
         gm = trace(model)
     except Exception as err:  # fx raises TraceError, TypeError, NotImplementedError, ...
+        inputs = inputs if inputs is not None else _dummy_inputs(model)
+        if inputs is not None:
+            return _swap_calls_at_call_time(model, plan, explicit, selected, named, inputs, replaced, not_replaced)
         reason = (
             f"torch.fx cannot trace {type(model).__name__}.forward ({type(err).__name__}: {err}); "
             "activation calls in forward were not replaced (activation modules were). Data-dependent "
-            "control flow is the usual cause: move the activations into modules, or wrap the untraceable "
+            "control flow is the usual cause: pass example_inputs= (inputs the model accepts) to replace "
+            "the calls at call time instead, move the activations into modules, or wrap the untraceable "
             "part with torch.fx.wrap"
         )
         warnings.warn(reason, stacklevel=3)
@@ -467,13 +515,15 @@ def _swap_calls(
         try:
             gm.eval()
             with torch.no_grad():
-                ShapeProp(gm).propagate(*inputs)
+                if not inputs.kwargs:  # ShapeProp takes positional inputs only
+                    ShapeProp(gm).propagate(*inputs.args)
         finally:
             for m, flag in flags.items():
                 m.training = flag
     order = {node: i for i, node in enumerate(graph.nodes)}
     counts: dict[str, int] = {}
     like = _first_tensor(model)
+    after_layer = _after_learned_layer_fx(gm)
     for node, entry in calls:
         owner = _owner(node)
         short = entry.name.rsplit(".", 1)[-1].rstrip("_")
@@ -508,6 +558,9 @@ def _swap_calls(
             reason = "an in-place call whose input is used again afterwards (a module would not change it)"
             not_replaced.append(NotReplaced(name, "function", repr(act), reason))
             continue
+        if x not in after_layer and not named(name):
+            not_replaced.append(NotReplaced(name, "function", repr(act), _NOT_AFTER_LAYER.format(name=name)))
+            continue
         channels = None
         meta = x.meta.get("tensor_meta")
         if target.per_channel:
@@ -526,6 +579,8 @@ def _swap_calls(
         with graph.inserting_after(node):
             call = graph.call_module(attr, (x,))
         call.meta = dict(node.meta)
+        if node in after_layer:
+            after_layer.add(call)  # the next call reads the new module's output
         node.replace_all_uses_with(call)
         graph.erase_node(node)
         replaced.append(Replacement(name, "function", repr(act), _label(new)))
@@ -539,3 +594,367 @@ def _free_name(gm: torch.nn.Module, base: str) -> str:
     while hasattr(gm, name):
         name, i = f"{base}_{i}", i + 1
     return name
+
+
+# ----------------------------------------------------------------------------- which calls follow a layer
+_NOT_AFTER_LAYER = (
+    "does not follow a learned layer (an attention bias, a gate or a normaliser rather than a layer's "
+    "activation): name it in include= to swap it, e.g. include=[{name!r}]"
+)
+
+
+def _op_name(target: Any) -> str:
+    """A torch function, Tensor method or operator, by a plain name: ``__getitem__`` -> getitem."""
+    name = target if isinstance(target, str) else getattr(target, "__name__", "")
+    return name.strip("_").replace("_", "").lower()
+
+
+# Operations whose output is a learned layer's output when a parameter is among their arguments.
+_LAYER_OPS = frozenset(
+    "linear bilinear conv1d conv2d conv3d convtranspose1d convtranspose2d convtranspose3d addmm matmul rmatmul mm "
+    "bmm baddbmm einsum layernorm batchnorm groupnorm instancenorm rmsnorm".split()
+)
+# Operations that keep a layer's output a layer's output: shape changes that keep its layout, bias
+# and residual additions, scaling, casts, dropout. Indexing with a tensor (a gather, as a
+# relative-position bias table lookup) does not.
+_PASS_OPS = frozenset(
+    "view viewas reshape flatten unflatten permute transpose t contiguous chunk split tensorsplit unbind narrow "
+    "getitem to float half bfloat16 double typeas add radd iadd sub rsub isub mul rmul imul div truediv "
+    "squeeze unsqueeze dropout dropout1d dropout2d dropout3d alphadropout clone pad movedim expand expandas".split()
+)
+
+
+def _is_activation_module(m: torch.nn.Module) -> bool:
+    return type(m).__module__.startswith("actlab.") or recognise_module(m) is not None
+
+
+def _is_learned_layer(m: torch.nn.Module) -> bool:
+    return any(p is not None for p in m._parameters.values()) and not _is_activation_module(m)
+
+
+def _has_tensor_index(value: Any) -> bool:
+    if isinstance(value, (torch.Tensor, torch.fx.Node)):
+        return True
+    return isinstance(value, (tuple, list)) and any(_has_tensor_index(v) for v in value)
+
+
+def _after_learned_layer_fx(gm: torch.fx.GraphModule) -> set[torch.fx.Node]:
+    """The graph's nodes whose value is a learned layer's output (see :data:`_PASS_OPS`)."""
+    params = dict(gm.named_parameters())
+    out: set[torch.fx.Node] = set()
+    for node in gm.graph.nodes:
+        args = [a for a in node.all_input_nodes]
+        if node.op == "call_module":
+            m = gm.get_submodule(node.target)
+            if _is_activation_module(m):
+                learned = bool(args) and args[0] in out
+            else:
+                learned = _is_learned_layer(m)
+        elif node.op in ("call_function", "call_method"):
+            name = _op_name(node.target)
+            entry = recognise_function(node.target, method=node.op == "call_method")
+            if entry is not None:
+                learned = bool(node.args) and node.args[0] in out
+            elif name in _LAYER_OPS:
+                learned = any(a.op == "get_attr" and a.target in params for a in args)
+            elif name == "getitem" and len(node.args) > 1 and _has_tensor_index(node.args[1]):
+                learned = False
+            else:
+                learned = name in _PASS_OPS and any(a in out for a in args)
+        else:
+            learned = False
+        if learned:
+            out.add(node)
+    return out
+
+
+# ----------------------------------------------------------------------------- call-time swap
+class _Tags:
+    """Tensors that are a learned layer's output, by identity (a weak reference per tensor)."""
+
+    def __init__(self) -> None:
+        self._refs: dict[int, weakref.ref] = {}
+
+    def add(self, value: Any) -> None:
+        for t in _tensors(value):
+            self._refs[id(t)] = weakref.ref(t)
+
+    def __contains__(self, t: Any) -> bool:
+        ref = self._refs.get(id(t))
+        return ref is not None and ref() is t
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+@dataclass
+class _FoundCall:
+    name: str
+    owner: str
+    entry: Any
+    activation: BoundActivation | None
+    error: str  # why its parameters cannot be read ("" when they can)
+    inplace: bool
+    after_layer: bool
+    like: torch.Tensor
+    shapes: set[tuple[int, ...]]
+
+
+class _OwnerStack:
+    """The qualified name of the module whose forward is running, from global module hooks that
+    live only while the root's forward runs. Inside an activation module nothing is a call site."""
+
+    INSIDE = object()
+
+    def __init__(self, root: torch.nn.Module, activation_names: set[str]):
+        self.names = {id(m): n for n, m in root.named_modules()}
+        self.activation_ids = {id(m) for n, m in root.named_modules() if n in activation_names}
+        self.stack: list[Any] = [""]
+        self.counts: dict[str, int] = {}
+
+    def push(self, module: torch.nn.Module) -> None:
+        top = self.stack[-1]
+        if top is self.INSIDE or id(module) in self.activation_ids:
+            self.stack.append(self.INSIDE)
+        else:
+            self.stack.append(self.names.get(id(module), top))
+
+    def pop(self) -> None:
+        if len(self.stack) > 1:
+            self.stack.pop()
+
+    def site(self, entry: Any) -> str | None:
+        """The next call site's name (``owner.sigmoid``, ``owner.sigmoid#1``), None inside an activation."""
+        owner = self.stack[-1]
+        if owner is self.INSIDE:
+            return None
+        short = entry.name.rsplit(".", 1)[-1].rstrip("_")
+        base = f"{owner}.{short}" if owner else short
+        k = self.counts.get(base, 0)
+        self.counts[base] = k + 1
+        return base if k == 0 else f"{base}#{k}"
+
+
+class _Discover(torch.overrides.TorchFunctionMode):
+    """Records every activation call of one forward, and whether its input follows a learned layer."""
+
+    def __init__(self, owners: _OwnerStack, tags: _Tags):
+        super().__init__()
+        self.owners, self.tags, self.found = owners, tags, []
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        entry = recognise_callable(func)
+        x = args[0] if args else None
+        if entry is not None:
+            name = self.owners.site(entry)
+            if name is not None and isinstance(x, torch.Tensor):
+                self._record(name, entry, func, args, kwargs)
+            if x in self.tags:
+                self.tags.add(out)
+            return out
+        op = _op_name(func)
+        if op in _LAYER_OPS:
+            flat = list(args) + list(kwargs.values())
+            if any(isinstance(a, torch.nn.Parameter) for a in flat):
+                self.tags.add(out)
+        elif op == "getitem" and len(args) > 1 and _has_tensor_index(args[1]):
+            pass
+        elif op in _PASS_OPS and any(t in self.tags for a in args for t in _tensors(a)):
+            self.tags.add(out)
+        return out
+
+    def _record(self, name: str, entry: Any, func: Any, args: tuple, kwargs: dict) -> None:
+        x = args[0]
+        error, act = "", None
+        try:
+            method = entry.name.startswith("Tensor.")
+            if method and (len(args) > 1 or kwargs):
+                raise ValueError("a tensor method called with arguments")
+            act = BoundActivation(entry.spec, {} if method else bind_call(entry, func, args, kwargs))
+        except (TypeError, ValueError) as err:
+            error = str(err)
+        inplace = entry.inplace or (not entry.name.startswith("Tensor.") and call_inplace(entry, func, args, kwargs))
+        like = torch.empty(0, dtype=x.dtype, device=x.device)
+        prior = next((f for f in self.found if f.name == name), None)
+        if prior is not None:
+            prior.shapes.add(tuple(x.shape))
+            return
+        self.found.append(
+            _FoundCall(name, self.owners.stack[-1], entry, act, error, inplace, x in self.tags, like, {tuple(x.shape)})
+        )
+
+
+def _discover_calls(model: torch.nn.Module, inputs: _Inputs) -> list[_FoundCall]:
+    from torch.nn.modules import module as module_hooks
+
+    activation_names = {n for n, m in model.named_modules() if _is_activation_module(m)}
+    owners, tags = _OwnerStack(model, activation_names), _Tags()
+
+    def pre(module: torch.nn.Module, args: Any) -> None:
+        owners.push(module)
+
+    def post(module: torch.nn.Module, args: Any, output: Any) -> None:
+        owners.pop()
+        if _is_learned_layer(module) or (args and isinstance(args[0], torch.Tensor) and args[0] in tags):
+            tags.add(output)
+
+    mode = _Discover(owners, tags)
+    handles = [module_hooks.register_module_forward_pre_hook(pre)]
+    handles.append(module_hooks.register_module_forward_hook(post, always_call=True))
+    try:
+        with mode:
+            _run_eval(model, inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return mode.found
+
+
+class _CallSwap:
+    """Installed on the model by a call-time swap: while the model's forward runs, the chosen
+    activation calls (by site name) go to the new modules registered on their owner modules.
+
+    A plain picklable object reached only through the model's hooks, so deepcopy, torch.save and
+    ``state_dict`` (new modules without parameters add no keys) work as for the original model."""
+
+    def __init__(self, root: torch.nn.Module, routes: dict[str, tuple[str, str]]):
+        self.root = root
+        self.routes = routes  # site name -> (owner module name, attribute of the new module)
+        self.activation_names = {n for n, m in root.named_modules() if _is_activation_module(m)}
+        self.activation_names |= {f"{o}.{a}" if o else a for o, a in routes.values()}
+        self._state: tuple | None = None
+        self._depth = 0
+
+    def __getstate__(self) -> dict:
+        return {"root": self.root, "routes": self.routes, "activation_names": self.activation_names}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._state, self._depth = None, 0
+
+    def enter(self, module: torch.nn.Module, args: Any) -> None:
+        from torch.nn.modules import module as module_hooks
+
+        self._depth += 1
+        if self._depth > 1:
+            return  # the model calls itself: one scope
+        owners = _OwnerStack(self.root, self.activation_names)
+
+        def pre(m: torch.nn.Module, a: Any) -> None:
+            owners.push(m)
+
+        def post(m: torch.nn.Module, a: Any, o: Any) -> None:
+            owners.pop()
+
+        handles = [module_hooks.register_module_forward_pre_hook(pre)]
+        handles.append(module_hooks.register_module_forward_hook(post, always_call=True))
+        mode = _RouteCalls(self, owners)
+        mode.__enter__()
+        self._state = (mode, handles)
+
+    def leave(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        self._depth = max(self._depth - 1, 0)
+        if self._depth or self._state is None:
+            return
+        mode, handles = self._state
+        self._state = None
+        for h in handles:
+            h.remove()
+        mode.__exit__(None, None, None)
+
+    def module_for(self, site: str, owners: _OwnerStack) -> torch.nn.Module | None:
+        route = self.routes.get(site)
+        if route is None:
+            return None
+        owner, attr = route
+        return getattr(self.root.get_submodule(owner) if owner else self.root, attr)
+
+
+class _RouteCalls(torch.overrides.TorchFunctionMode):
+    def __init__(self, swap: _CallSwap, owners: _OwnerStack):
+        super().__init__()
+        self.swap, self.owners = swap, owners
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        entry = recognise_callable(func)
+        if entry is not None and args and isinstance(args[0], torch.Tensor):
+            name = self.owners.site(entry)
+            new = None if name is None else self.swap.module_for(name, self.owners)
+            if new is not None:
+                return new(args[0])
+        return func(*args, **kwargs)
+
+
+def _swap_calls_at_call_time(
+    model: torch.nn.Module,
+    plan: list[tuple[_Selector | None, _Target]],
+    explicit: bool,
+    selected: Any,
+    named: Any,
+    inputs: _Inputs,
+    replaced: list[Replacement],
+    not_replaced: list[NotReplaced],
+) -> tuple[torch.nn.Module, bool]:
+    """Replace the activation calls of a forward fx cannot trace, at call time (see :class:`_CallSwap`)."""
+    try:
+        found = _discover_calls(model, inputs)
+    except Exception as err:  # noqa: BLE001 - the user's model on the user's inputs
+        reason = (
+            f"{type(model).__name__} did not run on the example inputs ({type(err).__name__}: {err}); "
+            "activation calls in forward were not replaced (activation modules were): pass example_inputs= "
+            "the model accepts (a tensor, a tuple, or a dict of keyword inputs)"
+        )
+        warnings.warn(reason, stacklevel=4)
+        not_replaced.append(NotReplaced(type(model).__name__, "forward", "", reason))
+        return model, False
+    routes: dict[str, tuple[str, str]] = {}
+    for call in found:
+        name = call.name
+        if not selected(name):
+            continue
+        source = f"{call.entry.name}(...)"
+        if call.activation is None:
+            not_replaced.append(NotReplaced(name, "function", source, f"cannot read its parameters: {call.error}"))
+            continue
+        act = call.activation
+        if act.spec.kind != "elementwise" and not explicit:
+            reason = "a vector activation: name it in replace= to swap it"
+            not_replaced.append(NotReplaced(name, "function", repr(act), reason))
+            continue
+        target = _choose(plan, act.spec.name, act)
+        if target is None:
+            continue
+        if call.inplace:
+            reason = "an in-place call (replaced only where torch.fx can trace the forward)"
+            not_replaced.append(NotReplaced(name, "function", repr(act), reason))
+            continue
+        if not call.after_layer and not named(name):
+            not_replaced.append(NotReplaced(name, "function", repr(act), _NOT_AFTER_LAYER.format(name=name)))
+            continue
+        channels = None
+        if target.per_channel:
+            channels, why = _channels(call.shapes)
+            if channels is None:
+                not_replaced.append(NotReplaced(name, "function", repr(act), f"cannot size per channel: {why}"))
+                continue
+        owner = model.get_submodule(call.owner) if call.owner else model
+        new = target.build(channels)
+        _place(new, None, call.like, owner.training)
+        short = name.rsplit(".", 1)[-1].replace("#", "_")
+        attr = _free_name(owner, f"swapped_{short}")
+        owner.add_module(attr, new)
+        routes[name] = (call.owner, attr)
+        replaced.append(Replacement(name, "function", repr(act), _label(new)))
+    if routes:
+        hooks = _CallSwap(model, routes)
+        model.register_forward_pre_hook(hooks.enter)
+        model.register_forward_hook(hooks.leave, always_call=True)
+    return model, bool(found)
