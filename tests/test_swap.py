@@ -470,7 +470,8 @@ def test_only_calls_after_a_learned_layer_are_swapped_by_default(untraceable):
     for block in reference.blocks:
         block.attn.cpb[1] = nn.SiLU()
     reference.load_state_dict(result.model.state_dict())  # strict: the same keys as the original
-    torch.testing.assert_close(result.model(x), reference(x))
+    for _ in range(2):  # every forward routes the same calls
+        torch.testing.assert_close(result.model(x), reference(x))
     # include= naming the site swaps it too
     named = swap(
         BiasNet(untraceable=untraceable), "silu", functional=True, include=["blocks.0.attn.sigmoid"], example_inputs=x
