@@ -538,3 +538,30 @@ def test_transformers_models_swap_functionally():
     reference = transformers.LlamaForCausalLM(transformers.LlamaConfig(hidden_act="gelu", **llama_config)).eval()
     reference.load_state_dict(llama.state_dict())
     torch.testing.assert_close(llama(ids).logits, reference(ids).logits)
+
+
+def test_call_time_swap_twice_and_watch_sees_the_new_modules():
+    torch.manual_seed(0)
+    model = BiasNet(untraceable=True)
+    x = _bias_inputs()
+    swap(model, "silu", functional=True, example_inputs=x)
+    second = swap(model, {"silu": "elu", "sigmoid": "hard_sigmoid"}, functional=True, example_inputs=x)
+    assert [(r.name, r.kind, r.old, r.new) for r in second.report.replaced] == [
+        ("blocks.0.attn.cpb.1", "module", "silu", "elu"),
+        ("blocks.0.swapped_gelu", "module", "silu", "elu"),
+        ("blocks.1.attn.cpb.1", "module", "silu", "elu"),
+        ("blocks.1.swapped_gelu", "module", "silu", "elu"),
+    ]
+    assert [n.name for n in second.report.not_replaced] == ["blocks.0.attn.sigmoid", "blocks.1.attn.sigmoid"]
+    reference = BiasNet(act=F.elu)
+    for block in reference.blocks:
+        block.attn.cpb[1] = nn.ELU()
+    reference.load_state_dict(model.state_dict())
+    torch.testing.assert_close(model(x), reference(x))
+    with actlab.watch(model) as w:  # the watch sees the new modules, not the replaced calls
+        model(x)
+    assert [(s.name, s.activation) for s in w.report().sites] == [
+        (f"blocks.{i}.{site}", act)
+        for i in (0, 1)
+        for site, act in (("attn.cpb.1", "elu"), ("attn.sigmoid", "sigmoid"), ("swapped_gelu", "elu"))
+    ]

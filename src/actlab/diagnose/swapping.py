@@ -337,8 +337,8 @@ def swap(
     below it). ``inplace=False`` works on a deep copy. ``functional=True`` also rewrites
     activation calls in ``forward`` by tracing with torch.fx and returns a GraphModule; an
     forward torch.fx cannot trace (transformers' models, data-dependent control flow) has its
-    calls replaced at call time instead (the model stays itself; a hook scoped to its forward
-    routes the chosen calls to the new modules), found by one forward on ``example_inputs`` (a
+    calls replaced at call time instead (the model stays itself; its ``forward`` runs under a
+    TorchFunctionMode that routes the chosen calls to new modules registered on their owners), found by one forward on ``example_inputs`` (a
     tensor, a tuple, or a dict of keyword inputs; transformers' ``dummy_inputs`` by default);
     without inputs that forward is reported, with a warning, and only the modules are swapped.
     Functional calls are replaced by default only where they follow a learned layer (the output of
@@ -818,18 +818,19 @@ def _discover_calls(model: torch.nn.Module, inputs: _Inputs) -> list[_FoundCall]
 
 
 class _CallSwap:
-    """Installed on the model by a call-time swap: while the model's forward runs, the chosen
-    activation calls (by site name) go to the new modules registered on their owner modules.
+    """Installed as the model's ``forward`` by a call-time swap: runs the class's forward with the
+    chosen activation calls (by site name) going to the new modules registered on their owners.
 
-    A plain picklable object reached only through the model's hooks, so deepcopy, torch.save and
-    ``state_dict`` (new modules without parameters add no keys) work as for the original model."""
+    Entered inside ``forward`` (after every forward pre-hook), so a ``watch`` opened later sees
+    the new modules, not the replaced calls. A plain picklable object reached only through the
+    model's ``forward`` attribute: deepcopy, torch.save and ``state_dict`` (new modules without
+    parameters add no keys) work as for the original model."""
 
     def __init__(self, root: torch.nn.Module, routes: dict[str, tuple[str, str]]):
         self.root = root
         self.routes = routes  # site name -> (owner module name, attribute of the new module)
         self.activation_names = {n for n, m in root.named_modules() if _is_activation_module(m)}
         self.activation_names |= {f"{o}.{a}" if o else a for o, a in routes.values()}
-        self._state: tuple | None = None
         self._depth = 0
 
     def __getstate__(self) -> dict:
@@ -837,14 +838,20 @@ class _CallSwap:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._state, self._depth = None, 0
+        self._depth = 0
 
-    def enter(self, module: torch.nn.Module, args: Any) -> None:
+    @property
+    def __signature__(self) -> Any:  # what callers inspecting model.forward (transformers) expect
+        import inspect
+
+        return inspect.signature(type(self.root).forward.__get__(self.root))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        forward = type(self.root).forward
+        if self._depth:  # the model calls itself: one scope
+            return forward(self.root, *args, **kwargs)
         from torch.nn.modules import module as module_hooks
 
-        self._depth += 1
-        if self._depth > 1:
-            return  # the model calls itself: one scope
         owners = _OwnerStack(self.root, self.activation_names)
 
         def pre(m: torch.nn.Module, a: Any) -> None:
@@ -855,21 +862,16 @@ class _CallSwap:
 
         handles = [module_hooks.register_module_forward_pre_hook(pre)]
         handles.append(module_hooks.register_module_forward_hook(post, always_call=True))
-        mode = _RouteCalls(self, owners)
-        mode.__enter__()
-        self._state = (mode, handles)
+        self._depth += 1
+        try:
+            with _RouteCalls(self, owners):
+                return forward(self.root, *args, **kwargs)
+        finally:
+            self._depth -= 1
+            for h in handles:
+                h.remove()
 
-    def leave(self, module: torch.nn.Module, args: Any, output: Any) -> None:
-        self._depth = max(self._depth - 1, 0)
-        if self._depth or self._state is None:
-            return
-        mode, handles = self._state
-        self._state = None
-        for h in handles:
-            h.remove()
-        mode.__exit__(None, None, None)
-
-    def module_for(self, site: str, owners: _OwnerStack) -> torch.nn.Module | None:
+    def module_for(self, site: str) -> torch.nn.Module | None:
         route = self.routes.get(site)
         if route is None:
             return None
@@ -887,7 +889,7 @@ class _RouteCalls(torch.overrides.TorchFunctionMode):
         entry = recognise_callable(func)
         if entry is not None and args and isinstance(args[0], torch.Tensor):
             name = self.owners.site(entry)
-            new = None if name is None else self.swap.module_for(name, self.owners)
+            new = None if name is None else self.swap.module_for(name)
             if new is not None:
                 return new(args[0])
         return func(*args, **kwargs)
@@ -904,8 +906,16 @@ def _swap_calls_at_call_time(
     not_replaced: list[NotReplaced],
 ) -> tuple[torch.nn.Module, bool]:
     """Replace the activation calls of a forward fx cannot trace, at call time (see :class:`_CallSwap`)."""
+    router = model.__dict__.get("forward")
+    router = router if isinstance(router, _CallSwap) else None
     try:
-        found = _discover_calls(model, inputs)
+        if router is not None:  # swapped at call time before: discover the original calls and names
+            del model.__dict__["forward"]
+        try:
+            found = _discover_calls(model, inputs)
+        finally:
+            if router is not None:
+                model.forward = router
     except Exception as err:  # noqa: BLE001 - the user's model on the user's inputs
         reason = (
             f"{type(model).__name__} did not run on the example inputs ({type(err).__name__}: {err}); "
@@ -918,8 +928,8 @@ def _swap_calls_at_call_time(
     routes: dict[str, tuple[str, str]] = {}
     for call in found:
         name = call.name
-        if not selected(name):
-            continue
+        if not selected(name) or (router is not None and name in router.routes):
+            continue  # an earlier swap's new module is a module site now (swapped above if chosen)
         source = f"{call.entry.name}(...)"
         if call.activation is None:
             not_replaced.append(NotReplaced(name, "function", source, f"cannot read its parameters: {call.error}"))
@@ -954,7 +964,9 @@ def _swap_calls_at_call_time(
         routes[name] = (call.owner, attr)
         replaced.append(Replacement(name, "function", repr(act), _label(new)))
     if routes:
-        hooks = _CallSwap(model, routes)
-        model.register_forward_pre_hook(hooks.enter)
-        model.register_forward_hook(hooks.leave, always_call=True)
+        if router is not None:  # one router with all routes
+            router.routes.update(routes)
+            router.activation_names |= _CallSwap(model, routes).activation_names
+        else:
+            model.forward = _CallSwap(model, routes)
     return model, bool(found)
