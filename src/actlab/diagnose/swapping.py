@@ -335,17 +335,18 @@ def swap(
     exactly those), default every elementwise one; vector activations (softmax, glu) only when
     named. ``include``/``exclude``: module-name patterns (fnmatch; a pattern also covers what is
     below it). ``inplace=False`` works on a deep copy. ``functional=True`` also rewrites
-    activation calls in ``forward`` by tracing with torch.fx and returns a GraphModule; an
+    activation calls in ``forward`` by tracing with torch.fx and returns a GraphModule; a
     forward torch.fx cannot trace (transformers' models, data-dependent control flow) has its
     calls replaced at call time instead (the model stays itself; its ``forward`` runs under a
-    TorchFunctionMode that routes the chosen calls to new modules registered on their owners), found by one forward on ``example_inputs`` (a
-    tensor, a tuple, or a dict of keyword inputs; transformers' ``dummy_inputs`` by default);
-    without inputs that forward is reported, with a warning, and only the modules are swapped.
-    Functional calls are replaced by default only where they follow a learned layer (the output of
-    a module with weights, or of ``F.linear``/``conv``/``matmul`` with a parameter, through shape
-    operations, bias additions, dropout and other activations): the activations of MLPs and
-    convolutions. Every other candidate (an attention-bias sigmoid, a gate, a softmax) is listed
-    in the report and swapped only when ``include=`` names the site itself (``"blocks.0.attn.sigmoid"``,
+    TorchFunctionMode that routes the chosen calls to new modules registered on their owners),
+    found by one forward on ``example_inputs`` (a tensor, a tuple, or a dict of keyword inputs;
+    transformers' ``dummy_inputs`` by default); without inputs that forward is reported, with a
+    warning, and only the modules are swapped. Functional calls are replaced by default only
+    where they follow a learned layer (the output of a module with weights, or of
+    ``F.linear``/``conv``/``matmul`` with a parameter, through shape operations, bias additions,
+    dropout and other activations): the activations of MLPs and convolutions. Every other
+    candidate (an attention-bias sigmoid, a gate, a softmax) is listed in the report and swapped
+    only when ``include=`` names the site itself (``"blocks.0.attn.sigmoid"``,
     ``"*.sigmoid"``). ``"prelu(num_parameters='channels')"`` makes one slope per channel
     (dimension 1, as torch.nn.PReLU), sized from ``example_inputs`` (required then).
 
