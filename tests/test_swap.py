@@ -530,6 +530,14 @@ def test_transformers_models_swap_functionally():
     reference.load_state_dict(bert.state_dict())
     torch.testing.assert_close(bert(ids).pooler_output, reference(ids).pooler_output)
 
+    # GPT-2's NewGELUActivation is one gelu site: the tanh inside its formula is not a call site
+    gpt2_config = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=64, bos_token_id=0, eos_token_id=0)
+    gpt2 = transformers.GPT2LMHeadModel(gpt2_config).eval()
+    before = gpt2(ids).logits
+    report = swap(gpt2, "relu", replace="tanh", functional=True, include="*").report
+    assert (report.replaced, report.not_replaced) == ((), ())
+    torch.testing.assert_close(gpt2(ids).logits, before)
+
     llama_config = dict(common, num_key_value_heads=2)
     llama = transformers.LlamaForCausalLM(transformers.LlamaConfig(**llama_config)).eval()
     report = swap(llama, "gelu", functional=True, example_inputs={"input_ids": ids}).report
