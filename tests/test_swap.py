@@ -573,3 +573,17 @@ def test_call_time_swap_twice_and_watch_sees_the_new_modules():
         for i in (0, 1)
         for site, act in (("attn.cpb.1", "elu"), ("attn.sigmoid", "sigmoid"), ("swapped_gelu", "elu"))
     ]
+
+
+def test_a_parametrized_layer_is_a_learned_layer():
+    from torch.nn.utils.parametrizations import weight_norm
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = weight_norm(nn.Linear(4, 4, bias=False))  # its weight lives in the parametrization
+
+        def forward(self, x):
+            return F.relu(self.fc(x))
+
+    assert [r.name for r in swap(Net(), "gelu", functional=True).report.replaced] == ["relu"]

@@ -630,7 +630,10 @@ def _is_activation_module(m: torch.nn.Module) -> bool:
 
 
 def _is_learned_layer(m: torch.nn.Module) -> bool:
-    return any(p is not None for p in m._parameters.values()) and not _is_activation_module(m)
+    """A module with weights of its own (Linear, Conv, transformers' Conv1D, norms), also where a
+    parametrization (weight_norm, spectral_norm) holds them."""
+    own = any(p is not None for p in m._parameters.values()) or "parametrizations" in m._modules
+    return own and not _is_activation_module(m)
 
 
 def _has_tensor_index(value: Any) -> bool:
