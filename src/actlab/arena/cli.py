@@ -248,7 +248,7 @@ def _resume_command(args: argparse.Namespace, run_dir: Path) -> str:
 
 
 def _print_ranking(plan: Any, run_dir: Path, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from actlab.arena.report import RANKING_COLUMNS, RANKING_HEADERS, ranking_rows, write_report
+    from actlab.arena.report import RANKING_COLUMNS, RANKING_HEADERS, ranking_rows, run_title, write_report
     from actlab.arena.stats import summarize
     from actlab.arena.store import read_records
     from actlab.render import render as _render
@@ -260,7 +260,8 @@ def _print_ranking(plan: Any, run_dir: Path, args: argparse.Namespace, out: IO[s
     summary = summarize(records, baseline=plan.baseline)
     rows = ranking_rows(summary)
     columns = list(rows[0]) if args.format == "csv" and rows else list(RANKING_COLUMNS)
-    title = f"arena {plan.suite.name}: final validation metric, mean over seeds; baseline {plan.baseline}"
+    what = run_title(plan.suite.to_dict())
+    title = f"arena {what}: final validation metric, mean over seeds; baseline {plan.baseline}"
     wide = getattr(args, "wide", False)
     print(_render(rows, columns, args.format, title=title, headers=RANKING_HEADERS, wide=wide), file=out)
     where = out if args.format in ("table", "md") else err
@@ -269,7 +270,7 @@ def _print_ranking(plan: Any, run_dir: Path, args: argparse.Namespace, out: IO[s
             if task.headline:
                 print(f"{task.task}: {task.headline}", file=out)
     if not args.no_report:
-        paths = write_report(run_dir, baseline=plan.baseline, records=records)
+        paths = write_report(run_dir, baseline=plan.baseline, records=records, suite=plan.suite.to_dict())
         main = paths.get("html") or next(iter(paths.values()))
         others = ", ".join(p.name for k, p in paths.items() if p != main)
         print(f"report: {main}" + (f" (also {others})" if others else ""), file=where)
