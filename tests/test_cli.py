@@ -335,3 +335,21 @@ def test_a_missing_extra_names_the_install_on_every_command(missing, argv, extra
     text = _one_paragraph(proc.returncode, proc.stderr)
     assert f"pip install 'actlab[{extra}]'" in text, text
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("topic", ["lstm", "watch"])
+def test_the_recurrent_and_watch_benches_show_progress_whatever_the_format(topic, capsys):
+    pytest.importorskip("torch")
+    if topic == "lstm":
+        argv = ["bench", "lstm", "--seq", "3", "--batch", "2", "--input-size", "4", "--hidden", "4"]
+        argv += ["--repeats", "2", "--warmup", "1", "--variant", "LSTM cifg"]
+        expected = [f"actlab bench lstm: round {i}/3" for i in (1, 2, 3)]
+    else:
+        argv = ["bench", "watch", "--models", "mlp", "--steps", "1", "--repeats", "2"]
+        expected = [f"actlab bench watch: mlp: {i}/2 timed pairs" for i in (1, 2)]
+    code, out, err = run(capsys, *argv, "--format", "md")
+    assert code == 0 and out.startswith("**") and "actlab bench" not in out
+    lines = err.splitlines()
+    assert len(lines) == len(expected) and all(line.startswith(e) for line, e in zip(lines, expected)), err
+    code, _, err = run(capsys, *argv, "--format", "md", "--quiet")
+    assert code == 0 and err == ""
