@@ -265,7 +265,7 @@ def test_error_paths_say_what_to_do_without_a_traceback(case, tmp_path, monkeypa
         name = "raises" if case == "factory raises" else "needs"
         text = _one_paragraph(*run(capsys, "diagnose", f"{module}:{name}")[::2])
         if name == "raises":
-            assert "raised RuntimeError: no weights in this folder; fix the factory" in text
+            assert "raised RuntimeError: no weights in this folder; fix the factory" in text, text
         else:
             assert "needs arguments" in text and "'width'" in text and "builds the model with none" in text
     elif case == "plot into a missing folder":

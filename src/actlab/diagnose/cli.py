@@ -178,8 +178,8 @@ def _call_factory(factory: Any, text: str) -> Any:
         return factory()
     except Exception as err:
         raise UsageError(
-            f"{text}() raised {type(err).__name__}: {err}; fix the factory (it runs as `{text}()` in this "
-            "directory) and run again"
+            f"calling {text} raised {type(err).__name__}: {err}; fix the factory (it is called with no "
+            "arguments) and run again"
         ) from None
 
 
