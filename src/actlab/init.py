@@ -173,7 +173,8 @@ class InitReport:
         if done:
             parts[0] += f" ({_count([r.activation or 'identity' for r in done])})"
         if self.kept:
-            parts.append(f"kept {len(self.kept)} ({_count([_KEPT_WHY.get(r.consumer, r.consumer) for r in self.kept])})")
+            why = _count([_KEPT_WHY.get(r.consumer, r.consumer) for r in self.kept])
+            parts.append(f"kept {len(self.kept)} ({why})")
         if self.tied:
             parts.append(f"left {len(self.tied)} tied alone")
         return "; ".join(parts)
@@ -188,21 +189,21 @@ class InitReport:
         from rich.markup import escape
         from rich.table import Table
 
-        table = Table(title=escape(self.summary()), title_justify="left", expand=False)
+        table = Table(expand=False)
         for header, kw in (
             ("weight", {"overflow": "fold", "max_width": 26}),
             ("done", {}),
             ("activation", {"overflow": "fold", "max_width": 16}),
             ("gain", {"justify": "right"}),
             ("std", {"justify": "right"}),
-            ("why", {"overflow": "fold", "ratio": 1}),
+            ("why", {"overflow": "fold"}),
         ):
             table.add_column(header, **kw)
         for r in self.layers:
             table.add_row(
                 escape(r.name),
                 r.action,
-                escape(r.activation or "-"),
+                escape(r.activation or ("identity" if r.action == "initialised" else "-")),
                 f"{r.gain:.3g}",
                 f"{r.std:.3g}",
                 escape(r.note or "-"),
@@ -294,7 +295,7 @@ def _following_activations(model: nn.Module) -> dict[str, _Pairing]:
                 if is_act:
                     pairing = _pair_activation(act, type(nxt).__name__, via)
                 elif isinstance(nxt, (*_LINEAR_LIKE, *_RECURRENT)):
-                    pairing = ("layer", None, f"feeds {type(nxt).__name__}{via}: identity")
+                    pairing = ("layer", None, f"feeds {type(nxt).__name__}{via}")
                 else:
                     pairing = ("operation", None, f"followed by {type(nxt).__name__}, not an activation")
                 break
@@ -589,7 +590,7 @@ class _Trace:
         if layers:
             what, path = layers[0]
             more = f" and {len({w for w, _ in layers}) - 1} more" if len({w for w, _ in layers}) > 1 else ""
-            return "layer", None, f"feeds {what}{more}{', ' + via(path) if path else ''}: identity"
+            return "layer", None, f"feeds {what}{more}{', ' + via(path) if path else ''}"
         return "output", None, "its output is the model's output: no activation follows"
 
 
@@ -764,11 +765,8 @@ def init_(
                         _orthogonal_(p, 1.0, gates, generator)
                     fan_in, fan_out = _fans(p)
                     note = "recurrent: orthogonal per gate"
-                    rows.append(
-                        LayerInit(
-                            prefix + pname, kind, "orthogonal", None, 1.0, 1.0 / math.sqrt(fan_in), fan_in, fan_out, note
-                        )
-                    )
+                    s = 1.0 / math.sqrt(fan_in)
+                    rows.append(LayerInit(prefix + pname, kind, "orthogonal", None, 1.0, s, fan_in, fan_out, note))
                 elif pname.startswith("weight_ih"):
                     fill(prefix + pname, kind, p, cell)
                 # weight_hr (LSTM projections) keep PyTorch's init
