@@ -400,9 +400,13 @@ def test_transformers_models(kind):
     assert before / 2 < after < 2 * before, (before, after)
     assert torch.equal(model.get_input_embeddings().weight, emb)
     assert not any(row.action == "initialised" and row.activation is None and row.consumer != "layer" for row in r)
-    if kind == "gpt2":
+    if kind == "gpt2":  # Conv1D layers, weights stored (in, out)
         assert r.by_name("lm_head.weight").action == "tied"
         assert model.lm_head.weight is model.get_input_embeddings().weight
+        assert r.by_name("transformer.h.0.attn.c_attn.weight").consumer == "attention"  # fused q, k, v
+        proj = r.by_name("transformer.h.0.attn.c_proj.weight")
+        assert (proj.action, proj.consumer, proj.fan_in) == ("initialised", "layer", 32)
+        assert model.transformer.h[0].attn.c_proj.weight.std().item() == pytest.approx(32**-0.5, rel=0.1)
     if kind == "llama":
         assert r.by_name("model.layers.0.mlp.gate_proj.weight").activation == "silu"
         assert r.by_name("model.layers.0.self_attn.q_proj.weight").action == "kept"

@@ -348,6 +348,18 @@ def _norm_like(module: nn.Module) -> bool:
     return name.endswith(("Norm", "Norm1d", "Norm2d", "Norm3d")) and not any(True for _ in module.children())
 
 
+def _transposed_linear(module: nn.Module) -> bool:
+    """transformers' ``Conv1D`` (GPT-2): a linear layer whose weight is stored (in, out)."""
+    weight = getattr(module, "weight", None)
+    return (
+        type(module).__name__ == "Conv1D"
+        and hasattr(module, "nf")
+        and isinstance(weight, nn.Parameter)
+        and weight.dim() == 2
+        and weight.shape[1] == module.nf
+    )
+
+
 def _layer_like(module: nn.Module) -> bool:
     """A module with a weight matrix that computes an affine map of its input (not one init_ fills,
     e.g. transformers' GPT-2 ``Conv1D``, an embedding, nn.MultiheadAttention): its input is consumed
@@ -509,7 +521,7 @@ class _Trace:
             self._end(tags, "layer", None, f"a functional {name}")
             self._set(out, set())
         else:
-            self._end(tags, "operation", None, f"{name or func!r}")
+            self._end(tags, "operation", None, name or repr(func))
             self._set(out, set())
 
     def run(self, example_inputs: Any) -> None:
@@ -601,10 +613,14 @@ def _short(name: str) -> str:
 
 def _plain(out: Any) -> Any:
     """A model output as tensors: transformers' ModelOutput and dataclasses become their values."""
+    import dataclasses
+
     if hasattr(out, "to_tuple"):
         return out.to_tuple()
     if isinstance(out, Mapping):
         return list(out.values())
+    if dataclasses.is_dataclass(out) and not isinstance(out, type):
+        return [getattr(out, f.name) for f in dataclasses.fields(out)]
     return out
 
 
@@ -646,7 +662,8 @@ def init_(
     std: float = 0.01,
     generator: torch.Generator | None = None,
 ) -> InitReport:
-    """Initialise the Linear, Conv1d/2d/3d, RNN, LSTM and GRU weights of ``model`` in place.
+    """Initialise the Linear, Conv1d/2d/3d, RNN, LSTM and GRU weights (and transformers' GPT-2-style
+    ``Conv1D``) of ``model`` in place.
 
     ``activation``: one identifier for every layer, or a mapping from layer (module) name to
     identifier (layers not in it get gain 1). When None, ``"auto"`` and ``"orthogonal"`` find the
@@ -666,7 +683,8 @@ def init_(
     targets = {
         n: m
         for n, m in model.named_modules()
-        if isinstance(m, _LINEAR_LIKE) and not isinstance(m.weight, nn.parameter.UninitializedParameter)
+        if (isinstance(m, _LINEAR_LIKE) and not isinstance(m.weight, nn.parameter.UninitializedParameter))
+        or _transposed_linear(m)
     }
     traced: _Trace | None = None
     structural: dict[str, _Pairing] = {}
@@ -730,17 +748,19 @@ def init_(
         kind = type(module).__name__
         if mod_name in targets:
             weight = module.weight
+            # GPT-2's Conv1D stores its weight as (in, out): fill the (out, in) view
+            as_filled = weight.T if _transposed_linear(module) else weight
             others = tied_to(prefix + "weight", weight)
             if others is not None:
                 note = f"shared with {others}: left alone"
-                rows.append(_measured(prefix + "weight", kind, scheme, weight, note, "tied", "tied"))
+                rows.append(_measured(prefix + "weight", kind, scheme, as_filled, note, "tied", "tied"))
                 continue
             pairing = act_for(mod_name)
             consumer, act, note = pairing
             if needs_pairing and act is None and consumer not in ("layer", "given"):
-                rows.append(_measured(prefix + "weight", kind, scheme, weight, note, "kept", consumer))
+                rows.append(_measured(prefix + "weight", kind, scheme, as_filled, note, "kept", consumer))
                 continue
-            fill(prefix + "weight", kind, weight, pairing)
+            fill(prefix + "weight", kind, as_filled, pairing)
             if module.bias is not None and tied_to(prefix + "bias", module.bias) is None:
                 with torch.no_grad():
                     module.bias.zero_()
