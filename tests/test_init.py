@@ -407,6 +407,9 @@ def test_transformers_models(kind):
         proj = r.by_name("transformer.h.0.attn.c_proj.weight")
         assert (proj.action, proj.consumer, proj.fan_in) == ("initialised", "layer", 32)
         assert model.transformer.h[0].attn.c_proj.weight.std().item() == pytest.approx(32**-0.5, rel=0.1)
+        mlp_out = r.by_name("transformer.h.0.mlp.c_proj.weight")  # stored (128, 32): fan_in 128
+        assert (mlp_out.fan_in, mlp_out.fan_out) == (128, 32)
+        assert model.transformer.h[0].mlp.c_proj.weight.std().item() == pytest.approx(128**-0.5, rel=0.1)
     if kind == "llama":
         assert r.by_name("model.layers.0.mlp.gate_proj.weight").activation == "silu"
         assert r.by_name("model.layers.0.self_attn.q_proj.weight").action == "kept"
@@ -440,3 +443,28 @@ def test_timm_resnet18():
     after = out_std()
     assert before / 2 < after < 2 * before, (before, after)
     assert r.by_name("conv1.weight").activation == "relu" and r.by_name("fc.weight").action == "kept"
+
+
+def test_ambiguous_consumers_keep_the_initialisation():
+    from dataclasses import dataclass
+
+    @dataclass
+    class Out:
+        y: torch.Tensor
+
+    class Fork(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.both, self.exp, self.out = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x):
+            h = self.both(x)
+            return Out(self.out(torch.tanh(h) + torch.relu(h) + torch.exp(self.exp(x))))
+
+    net = Fork()
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    r = init_(net, example_inputs=torch.randn(3, 4, generator=_gen(1)), generator=_gen())
+    assert (r.by_name("both.weight").consumer, r.by_name("exp.weight").consumer) == ("several", "operation")
+    assert "exp" in r.by_name("exp.weight").note and "relu" in r.by_name("both.weight").note
+    assert r.by_name("out.weight").consumer == "output"  # found inside a dataclass output
+    assert all(torch.equal(p, before[n]) for n, p in net.named_parameters())  # biases too
