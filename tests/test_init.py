@@ -194,6 +194,7 @@ def test_resnet_block_pairs_through_norm_and_residual():
     assert net.block.conv2.weight.var().item() == pytest.approx(2 / (16 * 9), rel=0.1)
     assert r.by_name("fc.weight").action == "kept" and torch.equal(net.fc.weight, fc_before)
     assert torch.equal(net.block.bn1.running_mean, bn_stats) and net.training  # the trace changed nothing else
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())  # hooks removed
     assert str(r) == "init auto: initialised 4 of 5 weights (relu 4); kept 1 (model output 1)"
 
 
@@ -468,3 +469,10 @@ def test_ambiguous_consumers_keep_the_initialisation():
     assert "exp" in r.by_name("exp.weight").note and "relu" in r.by_name("both.weight").note
     assert r.by_name("out.weight").consumer == "output"  # found inside a dataclass output
     assert all(torch.equal(p, before[n]) for n, p in net.named_parameters())  # biases too
+
+
+def test_compiled_model_is_traced_through_its_original():
+    net = _ResNet()
+    r = init_(torch.compile(net), example_inputs=torch.randn(2, 3, 8, 8, generator=_gen(1)), generator=_gen())
+    assert r.by_name("block.conv1.weight").activation == "relu"
+    assert net.block.conv1.weight.var().item() == pytest.approx(2 / (8 * 9), rel=0.15)
