@@ -476,3 +476,20 @@ def test_compiled_model_is_traced_through_its_original():
     r = init_(torch.compile(net), example_inputs=torch.randn(2, 3, 8, 8, generator=_gen(1)), generator=_gen())
     assert r.by_name("block.conv1.weight").activation == "relu"
     assert net.block.conv1.weight.var().item() == pytest.approx(2 / (8 * 9), rel=0.15)
+
+
+def test_an_activation_written_out_is_not_taken_for_its_inner_function():
+    class Net(nn.Module):  # CLIP's quick_gelu written out, and a GLU whose halves come from one layer
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.glu, self.out = nn.Linear(4, 4), nn.Linear(4, 8), nn.Linear(4, 2)
+
+        def forward(self, x):
+            h = self.fc(x)
+            h = h * torch.sigmoid(1.702 * h)
+            a, b = self.glu(h).chunk(2, dim=-1)
+            return self.out(a * F.silu(b))
+
+    r = init_(Net(), example_inputs=torch.randn(3, 4, generator=_gen(1)), generator=_gen())
+    for name in ("fc.weight", "glu.weight"):  # not "sigmoid" / "silu": the function applied is neither
+        assert (r.by_name(name).action, r.by_name(name).consumer) == ("kept", "operation"), name
