@@ -4,8 +4,8 @@ Schemes (weights ~ N(0, std²) unless orthogonal; biases are set to 0):
 
 - ``"auto"``: std = g / sqrt(fan_in), with g the variance-preserving gain of the activation that
   consumes the layer's output, computed by :func:`actlab.analysis.gain` (g = 1/sqrt(E[f(z)²]),
-  z ~ N(0, 1); He et al. 2015, arXiv:1502.01852). ReLU gives He init, a layer that feeds another
-  layer (identity) LeCun init, and every other catalog activation its own value.
+  z ~ N(0, 1); He et al. 2015, arXiv:1502.01852). ReLU gives He init, the identity LeCun init,
+  and every other catalog activation its own value.
 - ``"he"``: std = sqrt(2 / fan_in) (He et al. 2015, for ReLU).
 - ``"lecun"``: std = 1 / sqrt(fan_in) (LeCun et al. 1998; Klambauer et al. 2017 for SELU).
 - ``"xavier"``: std = sqrt(2 / (fan_in + fan_out)) (Glorot & Bengio 2010).
@@ -19,10 +19,14 @@ dropout, pooling, residual additions, normalisation layers, attention (the value
 products, to the first activation (module or functional call, recognised by
 :mod:`actlab.diagnose.sites` from the catalog's ``equivalents``) or layer that consumes it. Without
 ``example_inputs`` the structure of ``nn.Sequential`` containers is used. A layer that cannot be
-paired (its output is the model's output, the query/key of attention, an operation that is no
-activation, several different activations, a vector activation such as softmax, or a layer the
-trace never reached) keeps its existing initialisation, and the report says why. A weight shared by
-several modules (a language model's output layer tied to its token embedding) is left alone.
+paired keeps its existing initialisation, and the report says why: its output feeds another layer
+with no activation between (attention's value and output projections, a GLU's linear half, a
+residual branch read by the next norm and layer: the library's scale there, such as GPT-2's
+residual-branch scaling or a layer scale, is a design choice no activation's gain speaks to), it is
+the model's output, an attention query/key, an operation that is no activation (x·f(x) written out
+included), several different activations, a vector activation such as softmax, or a layer the trace
+never reached. A weight shared by several modules (a language model's output layer tied to its
+token embedding) is left alone.
 
 A normalisation layer between a layer and its activation (conv → BatchNorm → ReLU) is looked
 through: the layer gets the gain of the activation after the norm, as torchvision and timm give a
@@ -102,7 +106,7 @@ class LayerInit:
     ``action`` is "initialised", "kept" (the existing values stay: the layer could not be paired
     with an activation) or "tied" (a parameter shared with another module, left alone); for the
     last two ``gain`` and ``std`` are measured from the weight as it is (gain = std·sqrt(fan_in)).
-    ``consumer`` says what the layer's output feeds: "activation", "layer" (identity, gain 1),
+    ``consumer`` says what the layer's output feeds: "activation", "layer" (another layer, no activation between),
     "output", "attention", "operation", "several", "unreached", "given" (activation= passed),
     "recurrent", "tied" or "" (a fixed scheme that needs none).
     """
@@ -129,6 +133,7 @@ def _count(items: list[str]) -> str:
 
 _KEPT_WHY = {
     "output": "model output",
+    "layer": "feeds a layer",
     "attention": "attention query/key",
     "operation": "no activation",
     "several": "several activations",
@@ -389,7 +394,8 @@ class _Trace:
         self.targets = dict(targets)  # name -> Linear/Conv to follow
         self.tags: dict[int, frozenset[tuple[str, tuple[str, ...]]]] = {}
         self.keep: list[torch.Tensor] = []  # the tensors tagged stay alive, so their ids stay unique
-        self.act_out: set[int] = set()  # outputs of activations (a product with one is a gate)
+        # outputs of activations (a product with one is a gate) -> the layers whose output they took
+        self.act_out: dict[int, frozenset[str]] = {}
         self.terminals: dict[str, list[tuple[str, BoundActivation | None, str, tuple[str, ...]]]] = {}
         self.reached: set[str] = set()
         self.depth = 0
@@ -419,6 +425,12 @@ class _Trace:
     def _end(self, tags: set[tuple[str, tuple[str, ...]]], kind: str, act: BoundActivation | None, what: str) -> None:
         for layer, via in tags:
             self.terminals.setdefault(layer, []).append((kind, act, what, via))
+
+    def _activation_output(self, out: Any, tags: Any, layers: frozenset[str] | None = None) -> None:
+        src = frozenset(layer for layer, _ in tags) if layers is None else layers
+        for t in self._tensors(out):
+            self.act_out[id(t)] = src
+            self.keep.append(t)
 
     # -- module hooks
     def pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
@@ -450,8 +462,7 @@ class _Trace:
             return
         self._set(output, set())
         if _recognise(module)[0]:
-            self.act_out.update(id(t) for t in self._tensors(output))
-            self.keep.extend(self._tensors(output))
+            self._activation_output(output, self._pending)
 
     # -- function calls
     def on_call(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
@@ -463,9 +474,9 @@ class _Trace:
         inputs = self._tensors((args, kwargs))
         tags = self._tags_of(inputs)
         if not tags:
-            if any(id(t) in self.act_out for t in inputs) and _fn_name(func) in _SAME_SIGNAL:
-                self.act_out.update(id(t) for t in self._tensors(out))  # a gate reshaped
-                self.keep.extend(self._tensors(out))
+            gates = [self.act_out[id(t)] for t in inputs if id(t) in self.act_out]
+            if gates and _fn_name(func) in _SAME_SIGNAL:  # a gate reshaped
+                self._activation_output(out, set(), frozenset().union(*gates))
             return
         from actlab.diagnose.sites import bind_call, recognise_function
 
@@ -479,8 +490,7 @@ class _Trace:
                 act = None
             self._end(tags, "activation", act, entry.name)
             self._set(out, set())
-            self.act_out.update(id(t) for t in self._tensors(out))
-            self.keep.extend(self._tensors(out))
+            self._activation_output(out, tags)
             return
         if name in _SAME_SIGNAL:
             self._set(out, tags)
@@ -497,6 +507,11 @@ class _Trace:
             tagged = [t for t in inputs if id(t) in self.tags]
             if len(tagged) > 1 and len(by_layer) > 1:
                 self._end(tags, "operation", None, "a product with another layer's output")
+                self._set(out, set())
+            elif by_layer & frozenset().union(*(self.act_out.get(id(t), ()) for t in inputs)):
+                # x * f(x): an activation written out (x * sigmoid(1.702 x) is quick_gelu), or a GLU whose
+                # gate and value come from one layer; the activation inside it is not the one applied
+                self._end(tags, "operation", None, "a product with an activation of its own output")
                 self._set(out, set())
             elif any(id(t) in self.act_out for t in inputs):
                 self._set(out, tags, "through a gating product")
@@ -757,7 +772,7 @@ def init_(
                 continue
             pairing = act_for(mod_name)
             consumer, act, note = pairing
-            if needs_pairing and act is None and consumer not in ("layer", "given"):
+            if needs_pairing and act is None and consumer != "given":
                 rows.append(_measured(prefix + "weight", kind, scheme, as_filled, note, "kept", consumer))
                 continue
             fill(prefix + "weight", kind, as_filled, pairing)
