@@ -211,7 +211,11 @@ class _PreNormBlock(nn.Module):
 
     def forward(self, x):
         h = self.ln1(x)
-        q, k, v = (p(h).view(*h.shape[:2], 2, -1).transpose(1, 2) for p in (self.q, self.k, self.v))
+
+        def heads(t):  # t.size() reads a traced tensor's metadata: not a consumer of its signal
+            return t.view(t.size(0), t.size(1), 2, -1).transpose(1, 2)
+
+        q, k, v = (heads(p(h)) for p in (self.q, self.k, self.v))
         if self.sdpa:
             a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
