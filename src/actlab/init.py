@@ -324,7 +324,7 @@ _POOLING = frozenset(
     "avg_pool1d avg_pool2d avg_pool3d max_pool1d max_pool2d max_pool3d max_pool1d_with_indices "
     "max_pool2d_with_indices max_pool3d_with_indices adaptive_avg_pool1d adaptive_avg_pool2d "
     "adaptive_avg_pool3d adaptive_max_pool1d adaptive_max_pool2d adaptive_max_pool3d lp_pool1d "
-    "lp_pool2d mean sum amax max".split()
+    "lp_pool2d mean sum".split()  # not max(x, y): relu written out is no pooling
 )
 _ADD = frozenset({"add", "sub", "rsub", "addcmul"})
 _MUL = frozenset({"mul", "div", "truediv", "rmul", "multiply", "divide"})
@@ -366,17 +366,10 @@ def _transposed_linear(module: nn.Module) -> bool:
 
 
 def _layer_like(module: nn.Module) -> bool:
-    """A module with a weight matrix that computes an affine map of its input (not one init_ fills,
-    e.g. transformers' GPT-2 ``Conv1D``, an embedding, nn.MultiheadAttention): its input is consumed
-    by a layer."""
-    if isinstance(module, (nn.Embedding, nn.EmbeddingBag, nn.MultiheadAttention, nn.Bilinear)):
-        return True
-    weight = getattr(module, "weight", None)
-    return (
-        isinstance(weight, torch.Tensor)
-        and weight.dim() >= 2
-        and not any(True for _ in module.children())
-        and type(module).__name__ in ("Conv1D", "Linear", "LinearBase")
+    """A layer whose inner calls are not followed (its input is consumed by a layer): an embedding,
+    nn.MultiheadAttention (its projections are called functionally), nn.Bilinear, GPT-2's Conv1D."""
+    return isinstance(module, (nn.Embedding, nn.EmbeddingBag, nn.MultiheadAttention, nn.Bilinear)) or (
+        _transposed_linear(module)
     )
 
 
@@ -505,7 +498,11 @@ class _Trace:
         elif name in _MUL:
             by_layer = {layer for layer, _ in tags}
             tagged = [t for t in inputs if id(t) in self.tags]
-            if len(tagged) > 1 and len(by_layer) > 1:
+            divisor = args[1] if name in ("div", "truediv", "divide") and len(args) > 1 else None
+            if isinstance(divisor, torch.Tensor) and id(divisor) in self.tags:
+                self._end(tags, "operation", None, "a division by a layer's output")
+                self._set(out, set())
+            elif len(tagged) > 1 and len(by_layer) > 1:
                 self._end(tags, "operation", None, "a product with another layer's output")
                 self._set(out, set())
             elif by_layer & frozenset().union(*(self.act_out.get(id(t), ()) for t in inputs)):
