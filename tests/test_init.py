@@ -504,3 +504,15 @@ def test_an_activation_written_out_is_not_taken_for_its_inner_function():
     r = init_(Net(), example_inputs=torch.randn(3, 4, generator=_gen(1)), generator=_gen())
     for name in ("fc.weight", "glu.weight"):  # not "sigmoid" / "silu": the function applied is neither
         assert (r.by_name(name).action, r.by_name(name).consumer) == ("kept", "operation"), name
+
+
+def test_structure_without_inputs_pairs_inside_sequentials_only():
+    net = _ResNet()  # stem is an nn.Sequential (conv, BN, ReLU); the rest is a custom forward
+    before = net.block.down[0].weight.detach().clone()
+    r = init_(net, generator=_gen())
+    stem = r.by_name("stem.0.weight")
+    assert (stem.activation, stem.note) == ("relu", "through BatchNorm2d")
+    down = r.by_name("block.down.0.weight")  # last of its Sequential: what follows is not known
+    assert down.action == "kept" and "example_inputs" in down.note
+    assert torch.equal(net.block.down[0].weight, before)
+    assert r.by_name("block.conv1.weight").consumer == "structure"
