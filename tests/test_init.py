@@ -416,6 +416,8 @@ def test_transformers_models(kind):
         assert r.by_name("transformer.h.0.attn.c_attn.weight").consumer == "attention"  # fused q, k, v
         proj = r.by_name("transformer.h.0.attn.c_proj.weight")  # GPT-2's residual-scaled init is kept
         assert (proj.action, proj.consumer, proj.fan_in) == ("kept", "layer", 32)
+        fc = r.by_name("transformer.h.0.mlp.c_fc.weight")  # NewGELUActivation, recognised by what it computes
+        assert (fc.action, fc.activation) == ("initialised", "gelu(approximate='tanh')")
         he = init_(model, "he", generator=_gen())  # a fixed scheme fills every Conv1D, through its (out, in) view
         mlp_out = he.by_name("transformer.h.0.mlp.c_proj.weight")  # stored (128, 32): fan_in 128
         assert (mlp_out.action, mlp_out.fan_in, mlp_out.fan_out) == ("initialised", 128, 32)
