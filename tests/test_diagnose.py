@@ -435,3 +435,204 @@ def test_building_the_cli_parser_does_not_import_torch():
     code = "import sys, actlab.cli; actlab.cli.build_parser(); print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "False"
+
+
+# ----------------------------------------------------------------------------- findings that are true (#15)
+class _SqueezeExcite(nn.Module):
+    """conv -> BN -> ReLU, then the channels scaled by a gate computed from their means (as in EfficientNet)."""
+
+    def __init__(self, gate: str, channels: int = 16):
+        super().__init__()
+        self.conv, self.bn, self.act = nn.Conv2d(3, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU()
+        self.reduce, self.act2, self.expand = nn.Linear(channels, 4), nn.ReLU(), nn.Linear(4, channels)
+        self.kind = gate
+        self.gate = {"sigmoid": nn.Sigmoid(), "hard_sigmoid": nn.Hardsigmoid()}.get(gate, nn.Identity())
+
+    def forward(self, x):
+        x = self.act(self.bn(self.conv(x)))
+        s = self.expand(self.act2(self.reduce(x.mean((2, 3)))))  # (N, C)
+        if self.kind == "functional":  # torch.sigmoid, then reshaped and expanded before the product
+            return x * torch.sigmoid(s).view(*s.shape, 1, 1).expand_as(x)
+        if self.kind == "constant":  # a sigmoid scaled by a number is an activation, not a gate
+            return x + 2.0 * torch.sigmoid(s)[:, :, None, None]
+        return x * self.gate(s)[:, :, None, None]
+
+
+@pytest.mark.parametrize("gate", ["sigmoid", "hard_sigmoid", "functional"])
+def test_a_squeeze_excitation_gate_is_judged_as_a_gate(gate):
+    torch.manual_seed(0)
+    model = _SqueezeExcite(gate)
+    with watch(model) as w:
+        _run(model, 2, (8, 3, 8, 8))
+    report = w.report()
+    site = report.sites[-1]
+    assert site.bounded and not site.zero_centered and abs(site.out_mean - 0.5) < 0.2  # what made it "off-centre"
+    assert site.gated is True
+    assert [s.gated for s in report.sites[:-1]] == [False, False]  # the ReLU it scales is not a gate
+    assert not [f for f in report.findings if f.kind in ("off_centre", "shift")]
+    assert "(gate)" in report.render("table")
+
+
+def test_a_sigmoid_that_is_not_a_gate_is_still_off_centre():
+    torch.manual_seed(0)
+    for model in (_SqueezeExcite("constant"), _mlp([8, 16, 16, 2], nn.Sigmoid)):
+        with watch(model) as w:
+            _run(model, 2, (8, 3, 8, 8) if isinstance(model, _SqueezeExcite) else (16, 8))
+        report = w.report()
+        assert all(s.gated is False for s in report.sites)
+        assert any(f.kind == "off_centre" for f in report.findings)
+
+
+def test_gates_are_unknown_without_a_graph():
+    model = _SqueezeExcite("sigmoid")
+    with watch(model) as w, torch.no_grad():
+        _run(model, 1, (4, 3, 8, 8), backward=False)
+    assert w.report().sites[-1].gated is None
+
+
+def test_a_saturated_gate_is_reported_as_a_stuck_gate():
+    torch.manual_seed(0)
+    model = _SqueezeExcite("sigmoid")
+    with torch.no_grad():
+        model.expand.bias.fill_(-20.0)  # the gate is closed for every input
+    with watch(model) as w:
+        _run(model, 2, (8, 3, 8, 8))
+    (finding,) = [f for f in w.report().findings if f.kind == "saturation"]
+    assert "gate" in finding.message and "non-saturating" not in finding.advice
+
+
+class _Residual(nn.Module):
+    """A ResNet basic block; ``zero_last`` zero-initialises its last BN as timm's zero_init_last does."""
+
+    def __init__(self, channels: int, zero_last: bool):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
+        self.conv2, self.bn2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
+        self.act1, self.act2 = nn.ReLU(), nn.ReLU()
+        if zero_last:
+            nn.init.zeros_(self.bn2.weight)
+
+    def forward(self, x):
+        return self.act2(self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x))))) + x)
+
+
+def _resnet(zero_last: bool) -> nn.Sequential:
+    torch.manual_seed(0)
+    stem = [nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+    model = nn.Sequential(*stem, _Residual(8, zero_last), _Residual(8, zero_last))
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):  # timm's ResNet init
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return model
+
+
+def test_zero_gradients_behind_a_zero_initialised_norm_are_their_own_finding():
+    model = _resnet(zero_last=True)
+    with watch(model) as w:
+        _run(model, 2, (8, 3, 16, 16))
+    report = w.report()
+    assert [s.name for s in report.sites if s.grad_norm == 0.0] == ["4.act1", "5.act1"]
+    (zero,) = [f for f in report.findings if f.kind == "zero_gradients"]
+    assert "4.act1, 5.act1" in zero.message
+    assert "4.bn2.weight" in zero.advice and "5.bn2.weight" in zero.advice
+    # the post-residual ReLUs see the max-pooled ReLU output only: shifted, and the cause is named
+    shifted = [f for f in report.findings if f.kind == "shift"]
+    assert [f.site for f in shifted] == ["4.act2", "5.act2"]
+    assert all("residual sum" in f.advice and "4.bn2.weight" in f.advice for f in shifted)
+    assert not any("add a normalisation layer" in f.advice for f in shifted)
+    assert report.site("4.act2").sum_input and not report.site("4.act1").sum_input
+    assert "actlab.init" not in " ".join(f.advice for f in report.findings)  # the convolutions have their own init
+
+
+def test_no_zero_gradient_finding_when_every_scale_is_live():
+    model = _resnet(zero_last=False)
+    with watch(model) as w:
+        _run(model, 2, (8, 3, 16, 16))
+    report = w.report()
+    assert all(s.grad_norm > 0 for s in report.sites)
+    assert not [f for f in report.findings if f.kind == "zero_gradients"]
+
+
+def test_the_gradient_plot_shows_zero_gradients():
+    from actlab.diagnose.render import plot_gradients
+
+    model = _resnet(zero_last=True)
+    with watch(model) as w:
+        _run(model, 1, (4, 3, 16, 16))
+    axis = plot_gradients(w.report()).axes[0]
+    plotted = sorted(int(x) for line in axis.get_lines() for x in line.get_xdata())
+    assert plotted == [0, 1, 2, 3, 4]  # every site, the two with zero gradient included
+    assert "zero" in " ".join(t.get_text() for t in axis.get_legend().get_texts())
+
+
+def _wide_narrow(scale: float) -> nn.Sequential:
+    """Two ReLU sites of 4096 and 16 units, initialised so that the gradient per element is preserved
+    backwards (He, fan_out); ``scale`` multiplies the weights between them."""
+    torch.manual_seed(0)
+    model = _mlp([32, 4096, 16, 1])
+    for layer in model[::2]:
+        nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.zeros_(layer.bias)
+    with torch.no_grad():
+        model[2].weight.mul_(scale)
+    return model
+
+
+def test_gradient_flow_compares_the_gradient_per_element():
+    model = _wide_narrow(1.0)
+    x = torch.randn(64, 32, generator=torch.Generator().manual_seed(0))
+    with watch(model) as w:
+        out = model(x)
+        out.pow(2).mean().backward()
+    report = w.report()
+    # the same gradients, taken directly: RMS per element at each ReLU's output
+    h1 = model[1](model[0](x)).detach().requires_grad_()
+    h2 = model[3](model[2](h1))
+    h2.retain_grad()
+    model[4](h2).pow(2).mean().backward()
+    rms = [h1.grad.pow(2).mean().sqrt().item(), h2.grad.pow(2).mean().sqrt().item()]
+    assert [s.grad_rms for s in report.sites] == pytest.approx(rms, rel=1e-5)
+    assert report.gradient_ratio == pytest.approx(rms[0] / rms[1], rel=1e-5)
+    assert 0.5 < report.gradient_ratio < 2.0  # the norms differ by about sqrt(4096 / 16) = 16
+    assert h1.grad.norm() / h2.grad.norm() > 10
+    assert not [f for f in report.findings if "gradients" in f.kind]
+
+
+def test_gradient_flow_still_sees_a_real_loss_of_gradient():
+    model = _wide_narrow(0.02)
+    with watch(model) as w:
+        _run(model, 2, (64, 32))
+    report = w.report()
+    assert report.gradient_ratio == pytest.approx(0.02, rel=0.3)
+    (finding,) = [f for f in report.findings if f.kind == "vanishing_gradients"]
+    assert "actlab.init" not in finding.advice  # the model has its own init (He, fan_out)
+
+
+def test_init_advice_only_for_layers_at_torch_default_init():
+    from actlab.diagnose.structure import model_facts
+
+    torch.manual_seed(0)
+    default = _mlp([64, 64, 64, 64, 64, 64, 64, 2], nn.Sigmoid)
+    assert model_facts(default).default_init
+    with watch(default) as w:
+        _run(default, 2, (32, 64))
+    (finding,) = [f for f in w.report().findings if f.kind == "vanishing_gradients"]
+    assert "init_(model, 'auto')" in finding.advice
+    chosen = _mlp([64, 64, 64, 64, 64, 64, 64, 2], nn.Sigmoid)
+    for layer in chosen[::2]:
+        nn.init.normal_(layer.weight, std=0.02)  # as transformers' models initialise
+    assert not model_facts(chosen).default_init
+    with watch(chosen) as w:
+        _run(chosen, 2, (32, 64))
+    (finding,) = [f for f in w.report().findings if f.kind == "vanishing_gradients"]
+    assert "actlab.init" not in finding.advice
+
+
+def test_every_rule_is_stated_in_the_method_section():
+    report = _small_report()
+    table, md, data = report.render("table"), report.render("md"), json.loads(report.render("json"))
+    rules = ("dead units:", "saturation:", "gates:", "shift:", "off-centre:", "zero gradients:", "gradient flow:")
+    assert "\nmethod:\n" in table and "**Method**" in md
+    for rule in rules:
+        assert rule in table and rule in md and any(m.startswith(rule) for m in data["method"])
+    assert "10 %" in table and ">= 2 std" in table and "<= 0.1" in table  # the thresholds in force
