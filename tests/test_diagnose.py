@@ -636,3 +636,34 @@ def test_every_rule_is_stated_in_the_method_section():
     for rule in rules:
         assert rule in table and rule in md and any(m.startswith(rule) for m in data["method"])
     assert "10 %" in table and ">= 2 std" in table and "<= 0.1" in table  # the thresholds in force
+
+
+class _TokenClassifier(nn.Module):
+    """Two residual GELU blocks over (batch, tokens, features) and a pooler-style tanh head on token 0
+    (as BERT's): the head sees one token in 64, so its gradient per element is no peer of the blocks'."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width)) for _ in range(2)
+        )
+        self.pool, self.pool_act, self.head = nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 2)
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = x + block(x)
+        return self.head(self.pool_act(self.pool(x[:, 0])))
+
+
+def test_a_classifier_head_is_not_compared_with_the_trunk():
+    torch.manual_seed(0)
+    model = _TokenClassifier()
+    with watch(model) as w:
+        _run(model, 2, (8, 64, 32))
+    report = w.report()
+    assert [s.activation for s in report.sites] == ["gelu", "gelu", "tanh"]
+    first, last = report.gradient_sites
+    assert (first.name, last.name) == ("blocks.0.1", "blocks.1.1")
+    assert 0.3 < report.gradient_ratio < 3.0
+    assert report.sites[0].grad_rms / report.sites[2].grad_rms < 0.1  # what a first/last comparison would say
+    assert not [f for f in report.findings if "gradients" in f.kind]

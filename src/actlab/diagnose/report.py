@@ -161,15 +161,26 @@ class DiagnosisReport:
         return sum(len(s.dead_units) for s in known) / sum(s.units for s in known)
 
     @property
+    def gradient_sites(self) -> tuple[SiteReport, SiteReport] | None:
+        """The first and the last site whose gradients :attr:`gradient_ratio` compares: sites with a
+        nonzero gradient that are not gates, of the activation most of them use (the trunk: a
+        classifier head's tanh or a pooler is not compared with the blocks' GELUs), or all of them
+        when that activation has fewer than two sites. None with fewer than two sites."""
+        live = [s for s in self.sites if s.grad_rms and not s.gated]
+        counts: dict[str, int] = {}
+        for s in live:
+            counts[s.activation] = counts.get(s.activation, 0) + 1
+        trunk = [s for s in live if counts and s.activation == max(counts, key=counts.get)]
+        chosen = trunk if len(trunk) >= 2 else live
+        return (chosen[0], chosen[-1]) if len(chosen) >= 2 else None
+
+    @property
     def gradient_ratio(self) -> float | None:
-        """Gradient RMS per element at the first site over that at the last, among the sites with a
-        nonzero gradient (None without backward or with fewer than two such sites). Far below 1:
-        vanishing gradients; far above: exploding. Sites with exactly zero gradient are a finding
-        of their own (``zero_gradients``)."""
-        with_grad = [s for s in self.sites if s.grad_rms]
-        if len(with_grad) < 2:
-            return None
-        return with_grad[0].grad_rms / with_grad[-1].grad_rms
+        """Gradient RMS per element at the first site over that at the last (:attr:`gradient_sites`;
+        None without backward or with fewer than two sites). Far below 1: vanishing gradients; far
+        above: exploding. Sites with exactly zero gradient are a finding of their own."""
+        pair = self.gradient_sites
+        return None if pair is None else pair[0].grad_rms / pair[1].grad_rms
 
     def site(self, name: str) -> SiteReport:
         for s in self.sites:
@@ -364,8 +375,9 @@ METHOD = (
     f"shift: |mean| of the pre-activations >= {_T['shift']:g} std; at a residual sum the skip path is the cause",
     f"off-centre: a bounded, not zero-centred activation with output |mean| >= {_T['off_centre']:g} std",
     "zero gradients: exactly 0 in every backward pass; cause named: multiplying parameters that are 0",
-    "gradient flow: gradient RMS per element at the first site / at the last (nonzero ones); "
-    f"vanishing <= {_T['vanishing_ratio']:g}, exploding >= {_T['exploding_ratio']:g}",
+    "gradient flow: gradient RMS per element at the first site / at the last, among the sites of the "
+    f"activation most sites use (not gates, not zero); vanishing <= {_T['vanishing_ratio']:g}, "
+    f"exploding >= {_T['exploding_ratio']:g}",
     "init advice (actlab.init.init_) only where all linear/conv layers have PyTorch's default init",
 )
 
@@ -375,11 +387,15 @@ def _names(names: Sequence[str], limit: int = 4) -> str:
 
 
 def findings_for(
-    sites: Sequence[SiteReport], ratio: float | None, facts: ModelFacts | None = None
+    sites: Sequence[SiteReport], ratio: float | None = None, facts: ModelFacts | None = None
 ) -> tuple[Finding, ...]:
     """The findings the rules in :data:`METHOD` (thresholds :data:`THRESHOLDS`) raise, each with
-    catalog-aware advice tied to what the model is (``facts``)."""
+    catalog-aware advice tied to what the model is (``facts``). The gradient ratio is the one
+    :attr:`DiagnosisReport.gradient_ratio` computes from ``sites`` (``ratio`` is not used; kept for
+    callers of the former signature)."""
     facts = facts or ModelFacts()
+    pair = DiagnosisReport("", tuple(sites), (), 0, 0).gradient_sites
+    ratio = None if pair is None else pair[0].grad_rms / pair[1].grad_rms
     out: list[Finding] = []
     t = THRESHOLDS
     for s in sites:
@@ -501,8 +517,7 @@ def findings_for(
             )
         )
     if ratio is not None and math.isfinite(ratio) and ratio > 0:
-        with_grad = [s for s in sites if s.grad_rms]
-        first, last = with_grad[0], with_grad[-1]
+        first, last = pair
         where = f"from {last.name} back to {first.name}"
         if ratio <= t["vanishing_ratio"]:
             init = (
