@@ -667,3 +667,163 @@ def test_a_classifier_head_is_not_compared_with_the_trunk():
     assert 0.3 < report.gradient_ratio < 3.0
     assert report.sites[0].grad_rms / report.sites[2].grad_rms < 0.1  # what a first/last comparison would say
     assert not [f for f in report.findings if "gradients" in f.kind]
+
+
+# ----------------------------------------------------------------------------- diagnose on real models (#15)
+def test_outputs_of_any_structure_reduce_to_the_loss_users_expect():
+    from dataclasses import dataclass
+
+    from actlab.diagnose.running import OutputError, output_loss
+
+    g = torch.Generator().manual_seed(0)
+    logits, aux = torch.randn(4, 3, generator=g), torch.randn(4, 7, generator=g)
+    probe = logits.pow(2).mean().item() / 2  # mean(output**2) / 2 of the first tensor
+    for output in ((logits, aux), [logits], {"logits": logits, "aux": aux}, {"loss": None, "out": (logits, aux)}):
+        assert output_loss(output).item() == pytest.approx(probe)
+
+    @dataclass
+    class Output:  # as transformers' ModelOutput: loss first, None without labels
+        loss: torch.Tensor | None
+        logits: torch.Tensor
+
+    assert output_loss(Output(None, logits)).item() == pytest.approx(probe)
+    assert output_loss(Output(torch.tensor(2.5), logits)).item() == 2.5  # the model's own loss
+    assert output_loss({"loss": torch.tensor([2.5]), "logits": logits}, torch.tensor([0, 1, 1, 2])).item() == 2.5
+    y = torch.tensor([0, 2, 1, 1])
+    expected = -torch.log_softmax(logits, 1)[torch.arange(4), y].mean().item()
+    assert output_loss(Output(None, logits), y).item() == pytest.approx(expected, rel=1e-6)
+    tokens = torch.randn(2, 5, 3, generator=g)  # (batch, time, classes) with (batch, time) labels
+    y = torch.randint(0, 3, (2, 5), generator=g)
+    expected = -torch.log_softmax(tokens, -1).gather(-1, y[..., None]).mean().item()
+    assert output_loss((tokens,), y).item() == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(OutputError, match=r"returned str, which holds no tensor.*tuple, dict or dataclass"):
+        output_loss("logits")
+    with pytest.raises(OutputError, match=r"output\.ids.*not floating point.*dict\(ids: Tensor\(4; int64\)"):
+        output_loss({"ids": logits.argmax(1)})
+
+
+class _TwoHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(6, 12), nn.ReLU())
+        self.head, self.aux = nn.Linear(12, 3), nn.Linear(12, 1)
+
+    def forward(self, x, labels=None):
+        h = self.body(x)
+        logits = self.head(h)
+        loss = None if labels is None else 10.0 + F.cross_entropy(logits, labels)
+        return {"loss": loss, "logits": logits, "aux": self.aux(h)}
+
+
+def test_diagnose_api_uses_the_models_own_loss_when_given_labels():
+    from actlab.diagnose import diagnose
+
+    torch.manual_seed(0)
+    model = _TwoHeads()
+    x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
+    report = diagnose(model, x, y, steps=2)
+    assert [s.name for s in report.sites] == ["body.1"] and report.backward_passes == 2
+    # the aux head gets no gradient from the model's own loss, and it would from a probe of every tensor
+    model.zero_grad()
+    from actlab.diagnose.running import model_loss
+
+    loss = model_loss(model, x, y)
+    assert loss.item() > 10.0  # the model's "loss" entry, not a loss computed from the logits
+    loss.backward()
+    assert model.aux.weight.grad is None
+    assert model_loss(model, {"x": x, "labels": y}).item() > 10.0  # a dict batch with labels
+    assert model_loss(model, x).item() < 10.0  # no labels: the probe on the logits
+    with pytest.raises(ValueError, match="steps"):
+        diagnose(model, x, steps=0)
+
+
+def _bert_factory(tmp_path) -> str:
+    pytest.importorskip("transformers")
+    (tmp_path / "dg_tiny_bert.py").write_text(
+        "import torch\n"
+        "from transformers import BertConfig, BertForSequenceClassification\n"
+        "def make():\n"
+        "    torch.manual_seed(0)\n"
+        "    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,\n"
+        "                        intermediate_size=64, max_position_embeddings=32)\n"
+        "    return BertForSequenceClassification(config)\n"
+    )
+    return "dg_tiny_bert"
+
+
+def test_diagnose_a_transformers_model_through_the_api(tmp_path, monkeypatch):
+    import importlib
+
+    from actlab.diagnose import diagnose
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = importlib.import_module(_bert_factory(tmp_path)).make()
+    g = torch.Generator().manual_seed(0)
+    ids, labels = torch.randint(0, 100, (4, 16), generator=g), torch.randint(0, 2, (4,), generator=g)
+    report = diagnose(model, ids, labels, steps=2)
+    assert report.model == "BertForSequenceClassification" and report.backward_passes == 2
+    assert report.site("bert.pooler.activation").units == 32
+    assert len(report.sites) == 3  # the two intermediate GELUs and the pooler's tanh
+    assert not [f for f in report.findings if "gradients" in f.kind]
+    report = diagnose(model, {"input_ids": ids, "attention_mask": torch.ones_like(ids)})  # a tokenizer's batch
+    assert report.batches == 1
+
+
+def test_diagnose_a_transformers_model_from_the_command_line(tmp_path, capsys, monkeypatch):
+    from actlab.cli import main
+
+    name = _bert_factory(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    args = ["diagnose", f"{name}:make", "--vocab-size", "100", "--steps", "2"]
+    assert main([*args, "--input-shape", "16", "--batch-size", "2", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["model"] == "BertForSequenceClassification" and data["backward_passes"] == 2
+    assert [s["units"] for s in data["sites"]] == [64, 64, 32]
+    # a batch dimension given twice: the model's error, said in one sentence with the fix
+    assert main([*args, "--input-shape", "2,16"]) == 2
+    err = capsys.readouterr().err
+    assert "raised" in err and "Tensor(64, 2, 16; int64)" in err and "without the batch dimension" in err
+    assert "Traceback" not in err
+    # float inputs into an embedding: the hint names --vocab-size
+    assert main(["diagnose", f"{name}:make", "--input-shape", "16", "--batch-size", "2", "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--vocab-size" in err and "Traceback" not in err
+
+
+def test_cli_diagnose_tuple_outputs_token_ids_and_clear_errors(tmp_path, capsys, monkeypatch):
+    from actlab.cli import main
+
+    (tmp_path / "dg_odd_nets.py").write_text(
+        "import torch\n"
+        "class Tokens(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.emb, self.fc = torch.nn.Embedding(50, 8), torch.nn.Linear(8, 3)\n"
+        "    def forward(self, ids):\n"
+        "        assert ids.dtype == torch.int64 and int(ids.min()) >= 0 and int(ids.max()) < 50\n"
+        "        logits = self.fc(torch.relu(self.emb(ids)))\n"
+        "        return logits, {'aux': logits.detach()}\n"
+        "class Words(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = torch.nn.Linear(4, 4)\n"
+        "    def forward(self, x):\n"
+        "        torch.relu(self.fc(x))\n"
+        "        return 'done'\n"
+        "def tokens():\n"
+        "    return Tokens()\n"
+        "def words():\n"
+        "    return Words()\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["diagnose", "dg_odd_nets:tokens", "--input-shape", "5", "--vocab-size", "50", "--steps", "3"]) == 0
+    assert "activation health of Tokens: 3 batches, 3 backward passes" in capsys.readouterr().out
+    assert main(["diagnose", "dg_odd_nets:words", "--input-shape", "4", "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "dg_odd_nets:words: the model returned str, which holds no tensor" in err and "Traceback" not in err
+    for bad, message in (
+        (["--vocab-size", "0"], "--vocab-size must be"),
+        (["--data", "dg_odd_nets:tokens"], "drop one"),
+    ):
+        assert main(["diagnose", "dg_odd_nets:tokens", "--input-shape", "5", "--vocab-size", "50", *bad]) == 2
+        assert message in capsys.readouterr().err
