@@ -747,6 +747,9 @@ def _bert_factory(tmp_path) -> str:
         "    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,\n"
         "                        intermediate_size=64, max_position_embeddings=32)\n"
         "    return BertForSequenceClassification(config)\n"
+        "def data():\n"
+        "    g = torch.Generator().manual_seed(0)\n"
+        "    return [(torch.randint(0, 100, (2, 16), generator=g), torch.randint(0, 2, (2,), generator=g))]\n"
     )
     return "dg_tiny_bert"
 
@@ -774,6 +777,9 @@ def test_diagnose_a_transformers_model_from_the_command_line(tmp_path, capsys, m
 
     name = _bert_factory(tmp_path)
     monkeypatch.chdir(tmp_path)
+    # (ids, labels) batches: the model's own loss ('SequenceClassifierOutput' object has no attribute 'dim' before)
+    assert main(["diagnose", f"{name}:make", "--data", f"{name}:data", "--steps", "1", "--format", "md"]) == 0
+    assert "BertForSequenceClassification: 1 batches, 1 backward passes" in capsys.readouterr().out
     args = ["diagnose", f"{name}:make", "--vocab-size", "100", "--steps", "2"]
     assert main([*args, "--input-shape", "16", "--batch-size", "2", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
