@@ -370,14 +370,13 @@ METHOD = (
     "of a site's units",
     f"saturation: inputs where |f'| < 1 % of its max (bounded activations); from "
     f"{_pct(_T['saturated_fraction'])}; at a gate: stuck open or closed",
-    "gates: a sigmoid-like site whose output multiplies another tensor (squeeze-excitation, GLU, LSTM; "
-    "seen in the autograd graph): no shift or off-centre finding",
+    "gates: a sigmoid-like site whose output multiplies another tensor (SE, GLU, LSTM; from the autograd "
+    "graph): no shift or off-centre finding",
     f"shift: |mean| of the pre-activations >= {_T['shift']:g} std; at a residual sum the skip path is the cause",
     f"off-centre: a bounded, not zero-centred activation with output |mean| >= {_T['off_centre']:g} std",
     "zero gradients: exactly 0 in every backward pass; cause named: multiplying parameters that are 0",
-    "gradient flow: gradient RMS per element at the first site / at the last, among the sites of the "
-    f"activation most sites use (not gates, not zero); vanishing <= {_T['vanishing_ratio']:g}, "
-    f"exploding >= {_T['exploding_ratio']:g}",
+    "gradient flow: gradient RMS per element, first / last site of the most used activation (no gates, "
+    f"no zeros); vanishing <= {_T['vanishing_ratio']:g}, exploding >= {_T['exploding_ratio']:g}",
     "init advice (actlab.init.init_) only where all linear/conv layers have PyTorch's default init",
 )
 
