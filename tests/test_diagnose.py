@@ -483,6 +483,23 @@ def test_a_sigmoid_that_is_not_a_gate_is_still_off_centre():
         assert any(f.kind == "off_centre" for f in report.findings)
 
 
+def test_a_gate_biased_open_is_not_shifted():
+    # a gate biased towards open (as an LSTM's forget gate is initialised) is a choice, not a shift;
+    # the same bias before a sigmoid that is not a gate is reported
+    for kind, shifted in (("sigmoid", False), ("constant", True)):
+        torch.manual_seed(0)
+        model = _SqueezeExcite(kind)
+        with torch.no_grad():
+            model.expand.weight.mul_(0.1)
+            model.expand.bias.fill_(2.0)
+        with watch(model) as w:
+            _run(model, 2, (8, 3, 8, 8))
+        report = w.report()
+        site = report.sites[-1]
+        assert site.pre_mean > 2 * site.pre_std and site.saturated_fraction == 0.0
+        assert any(f.kind == "shift" and f.site == site.name for f in report.findings) is shifted
+
+
 def test_gates_are_unknown_without_a_graph():
     model = _SqueezeExcite("sigmoid")
     with watch(model) as w, torch.no_grad():
