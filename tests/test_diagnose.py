@@ -483,6 +483,35 @@ def test_a_sigmoid_that_is_not_a_gate_is_still_off_centre():
         assert any(f.kind == "off_centre" for f in report.findings)
 
 
+class _HandLSTM(nn.Module):
+    """An LSTM written out: one sigmoid over the three gates, split, each multiplying a tensor."""
+
+    def __init__(self, inputs: int = 8, hidden: int = 16):
+        super().__init__()
+        self.ih, self.hh, self.hidden = nn.Linear(inputs, 4 * hidden), nn.Linear(hidden, 4 * hidden), hidden
+
+    def forward(self, x):  # (time, batch, inputs)
+        h = c = x.new_zeros(x.shape[1], self.hidden)
+        for t in range(x.shape[0]):
+            z = self.ih(x[t]) + self.hh(h)
+            i, f, o = torch.sigmoid(z[:, : 3 * self.hidden]).chunk(3, 1)
+            c = f * c + i * torch.tanh(z[:, 3 * self.hidden :])
+            h = o * torch.tanh(c)
+        return h
+
+
+def test_lstm_gates_are_gates_and_its_tanh_is_not():
+    torch.manual_seed(0)
+    model = _HandLSTM()
+    with watch(model) as w:
+        _run(model, 2, (3, 16, 8))
+    report = w.report()
+    gates = [s for s in report.sites if s.activation == "sigmoid"]
+    assert len(gates) == 3 and all(s.gated for s in gates)  # one site per time step
+    assert all(s.gated is False for s in report.sites if s.activation == "tanh")
+    assert not [f for f in report.findings if f.kind == "off_centre"]
+
+
 def test_a_gate_biased_open_is_not_shifted():
     # a gate biased towards open (as an LSTM's forget gate is initialised) is a choice, not a shift;
     # the same bias before a sigmoid that is not a gate is reported
