@@ -864,6 +864,10 @@ def test_cli_diagnose_tuple_outputs_token_ids_and_clear_errors(tmp_path, capsys,
         "        return 'done'\n"
         "def tokens():\n"
         "    return Tokens()\n"
+        "def sized(width):\n"
+        "    return Tokens()\n"
+        "def broken():\n"
+        "    raise RuntimeError('no weights here')\n"
         "def words():\n"
         "    return Words()\n"
     )
@@ -873,6 +877,10 @@ def test_cli_diagnose_tuple_outputs_token_ids_and_clear_errors(tmp_path, capsys,
     assert main(["diagnose", "dg_odd_nets:words", "--input-shape", "4", "--steps", "1"]) == 2
     err = capsys.readouterr().err
     assert "dg_odd_nets:words: the model returned str, which holds no tensor" in err and "Traceback" not in err
+    assert main(["diagnose", "dg_odd_nets:sized", "--input-shape", "5"]) == 2
+    assert "dg_odd_nets:sized() raised TypeError" in (err := capsys.readouterr().err) and "no arguments" in err
+    assert main(["diagnose", "dg_odd_nets:broken", "--input-shape", "5"]) == 2
+    assert "dg_odd_nets:broken() raised RuntimeError: no weights here" in capsys.readouterr().err
     for bad, message in (
         (["--vocab-size", "0"], "--vocab-size must be"),
         (["--data", "dg_odd_nets:tokens"], "drop one"),

@@ -179,7 +179,14 @@ def _run(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed)
     factory = load_object(args.model, "MODULE:FACTORY")
-    model = factory if isinstance(factory, torch.nn.Module) else factory() if callable(factory) else None
+    model = factory if isinstance(factory, torch.nn.Module) else None
+    if model is None and callable(factory):
+        try:
+            model = factory()
+        except Exception as err:  # the user's code: one sentence, not a traceback
+            needs = isinstance(err, TypeError) and "argument" in str(err)
+            fix = ": give a factory that takes no arguments (wrap it in a function)" if needs else ""
+            raise UsageError(f"{args.model}() raised {type(err).__name__}: {err}{fix}") from None
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"{args.model} must be (or return) a torch.nn.Module, got {type(model).__name__}")
     batches = _batches(args)

@@ -99,11 +99,15 @@ def output_tensors(value: Any, depth: int = 0) -> list[torch.Tensor]:
 
 def mark_gates(output: Any, stats: Iterable[Any]) -> None:
     """At the end of a forward: decide ``gated`` for every site whose output node was kept, by walking
-    the autograd graph from the model's output; the kept nodes are released either way."""
+    the autograd graph from the model's output once; the kept nodes are released either way."""
     waiting = {id(s.node): s for s in stats if getattr(s, "node", None) is not None}
     if not waiting:
         return
     roots = [t.grad_fn for t in output_tensors(output) if t.grad_fn is not None]
+    if not roots:  # no graph to read (an output without gradients): release, decide on a later pass
+        for s in waiting.values():
+            s.node = None
+        return
     gated: set[int] = set()
     seen: set[int] = set()
     todo = list(roots)
@@ -118,10 +122,10 @@ def mark_gates(output: Any, stats: Iterable[Any]) -> None:
                 gated.add(id(_through_views(n)))
         todo.extend(inputs)
     for key, s in waiting.items():
-        if key in seen:
-            # The gate is the factor in [0, 1]-like range (sigmoid, hard_sigmoid), not the signal it
-            # scales: a ReLU output multiplied by a gate is still a ReLU site.
-            s.gated = key in gated and getattr(s, "bounded", False) and not getattr(s, "zero_centered", True)
+        # Decided once: a site the output does not depend on is no gate either. The gate is the
+        # factor in a [0, 1]-like range (sigmoid, hard_sigmoid), not the signal it scales: a ReLU
+        # output multiplied by a gate is still a ReLU site.
+        s.gated = key in gated and getattr(s, "bounded", False) and not getattr(s, "zero_centered", True)
         s.node = None  # never keep a graph alive beyond its forward
 
 
