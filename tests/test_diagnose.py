@@ -868,6 +868,12 @@ def test_cli_diagnose_tuple_outputs_token_ids_and_clear_errors(tmp_path, capsys,
         "    return Tokens()\n"
         "def broken():\n"
         "    raise RuntimeError('no weights here')\n"
+        "class Plain(torch.nn.Module):  # no activation, and a forward torch.fx cannot trace\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = torch.nn.Linear(4, 4)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(x) if x.sum() > 0 else -self.fc(x)\n"
         "def words():\n"
         "    return Words()\n"
     )
@@ -881,6 +887,8 @@ def test_cli_diagnose_tuple_outputs_token_ids_and_clear_errors(tmp_path, capsys,
     assert "dg_odd_nets:sized() raised TypeError" in (err := capsys.readouterr().err) and "no arguments" in err
     assert main(["diagnose", "dg_odd_nets:broken", "--input-shape", "5"]) == 2
     assert "dg_odd_nets:broken() raised RuntimeError: no weights here" in capsys.readouterr().err
+    assert main(["diagnose", "dg_odd_nets:Plain", "--input-shape", "4", "--steps", "1"]) == 2
+    assert "Plain has no activation to watch" in (err := capsys.readouterr().err) and "Traceback" not in err
     for bad, message in (
         (["--vocab-size", "0"], "--vocab-size must be"),
         (["--data", "dg_odd_nets:tokens"], "drop one"),

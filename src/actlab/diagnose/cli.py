@@ -211,6 +211,10 @@ def _run(args: argparse.Namespace) -> int:
         report = run_steps(model, batches, args.steps, args.lr, w, on_error)
     except OutputError as err:
         raise UsageError(f"{args.model}: {err}") from None
+    except UsageError:
+        raise
+    except ValueError as err:  # the watch's own messages (e.g. no activation seen in any forward)
+        raise UsageError(str(err)) from None
     print(report.render(args.format))
     if args.output:
         written = save_plots(report, args.output)
