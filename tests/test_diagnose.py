@@ -895,3 +895,30 @@ def test_cli_diagnose_tuple_outputs_token_ids_and_clear_errors(tmp_path, capsys,
     ):
         assert main(["diagnose", "dg_odd_nets:tokens", "--input-shape", "5", "--vocab-size", "50", *bad]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_shift_advice_names_the_cause():
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.fc, self.act = nn.Linear(16, 16), nn.Linear(16, 16), nn.ReLU()
+            with torch.no_grad():
+                self.stem.bias.fill_(5.0)
+
+        def forward(self, x):
+            h = self.stem(x)
+            return self.act(self.fc(h) + h)  # the skip path carries the mean
+
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(16, 16), nn.ReLU())
+    with torch.no_grad():
+        plain[0].bias.fill_(5.0)  # a layer's bias carries it
+    advice = {}
+    for model in (plain, Residual()):
+        with watch(model) as w:
+            _run(model, 2, (32, 16))
+        (finding,) = [f for f in w.report().findings if f.kind == "shift"]
+        advice[type(model).__name__] = finding.advice
+    assert advice["Sequential"].startswith("add a normalisation layer")
+    assert "residual sum" in advice["Residual"] and "pre-norm" in advice["Residual"]
+    assert "zero-initialised" not in advice["Residual"]  # no zero scale in this model
