@@ -884,9 +884,9 @@ def test_cli_diagnose_tuple_outputs_token_ids_and_clear_errors(tmp_path, capsys,
     err = capsys.readouterr().err
     assert "dg_odd_nets:words: the model returned str, which holds no tensor" in err and "Traceback" not in err
     assert main(["diagnose", "dg_odd_nets:sized", "--input-shape", "5"]) == 2
-    assert "dg_odd_nets:sized() raised TypeError" in (err := capsys.readouterr().err) and "no arguments" in err
+    assert "dg_odd_nets:sized needs arguments" in capsys.readouterr().err
     assert main(["diagnose", "dg_odd_nets:broken", "--input-shape", "5"]) == 2
-    assert "dg_odd_nets:broken() raised RuntimeError: no weights here" in capsys.readouterr().err
+    assert "dg_odd_nets:broken raised RuntimeError: no weights here" in capsys.readouterr().err
     assert main(["diagnose", "dg_odd_nets:Plain", "--input-shape", "4", "--steps", "1"]) == 2
     assert "Plain has no activation to watch" in (err := capsys.readouterr().err) and "Traceback" not in err
     for bad, message in (
