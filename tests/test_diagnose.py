@@ -922,3 +922,24 @@ def test_shift_advice_names_the_cause():
     assert advice["Sequential"].startswith("add a normalisation layer")
     assert "residual sum" in advice["Residual"] and "pre-norm" in advice["Residual"]
     assert "zero-initialised" not in advice["Residual"]  # no zero scale in this model
+
+
+def test_timm_models_get_true_findings():
+    timm = pytest.importorskip("timm", reason="timm is an optional test dependency")
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    resnet = timm.create_model("resnet18", pretrained=False, num_classes=10)  # zero_init_last by default
+    with watch(resnet) as w:
+        resnet(x).pow(2).mean().backward()
+    report = w.report()
+    zero = [s.name for s in report.sites if s.grad_norm == 0.0]
+    assert len(zero) == 8  # the first ReLU of each of the 8 basic blocks
+    (finding,) = [f for f in report.findings if f.kind == "zero_gradients"]
+    assert "layer1.0.bn2.weight" in finding.advice
+    assert "actlab.init" not in " ".join(f.advice for f in report.findings)  # timm has its own init
+    effnet = timm.create_model("efficientnet_b0", pretrained=False, num_classes=10)
+    with watch(effnet) as w:
+        effnet(x).pow(2).mean().backward()
+    report = w.report()
+    assert sum(bool(s.gated) for s in report.sites) == 16  # one squeeze-excitation gate per block
+    assert not [f for f in report.findings if f.kind == "off_centre"]
