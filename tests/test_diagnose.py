@@ -778,6 +778,7 @@ def test_diagnose_api_uses_the_models_own_loss_when_given_labels():
     loss.backward()
     assert model.aux.weight.grad is None
     assert model_loss(model, {"x": x, "labels": y}).item() > 10.0  # a dict batch with labels
+    assert model_loss(model, {"x": x}, y).item() > 10.0  # a dict batch, labels beside it
     assert model_loss(model, x).item() < 10.0  # no labels: the probe on the logits
     with pytest.raises(ValueError, match="steps"):
         diagnose(model, x, steps=0)

@@ -118,8 +118,11 @@ def model_loss(model: torch.nn.Module, x: Any, y: torch.Tensor | None = None) ->
     there counts as labels given); ``y`` the labels or targets, or None.
     """
     if isinstance(x, dict):
-        output = model(**x)
-        target = x.get("labels") if y is None else y
+        kwargs = dict(x)
+        if y is not None and "labels" not in kwargs and _takes_labels(model):
+            kwargs["labels"] = y
+        output = model(**kwargs)
+        target = kwargs.get("labels") if y is None else y
     elif y is not None and _takes_labels(model):
         output, target = model(x, labels=y), y
     else:
