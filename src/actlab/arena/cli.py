@@ -85,6 +85,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--out", metavar="DIR", help=f"run directory (default: {DEFAULT_ROOT}/SUITE[-HASH])")
     how.add_argument("--resume", action="store_true", help="continue the run in the run directory")
     how.add_argument("--dry-run", action="store_true", help="check everything and show the plan; train nothing")
+    how.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="import the user tasks (package.module:function) that a suite file or a stored run names; "
+        "tasks given with --tasks are trusted already",
+    )
+    how.add_argument(
+        "--force",
+        action="store_true",
+        help="run although workers exceed the cores or the memory estimate exceeds this machine's memory",
+    )
     show = parser.add_argument_group("output")
     show.add_argument("--format", choices=("table", "json", "csv", "md"), default="table", help="ranking format")
     show.add_argument("--no-report", action="store_true", help="do not write RUN_DIR/report/")
@@ -189,10 +200,11 @@ def _build(args: argparse.Namespace) -> tuple[Any, Path]:
                 target = with_overrides(target, **{name: value})
             except SuiteError as err:
                 problems += err.problems
+    problems += _untrusted_tasks(target, args)
     from actlab.arena.runner import plan_trials
 
     try:
-        plan = plan_trials(target)  # every trial's problems, before anything trains
+        plan = plan_trials(target)  # every trial's problems, before anything trains (imports no user code)
     except SuiteError as err:
         problems += err.problems
     if problems or suite is None:
@@ -205,6 +217,76 @@ def _build(args: argparse.Namespace) -> tuple[Any, Path]:
     else:
         run_dir = DEFAULT_ROOT / suite.name
     return plan, run_dir
+
+
+def _named_tasks(args: argparse.Namespace) -> set[str]:
+    from actlab.arena.config import split_list
+
+    return set(split_list(args.tasks)) if args.tasks else set()
+
+
+def _untrusted_tasks(suite: Suite, args: argparse.Namespace) -> list[str]:
+    """A user task runs code: it is imported only when the command line names it (--tasks) or
+    trusts it (--trust-code), never because a suite file or a stored run's plan mentions it."""
+    from actlab.arena.tasks import is_user_task
+
+    if getattr(args, "trust_code", False):
+        return []
+    named = _named_tasks(args)
+    problems = []
+    for task in suite.tasks:
+        if not is_user_task(task) or task in named:
+            continue
+        module, _, function = task.partition(":")
+        source = suite.source or "the suite"
+        problems.append(
+            f"{source} names the user task {task!r}: running it would import module {module!r} (running its "
+            f"top-level code) and call {function}(**task_params). A suite file or a stored run is data and "
+            f"does not run code on its own; if you trust that code, add --trust-code (or name it: --tasks {task})"
+        )
+    return problems
+
+
+def _user_task_lines(plan: Any) -> list[str]:
+    """What a dry run can say about the plan's user tasks without running any of their code."""
+    from actlab.arena.tasks import is_user_task, locate_user_task
+
+    lines = []
+    for task in dict.fromkeys(t.config["task"] for t in plan.trials):
+        if is_user_task(task):
+            lines.append(locate_user_task(task).describe())
+    if lines:
+        lines.append(
+            "a dry run calls no task function: what a user task returns (its data, its model factory) "
+            "is checked when the run starts, before any trial trains"
+        )
+    return lines
+
+
+def _check_user_tasks(plan: Any) -> list[str]:
+    """Call each user task once (its first trial's seed and task_params) and check what it returns,
+    so that a task without a model factory fails here and not in every trial."""
+    from actlab.arena.tasks import check_user_task, is_user_task
+
+    problems: list[str] = []
+    seen: set[str] = set()
+    for trial in plan.trials:
+        cfg = trial.config
+        if not is_user_task(cfg["task"]):
+            continue
+        probe = json.dumps([cfg["task"], cfg["task_params"], cfg["model"]], sort_keys=True)
+        if probe not in seen:
+            seen.add(probe)
+            problems += check_user_task(cfg["task"], cfg["task_params"], cfg["seed"], cfg["model"])
+    return list(dict.fromkeys(problems))
+
+
+def _report_problems(problems: list[str], err: IO[str]) -> int:
+    n = len(problems)
+    print(f"actlab arena: {n} problem{'s' if n != 1 else ''}, nothing was run:", file=err)
+    for problem in problems:
+        print(f"  - {problem}", file=err)
+    return 2
 
 
 # ----------------------------------------------------------------------------- running
@@ -262,17 +344,19 @@ def execute(
     try:
         plan, run_dir = _build(args)
     except SuiteError as error:
-        n = len(error.problems)
-        print(f"actlab arena: {n} problem{'s' if n != 1 else ''}, nothing was run:", file=err)
-        for problem in error.problems:
-            print(f"  - {problem}", file=err)
-        return 2
+        return _report_problems(error.problems, err)
     if args.dry_run:
         from actlab.arena.runner import plan_summary
 
         info = {**plan_summary(plan), "run_dir": str(run_dir)}
+        user_tasks = _user_task_lines(plan)
+        if user_tasks:
+            info["user_tasks"] = user_tasks
         print(json.dumps(info, indent=2) if args.format == "json" else _plan_text(info), file=out)
         return 0
+    problems = _check_user_tasks(plan)  # runs the (named or trusted) user tasks' code once
+    if problems:
+        return _report_problems(problems, err)
 
     from actlab.arena.backends import WorkerLost
     from actlab.arena.runner import run_arena
@@ -340,4 +424,8 @@ def _plan_text(info: dict[str, Any]) -> str:
         lines.append("  grid: " + "; ".join(f"{k} = {v}" for k, v in info["grid"].items()))
     if info["example"]:
         lines.append("  first trial: " + json.dumps(info["example"], sort_keys=True))
+    lines += [
+        f"  user task {line}" if i < len(info.get("user_tasks", ())) - 1 else f"  {line}"
+        for i, line in enumerate(info.get("user_tasks", ()))
+    ]
     return "\n".join(lines)
