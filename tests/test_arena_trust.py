@@ -1,0 +1,205 @@
+"""No code from data (issue 14, item 1), bounded resources (item 2), user tasks as users run them (issue 15, item 6).
+
+Every attack uses a module that touches a marker file when imported and another when its function
+is called: a test asserts the markers are absent to prove that no user code ran.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from actlab.cli import build_parser, main
+
+TASK_MODULE = textwrap.dedent(
+    """
+    from pathlib import Path
+
+    import numpy as np
+
+    HERE = Path(__file__).parent
+    (HERE / "IMPORTED").touch()
+
+
+    def data_only(seed=0):
+        (HERE / "CALLED").touch()
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((40, 3)).astype(np.float32)
+        y = (x[:, 0] > 0).astype(np.int64)
+        return {"data": (x[:30], y[:30], x[30:], y[30:])}
+
+
+    def attack(command="", seed=0):
+        (HERE / "CALLED").touch()
+        return {"data": None}
+    """
+)
+
+
+@pytest.fixture
+def task_dir(tmp_path, monkeypatch):
+    """A working directory holding a user task module (not on sys.path: the arena must find it there)."""
+    name = "trust_user_tasks_mod"
+    (tmp_path / f"{name}.py").write_text(TASK_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # whatever the arena appends is undone
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    yield tmp_path, name
+    sys.modules.pop(name, None)
+
+
+def _ran(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name in ("IMPORTED", "CALLED"))
+
+
+def _fake_trial(config, *, on_epoch=None, should_stop=None):
+    score = 0.5 + config["seed"] / 100
+    curve = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.0, "val_metric": score, "seconds": 0.1}]
+    return {
+        "status": "ok",
+        "metric": "accuracy",
+        "higher_is_better": True,
+        "final_metric": score,
+        "best_metric": score,
+        "best_epoch": 1,
+        "epochs_run": 1,
+        "curve": curve,
+        "seconds_per_epoch": 0.1,
+    }
+
+
+LEAN = ["--activations", "relu", "--seeds", "1", "--workers", "1"]  # one trial, in this process
+
+
+def _execute(argv: list[str], capsys, lean: bool = True) -> tuple[int, str, str]:
+    from actlab.arena.cli import execute
+
+    args = build_parser().parse_args(["arena", *(LEAN if lean else []), *argv])
+    code = execute(args, trial_fn=_fake_trial)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# ----------------------------------------------------------------------------- item 1: no code from data
+def test_a_suite_file_naming_a_user_task_needs_trust_code(task_dir, capsys):
+    folder, mod = task_dir
+    (folder / "suite.toml").write_text(f'name = "s"\nactivations = ["relu"]\ntasks = ["{mod}:data_only"]\n')
+    argv = ["--suite", "suite.toml", "--set", "model=mlp", "--budget", "1", "--out", "run", "--no-report"]
+    code, _, err = _execute(argv, capsys)
+    assert code == 2
+    assert f"suite.toml names the user task '{mod}:data_only'" in err
+    assert f"import module '{mod}'" in err and "call data_only(**task_params)" in err
+    assert "add --trust-code" in err
+    assert _ran(folder) == [] and not (folder / "run").exists()
+    # --trust-code with --dry-run: allowed, and still nothing runs
+    code, out, _ = _execute([*argv, "--trust-code", "--dry-run"], capsys)
+    assert code == 0 and "not imported; nothing ran" in out and _ran(folder) == []
+    # trusted, a real run imports and calls it
+    code, _, _ = _execute([*argv, "--trust-code"], capsys)
+    assert code == 0 and _ran(folder) == ["CALLED", "IMPORTED"]
+
+
+def test_a_stored_plan_naming_a_user_task_needs_trust_code_on_resume(task_dir, capsys):
+    """Someone else's run directory whose plan was edited to name code: --resume refuses it."""
+    from actlab.arena.config import Suite
+    from actlab.arena.store import ArenaStore
+
+    folder, mod = task_dir
+    suite = Suite(name="theirs", activations=("relu",), seeds=(0,), tasks=(f"{mod}:attack",))
+    suite = Suite(**{**suite.__dict__, "params": {"task_params": {"command": "touch PWNED"}, "model": "mlp"}})
+    with ArenaStore(folder / "theirs") as store:
+        store.set_meta("plan", {"suite": suite.to_dict(), "keys": []})
+    for extra in ([], ["--dry-run"]):
+        code, _, err = _execute(["--resume", "--out", "theirs", *extra], capsys, lean=False)
+        assert code == 2, err
+        assert f"the run in theirs names the user task '{mod}:attack'" in err and "--trust-code" in err
+    assert _ran(folder) == []
+
+
+def test_the_issue_attacks_from_the_command_line_run_nothing(task_dir, capsys):
+    folder, _ = task_dir
+    marker = folder / "PWNED"
+    for task in ("os:system", "subprocess:getoutput", "posix:system"):
+        params = json.dumps({"command" if task != "subprocess:getoutput" else "cmd": f"touch {marker}"})
+        code, _, err = _execute(["--tasks", task, "--set", f"task_params={params}", "--out", "r"], capsys)
+        assert code == 2 and "part of Python's standard library, not a task module" in err
+    # a suite file: refused twice over, even with --trust-code
+    (folder / "evil.toml").write_text(
+        'activations = ["relu"]\ntasks = ["subprocess:getoutput"]\n'
+        f'[params]\ntask_params = {{ cmd = "touch {marker}" }}\n'
+    )
+    code, _, err = _execute(["--suite", "evil.toml", "--trust-code", "--out", "r"], capsys)
+    assert code == 2 and "standard library" in err
+    assert not marker.exists() and not (folder / "r").exists()
+
+
+def test_dry_run_finds_a_named_task_without_importing_it(task_dir, capsys):
+    folder, mod = task_dir
+    code, out, _ = _execute(["--tasks", f"{mod}:data_only", "--set", "model=mlp", "--dry-run"], capsys)
+    assert code == 0, out
+    assert f"'data_only' is defined in {folder / mod}.py (not imported; nothing ran)" in out
+    assert "a dry run calls no task function" in out
+    code, _, err = _execute(["--tasks", f"{mod}:missing", "--dry-run"], capsys)
+    assert code == 2 and f"module '{mod}' has no attribute 'missing'" in err
+    assert _ran(folder) == [] and mod not in sys.modules
+
+
+def test_dry_run_does_not_run_a_parent_package(tmp_path, monkeypatch, capsys):
+    """pkg.sub:f is found below pkg without importing pkg (whose __init__ would run)."""
+    pkg = tmp_path / "trust_pkg_q"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(f"open({str(tmp_path / 'IMPORTED')!r}, 'w').close()\n")
+    (pkg / "sub.py").write_text("def make(seed=0):\n    return {}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    code, out, _ = _execute(["--tasks", "trust_pkg_q.sub:make", "--set", "model=mlp", "--dry-run"], capsys)
+    assert code == 0 and "'make' is defined in" in out
+    assert _ran(tmp_path) == [] and "trust_pkg_q" not in sys.modules
+
+
+def test_report_never_imports_user_code(task_dir, capsys):
+    folder, mod = task_dir
+    argv = ["--tasks", f"{mod}:data_only", "--set", "model=mlp", "--out", "run", "--no-report", "--quiet"]
+    code, _, _ = _execute(argv, capsys)
+    assert code == 0
+    for name in ("IMPORTED", "CALLED"):
+        (folder / name).unlink()
+    sys.modules.pop(mod, None)
+    assert main(["report", "run", "--format", "all"]) == 0
+    assert _ran(folder) == [] and mod not in sys.modules
+
+
+# ----------------------------------------------------------------------------- issue 15 item 6
+def test_the_working_directory_is_importable(task_dir):
+    from actlab.arena.tasks import build_task
+
+    folder, mod = task_dir
+    assert str(folder) not in sys.path  # as for the `actlab` console script
+    data = build_task(f"{mod}:data_only", {}, seed=1)
+    assert data.x_train.shape == (30, 3) and data.model_factory is None
+
+
+def test_a_data_only_task_without_a_model_is_refused_before_training(task_dir, capsys):
+    folder, mod = task_dir
+    trained = []
+
+    def counting_trial(config, **kwargs):
+        trained.append(config)
+        return _fake_trial(config, **kwargs)
+
+    from actlab.arena.cli import execute
+
+    args = build_parser().parse_args(["arena", *LEAN, "--tasks", f"{mod}:data_only", "--out", "run", "--quiet"])
+    assert execute(args, trial_fn=counting_trial) == 2
+    err = capsys.readouterr().err
+    assert f"user task '{mod}:data_only' returns data but no 'model' factory" in err
+    assert "--set model=mlp" in err
+    assert trained == [] and not (folder / "run").exists()
+    args = build_parser().parse_args(
+        ["arena", *LEAN, "--tasks", f"{mod}:data_only", "--set", "model=mlp", "--out", "run"]
+    )
+    assert execute(args, trial_fn=counting_trial) == 0 and len(trained) == 1
