@@ -201,6 +201,14 @@ def _build(args: argparse.Namespace) -> tuple[Any, Path]:
             except SuiteError as err:
                 problems += err.problems
     problems += _untrusted_tasks(target, args)
+    if args.backend == "local":
+        from actlab.arena.limits import worker_problems
+
+        source = "--workers" if args.workers is not None else f"workers = {target.workers} in {target.source}"
+        problems += worker_problems(args.workers or target.workers, source=source, force=args.force)
+    bounds = _bounds_before_planning(target, args)
+    if bounds:  # expanding or validating such a plan is itself what exhausts the machine
+        raise SuiteError(problems + bounds)
     from actlab.arena.runner import plan_trials
 
     try:
@@ -209,6 +217,13 @@ def _build(args: argparse.Namespace) -> tuple[Any, Path]:
         problems += err.problems
     if problems or suite is None:
         raise SuiteError(problems)
+    if args.backend == "local":  # a Ray cluster's nodes have their own memory
+        from actlab.arena.limits import memory_problems
+
+        workers = min(args.workers or target.workers or 1, len(plan.trials))
+        found = memory_problems(((t.label, t.config) for t in plan.trials), workers=workers, force=args.force)
+        if found:
+            raise SuiteError(found)
     suite = target
     if args.out:
         run_dir = Path(args.out)
@@ -245,6 +260,15 @@ def _untrusted_tasks(suite: Suite, args: argparse.Namespace) -> list[str]:
             f"does not run code on its own; if you trust that code, add --trust-code (or name it: --tasks {task})"
         )
     return problems
+
+
+def _bounds_before_planning(suite: Suite, args: argparse.Namespace) -> list[str]:
+    """Trial count and activation weights, from the suite's lists alone (nothing expanded or built)."""
+    from actlab.arena.limits import activation_problems, trial_count_problems
+
+    problems = trial_count_problems(suite.n_trials, len(suite.seeds), force=args.force)
+    workers = (args.workers or suite.workers or 1) if args.backend == "local" else 1
+    return problems + activation_problems(suite.activations, workers=workers, force=args.force)
 
 
 def _user_task_lines(plan: Any) -> list[str]:

@@ -60,6 +60,7 @@ from actlab.arena._train_params import Param, check_params, close_matches
 __all__ = [
     "TaskSpec",
     "TaskData",
+    "TaskFootprint",
     "task_names",
     "task_spec",
     "build_task",
@@ -124,6 +125,34 @@ class TaskSpec:
     metric: str = "accuracy"
     higher_is_better: bool = True
     input_kind: str | None = "vector"  # None: known only once the files are read
+    # The data's shape from the parameters alone, so a plan's memory is estimated without building
+    # it (actlab.arena.limits); None where only the files on disk tell.
+    footprint: Callable[[Mapping[str, Any]], TaskFootprint] | None = None
+
+
+@dataclass(frozen=True)
+class TaskFootprint:
+    """What a task's data will be, from its parameters: samples (train + validation), the shapes of
+    one input and one model output, and the bytes held while it is generated (an upper estimate)."""
+
+    n_samples: int
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    data_bytes: int
+
+
+def _pool_footprint(input_shape: Callable[[Mapping[str, Any]], tuple[int, ...]], output_shape: Any, work: int = 0):
+    """Generated tasks keep the pool and its train/validation copies: about twice the float32 inputs,
+    plus ``work`` bytes per input element of float64 intermediates while generating."""
+
+    def footprint(p: Mapping[str, Any]) -> TaskFootprint:
+        shape = input_shape(p)
+        out = output_shape(p) if callable(output_shape) else output_shape
+        n = p.get("n_samples", 1797)
+        elements = n * math.prod(shape)
+        return TaskFootprint(n, shape, out, elements * (8 + work) + n * math.prod(out) * 16)
+
+    return footprint
 
 
 # Training defaults for a user task (its function is not called to normalise a config).
@@ -362,6 +391,7 @@ _TASKS: dict[str, TaskSpec] = {
             lr=1e-2,
             batch_size=64,
             target=0.95,
+            footprint=_pool_footprint(lambda p: (2,), (2,), work=24),
         ),
         TaskSpec(
             "checkerboard",
@@ -373,6 +403,7 @@ _TASKS: dict[str, TaskSpec] = {
             lr=1e-2,
             batch_size=100,
             target=0.9,
+            footprint=_pool_footprint(lambda p: (2,), (2,), work=24),
         ),
         TaskSpec(
             "sine",
@@ -391,6 +422,7 @@ _TASKS: dict[str, TaskSpec] = {
             target=0.01,
             metric="mse",
             higher_is_better=False,
+            footprint=_pool_footprint(lambda p: (1,), (1,), work=24),
         ),
         TaskSpec(
             "digits",
@@ -402,6 +434,7 @@ _TASKS: dict[str, TaskSpec] = {
             lr=1e-2,
             batch_size=128,
             target=0.95,
+            footprint=_pool_footprint(lambda p: (64,), (10,), work=16),
         ),
         TaskSpec(
             "digits_image",
@@ -414,6 +447,7 @@ _TASKS: dict[str, TaskSpec] = {
             lr=1e-2,
             batch_size=64,
             target=0.95,
+            footprint=_pool_footprint(lambda p: (1, 8, 8), (10,), work=16),
         ),
         TaskSpec(
             "deep_mlp",
@@ -425,6 +459,7 @@ _TASKS: dict[str, TaskSpec] = {
             lr=1e-3,
             batch_size=64,
             target=0.9,
+            footprint=_pool_footprint(lambda p: (64,), (10,), work=16),
         ),
         TaskSpec(
             "adding",
@@ -444,6 +479,7 @@ _TASKS: dict[str, TaskSpec] = {
             target=0.01,
             metric="mse",
             higher_is_better=False,
+            footprint=_pool_footprint(lambda p: (p["seq_len"], 2), (1,), work=16),
         ),
         TaskSpec(
             "copy_memory",
@@ -463,6 +499,11 @@ _TASKS: dict[str, TaskSpec] = {
             lr=1e-2,
             batch_size=50,
             target=0.9,
+            footprint=_pool_footprint(
+                lambda p: (2 * p["copy_length"] + p["delay"], p["n_symbols"] + 2),
+                lambda p: (p["copy_length"], p["n_symbols"]),
+                work=8,
+            ),
         ),
         TaskSpec(
             "mnist_idx",
