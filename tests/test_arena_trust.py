@@ -203,3 +203,113 @@ def test_a_data_only_task_without_a_model_is_refused_before_training(task_dir, c
         ["arena", *LEAN, "--tasks", f"{mod}:data_only", "--set", "model=mlp", "--out", "run"]
     )
     assert execute(args, trial_fn=counting_trial) == 0 and len(trained) == 1
+
+
+# ----------------------------------------------------------------------------- item 2: bounded resources
+def _dry(argv: list[str], capsys) -> tuple[int, str]:
+    code = main(["arena", "--dry-run", "--out", "unused", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_seeds_are_bounded_before_they_are_made(tmp_path, capsys):
+    from actlab.arena.config import parse_seeds
+
+    with pytest.raises(ValueError, match="at most 1,000"):
+        parse_seeds(1_000_000)
+    with pytest.raises(ValueError, match="at most 1,000"):
+        parse_seeds(list(range(1001)))
+    for seeds in ("10000000000", "1000000", "1e10"):
+        code, text = _dry(["--seeds", seeds, "--activations", "relu", "--tasks", "spirals"], capsys)
+        assert code == 2 and "--seeds" in text and "Traceback" not in text
+    suite = tmp_path / "many.toml"
+    suite.write_text('activations = ["relu"]\ntasks = ["spirals"]\nseeds = 1000000\n')
+    code, text = _dry(["--suite", str(suite)], capsys)
+    assert code == 2 and "1,000,000 seeds; the arena runs at most 1,000" in text
+
+
+def test_trials_are_bounded(capsys):
+    lrs = [str(0.001 * (i + 1)) for i in range(13)]
+    argv = ["--activations", "relu", "gelu", "--tasks", "spirals", "--seeds", "500", "--lr", *lrs]
+    code, text = _dry(argv, capsys)
+    assert code == 2 and "the plan has 13,000 trials (more than 10,000" in text and "--force" in text
+    # past the hard limit --force does not help: the plan's own list would not fit
+    acts = [f"leaky_relu(negative_slope={0.01 * (i + 1):g})" for i in range(40)]
+    lrs = [str(0.001 * (i + 1)) for i in range(30)]
+    argv = ["--activations", *acts, "--tasks", "spirals", "--seeds", "1000", "--lr", *lrs, "--force"]
+    code, text = _dry(argv, capsys)
+    assert code == 2 and "1,200,000 trials, more than the arena can hold (1,000,000)" in text
+
+
+def test_workers_are_capped_at_the_cores(monkeypatch, tmp_path, capsys):
+    from actlab.arena import limits
+
+    monkeypatch.setattr(limits, "_cpus", lambda: 2)
+    base = ["--activations", "relu", "--tasks", "spirals"]
+    code, text = _dry([*base, "--workers", "100000"], capsys)
+    assert code == 2 and "--workers asks for 100,000 workers but this machine has 2 CPU cores" in text
+    assert _dry([*base, "--workers", "2"], capsys)[0] == 0
+    assert _dry([*base, "--workers", "3", "--force"], capsys)[0] == 0
+    suite = tmp_path / "busy.toml"
+    suite.write_text('activations = ["relu"]\ntasks = ["spirals"]\nworkers = 64\n')
+    code, text = _dry(["--suite", str(suite)], capsys)
+    assert code == 2 and f"workers = 64 in {suite} asks for 64 workers" in text
+
+
+def test_memory_is_estimated_before_anything_trains(monkeypatch, capsys):
+    from actlab.arena import limits
+
+    monkeypatch.setattr(limits, "machine_memory", lambda: 10**9)  # a 1 GB machine
+    base = ["--activations", "relu", "--tasks", "spirals", "--workers", "1"]
+    code, text = _dry([*base, "--set", 'model_params={"width": 2048, "depth": 20}'], capsys)
+    # 2 -> 2048, 19 x (2048 -> 2048), 2048 -> 2: counted by hand, 4 bytes x 4 copies each
+    n = (2 * 2048 + 2048) + 19 * (2048 * 2048 + 2048) + (2048 * 2 + 2)
+    assert code == 2 and f"{n:,} parameters with gradients and Adam state" in text
+    assert "more than this machine's 1 GB available" in text and "--force" in text
+    assert _dry([*base, "--set", 'model_params={"width": 2048, "depth": 20}', "--force"], capsys)[0] == 0
+    assert _dry(base, capsys)[0] == 0  # the task's own small model fits
+    # the data counts too: copy memory with a long delay is terabytes of one-hot inputs
+    params = 'task_params={"n_samples": 1000000, "delay": 10000}'
+    code, text = _dry(["--activations", "relu", "--tasks", "copy_memory", "--set", params], capsys)
+    assert code == 2 and "data 1.6 TB" in text
+    # two workers hold two trials at once
+    monkeypatch.setattr(limits, "_cpus", lambda: 2)
+    wide = ["--set", 'model_params={"width": 1024, "depth": 30}']  # ~32M parameters, ~0.5 GB each
+    assert _dry([*base, *wide], capsys)[0] == 0
+    code, text = _dry([*base[:-2], "--workers", "2", "--seeds", "2", *wide], capsys)
+    assert code == 2 and "x 2 workers at once" in text
+
+
+def test_huge_activation_weights_are_refused_before_validation_builds_them(monkeypatch, capsys):
+    from actlab.arena import limits, trial
+
+    built = []
+    real = trial._canonical_activation
+    monkeypatch.setattr(trial, "_canonical_activation", lambda name: built.append(name) or real(name))
+    monkeypatch.setattr(limits, "machine_memory", lambda: 5 * 10**8)
+    act = "prelu(num_parameters=50000000)"  # 50M slopes: 800 MB with gradients and Adam state
+    code, text = _dry(["--activations", act, "--tasks", "spirals", "--workers", "1"], capsys)
+    assert code == 2 and f"activation {act!r} holds 50,000,000 weights per layer (800 MB" in text
+    assert built == []
+
+
+def test_task_footprints_match_the_data_they_build():
+    """The memory estimate's data shapes, against the data actually built (small parameters)."""
+    from actlab.arena.tasks import build_task, check_task_params, task_names, task_spec
+
+    checked = 0
+    for name in task_names():
+        spec = task_spec(name)
+        if spec.footprint is None:
+            assert any(p.name == "path" for p in spec.params), name  # only data on disk is unknown
+            continue
+        given = {"n_samples": 60} if any(p.name == "n_samples" for p in spec.params) else {}
+        params, problems = check_task_params(name, given)
+        assert not problems
+        footprint, data = spec.footprint(params), build_task(name, params, seed=0)
+        assert footprint.n_samples == len(data.x_train) + len(data.x_val), name
+        assert footprint.input_shape == data.input_shape and footprint.output_shape == data.output_shape, name
+        held = sum(a.nbytes for a in (data.x_train, data.y_train, data.x_val, data.y_val))
+        assert held <= footprint.data_bytes <= 20 * held, name
+        checked += 1
+    assert checked >= 8
