@@ -17,7 +17,10 @@ Built-in tasks (``task_names()``), each generated or loaded without any download
 - ``mnist_idx``, ``cifar10``, ``arrays``: data already on disk, ``task_params={"path": ...}``;
   see :mod:`actlab.arena.loaders` for the file layouts.
 
-A user task is ``"package.module:function"`` (imported with importlib, never eval). The
+A user task is ``"package.module:function"``: code the user chose. Importing it runs its module's
+top-level code, so ``actlab arena`` imports only tasks named on its command line or trusted with
+``--trust-code``; validation and ``--dry-run`` only locate it (:func:`locate_user_task`: path finders
+and :mod:`ast`, no code runs). The working directory is importable, as with ``python -m``. The
 function is called as ``function(**task_params)``, with ``seed=`` added when it accepts a
 ``seed`` argument (or ``**kwargs``), and returns a dict (or an object with these attributes):
 
