@@ -313,3 +313,18 @@ def test_task_footprints_match_the_data_they_build():
         assert held <= footprint.data_bytes <= 20 * held, name
         checked += 1
     assert checked >= 8
+
+
+def test_the_estimate_counts_each_layer_and_each_activation_weight():
+    from actlab.arena.limits import estimate_trial_memory
+    from actlab.arena.trial import normalize_trial
+
+    cfg = normalize_trial({"task": "spirals", "activation": "prelu(num_parameters=64)", "batch_size": 10})
+    estimate = estimate_trial_memory(cfg)
+    # spirals' mlp: 2 -> 64 -> 64 -> 2 with biases, and a PReLU of 64 slopes after each hidden layer
+    n = (2 * 64 + 64) + (64 * 64 + 64) + (64 * 2 + 2) + 2 * 64
+    assert estimate.parameters == n and estimate.parameter_bytes == 16 * n
+    # floats per sample: each leaf module's output: flatten 2, (linear 64, prelu 64) twice, head 2, reshape 2;
+    # kept for a batch of 10 and its gradients, and for an evaluation chunk (all 1000 samples)
+    assert estimate.activation_bytes == 4 * (2 + 64 * 4 + 2 + 2) * (2 * 10 + 1000)
+    assert estimate_trial_memory({**cfg, "task": "arrays"}) is None  # data on disk: unknown until read
