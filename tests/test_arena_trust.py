@@ -141,7 +141,7 @@ def test_dry_run_finds_a_named_task_without_importing_it(task_dir, capsys):
     folder, mod = task_dir
     code, out, _ = _execute(["--tasks", f"{mod}:data_only", "--set", "model=mlp", "--dry-run"], capsys)
     assert code == 0, out
-    assert f"'data_only' is defined in {folder / mod}.py (not imported; nothing ran)" in out
+    assert f"user task {mod}:data_only: 'data_only' is defined in {folder / mod}.py (not imported; nothing ran)" in out
     assert "a dry run calls no task function" in out
     code, _, err = _execute(["--tasks", f"{mod}:missing", "--dry-run"], capsys)
     assert code == 2 and f"module '{mod}' has no attribute 'missing'" in err
@@ -219,6 +219,8 @@ def test_seeds_are_bounded_before_they_are_made(tmp_path, capsys):
         parse_seeds(1_000_000)
     with pytest.raises(ValueError, match="at most 1,000"):
         parse_seeds(list(range(1001)))
+    with pytest.raises(ValueError, match="from 0 to 2"):
+        parse_seeds([0, 2**64])  # torch.manual_seed takes 64 bits: refused here, not in every trial
     for seeds in ("10000000000", "1000000", "1e10"):
         code, text = _dry(["--seeds", seeds, "--activations", "relu", "--tasks", "spirals"], capsys)
         assert code == 2 and "--seeds" in text and "Traceback" not in text

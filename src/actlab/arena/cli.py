@@ -278,7 +278,7 @@ def _user_task_lines(plan: Any) -> list[str]:
     lines = []
     for task in dict.fromkeys(t.config["task"] for t in plan.trials):
         if is_user_task(task):
-            lines.append(locate_user_task(task).describe())
+            lines.append(f"user task {locate_user_task(task).describe()}")
     if lines:
         lines.append(
             "a dry run calls no task function: what a user task returns (its data, its model factory) "
@@ -448,8 +448,5 @@ def _plan_text(info: dict[str, Any]) -> str:
         lines.append("  grid: " + "; ".join(f"{k} = {v}" for k, v in info["grid"].items()))
     if info["example"]:
         lines.append("  first trial: " + json.dumps(info["example"], sort_keys=True))
-    lines += [
-        f"  user task {line}" if i < len(info.get("user_tasks", ())) - 1 else f"  {line}"
-        for i, line in enumerate(info.get("user_tasks", ()))
-    ]
+    lines += [f"  {line}" for line in info.get("user_tasks", ())]
     return "\n".join(lines)
