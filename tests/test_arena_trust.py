@@ -330,3 +330,35 @@ def test_the_estimate_counts_each_layer_and_each_activation_weight():
     # kept for a batch of 10 and its gradients, and for an evaluation chunk (all 1000 samples)
     assert estimate.activation_bytes == 4 * (2 + 64 * 4 + 2 + 2) * (2 * 10 + 1000)
     assert estimate_trial_memory({**cfg, "task": "arrays"}) is None  # data on disk: unknown until read
+
+
+def test_auto_init_gain_is_bounded_for_every_accepted_parameter():
+    """The arena's default `auto` init computes a gain for any accepted activation value: each ends,
+    raises a ValueError (then the arena uses gain 1 and says so) and never grows (the issue saw 24 GB
+    for elu(alpha=1e308), refused now by the catalog; the largest accepted values are sampled here)."""
+    import time
+    import tracemalloc
+
+    import actlab
+    from actlab.analysis import gain
+    from actlab.registry import all_specs
+    from actlab.verify.samples import parameter_samples
+
+    worst_memory, start, count = 0, time.perf_counter(), 0
+    for spec in all_specs():
+        if spec.kind != "elementwise":
+            continue
+        for params in parameter_samples(spec, "ci"):
+            act = actlab.get({"name": spec.name, "config": params})
+            tracemalloc.start()
+            try:
+                gain(act)
+            except ValueError:
+                pass
+            finally:
+                worst_memory = max(worst_memory, tracemalloc.get_traced_memory()[1])
+                tracemalloc.stop()
+            count += 1
+    assert count > 200
+    assert worst_memory < 64 * 2**20, f"{worst_memory / 2**20:.0f} MB"
+    assert time.perf_counter() - start < 120
