@@ -249,13 +249,29 @@ def test_workers_are_capped_at_the_cores(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(limits, "_cpus", lambda: 2)
     base = ["--activations", "relu", "--tasks", "spirals"]
     code, text = _dry([*base, "--workers", "100000"], capsys)
-    assert code == 2 and "--workers asks for 100,000 workers but this machine has 2 CPU cores" in text
-    assert _dry([*base, "--workers", "2"], capsys)[0] == 0
-    assert _dry([*base, "--workers", "3", "--force"], capsys)[0] == 0
+    assert code == 0
+    assert "note: --workers asks for 100,000 workers; this machine has 2 CPU cores, so 2 run at once" in text
+    assert "add --force" in text
+    code, text = _dry([*base, "--workers", "2"], capsys)
+    assert code == 0 and "note:" not in text
+    code, text = _dry([*base, "--workers", "3", "--force"], capsys)
+    assert code == 0 and "note:" not in text
     suite = tmp_path / "busy.toml"
     suite.write_text('activations = ["relu"]\ntasks = ["spirals"]\nworkers = 64\n')
-    code, text = _dry(["--suite", str(suite)], capsys)
-    assert code == 2 and f"workers = 64 in {suite} asks for 64 workers" in text
+    code, text = _dry(["--suite", str(suite), "--format", "json"], capsys)
+    assert code == 0 and json.loads(text)["notes"] == [
+        f"workers = 64 in {suite} asks for 64 workers; this machine has 2 CPU cores, so 2 run at once "
+        "(add --force to start more)"
+    ]
+    # a real run starts that many worker processes (here: one core, two trials)
+    monkeypatch.setattr(limits, "_cpus", lambda: 1)
+    monkeypatch.chdir(tmp_path)
+    from actlab.arena.cli import execute
+
+    args = build_parser().parse_args(["arena", *base, "--seeds", "2", "--workers", "8", "--out", "run", "--no-report"])
+    assert execute(args, trial_fn=_fake_trial) == 0
+    err = capsys.readouterr().err
+    assert "note: --workers asks for 8 workers" in err and "(local, in this process" in err
 
 
 def test_memory_is_estimated_before_anything_trains(monkeypatch, capsys):

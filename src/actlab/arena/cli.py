@@ -201,11 +201,7 @@ def _build(args: argparse.Namespace) -> tuple[Any, Path]:
             except SuiteError as err:
                 problems += err.problems
     problems += _untrusted_tasks(target, args)
-    if args.backend == "local":
-        from actlab.arena.limits import worker_problems
-
-        source = "--workers" if args.workers is not None else f"workers = {target.workers} in {target.source}"
-        problems += worker_problems(args.workers or target.workers, source=source, force=args.force)
+    capped = _cap_workers(target, args)
     bounds = _bounds_before_planning(target, args)
     if bounds:  # expanding or validating such a plan is itself what exhausts the machine
         raise SuiteError(problems + bounds)
@@ -217,6 +213,8 @@ def _build(args: argparse.Namespace) -> tuple[Any, Path]:
         problems += err.problems
     if problems or suite is None:
         raise SuiteError(problems)
+    if capped:
+        plan.notes.append(capped)
     if args.backend == "local":  # a Ray cluster's nodes have their own memory
         from actlab.arena.limits import memory_problems
 
@@ -260,6 +258,23 @@ def _untrusted_tasks(suite: Suite, args: argparse.Namespace) -> list[str]:
             f"does not run code on its own; if you trust that code, add --trust-code (or name it: --tasks {task})"
         )
     return problems
+
+
+def _cap_workers(suite: Suite, args: argparse.Namespace) -> str | None:
+    """Local workers beyond the cores only slow every trial down (and each holds a model and its
+    data): cap them at the cores, unless --force; returns the note saying so. Sets ``args.workers``."""
+    from actlab.arena.limits import worker_cap
+
+    requested = args.workers or suite.workers
+    cores = worker_cap(requested, force=args.force) if args.backend == "local" else None
+    if cores is None:
+        return None
+    source = "--workers" if args.workers is not None else f"workers = {suite.workers} in {suite.source}"
+    args.workers = cores
+    return (
+        f"{source} asks for {requested:,} workers; this machine has {cores} CPU core{'s' if cores != 1 else ''}, "
+        f"so {cores} run at once (add --force to start more)"
+    )
 
 
 def _bounds_before_planning(suite: Suite, args: argparse.Namespace) -> list[str]:
@@ -376,6 +391,8 @@ def execute(
         user_tasks = _user_task_lines(plan)
         if user_tasks:
             info["user_tasks"] = user_tasks
+        if plan.notes:
+            info["notes"] = list(plan.notes)
         print(json.dumps(info, indent=2) if args.format == "json" else _plan_text(info), file=out)
         return 0
     problems = _check_user_tasks(plan)  # runs the (named or trusted) user tasks' code once
@@ -449,4 +466,5 @@ def _plan_text(info: dict[str, Any]) -> str:
     if info["example"]:
         lines.append("  first trial: " + json.dumps(info["example"], sort_keys=True))
     lines += [f"  {line}" for line in info.get("user_tasks", ())]
+    lines += [f"  note: {note}" for note in info.get("notes", ())]
     return "\n".join(lines)

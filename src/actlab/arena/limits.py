@@ -31,7 +31,7 @@ __all__ = [
     "machine_memory",
     "estimate_trial_memory",
     "trial_count_problems",
-    "worker_problems",
+    "worker_cap",
     "activation_problems",
     "memory_problems",
 ]
@@ -95,15 +95,11 @@ def trial_count_problems(n_trials: int, n_seeds: int, *, force: bool) -> list[st
     return problems
 
 
-def worker_problems(workers: int | None, *, source: str, force: bool) -> list[str]:
-    """Local workers beyond this machine's cores only slow every trial down (and each holds a model)."""
+def worker_cap(workers: int | None, *, force: bool) -> int | None:
+    """This machine's core count when ``workers`` exceeds it (and not ``force``), else None: local
+    workers beyond the cores only slow every trial down, and each holds a model and its data."""
     cores = _cpus()
-    if workers is None or workers <= cores or force:
-        return []
-    return [
-        f"{source} asks for {workers:,} workers but this machine has {cores} CPU core{'s' if cores != 1 else ''}; "
-        f"more workers than cores only slow every trial down: use --workers {cores} or fewer, {_FORCE}"
-    ]
+    return cores if workers is not None and workers > cores and not force else None
 
 
 # ----------------------------------------------------------------------------- memory
