@@ -94,7 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument(
         "--force",
         action="store_true",
-        help="run although workers exceed the cores or the memory estimate exceeds this machine's memory",
+        help="start more workers than cores, more than 10,000 trials, or trials whose memory estimate "
+        "exceeds this machine's available memory",
     )
     show = parser.add_argument_group("output")
     show.add_argument("--format", choices=("table", "json", "csv", "md"), default="table", help="ranking format")
