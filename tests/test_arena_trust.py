@@ -378,3 +378,18 @@ def test_auto_init_gain_is_bounded_for_every_accepted_parameter():
     assert count > 200
     assert worst_memory < 64 * 2**20, f"{worst_memory / 2**20:.0f} MB"
     assert time.perf_counter() - start < 120
+
+
+def test_a_built_in_model_on_user_data_is_estimated_once_the_data_is_built(task_dir, monkeypatch, capsys):
+    from actlab.arena import limits
+
+    folder, mod = task_dir
+    monkeypatch.setattr(limits, "machine_memory", lambda: 10**9)
+    wide = ["--set", "model=mlp", "--set", 'model_params={"width": 2048, "depth": 20}']
+    code, _, err = _execute(["--tasks", f"{mod}:data_only", *wide, "--out", "run"], capsys)
+    # the task's 3 inputs and 2 classes, counted by hand
+    n = (3 * 2048 + 2048) + 19 * (2048 * 2048 + 2048) + (2048 * 2 + 2)
+    assert code == 2 and f"{n:,} parameters with gradients and Adam state" in err and "--force" in err
+    assert not (folder / "run").exists()
+    code, _, _ = _execute(["--tasks", f"{mod}:data_only", *wide, "--out", "run", "--force"], capsys)
+    assert code == 0

@@ -303,12 +303,14 @@ def _user_task_lines(plan: Any) -> list[str]:
     return lines
 
 
-def _check_user_tasks(plan: Any) -> list[str]:
+def _check_user_tasks(plan: Any, args: argparse.Namespace) -> list[str]:
     """Call each user task once (its first trial's seed and task_params) and check what it returns,
-    so that a task without a model factory fails here and not in every trial."""
+    so that a task without a model factory fails here and not in every trial; then the memory of
+    the trials that train a built-in model on its data."""
     from actlab.arena.tasks import check_user_task, is_user_task
 
     problems: list[str] = []
+    footprints: dict[str, Any] = {}
     seen: set[str] = set()
     for trial in plan.trials:
         cfg = trial.config
@@ -317,7 +319,17 @@ def _check_user_tasks(plan: Any) -> list[str]:
         probe = json.dumps([cfg["task"], cfg["task_params"], cfg["model"]], sort_keys=True)
         if probe not in seen:
             seen.add(probe)
-            problems += check_user_task(cfg["task"], cfg["task_params"], cfg["seed"], cfg["model"])
+            found, footprint = check_user_task(cfg["task"], cfg["task_params"], cfg["seed"], cfg["model"])
+            problems += found
+            if footprint is not None:  # task_params may change the data: keep the largest
+                old = footprints.get(cfg["task"])
+                footprints[cfg["task"]] = footprint if old is None or footprint.data_bytes > old.data_bytes else old
+    if not problems and footprints and args.backend == "local":
+        from actlab.arena.limits import memory_problems
+
+        trials = [(t.label, t.config) for t in plan.trials if t.config["task"] in footprints]
+        workers = min(args.workers or plan.suite.workers or 1, len(plan.trials))
+        problems += memory_problems(trials, workers=workers, force=args.force, footprints=footprints)
     return list(dict.fromkeys(problems))
 
 
@@ -396,7 +408,7 @@ def execute(
             info["notes"] = list(plan.notes)
         print(json.dumps(info, indent=2) if args.format == "json" else _plan_text(info), file=out)
         return 0
-    problems = _check_user_tasks(plan)  # runs the (named or trusted) user tasks' code once
+    problems = _check_user_tasks(plan, args)  # runs the (named or trusted) user tasks' code once
     if problems:
         return _report_problems(problems, err)
 

@@ -187,19 +187,25 @@ def _activation_weights(identifier: str) -> int:
         return 0
 
 
-def estimate_trial_memory(config: Mapping[str, Any]) -> MemoryEstimate | None:
+def estimate_trial_memory(config: Mapping[str, Any], footprint: Any = None) -> MemoryEstimate | None:
     """The memory a normalised trial needs (:class:`MemoryEstimate`), None where it cannot be known
-    without running user code or reading files (a user task, data on disk)."""
+    without running user code or reading files (a user task's own model, data on disk).
+
+    ``footprint`` (a :class:`~actlab.arena.tasks.TaskFootprint`) replaces the task's own: a user
+    task's data, measured once it was built.
+    """
     from actlab.arena.models import TASK_MODEL
     from actlab.arena.tasks import is_user_task, task_spec
 
     task, model_name = config.get("task"), config.get("model")
-    if not isinstance(task, str) or is_user_task(task) or model_name == TASK_MODEL:
+    if not isinstance(task, str) or model_name == TASK_MODEL:
         return None
-    spec = task_spec(task)
-    if spec.footprint is None:
-        return None
-    shape = spec.footprint(config.get("task_params") or {})
+    if footprint is None:
+        spec = None if is_user_task(task) else task_spec(task)
+        if spec is None or spec.footprint is None:
+            return None
+        footprint = spec.footprint(config.get("task_params") or {})
+    shape = footprint
     batch = int(config.get("batch_size") or 1)
     params_json = json.dumps(dict(config.get("model_params") or {}), sort_keys=True)
     n_params, per_sample, sites = _structure(model_name, params_json, shape.input_shape, shape.output_shape)
@@ -241,9 +247,11 @@ def memory_problems(
     workers: int,
     force: bool,
     memory: int | None = None,
+    footprints: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Trials (label, normalised config) whose estimate, times the workers running at once, exceeds
-    the machine's available memory. Each distinct configuration (seeds aside) is estimated once."""
+    the machine's available memory. Each distinct configuration (seeds aside) is estimated once.
+    ``footprints`` maps a user task's name to its measured data (see :func:`estimate_trial_memory`)."""
     memory = machine_memory() if memory is None else memory
     if force or memory is None:
         return []
@@ -252,7 +260,7 @@ def memory_problems(
     for label, config in trials:
         probe = json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True, default=str)
         if probe not in seen:
-            seen[probe] = estimate_trial_memory(config)
+            seen[probe] = estimate_trial_memory(config, (footprints or {}).get(config.get("task")))
             estimate = seen[probe]
             if estimate is not None and (worst is None or estimate.total > worst[0]):
                 worst = (estimate.total, label, estimate)

@@ -735,10 +735,13 @@ def user_task_problem(entry: str) -> str | None:
     return None
 
 
-def check_user_task(entry: str, params: Mapping[str, Any] | None, seed: int, model: Any) -> list[str]:
+def check_user_task(
+    entry: str, params: Mapping[str, Any] | None, seed: int, model: Any
+) -> tuple[list[str], TaskFootprint | None]:
     """Call the task once and check what it returns, before any trial trains (runs the user's code).
 
-    ``model`` is the trial's model: ``"task"`` needs the task to return a model factory.
+    ``model`` is the trial's model: ``"task"`` needs the task to return a model factory. Returns the
+    problems and, when there are none, the data's :class:`TaskFootprint` (for the memory estimate).
     """
     try:
         data = _build_user_task(entry, dict(params or {}), seed)
@@ -747,7 +750,7 @@ def check_user_task(entry: str, params: Mapping[str, Any] | None, seed: int, mod
             f"task: {err}"
             if isinstance(err, ValueError) and str(err).startswith("user task")
             else f"task: user task {entry!r} raised {type(err).__name__}: {err}"
-        ]
+        ], None
     from actlab.arena.models import TASK_MODEL, model_names
 
     if model == TASK_MODEL and data.model_factory is None:
@@ -755,8 +758,11 @@ def check_user_task(entry: str, params: Mapping[str, Any] | None, seed: int, mod
             f"model: user task {entry!r} returns data but no 'model' factory; add \"model\": "
             f"factory(activation) -> nn.Module to what it returns, or choose a built-in model with "
             f"--set model=mlp (one of {', '.join(model_names())})"
-        ]
-    return []
+        ], None
+    arrays = (data.x_train, data.y_train, data.x_val, data.y_val)
+    held = sum(int(getattr(a, "nbytes", 0)) for a in arrays)
+    n = len(data.x_train) + len(data.x_val)
+    return [], TaskFootprint(n, tuple(data.input_shape), tuple(data.output_shape), held)
 
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
