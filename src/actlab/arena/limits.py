@@ -149,6 +149,11 @@ def _activation_floats(model: Any, example: Any) -> int:
 _RECURRENT = ("lstm", "gru")  # their cells loop inside one module: a meta forward would loop every step
 
 
+# A model this small is built for real to count its activations (a forward of one sample, a few MB
+# at most); a larger one runs on the meta device, whose first matmul costs ~2 s of torch imports.
+_REAL_FORWARD_PARAMETERS = 2_000_000
+
+
 @functools.lru_cache(maxsize=256)
 def _structure(model_name: str, params_json: str, input_shape: tuple, output_shape: tuple) -> tuple[int, int, int]:
     """(parameters, per-sample activation floats, activation sites) of a built-in model with ReLU in
@@ -161,15 +166,18 @@ def _structure(model_name: str, params_json: str, input_shape: tuple, output_sha
     with torch.device("meta"):
         model = build_model(model_name, "relu", input_shape, output_shape, params)
         kind = type(make_activation("relu"))
-        n_params = sum(p.numel() for p in model.parameters())
-        sites = sum(type(m) is kind for m in model.modules())
-        if model_name in _RECURRENT:
-            per_sample = input_shape[0] * params.get("layers", 1) * params.get("hidden", 64) * 12  # gates, states
-        else:
-            try:
-                per_sample = _activation_floats(model, torch.empty((2, *input_shape)))
-            except Exception:  # noqa: BLE001 - a layer the meta device cannot run: parameters only
-                per_sample = 0
+    n_params = sum(p.numel() for p in model.parameters())
+    sites = sum(type(m) is kind for m in model.modules())
+    if model_name in _RECURRENT:
+        return n_params, input_shape[0] * params.get("layers", 1) * params.get("hidden", 64) * 12, sites  # gates
+    device = "cpu" if n_params <= _REAL_FORWARD_PARAMETERS else "meta"
+    try:
+        with torch.device(device), torch.no_grad():
+            if device == "cpu":
+                model = build_model(model_name, "relu", input_shape, output_shape, params)
+            per_sample = _activation_floats(model.eval(), torch.zeros((1, *input_shape)))
+    except Exception:  # noqa: BLE001 - a layer the meta device cannot run: parameters only
+        per_sample = 0
     return n_params, per_sample, sites
 
 
