@@ -196,6 +196,7 @@ def test_a_data_only_task_without_a_model_is_refused_before_training(task_dir, c
     args = build_parser().parse_args(["arena", *LEAN, "--tasks", f"{mod}:data_only", "--out", "run", "--quiet"])
     assert execute(args, trial_fn=counting_trial) == 2
     err = capsys.readouterr().err
+    assert err.startswith("actlab arena: 1 problem, nothing was trained:")
     assert f"user task '{mod}:data_only' returns data but no 'model' factory" in err
     assert "--set model=mlp" in err
     assert trained == [] and not (folder / "run").exists()

@@ -333,9 +333,9 @@ def _check_user_tasks(plan: Any, args: argparse.Namespace) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
-def _report_problems(problems: list[str], err: IO[str]) -> int:
+def _report_problems(problems: list[str], err: IO[str], outcome: str = "nothing was run") -> int:
     n = len(problems)
-    print(f"actlab arena: {n} problem{'s' if n != 1 else ''}, nothing was run:", file=err)
+    print(f"actlab arena: {n} problem{'s' if n != 1 else ''}, {outcome}:", file=err)
     for problem in problems:
         print(f"  - {problem}", file=err)
     return 2
@@ -409,8 +409,8 @@ def execute(
         print(json.dumps(info, indent=2) if args.format == "json" else _plan_text(info), file=out)
         return 0
     problems = _check_user_tasks(plan, args)  # runs the (named or trusted) user tasks' code once
-    if problems:
-        return _report_problems(problems, err)
+    if problems:  # the user tasks' code ran, no trial did
+        return _report_problems(problems, err, "nothing was trained")
 
     from actlab.arena.backends import WorkerLost
     from actlab.arena.runner import run_arena
