@@ -188,7 +188,7 @@ def parse_seeds(value: Any) -> tuple[int, ...]:
             hint = " (for the single seed 0 write '0,')" if value == 0 else ""
             raise ValueError(f"seeds must be a count of at least 1{hint}, got {value}")
         if value > MAX_SEEDS:  # before range() makes them: 1e10 seeds is a MemoryError, not a plan
-            raise ValueError(f"seeds: {value:,} seeds; the arena runs at most {MAX_SEEDS:,} (give a smaller count)")
+            raise ValueError(f"too many seeds ({value:,}); the arena runs at most {MAX_SEEDS:,} (give a smaller count)")
         return tuple(range(value))
     if (
         isinstance(value, (list, tuple))
@@ -198,7 +198,7 @@ def parse_seeds(value: Any) -> tuple[int, ...]:
         if any(s < 0 or s >= 2**63 for s in value):
             raise ValueError(f"seeds must be integers from 0 to 2**63 - 1, got {list(value)[:20]}")
         if len(value) > MAX_SEEDS:
-            raise ValueError(f"seeds: {len(value):,} seeds; the arena runs at most {MAX_SEEDS:,} (give fewer)")
+            raise ValueError(f"too many seeds ({len(value):,}); the arena runs at most {MAX_SEEDS:,} (give fewer)")
         if len(set(value)) != len(value):
             raise ValueError(f"seeds must not repeat, got {list(value)}")
         return tuple(value)

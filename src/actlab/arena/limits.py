@@ -81,7 +81,7 @@ def trial_count_problems(n_trials: int, n_seeds: int, *, force: bool) -> list[st
     """Seeds and trials within bounds, checked from the suite's list lengths before expanding them."""
     problems = []
     if n_seeds > MAX_SEEDS:
-        problems.append(f"seeds: {n_seeds:,} seeds; the arena runs at most {MAX_SEEDS:,} (give a smaller count)")
+        problems.append(f"too many seeds ({n_seeds:,}); the arena runs at most {MAX_SEEDS:,} (give a smaller count)")
     elif n_trials > HARD_MAX_TRIALS:
         problems.append(
             f"the plan has {n_trials:,} trials, more than the arena can hold ({HARD_MAX_TRIALS:,}); "
