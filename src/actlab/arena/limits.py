@@ -1,16 +1,18 @@
 """Bounds checked before anything trains: seeds and trials, workers against cores, memory against the machine.
 
-``actlab arena`` refuses a plan that would exhaust the machine, with a sentence saying what to reduce;
-``--force`` overrides the checks that depend on the machine (cores, memory, a very large plan), never
-the hard limits (a plan whose list of trials alone would not fit).
+``actlab arena`` refuses a plan that would exhaust the machine, with a sentence saying what to reduce,
+and caps local workers at the CPU cores (with a note). ``--force`` overrides the checks that depend
+on the machine (cores, memory, a very large plan), never the hard limits (a plan whose list of
+trials alone would not fit).
 
-The memory estimate of a trial (:func:`estimate_trial_memory`) is built without allocating: the
-model is built on PyTorch's ``meta`` device (shapes only) and run once on a meta batch to count the
-activations a training step keeps; the data size comes from the task's parameters
-(:attr:`~actlab.arena.tasks.TaskSpec.footprint`). It counts the parameters four times (weights,
-gradients, Adam's two moments), the activations of one training batch twice (kept for the backward
-pass, and their gradients) plus one evaluation chunk, and the data. It is an estimate of the largest
-terms, not a measurement: its purpose is to refuse settings off by orders of magnitude
+The memory estimate of a trial (:func:`estimate_trial_memory`) is built without allocating the
+model: it is built on PyTorch's ``meta`` device (shapes only) and, when small, once for real to run
+one sample through it, counting the activations a training step keeps; the data size comes from
+the task's parameters (:attr:`~actlab.arena.tasks.TaskSpec.footprint`, or a user task's data once
+built). It counts the parameters four times (weights, gradients, Adam's two moments), the
+activations of one training batch twice (kept for the backward pass, and their gradients) plus one
+evaluation chunk, and the data. It is an estimate of the largest terms, not a measurement: its
+purpose is to refuse settings off by orders of magnitude
 (``width=8192, depth=200`` needs ~200 GB) before a worker is killed by the kernel.
 """
 
@@ -126,7 +128,7 @@ class MemoryEstimate:
 
 
 def _activation_floats(model: Any, example: Any) -> int:
-    """Per-sample floats a forward pass produces (the outputs of every leaf module), on the meta device."""
+    """Per-sample floats a forward pass produces (the outputs of every leaf module)."""
     import torch
 
     total = 0
@@ -157,7 +159,7 @@ _REAL_FORWARD_PARAMETERS = 2_000_000
 @functools.lru_cache(maxsize=256)
 def _structure(model_name: str, params_json: str, input_shape: tuple, output_shape: tuple) -> tuple[int, int, int]:
     """(parameters, per-sample activation floats, activation sites) of a built-in model with ReLU in
-    every activation site, built on the meta device (nothing allocated)."""
+    every activation site (counted on the meta device; a small model runs one real sample)."""
     import torch
 
     from actlab.arena.models import build_model, make_activation
