@@ -85,6 +85,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--out", metavar="DIR", help=f"run directory (default: {DEFAULT_ROOT}/SUITE[-HASH])")
     how.add_argument("--resume", action="store_true", help="continue the run in the run directory")
     how.add_argument("--dry-run", action="store_true", help="check everything and show the plan; train nothing")
+    how.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="import the user tasks (package.module:function) that a suite file or a stored run names; "
+        "tasks given with --tasks are trusted already",
+    )
+    how.add_argument(
+        "--force",
+        action="store_true",
+        help="start more workers than cores, more than 10,000 trials, or trials whose memory estimate "
+        "exceeds this machine's available memory",
+    )
     show = parser.add_argument_group("output")
     show.add_argument("--format", choices=("table", "json", "csv", "md"), default="table", help="ranking format")
     show.add_argument("--wide", action="store_true", help="ranking table at its natural width (default: at most 100)")
@@ -216,14 +228,28 @@ def _build(args: argparse.Namespace) -> tuple[Any, Path]:
                 target = with_overrides(target, **{name: value})
             except SuiteError as err:
                 problems += err.problems
+    problems += _untrusted_tasks(target, args)
+    capped = _cap_workers(target, args)
+    bounds = _bounds_before_planning(target, args)
+    if bounds:  # expanding or validating such a plan is itself what exhausts the machine
+        raise SuiteError(problems + bounds)
     from actlab.arena.runner import plan_trials
 
     try:
-        plan = plan_trials(target)  # every trial's problems, before anything trains
+        plan = plan_trials(target)  # every trial's problems, before anything trains (imports no user code)
     except SuiteError as err:
         problems += err.problems
     if problems or suite is None:
         raise SuiteError(problems)
+    if capped:
+        plan.notes.append(capped)
+    if args.backend == "local":  # a Ray cluster's nodes have their own memory
+        from actlab.arena.limits import memory_problems
+
+        workers = min(args.workers or target.workers or 1, len(plan.trials))
+        found = memory_problems(((t.label, t.config) for t in plan.trials), workers=workers, force=args.force)
+        if found:
+            raise SuiteError(found)
     suite = target
     if args.out:
         run_dir = Path(args.out)
@@ -232,6 +258,114 @@ def _build(args: argparse.Namespace) -> tuple[Any, Path]:
     else:
         run_dir = DEFAULT_ROOT / suite.name
     return plan, run_dir
+
+
+def _named_tasks(args: argparse.Namespace) -> set[str]:
+    from actlab.arena.config import split_list
+
+    return set(split_list(args.tasks)) if args.tasks else set()
+
+
+def _untrusted_tasks(suite: Suite, args: argparse.Namespace) -> list[str]:
+    """A user task runs code: it is imported only when the command line names it (--tasks) or
+    trusts it (--trust-code), never because a suite file or a stored run's plan mentions it."""
+    from actlab.arena.tasks import is_user_task
+
+    if getattr(args, "trust_code", False):
+        return []
+    named = _named_tasks(args)
+    problems = []
+    for task in suite.tasks:
+        if not is_user_task(task) or task in named:
+            continue
+        module, _, function = task.partition(":")
+        source = suite.source or "the suite"
+        problems.append(
+            f"{source} names the user task {task!r}: running it would import module {module!r} (running its "
+            f"top-level code) and call {function}(**task_params). A suite file or a stored run is data and "
+            f"does not run code on its own; if you trust that code, add --trust-code (or name it: --tasks {task})"
+        )
+    return problems
+
+
+def _cap_workers(suite: Suite, args: argparse.Namespace) -> str | None:
+    """Local workers beyond the cores only slow every trial down (and each holds a model and its
+    data): cap them at the cores, unless --force; returns the note saying so. Sets ``args.workers``."""
+    from actlab.arena.limits import worker_cap
+
+    requested = args.workers or suite.workers
+    cores = worker_cap(requested, force=args.force) if args.backend == "local" else None
+    if cores is None:
+        return None
+    source = "--workers" if args.workers is not None else f"workers = {suite.workers} in {suite.source}"
+    args.workers = cores
+    return (
+        f"{source} asks for {requested:,} workers; this machine has {cores} CPU core{'s' if cores != 1 else ''}, "
+        f"so {cores} run at once (add --force to start more)"
+    )
+
+
+def _bounds_before_planning(suite: Suite, args: argparse.Namespace) -> list[str]:
+    """Trial count and activation weights, from the suite's lists alone (nothing expanded or built)."""
+    from actlab.arena.limits import activation_problems, trial_count_problems
+
+    problems = trial_count_problems(suite.n_trials, len(suite.seeds), force=args.force)
+    workers = (args.workers or suite.workers or 1) if args.backend == "local" else 1
+    return problems + activation_problems(suite.activations, workers=workers, force=args.force)
+
+
+def _user_task_lines(plan: Any) -> list[str]:
+    """What a dry run can say about the plan's user tasks without running any of their code."""
+    from actlab.arena.tasks import is_user_task, locate_user_task
+
+    lines = []
+    for task in dict.fromkeys(t.config["task"] for t in plan.trials):
+        if is_user_task(task):
+            lines.append(f"user task {locate_user_task(task).describe()}")
+    if lines:
+        lines.append(
+            "a dry run calls no task function: what a user task returns (its data, its model factory) "
+            "is checked when the run starts, before any trial trains"
+        )
+    return lines
+
+
+def _check_user_tasks(plan: Any, args: argparse.Namespace) -> list[str]:
+    """Call each user task once (its first trial's seed and task_params) and check what it returns,
+    so that a task without a model factory fails here and not in every trial; then the memory of
+    the trials that train a built-in model on its data."""
+    from actlab.arena.tasks import check_user_task, is_user_task
+
+    problems: list[str] = []
+    footprints: dict[str, Any] = {}
+    seen: set[str] = set()
+    for trial in plan.trials:
+        cfg = trial.config
+        if not is_user_task(cfg["task"]):
+            continue
+        probe = json.dumps([cfg["task"], cfg["task_params"], cfg["model"]], sort_keys=True)
+        if probe not in seen:
+            seen.add(probe)
+            found, footprint = check_user_task(cfg["task"], cfg["task_params"], cfg["seed"], cfg["model"])
+            problems += found
+            if footprint is not None:  # task_params may change the data: keep the largest
+                old = footprints.get(cfg["task"])
+                footprints[cfg["task"]] = footprint if old is None or footprint.data_bytes > old.data_bytes else old
+    if not problems and footprints and args.backend == "local":
+        from actlab.arena.limits import memory_problems
+
+        trials = [(t.label, t.config) for t in plan.trials if t.config["task"] in footprints]
+        workers = min(args.workers or plan.suite.workers or 1, len(plan.trials))
+        problems += memory_problems(trials, workers=workers, force=args.force, footprints=footprints)
+    return list(dict.fromkeys(problems))
+
+
+def _report_problems(problems: list[str], err: IO[str], outcome: str = "nothing was run") -> int:
+    n = len(problems)
+    print(f"actlab arena: {n} problem{'s' if n != 1 else ''}, {outcome}:", file=err)
+    for problem in problems:
+        print(f"  - {problem}", file=err)
+    return 2
 
 
 # ----------------------------------------------------------------------------- running
@@ -291,17 +425,21 @@ def execute(
     try:
         plan, run_dir = _build(args)
     except SuiteError as error:
-        n = len(error.problems)
-        print(f"actlab arena: {n} problem{'s' if n != 1 else ''}, nothing was run:", file=err)
-        for problem in error.problems:
-            print(f"  - {problem}", file=err)
-        return 2
+        return _report_problems(error.problems, err)
     if args.dry_run:
         from actlab.arena.runner import plan_summary
 
         info = {**plan_summary(plan), "run_dir": str(run_dir)}
+        user_tasks = _user_task_lines(plan)
+        if user_tasks:
+            info["user_tasks"] = user_tasks
+        if plan.notes:
+            info["notes"] = list(plan.notes)
         print(json.dumps(info, indent=2) if args.format == "json" else _plan_text(info), file=out)
         return 0
+    problems = _check_user_tasks(plan, args)  # runs the (named or trusted) user tasks' code once
+    if problems:  # the user tasks' code ran, no trial did
+        return _report_problems(problems, err, "nothing was trained")
 
     from actlab.arena.backends import WorkerLost
     from actlab.arena.runner import run_arena
@@ -369,4 +507,6 @@ def _plan_text(info: dict[str, Any]) -> str:
         lines.append("  grid: " + "; ".join(f"{k} = {v}" for k, v in info["grid"].items()))
     if info["example"]:
         lines.append("  first trial: " + json.dumps(info["example"], sort_keys=True))
+    lines += [f"  {line}" for line in info.get("user_tasks", ())]
+    lines += [f"  note: {note}" for note in info.get("notes", ())]
     return "\n".join(lines)

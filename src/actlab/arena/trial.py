@@ -207,10 +207,9 @@ def _normalize(config: Any) -> tuple[dict[str, Any], list[str]]:
         )
     elif _tasks.is_user_task(task):
         defaults = dict(_tasks.USER_TASK_DEFAULTS)
-        try:
-            _tasks.resolve_user_task(task)
-        except ValueError as err:
-            problems.append(f"task: {err}")
+        problem = _tasks.user_task_problem(task)  # found without running its code (validation imports nothing)
+        if problem:
+            problems.append(f"task: {problem}")
     else:
         try:
             spec = _tasks.task_spec(task)
