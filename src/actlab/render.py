@@ -135,8 +135,10 @@ def _minimum(header: str, cells: list[str]) -> tuple[int, int, int]:
 
 
 def _abbreviate(header: str, width: int) -> str:
-    """A header whose words fit ``width``: a longer word is cut and ends in "." ("diverged" -> "dive.")."""
-    return " ".join(w if len(w) <= width else w[: max(1, width - 1)] + "." for w in header.split(" "))
+    """A header whose words fit ``width``: a longer word becomes its first letters and "." ("diverged" ->
+    "div."), at most four letters, as abbreviations are usually written ("activation" -> "act.", not
+    "activati.")."""
+    return " ".join(w if len(w) <= width else w[: max(1, min(width - 1, 3))] + "." for w in header.split(" "))
 
 
 def _fit(natural: list[int], floors: list[list[int]], room: int) -> list[int] | None:
@@ -182,7 +184,7 @@ def _table(header: list[str], rows: list[list[str]], title: str, *, width: int |
     numeric = [all(_NUMBER.fullmatch(w) for r in rows for w in _words(r[j])) for j in range(n)]
     cells = [max([_natural(r[j]) for r in rows], default=1) for j in range(n)]
     text_first = [natural[j] if numeric[j] else soft[j] for j in range(n)]
-    short_head = [max(cells[j], min(4, _longest(header[j]))) if numeric[j] else soft[j] for j in range(n)]
+    short_head = [max(cells[j], min(5, _longest(header[j]))) if numeric[j] else soft[j] for j in range(n)]
     widths = _fit(natural, [text_first, soft], width - (3 * n + 1))
     is_compact = widths is None
     if is_compact:

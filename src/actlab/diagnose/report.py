@@ -211,7 +211,10 @@ class DiagnosisReport:
         from actlab.render import render as _render
 
         title = f"activation health of {self.model}: {self.batches} batches, {self.backward_passes} backward passes"
-        table = _render(site_rows(self), SITE_COLUMNS, fmt, title=title, headers=_HEADERS)
+        # To fit 100 columns the terminal table leaves out the index (sites are listed in execution
+        # order) and the unit count (the dead-units cell gives count and fraction); JSON has both.
+        columns = SITE_COLUMNS if fmt == "md" else tuple(c for c in SITE_COLUMNS if c not in ("index", "units"))
+        table = _render(site_rows(self), columns, fmt, title=title, headers=_HEADERS)
         lines = [table, ""]
         summary = [
             f"dead units overall: {_pct(self.dead_fraction)}",
