@@ -371,6 +371,8 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
         columns.insert(1, "params")
     if set(dtypes) <= set(_HALF_DTYPES):  # PyTorch's half kernels: python -m actlab.verify.low_precision
         columns = [c for c in columns if c != "conditioned" and not c.startswith("torch_")]
+    elif args.format == "table" and not args.wide:
+        columns.remove("torch_name")  # the peer's full symbol ("torch.nn.functional...") is in the other formats
     failed = [r for r in rows if not r["passed"]]
     limits = (
         "forward and derivative 1 step of the dtype (computed in float32, rounded once)"
