@@ -223,7 +223,11 @@ def test_a_store_appears_complete_or_not_at_all(tmp_path, monkeypatch):
 def test_an_empty_store_file_is_refused_not_started_over(tmp_path):
     path = store_path(tmp_path)
     path.touch()
-    for opening in (lambda: ArenaStore(tmp_path), lambda: ArenaStore(tmp_path, create=False), lambda: read_records(tmp_path)):
+    for opening in (
+        lambda: ArenaStore(tmp_path),
+        lambda: ArenaStore(tmp_path, create=False),
+        lambda: read_records(tmp_path),
+    ):
         with pytest.raises(StoreError, match=r"is empty \(0 bytes\).*nothing to continue.*Delete it"):
             opening()
     assert path.stat().st_size == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["arena.sqlite"]

@@ -215,7 +215,9 @@ class ArenaStore:
                 uri = f"{self.path.resolve().as_uri()}?mode={'rwc' if in_place else 'rw'}"
             self._conn = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except sqlite3.Error as err:
-            raise StoreError(_write_problem(err, self.path) or f"cannot open the arena store {self.path}: {err}") from err
+            raise StoreError(
+                _write_problem(err, self.path) or f"cannot open the arena store {self.path}: {err}"
+            ) from err
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             self._check_or_create(readonly=readonly)
@@ -369,12 +371,32 @@ class ArenaStore:
         try:
             with self._conn:
                 self._conn.execute(
-                    "INSERT INTO meta(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    "INSERT INTO meta(name, value) VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
                     (name, json.dumps(value, sort_keys=True)),
                 )
         except sqlite3.Error as err:
             self._raise_write_problem(err)
             raise
+
+    def setdefault_meta(self, name: str, value: Any) -> Any:
+        """Store ``value`` under ``name`` unless a value is there; return the stored one (one transaction,
+        so of two runners starting at once exactly one plan is stored)."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO meta(name, value) VALUES (?, ?)", (name, json.dumps(value, sort_keys=True))
+                )
+                row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+            finally:
+                if self._conn.in_transaction:
+                    self._conn.execute("COMMIT")
+        except BaseException as err:
+            self._rollback()
+            self._raise_write_problem(err)
+            raise
+        return json.loads(row[0])
 
     # ------------------------------------------------------------------ trials
     def put(
@@ -492,7 +514,9 @@ class ArenaStore:
 
     def is_finished(self, key: str, final: tuple[str, ...] = FINISHED_STATUSES) -> bool:
         marks = ",".join("?" * len(final))
-        row = self._conn.execute(f"SELECT 1 FROM trials WHERE key = ? AND status IN ({marks})", (key, *final)).fetchone()
+        row = self._conn.execute(
+            f"SELECT 1 FROM trials WHERE key = ? AND status IN ({marks})", (key, *final)
+        ).fetchone()
         return row is not None
 
     def count(self) -> int:
