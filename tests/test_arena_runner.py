@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import socket
@@ -615,3 +616,88 @@ def test_peak_memory_is_the_trials_own_not_the_workers_lifetime_high_water_mark(
     assert big["peak_memory_bytes"] - small["peak_memory_bytes"] > 200 * 2**20
     assert small["peak_memory_scope"] == big["peak_memory_scope"]
     assert small["peak_memory_scope"].startswith("peak resident memory (RSS) of the process during this trial")
+
+
+# ----------------------------------------------------------------------------- the command line: reruns, plans
+def _arena(argv, trial_fn=fake_trial):
+    from actlab.arena.cli import execute
+    from actlab.cli import build_parser
+
+    out, err = io.StringIO(), io.StringIO()
+    status = execute(build_parser().parse_args(["arena", *argv]), trial_fn=trial_fn, stdout=out, stderr=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_the_readme_command_run_twice_reuses_the_trials_and_prints_the_same_ranking(tmp_path, monkeypatch):
+    """`actlab arena`, then `actlab arena` again: exit 0 both times, nothing trains the second time, the
+    same ranking. (Before: exit 2, "already holds 81 recorded trials".)"""
+    monkeypatch.chdir(tmp_path)
+    ran = []
+
+    def counting(config, *, on_epoch=None, should_stop=None):
+        ran.append(config["activation"])
+        return fake_trial(config, on_epoch=on_epoch, should_stop=should_stop)
+
+    # in this process, to count; no report files, to be quick (neither changes the plan)
+    first = _arena(["--workers", "1", "--no-report"], counting)
+    assert first[0] == 0, first[2]
+    n = len(ran)
+    assert n == 81
+    second = _arena(["--workers", "1", "--no-report"], counting)
+    assert second[0] == 0, second[2]
+    assert len(ran) == n  # nothing trained again
+    assert "81 trials planned, 81 already finished, 0 to run" in second[2]
+    assert second[1] == first[1]  # the same ranking (and the same report path)
+
+
+def test_a_different_plan_on_a_stored_run_is_refused_with_its_differences(tmp_path):
+    """`--resume` with other flags (here a 2-epoch budget and tanh alone on a 3-epoch relu/tanh run) names the
+    differences, trains nothing and keeps the stored plan. (Before: ranked 2-epoch trials beside 3-epoch
+    ones, made tanh the baseline and replaced the stored plan.)"""
+    base = ["--activations", "relu", "tanh", "--tasks", "spirals", "--seeds", "2", "--budget", "3"]
+    base += ["--out", str(tmp_path), "--no-report", "--format", "json", "--workers", "1"]
+    assert _arena(base)[0] == 0
+    with ArenaStore(tmp_path, create=False) as store:
+        plan_before = store.get_meta("plan")
+    status, out, err = _arena(["--resume", "--out", str(tmp_path), "--activations", "tanh", "--budget", "2"])
+    assert status == 2 and out == ""
+    assert "holds another plan" in err and "activations: stored relu, tanh; asked tanh" in err
+    assert "budget: stored 3; asked 2" in err and "--extend" in err
+    assert "Traceback" not in err
+    with ArenaStore(tmp_path, create=False) as store:
+        assert store.get_meta("plan") == plan_before and store.count() == 4
+    # --extend: more arms under the same budget are added and ranked with the stored ones ...
+    extend = ["--extend", "--out", str(tmp_path), "--no-report", "--workers", "1"]
+    status, out, err = _arena([*extend, "--activations", "gelu", "--format", "json"])
+    assert status == 0, err
+    assert sorted(row["activation"] for row in json.loads(out)) == ["gelu", "relu", "tanh"]
+    # ... but never another budget
+    status, out, err = _arena([*extend, "--activations", "silu", "--budget", "2"])
+    assert status == 2 and "budget: stored 3; asked 2" in err and "never ranked together" in err
+    # the original command again: its own trials, the same ranking as the first time
+    status, out, err = _arena(base)
+    assert status == 0 and sorted(row["activation"] for row in json.loads(out)) == ["relu", "tanh"]
+
+
+def test_a_full_disk_mid_run_is_a_sentence_with_the_resume_command(tmp_path, monkeypatch):
+    from actlab.arena import store as store_module
+
+    real_put = store_module.ArenaStore.put
+    calls = []
+
+    def put_then_full(self, config, result, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:  # what SQLite raises when the disk fills up (through the store's own handling)
+            try:
+                raise sqlite3.OperationalError("database or disk is full")
+            except sqlite3.OperationalError as err:
+                self._raise_write_problem(err)
+        return real_put(self, config, result, **kwargs)
+
+    monkeypatch.setattr(store_module.ArenaStore, "put", put_then_full)
+    argv = ["--activations", "relu", "tanh", "--tasks", "spirals", "--seeds", "2", "--out", str(tmp_path)]
+    status, out, err = _arena([*argv, "--no-report", "--workers", "1"])
+    assert status == 1 and "Traceback" not in err
+    assert "is full" in err and "free some space" in err
+    assert f"continue with: actlab arena --resume --out {tmp_path}" in err
+    assert len(read_records(tmp_path)) == 2
