@@ -701,3 +701,10 @@ def test_a_full_disk_mid_run_is_a_sentence_with_the_resume_command(tmp_path, mon
     assert "is full" in err and "free some space" in err
     assert f"continue with: actlab arena --resume --out {tmp_path}" in err
     assert len(read_records(tmp_path)) == 2
+
+
+def test_resume_on_an_empty_store_file_says_it_is_empty(tmp_path):
+    store_path(tmp_path).touch()
+    status, out, err = _arena(["--resume", "--out", str(tmp_path), "--workers", "1"])
+    assert status == 2 and "is empty (0 bytes)" in err and "Traceback" not in err
+    assert store_path(tmp_path).stat().st_size == 0  # not started over in it

@@ -305,3 +305,15 @@ def test_a_read_only_run_directory_is_called_read_only(tmp_path):
         assert len(read_records(tmp_path / "run")) == 1
     finally:
         os.chmod(tmp_path / "run", 0o755)
+
+
+def test_a_store_from_before_claims_gets_the_claims_table(tmp_path):
+    with ArenaStore(tmp_path) as store:
+        store.put(_config(0), _result())
+    with sqlite3.connect(store_path(tmp_path)) as conn:
+        conn.execute("DROP TABLE claims")
+    conn.close()
+    with ArenaStore(tmp_path) as store:
+        assert store.claim(trial_key(_config(1))) is None
+        assert store.claims() == {trial_key(_config(1)): store.owner}
+    assert len(read_records(tmp_path)) == 1
