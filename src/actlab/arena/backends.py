@@ -359,12 +359,14 @@ class LocalBackend(Backend):
         def recover() -> None:
             """The pool broke: a worker died. Its trial failed; the others running beside it run again."""
             nonlocal pool, events, stop
-            wait(list(in_flight))  # the pool marks every running future broken
+            wait(list(in_flight), timeout=60)  # the pool marks every running future broken
             drain()
             dead = {pid for pid, proc in processes.items() if _died_by_itself(proc)}
             victims: list[Job] = []
             for future, job in list(in_flight.items()):
                 try:
+                    if not future.done():
+                        raise BrokenProcessPool("not answered after the pool broke")
                     result, interrupted, who = future.result()
                 except BrokenProcessPool:
                     victims.append(job)

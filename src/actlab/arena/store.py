@@ -268,14 +268,11 @@ class ArenaStore:
             except OSError:
                 return False  # no hard links on this file system
             return True
-        except sqlite3.Error as err:
-            raise StoreError(
-                _write_problem(err, self.path) or f"cannot create the arena store {self.path}: {err}"
-            ) from err
-        except OSError as err:
-            if not os.access(self.run_dir, os.W_OK):
-                raise StoreError(_write_problem(OSError("read-only"), self.path)) from err
-            raise StoreError(f"cannot create the arena store {self.path}: {err.strerror or err}") from err
+        except (sqlite3.Error, OSError) as err:
+            seen = err if os.access(self.run_dir, os.W_OK) else OSError("read-only")
+            problem = _write_problem(seen, self.path)
+            reason = getattr(err, "strerror", None) or err
+            raise StoreError(problem or f"cannot create the arena store {self.path}: {reason}") from err
         finally:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 try:
