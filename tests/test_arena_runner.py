@@ -708,3 +708,40 @@ def test_resume_on_an_empty_store_file_says_it_is_empty(tmp_path):
     status, out, err = _arena(["--resume", "--out", str(tmp_path), "--workers", "1"])
     assert status == 2 and "is empty (0 bytes)" in err and "Traceback" not in err
     assert store_path(tmp_path).stat().st_size == 0  # not started over in it
+
+
+_ABORTING_TASK = textwrap.dedent(
+    """
+    import os
+    import numpy as np
+
+    def blobs(seed):
+        if seed == 1:
+            os.abort()  # a crash in native code, as far as the arena can tell
+        rng = np.random.default_rng(seed)
+        y = (np.arange(40) % 2).astype(np.int64)
+        x = (rng.standard_normal((40, 3)) + 2.0 * y[:, None]).astype(np.float32)
+        return {"data": (x[:30], y[:30], x[30:], y[30:])}
+    """
+)
+
+
+def test_a_user_task_that_aborts_fails_its_trial_even_with_one_worker(tmp_path, monkeypatch):
+    """With --workers 1 trials run in the arena's own process, but a user task's trials run in a worker
+    process: its os.abort() fails that trial, the arena goes on and stores the others."""
+    pytest.importorskip("torch")
+    (tmp_path / "arena_aborting_task.py").write_text(_ABORTING_TASK)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    suite = Suite(
+        name="u",
+        activations=("relu",),
+        seeds=(0, 1, 2),
+        tasks=("arena_aborting_task:blobs",),
+        budget=Budget(epochs=1),
+        params={"model": "mlp", "model_params": {"width": 8, "depth": 1}},
+    )
+    outcome = run_arena(plan_trials(suite), tmp_path / "run", workers=1, threads=1, progress="none")
+    assert (outcome.ok, outcome.failed, outcome.remaining) == (2, 1, 0)
+    by_seed = {r["config"]["seed"]: r["result"] for r in read_records(tmp_path / "run")}
+    assert by_seed[1]["status"] == "failed" and "killed by signal SIGABRT" in by_seed[1]["error"]
+    assert by_seed[0]["status"] == by_seed[2]["status"] == "ok"

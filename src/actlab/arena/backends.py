@@ -247,6 +247,7 @@ class LocalBackend(Backend):
     threads: int | None = None
     trial_fn: TrialFn | None = None
     start_method: str = "spawn"
+    isolate: bool = False  # workers=1 in a worker process, not in this one (user code that may abort)
     name: str = field(default="local", init=False)
 
     def __post_init__(self) -> None:
@@ -256,11 +257,14 @@ class LocalBackend(Backend):
 
     def describe(self) -> str:
         threads = f", {self.threads} thread{'s' if self.threads != 1 else ''} each" if self.threads else ""
-        where = "in this process" if self.workers == 1 else f"{self.workers} worker processes"
+        if self.workers == 1:
+            where = "1 worker process" if self.isolate else "in this process"
+        else:
+            where = f"{self.workers} worker processes"
         return f"local, {where}{threads}"
 
     def run(self, jobs: Iterable[Job], emit: Callable[[Event], None]) -> None:
-        if self.workers == 1:
+        if self.workers == 1 and not self.isolate:
             self._run_inline(jobs, emit)
         else:
             self._run_pool(jobs, emit)

@@ -34,6 +34,7 @@ from typing import IO, Any
 from actlab.arena.backends import (
     Backend,
     Job,
+    LocalBackend,
     TrialDone,
     TrialEpoch,
     TrialStarted,
@@ -474,7 +475,8 @@ def run_arena(
     Each trial is claimed in the store before it runs (renewed every ``claim_ttl / 4`` seconds), so
     runners sharing a store split the trials; each waits for the ones the others hold, and takes over
     a claim whose runner died. Raises :class:`~actlab.arena.backends.WorkerLost` (with ``.outcome``)
-    when a Ray worker dies; a local worker process that dies fails only its trial. With
+    when a Ray worker dies; a local worker process that dies fails only its trial (a user task's trials
+    always run in a worker process, even with ``workers=1``, so that its crash cannot end the arena). With
     ``workers > 1`` the worker processes are spawned, so a script needs ``if __name__ == "__main__":``.
     """
     stream = stream or sys.stderr
@@ -487,6 +489,13 @@ def run_arena(
         )
     if isinstance(backend, str):
         backend = make_backend(backend, workers=workers, threads=threads, address=address, trial_fn=trial_fn)
+        if (
+            isinstance(backend, LocalBackend)
+            and trial_fn is None
+            and any(":" in str(t.config.get("task")) for t in plan.trials)
+        ):
+            # a user task may sys.exit(), abort or crash in native code: never in the process that keeps the store
+            backend.isolate = True
     outcome = RunOutcome(run_dir=run_dir, planned=len(plan.trials))
     final = ("ok", "diverged") if retry_failed else FINISHED_STATUSES
 
