@@ -94,6 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--dry-run", action="store_true", help="check everything and show the plan; train nothing")
     show = parser.add_argument_group("output")
     show.add_argument("--format", choices=("table", "json", "csv", "md"), default="table", help="ranking format")
+    show.add_argument("--wide", action="store_true", help="ranking table at its natural width (default: at most 100)")
     show.add_argument("--no-report", action="store_true", help="do not write RUN_DIR/report/")
     show.add_argument("--quiet", action="store_true", help="no progress display")
 
@@ -157,12 +158,38 @@ def _stored_suite(run_dir: Path) -> Suite | None:
     return suite_from_mapping(plan["suite"], source=f"the run in {run_dir}")
 
 
+def _ray_client_problem(address: str | None, timeout: float = 3.0) -> str | None:
+    """Why a ``ray://HOST[:PORT]`` address cannot work (nothing listens, no Ray Client), or None; Ray
+    itself retries an unreachable client address and then raises a traceback."""
+    if not address or not address.startswith("ray://"):
+        return None
+    import socket
+
+    host, sep, port = address[len("ray://") :].partition("/")[0].rpartition(":")
+    if not sep:
+        host, port = port, "10001"  # Ray Client's default port
+    if not host or not port.isdigit():
+        return f"--address must be ray://HOST:PORT (the Ray Client port, usually 10001), got {address!r}"
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        return (
+            f"--address {address}: no Ray Client answers there ({err.strerror or err}); check the address, "
+            "or start the cluster with `ray start --head` (its client server listens on port 10001)"
+        )
+    if importlib.util.find_spec("grpc") is None:
+        return f"--address {address} needs the Ray Client: pip install 'ray[client]'"
+    return None
+
+
 def _build(args: argparse.Namespace) -> tuple[Any, Path]:
     """(plan, run_dir); raises SuiteError with every problem found in the flags, suite and trials."""
     from actlab.arena.store import StoreError
 
     problems: list[str] = []
     overrides = _overrides(args, problems)
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        problems.append(f"--out {args.out} is a file; give a directory for the run (it is created if missing)")
     if args.backend != "ray" and args.address:
         problems.append("--address names a Ray cluster: use it with --backend ray")
     if args.backend == "ray" and importlib.util.find_spec("ray") is None:
@@ -170,7 +197,7 @@ def _build(args: argparse.Namespace) -> tuple[Any, Path]:
     elif args.backend == "ray" and not args.dry_run:
         from actlab.arena.backends import ray_address_problem
 
-        problem = ray_address_problem(args.address)
+        problem = ray_address_problem(args.address) or _ray_client_problem(args.address)
         if problem:
             problems.append(problem)
 
@@ -240,10 +267,10 @@ def _print_ranking(
     keys: Any = None,
     baseline: str | None = None,
 ) -> int:
-    from actlab.arena.report import RANKING_COLUMNS, RANKING_HEADERS, ranking_rows, write_report
+    from actlab.arena.report import RANKING_COLUMNS, RANKING_HEADERS, ranking_rows, run_title, write_report
     from actlab.arena.stats import summarize
     from actlab.arena.store import read_records
-    from actlab.cli import _render
+    from actlab.render import render as _render
 
     records = read_records(run_dir)
     if keys:  # this plan's trials (with --extend: the whole run, one budget), never other budgets
@@ -256,15 +283,17 @@ def _print_ranking(
     summary = summarize(records, baseline=baseline)
     rows = ranking_rows(summary)
     columns = list(rows[0]) if args.format == "csv" and rows else list(RANKING_COLUMNS)
-    title = f"arena {plan.suite.name}: final validation metric, mean over seeds; baseline {baseline}"
-    print(_render(rows, columns, args.format, title=title, headers=RANKING_HEADERS), file=out)
+    what = run_title(plan.suite.to_dict())
+    title = f"arena {what}: final validation metric, mean over seeds; baseline {baseline}"
+    wide = getattr(args, "wide", False)
+    print(_render(rows, columns, args.format, title=title, headers=RANKING_HEADERS, wide=wide), file=out)
     where = out if args.format in ("table", "md") else err
     if args.format in ("table", "md"):
         for task in summary.tasks:
             if task.headline:
                 print(f"{task.task}: {task.headline}", file=out)
     if not args.no_report:
-        paths = write_report(run_dir, baseline=baseline, records=records)
+        paths = write_report(run_dir, baseline=baseline, records=records, suite=plan.suite.to_dict())
         main = paths.get("html") or next(iter(paths.values()))
         others = ", ".join(p.name for k, p in paths.items() if p != main)
         print(f"report: {main}" + (f" (also {others})" if others else ""), file=where)

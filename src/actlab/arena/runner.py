@@ -240,30 +240,57 @@ def result_line(label: str, result: Mapping[str, Any]) -> str:
 
 
 class _Progress:
-    """Plain lines, one per finished trial, with the overall count and an ETA (for logs and pipes)."""
+    """Plain lines, one per finished trial, with the overall count and an ETA (for logs and pipes).
+
+    The ETA comes from measured trial times (start to end of each trial, as its worker reports them):
+    their mean x the trials left / the trials seen running at once. Time since the start would count the
+    workers' start-up (importing torch, building kernels) as trial time: the first ETA was 20x too long.
+    No ETA until a trial has finished.
+    """
 
     def __init__(self, total: int, stream: IO[str]):
         self.total, self.stream, self.done = total, stream, 0
         self.t0 = time.monotonic()
+        self.began: dict[str, float] = {}  # running trials: key -> when it started
+        self.durations: list[float] = []
+        self.parallel = 1  # the most trials seen running at once
+
+    def _track_start(self, trial: Trial) -> None:
+        self.began.setdefault(trial.key, time.monotonic())
+        self.parallel = max(self.parallel, len(self.began))
+
+    def _track_end(self, trial: Trial, counted: bool) -> None:
+        began = self.began.pop(trial.key, None)
+        if began is not None and counted:
+            self.durations.append(time.monotonic() - began)
+
+    def seconds_left(self) -> float | None:
+        """Estimated seconds until every trial has finished; None before the first measured trial."""
+        if not self.durations:
+            return None
+        left = self.total - self.done
+        return sum(self.durations) / len(self.durations) * left / max(1, min(self.parallel, left or 1))
 
     def _eta(self) -> str:
         elapsed = time.monotonic() - self.t0
-        left = "" if not self.done else f", about {_fmt_duration(elapsed / self.done * (self.total - self.done))} left"
-        return f"{_fmt_duration(elapsed)} elapsed{left}"
+        left = self.seconds_left()
+        return f"{_fmt_duration(elapsed)} elapsed" + ("" if left is None else f", about {_fmt_duration(left)} left")
 
     def message(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
     def started(self, trial: Trial, worker: str) -> None:
-        pass
+        self._track_start(trial)
 
     def epoch(self, trial: Trial, record: Mapping[str, Any]) -> None:
         pass
 
     def abandoned(self, trial: Trial) -> None:
+        self._track_end(trial, counted=False)
         self.message(f"{trial.label}: stopped before the end; not saved")
 
     def finished(self, trial: Trial, result: Mapping[str, Any] | None, note: str = "") -> None:
+        self._track_end(trial, counted=result is not None)
         self.done += 1
         width = len(str(self.total))
         line = result_line(trial.label, result) if result is not None else f"{trial.label}: {note}"
@@ -279,7 +306,7 @@ class _Silent(_Progress):
 
 
 class _RichProgress(_Progress):
-    """rich bars: all trials (count, elapsed, ETA) and one per running trial (epochs)."""
+    """rich bars: all trials (count, elapsed, ETA from measured trial times) and one per running trial (epochs)."""
 
     def __init__(self, total: int, stream: IO[str]):
         super().__init__(total, stream)
@@ -288,19 +315,28 @@ class _RichProgress(_Progress):
             BarColumn,
             MofNCompleteColumn,
             Progress,
+            ProgressColumn,
             TextColumn,
             TimeElapsedColumn,
-            TimeRemainingColumn,
         )
+        from rich.text import Text
 
+        owner = self
+
+        class _Eta(ProgressColumn):  # counts down to the estimate made at the last finished trial
+            def render(self, task: Any) -> Text:
+                if task.id != owner.overall or owner.deadline is None:
+                    return Text("")
+                return Text(f"ETA {_fmt_duration(max(0.0, owner.deadline - time.monotonic()))}")
+
+        self.deadline: float | None = None
         self.console = Console(file=stream)
         self.bars = Progress(
             TextColumn("{task.description}", markup=False),  # a trial label is data, not rich markup
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            _Eta(),
             console=self.console,
         )
         self.overall = self.bars.add_task("all trials", total=total)
@@ -311,6 +347,7 @@ class _RichProgress(_Progress):
         self.console.print(text, markup=False, highlight=False)
 
     def started(self, trial: Trial, worker: str) -> None:
+        self._track_start(trial)
         if trial.key not in self.running:
             self.running[trial.key] = self.bars.add_task(f"  {trial.label}", total=_epochs_total(trial.config))
 
@@ -326,10 +363,13 @@ class _RichProgress(_Progress):
         super().abandoned(trial)
 
     def finished(self, trial: Trial, result: Mapping[str, Any] | None, note: str = "") -> None:
+        self._track_end(trial, counted=result is not None)
         task = self.running.pop(trial.key, None)
         if task is not None:
             self.bars.remove_task(task)
         self.done += 1
+        left = self.seconds_left()
+        self.deadline = None if left is None else time.monotonic() + left
         self.bars.advance(self.overall)
         self.message(result_line(trial.label, result) if result is not None else f"{trial.label}: {note}")
 

@@ -158,6 +158,31 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
+def _call_factory(factory: Any, text: str) -> Any:
+    """The model a user's factory builds, called without arguments; a factory that needs some, or fails,
+    is a sentence saying so (its own error included), not a traceback."""
+    if not callable(factory):
+        return None
+    import inspect
+
+    try:
+        inspect.signature(factory).bind()
+    except TypeError as err:
+        raise UsageError(
+            f"{text} needs arguments ({err}); point MODULE:FACTORY at a function that builds the model "
+            "with none, e.g. def make(): return Net(width=64)"
+        ) from None
+    except ValueError:  # no signature to inspect (a builtin): just call it
+        pass
+    try:
+        return factory()
+    except Exception as err:
+        raise UsageError(
+            f"calling {text} raised {type(err).__name__}: {err}; fix the factory (it is called with no "
+            "arguments) and run again"
+        ) from None
+
+
 def _run(args: argparse.Namespace) -> int:
     import torch
 
@@ -166,7 +191,7 @@ def _run(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed)
     factory = load_object(args.model, "MODULE:FACTORY")
-    model = factory if isinstance(factory, torch.nn.Module) else factory() if callable(factory) else None
+    model = factory if isinstance(factory, torch.nn.Module) else _call_factory(factory, args.model)
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"{args.model} must be (or return) a torch.nn.Module, got {type(model).__name__}")
     batches = _batches(args)

@@ -163,7 +163,7 @@ class DiagnosisReport:
             return self.to_json()
         if fmt not in ("table", "md"):
             raise ValueError(f"fmt must be one of 'table', 'md', 'json', got {fmt!r}")
-        from actlab.cli import _render
+        from actlab.render import render as _render
 
         title = f"activation health of {self.model}: {self.batches} batches, {self.backward_passes} backward passes"
         table = _render(site_rows(self), SITE_COLUMNS, fmt, title=title, headers=_HEADERS)
@@ -218,7 +218,7 @@ _HEADERS = {
 
 
 def site_rows(report: DiagnosisReport) -> list[dict[str, Any]]:
-    """One row per site for :func:`actlab.cli._render` tables."""
+    """One row per site for :func:`actlab.render.render` tables."""
     rows = []
     for s in report.sites:
         dead = None
