@@ -365,7 +365,8 @@ class LocalBackend(Backend):
             nonlocal pool, events, stop
             wait(list(in_flight), timeout=60)  # the pool marks every running future broken
             drain()
-            dead = {pid for pid, proc in processes.items() if _died_by_itself(proc)}
+            codes = _exit_codes(processes)
+            dead = {pid for pid, code in codes.items() if _died_by_itself(code)}
             victims: list[Job] = []
             for future, job in list(in_flight.items()):
                 try:
@@ -382,7 +383,7 @@ class LocalBackend(Backend):
                 deaths[job.key] = deaths.get(job.key, 0) + 1
                 # unknown culprit: a trial that was running at two deaths is taken for the cause
                 if job in guilty or (not guilty and deaths[job.key] >= 2):
-                    code = next((processes[p].exitcode for p in dead if running_on.get(job.key) == p), None)
+                    code = codes.get(running_on.get(job.key, -1))
                     emit(TrialDone(job.key, _worker_death_result(code), f"pid {running_on.get(job.key, '?')}"))
                 else:
                     again.append(job)
@@ -431,9 +432,26 @@ class LocalBackend(Backend):
 _END = object()
 
 
-def _died_by_itself(proc: Any) -> bool:
+def _exit_codes(processes: dict[int, Any], timeout: float = 10.0) -> dict[int, int | None]:
+    """pid -> exit code of a broken pool's workers, once they have ended (the pool terminates the others).
+
+    The pool's own thread reaps them at the same time; a poll that loses that race reads None for a moment,
+    so each code is read again until it is known.
+    """
+    deadline = time.monotonic() + timeout
+    codes: dict[int, int | None] = {}
+    for pid, proc in processes.items():
+        proc.join(max(0.0, deadline - time.monotonic()))
+        code = proc.exitcode
+        while code is None and time.monotonic() < deadline:  # (is_alive() reads the same lost race as True)
+            time.sleep(0.01)
+            code = proc.exitcode
+        codes[pid] = code
+    return codes
+
+
+def _died_by_itself(code: int | None) -> bool:
     """A worker that ended on its own (abort, segfault, OOM kill, os._exit), not one the pool terminated."""
-    code = proc.exitcode
     return code is not None and code != -signal.SIGTERM
 
 
