@@ -354,7 +354,9 @@ def test_a_dead_worker_process_loses_only_its_trials(tmp_path):
     ended the whole arena.)"""
     plan = _fake_plan(seeds=3)
     outcome = run_arena(plan, tmp_path, workers=2, trial_fn=aborting_trial, progress="none")
-    stored = [(r["config"]["activation"], r["config"]["seed"], r["result"].get("error")) for r in read_records(tmp_path)]
+    stored = [
+        (r["config"]["activation"], r["config"]["seed"], r["result"].get("error")) for r in read_records(tmp_path)
+    ]
     assert (outcome.ok, outcome.failed, outcome.remaining, outcome.error) == (5, 1, 0, None), stored
     saved = {(r["config"]["activation"], r["config"]["seed"]): r["result"] for r in read_records(tmp_path)}
     assert len(saved) == 6
