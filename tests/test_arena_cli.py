@@ -98,8 +98,9 @@ def test_end_to_end_run_report_and_resume(tmp_path, capsys):
     assert f"report: {report}" in captured.out and report.stat().st_size > 10_000
     assert len(read_records(out)) == 4
 
-    assert main(argv) == 2  # the same run again needs --resume
-    assert "already holds 4 recorded trial(s). Continue that run with --resume" in capsys.readouterr().err
+    assert main(argv) == 0  # the same command again reuses the finished trials (issue 14: was exit 2)
+    again = capsys.readouterr()
+    assert "4 trials planned, 4 already finished, 0 to run" in again.err and again.out == captured.out
 
     assert main([*argv, "--resume", "--format", "json", "--no-report"]) == 0
     captured = capsys.readouterr()

@@ -4,7 +4,10 @@ With no arguments it runs the embedded ``default`` suite (9 activations x 3 task
 5 minutes on 2 CPU cores), prints the ranking table and writes the report to
 ``arena-runs/default/report/``. The run directory is ``--out DIR``, by default ``arena-runs/NAME``
 for a suite as written and ``arena-runs/NAME-<hash of the trials>`` when flags change its grid, so
-the same command always finds its own run again (``--resume``).
+the same command always finds its own run again: run a second time, it reuses the finished trials
+(ok, diverged and failed ones are final results) and prints the same ranking. A run directory's plan
+never changes: other flags on it are refused with the differences named (``--extend`` adds arms to it
+under the same budget; ``--retry-failed`` runs its failed trials again).
 
     actlab arena                                   # the default suite
     actlab arena --activations relu gelu silu --tasks spirals --seeds 5 --budget 30s
@@ -84,6 +87,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--address", metavar="HOST:PORT", help="Ray cluster to join (default: start a local one)")
     how.add_argument("--out", metavar="DIR", help=f"run directory (default: {DEFAULT_ROOT}/SUITE[-HASH])")
     how.add_argument("--resume", action="store_true", help="continue the run in the run directory")
+    how.add_argument(
+        "--extend", action="store_true", help="add these trials to the run in --out DIR (same budget and settings)"
+    )
+    how.add_argument("--retry-failed", action="store_true", help="run the failed trials of the run again")
     how.add_argument("--dry-run", action="store_true", help="check everything and show the plan; train nothing")
     how.add_argument(
         "--trust-code",
@@ -208,7 +215,10 @@ def _build(args: argparse.Namespace) -> tuple[Any, Path]:
 
     suite: Suite | None = None
     from_store = False
-    if args.resume and args.out and args.suite is None and not _grid_changed(args):
+    if getattr(args, "extend", False) and not args.out:
+        problems.append("--extend adds trials to an existing run: name its directory with --out DIR")
+    # continuing or extending a run: the flags change the stored suite, so a difference is named exactly
+    if (args.resume or getattr(args, "extend", False)) and args.out and args.suite is None:
         try:
             suite = _stored_suite(Path(args.out))
             from_store = suite is not None
@@ -381,21 +391,34 @@ def _resume_command(args: argparse.Namespace, run_dir: Path) -> str:
     return shlex.join(words)
 
 
-def _print_ranking(plan: Any, run_dir: Path, args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+def _print_ranking(
+    plan: Any,
+    run_dir: Path,
+    args: argparse.Namespace,
+    out: IO[str],
+    err: IO[str],
+    *,
+    keys: Any = None,
+    baseline: str | None = None,
+) -> int:
     from actlab.arena.report import RANKING_COLUMNS, RANKING_HEADERS, ranking_rows, run_title, write_report
     from actlab.arena.stats import summarize
     from actlab.arena.store import read_records
     from actlab.render import render as _render
 
     records = read_records(run_dir)
+    if keys:  # this plan's trials (with --extend: the whole run, one budget), never other budgets
+        wanted = set(keys)
+        records = [r for r in records if r["key"] in wanted]
+    baseline = baseline or plan.baseline
     if not records:
         print(f"no finished trials in {run_dir} yet: nothing to rank", file=err)
         return 0
-    summary = summarize(records, baseline=plan.baseline)
+    summary = summarize(records, baseline=baseline)
     rows = ranking_rows(summary)
     columns = list(rows[0]) if args.format == "csv" and rows else list(RANKING_COLUMNS)
     what = run_title(plan.suite.to_dict())
-    title = f"arena {what}: final validation metric, mean over seeds; baseline {plan.baseline}"
+    title = f"arena {what}: final validation metric, mean over seeds; baseline {baseline}"
     wide = getattr(args, "wide", False)
     print(_render(rows, columns, args.format, title=title, headers=RANKING_HEADERS, wide=wide), file=out)
     where = out if args.format in ("table", "md") else err
@@ -404,7 +427,7 @@ def _print_ranking(plan: Any, run_dir: Path, args: argparse.Namespace, out: IO[s
             if task.headline:
                 print(f"{task.task}: {task.headline}", file=out)
     if not args.no_report:
-        paths = write_report(run_dir, baseline=plan.baseline, records=records, suite=plan.suite.to_dict())
+        paths = write_report(run_dir, baseline=baseline, records=records, suite=plan.suite.to_dict())
         main = paths.get("html") or next(iter(paths.values()))
         others = ", ".join(p.name for k, p in paths.items() if p != main)
         print(f"report: {main}" + (f" (also {others})" if others else ""), file=where)
@@ -443,6 +466,7 @@ def execute(
 
     from actlab.arena.backends import WorkerLost
     from actlab.arena.runner import run_arena
+    from actlab.arena.store import StoreWriteError
 
     print(f"run directory: {run_dir}", file=err)
     try:
@@ -454,10 +478,15 @@ def execute(
             threads=args.threads,
             address=args.address,
             resume=args.resume,
+            extend=getattr(args, "extend", False),
+            retry_failed=getattr(args, "retry_failed", False),
             trial_fn=trial_fn,
             progress="none" if args.quiet else "auto",
             stream=err,
         )
+    except StoreWriteError as error:  # a full disk mid-run: what finished is saved
+        print(f"actlab arena: {error}\ncontinue with: {_resume_command(args, run_dir)}", file=err)
+        return 1
     except (StoreError, ConnectionError) as error:  # a refused store; a Ray cluster that went away
         print(f"actlab arena: {error}", file=err)
         return 2
@@ -491,7 +520,7 @@ def execute(
             file=err,
         )
         return 130
-    status = _print_ranking(plan, run_dir, args, out, err)
+    status = _print_ranking(plan, run_dir, args, out, err, keys=outcome.keys, baseline=outcome.baseline)
     return status or (1 if outcome.failed else 0)
 
 
