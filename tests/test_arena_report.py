@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import html
+import io
 import json
 import math
 import re
@@ -17,6 +19,7 @@ import struct
 import subprocess
 import sys
 import types
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -225,6 +228,165 @@ def test_renderers_draw_on_given_axes(records):
     axs = fig2.subplots(1, 4, sharey=True)
     assert plot_health(task, colors, ax=axs) is fig2
     assert [t.get_text() for t in axs[0].get_yticklabels()][0] == task.arms[0].label
+
+
+# ----------------------------------------------------------------------------- a crafted store
+EVIL = "<img src=x onerror=alert(1)>"
+EVIL_ARMS = {"relu": 0.9, EVIL: 0.92, "[x](javascript:alert(1)) | *y* $\\undefined$": 0.91}
+
+
+class _Tags(HTMLParser):
+    """Every element with its attributes, and the text content (entities decoded), of an HTML text."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _crafted_store(run: Path) -> list[dict]:
+    store = pytest.importorskip("actlab.arena.store")
+    records = fake_records(EVIL_ARMS, seeds=range(2), task=EVIL)
+    with store.ArenaStore(run) as db:
+        for r in records:
+            db.put(r["config"], r["result"], worker="w0")
+        db.set_meta("plan", {"suite": {"name": EVIL, "activations": list(EVIL_ARMS), "tasks": [EVIL], "seeds": [0, 1]}})
+    return records
+
+
+def _no_active_content(tags: list[tuple[str, dict]]) -> None:
+    for tag, attrs in tags:
+        assert tag not in ("script", "style", "iframe", "object", "embed", "svg", "form"), (tag, attrs)
+        assert not any(k.startswith("on") for k in attrs), (tag, attrs)
+        if tag == "a":
+            assert str(attrs.get("href")).startswith("#"), attrs
+        if tag == "img":
+            assert str(attrs.get("src")).startswith(("figures/", "data:image/png;base64,")), attrs
+
+
+MARKDOWN_TAGS = {"h1", "h2", "p", "em", "strong", "ul", "li", "table", "thead", "tbody", "tr", "th", "td", "img"}
+
+
+def test_a_crafted_store_renders_as_text_in_markdown_and_html(tmp_path):
+    markdown_it = pytest.importorskip("markdown_it")
+    _crafted_store(tmp_path)
+    paths = write_report(tmp_path, formats="md,html")
+    md = paths["md"].read_text(encoding="utf-8")
+    assert "<img" not in md and "<script" not in md
+    # what a Markdown viewer (CommonMark with GitHub's tables) makes of it: text, no element from the store
+    rendered = markdown_it.MarkdownIt("commonmark").enable("table").render(md)
+    tags = _Tags(rendered)
+    _no_active_content(tags.tags)
+    assert {t for t, _ in tags.tags} <= MARKDOWN_TAGS
+    assert len([1 for t, _ in tags.tags if t == "img"]) == 3  # the three figures, nothing else
+    text = "".join(tags.text)
+    h1 = rendered.split("<h1>", 1)[1].split("</h1>", 1)[0]
+    assert html.unescape(h1).startswith(f"Arena report: {EVIL} (")  # the suite's name from the stored plan
+    for label in EVIL_ARMS:
+        assert label in text  # each name as the characters it is
+    cells = re.findall(r"<td>(.*?)</td>", rendered)
+    assert {html.unescape(c) for c in cells} >= set(EVIL_ARMS)
+    page = paths["html"].read_text(encoding="utf-8")
+    tags = _Tags(page)
+    own = [t for t, _ in tags.tags if t in ("script", "style")]
+    assert own == ["style", "script"]  # the page's own inline CSS and state script, nothing from the store
+    _no_active_content([(t, a) for t, a in tags.tags if t not in ("script", "style")])
+    assert f"<h1>{html.escape(f'Arena report: {EVIL}')}" in page
+    text = "".join(tags.text)
+    for label in EVIL_ARMS:
+        assert f'<td class="name">{html.escape(label)}</td>' in page and label in text
+
+
+# ----------------------------------------------------------------------------- titles and labels
+def _store_with_plan(run: Path, suite) -> list[dict]:
+    store = pytest.importorskip("actlab.arena.store")
+    records = fake_records({a: 0.9 for a in suite.activations}, seeds=suite.seeds, task=suite.tasks[0])
+    with store.ArenaStore(run) as db:
+        for r in records:
+            db.put(r["config"], r["result"], worker="w0")
+        db.set_meta("plan", {"suite": suite.to_dict(), "keys": []})
+    return records
+
+
+def test_titles_say_what_was_run(tmp_path, capsys):
+    from actlab.arena.config import load_suite, with_overrides
+    from actlab.cli import main
+
+    custom = with_overrides(load_suite("default"), activations=["relu", "gelu"], tasks=["spirals"], seeds=2)
+    what = "custom run (relu, gelu on spirals; 2 seeds; from the default suite)"
+    _store_with_plan(tmp_path / "custom", custom)
+    assert main(["report", str(tmp_path / "custom"), "--format", "md,html,json"]) == 0
+    out = capsys.readouterr().out
+    assert f"{what}: ranking (4 trials" in out.replace("\n", " ")  # the terminal table's title
+    folder = tmp_path / "custom" / "report"
+    assert (folder / "report.md").read_text().startswith(f"# Arena report: {what}\n")
+    page = (folder / "report.html").read_text()
+    assert f"<title>Arena report: {what}</title>" in page and f"<h1>Arena report: {what}</h1>" in page
+    assert json.loads((folder / "report.json").read_text())["title"] == f"Arena report: {what}"
+    # the shipped suite as it is keeps its name; a suite file's name comes with what it ran
+    _store_with_plan(tmp_path / "default", load_suite("default"))
+    doc = json.loads(write_report(tmp_path / "default", formats="json")["json"].read_text())
+    assert doc["title"] == "Arena report: default"
+    mine = dataclasses.replace(with_overrides(load_suite("default"), tasks=["digits"]), name="mine")
+    _store_with_plan(tmp_path / "mine", mine)
+    doc = json.loads(write_report(tmp_path / "mine", formats="json")["json"].read_text())
+    assert doc["title"] == "Arena report: mine (9 activations on digits; 3 seeds)"
+
+
+def test_the_arena_ranking_is_titled_from_the_plan(tmp_path):
+    from actlab.arena.cli import _print_ranking
+    from actlab.arena.config import load_suite, with_overrides
+    from actlab.arena.runner import plan_trials
+
+    suite = with_overrides(load_suite("default"), activations=["relu", "tanh"], tasks=["spirals"], seeds=2)
+    _store_with_plan(tmp_path, suite)
+    out, err = io.StringIO(), io.StringIO()
+    args = types.SimpleNamespace(format="md", no_report=True)
+    assert _print_ranking(plan_trials(suite), tmp_path, args, out, err) == 0
+    first = out.getvalue().splitlines()[0]
+    assert "arena custom run (relu, tanh on spirals; 2 seeds; from the default suite)" in first
+    assert "arena default" not in out.getvalue()
+
+
+def test_peak_memory_is_labelled_as_what_the_trial_recorded(records):
+    from matplotlib.figure import Figure
+
+    from actlab.arena._report_figures import PEAK_MEMORY_LABEL, arm_colors, plot_health
+    from actlab.arena.report import render_markdown
+
+    task = summarize(records).task("spirals")
+    fig = Figure()
+    axs = fig.subplots(1, 4, sharey=True)
+    plot_health(task, arm_colors([a.label for a in task.arms]), ax=axs)
+    assert axs[3].get_title() == PEAK_MEMORY_LABEL == "recorded peak memory (MiB)"
+    figures = {"spirals": [("health", "figures/spirals-health.png")]}
+    md = render_markdown(summarize(records), records, figures)
+    assert "Memory (MiB): its peak_memory_bytes, a high-water mark whose scope the trials did not record." in md
+    # the trial says what it measured (actlab.arena.trial's peak_memory_scope): the caption says it in its words
+    scoped = [dict(r, result=dict(r["result"])) for r in records]
+    for r in scoped:
+        r["result"]["peak_memory_scope"] = "peak RSS of the process during this trial <reset at its start>"
+    md = render_markdown(summarize(scoped), scoped, figures)
+    assert "Memory (MiB): peak RSS of the process during this trial &lt;reset at its start&gt;." in md
+
+
+def test_method_section_says_how_intervals_keep_in_range(records):
+    from actlab.arena.report import render_html, render_markdown
+
+    s = summarize(records)
+    rule = "the t interval is cut at the range (accuracy [0, 1], mse [0, ∞))"
+    md = render_markdown(s, records)
+    method = md.split("## Method", 1)[1]
+    assert rule.replace("[", "\\[").replace("]", "\\]") in method  # literal brackets in Markdown
+    assert rule in render_html(s, records, {}).split('id="method"', 1)[1]
+    assert "keeps the 95 % coverage" in method
 
 
 # ----------------------------------------------------------------------------- command line

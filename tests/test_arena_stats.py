@@ -132,6 +132,81 @@ def test_mean_ci_single_value_has_no_interval():
         mean_ci([1.0, 2.0], confidence=1.5)
 
 
+# Student's t quantiles t(0.975, df) from the printed tables (e.g. NIST/SEMATECH e-Handbook, table 1.4.2.3)
+T975 = {1: 12.7062047362, 2: 4.30265272975, 3: 3.18244630528}
+
+
+def _t_interval_by_hand(values: Sequence[float]) -> tuple[float, float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = T975[n - 1] * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[1.0, 1.0, 0.94], [1.0, 0.9], [0.995, 1.0, 0.99, 1.0], [0.05, 0.9, 0.1], [1.0, 1.0], [0.0, 0.02, 0.0]],
+)
+def test_accuracy_intervals_stay_in_0_1_near_the_bounds_with_few_seeds(values):
+    mean, low, high = _t_interval_by_hand(values)
+    m, _, lo, hi = mean_ci(values, bounds=(0.0, 1.0))
+    assert m == pytest.approx(mean)
+    assert 0.0 <= lo <= m <= hi <= 1.0
+    assert (lo, hi) == pytest.approx((max(low, 0.0), min(high, 1.0)), abs=1e-9)
+
+
+def test_interval_cut_at_a_bound_known_answer():
+    # [1, 1, 0.94]: mean 0.98, s = 0.0346410, s/√3 = 0.02; t interval 0.98 ± 4.3027 · 0.02 = [0.89395, 1.06605]
+    _, _, lo, hi = mean_ci([1.0, 1.0, 0.94], bounds=(0.0, 1.0))
+    assert (lo, hi) == pytest.approx((0.98 - 0.0860530546, 1.0), abs=1e-9)
+    _, _, lo, hi = mean_ci([0.001, 0.05, 0.002], bounds=(0.0, math.inf))  # an mse: never below 0
+    assert lo == 0.0 and hi == pytest.approx(_t_interval_by_hand([0.001, 0.05, 0.002])[2])
+    with pytest.raises(ValueError, match="bounds"):
+        mean_ci([0.1, 0.2], bounds=(1.0, 0.0))
+
+
+def _with_finals(records: list[dict], finals: Mapping[str, Sequence[float]]) -> list[dict]:
+    seen: dict[str, int] = {}
+    for r in records:
+        a = r["config"]["activation"]
+        i = seen.get(a, 0)
+        seen[a] = i + 1
+        r["result"]["final_metric"] = finals[a][i]
+    return records
+
+
+def test_summary_intervals_stay_within_the_metric_range():
+    acc = {"relu": [1.0, 1.0, 0.94], "gelu": [0.9983, 1.0, 0.995], "sigmoid": [0.05, 0.9, 0.1]}
+    recs = _with_finals(fake_records(dict.fromkeys(acc, 0.5), seeds=range(3)), acc)
+    mse = {"relu": [0.001, 0.05, 0.002], "gelu": [0.01, 0.011, 0.012]}
+    recs += _with_finals(
+        fake_records(dict.fromkeys(mse, 0.5), seeds=range(3), task="sine", metric="mse", higher_is_better=False), mse
+    )
+    s = summarize(recs)
+    for task, finals, (low, high) in (("spirals", acc, (0.0, 1.0)), ("sine", mse, (0.0, math.inf))):
+        for act, values in finals.items():
+            arm = s.task(task).arm(act)
+            _, lo, hi = _t_interval_by_hand(values)
+            assert low <= arm.ci_low <= arm.mean <= arm.ci_high <= high, (task, act)
+            assert (arm.ci_low, arm.ci_high) == pytest.approx((max(lo, low), min(hi, high)), abs=1e-9)
+    assert s.task("spirals").arm("relu").ci_high == 1.0 and s.task("spirals").arm("sigmoid").ci_low == 0.0
+    assert s.task("sine").arm("relu").ci_low == 0.0
+
+
+def test_a_metric_of_unknown_range_is_not_cut():
+    # a user's callable metric (any range), and one named "accuracy" whose values leave [0, 1]
+    values = [0.05, 0.9, 0.1]
+    _, lo, hi = _t_interval_by_hand(values)
+    own = _with_finals(fake_records({"relu": 0, "gelu": 0}, metric="my_score"), {"relu": values, "gelu": values})
+    arm = summarize(own).task("spirals").arm("relu")
+    assert (arm.ci_low, arm.ci_high) == pytest.approx((lo, hi)) and lo < 0
+    odd = _with_finals(fake_records({"relu": 0, "gelu": 0}), {"relu": [1.5, 1.7, 1.6], "gelu": values})
+    task = summarize(odd).task("spirals")
+    assert task.arm("gelu").ci_low == pytest.approx(lo)
+    assert any("outside [0, 1]" in n and "not cut" in n for n in task.notes)
+
+
 def test_paired_t_below_six_pairs_matches_scipy():
     rng = np.random.default_rng(2)
     b = rng.normal(0.9, 0.02, 5)

@@ -169,6 +169,22 @@ def test_chromium_reports_bad_query_as_error(page, tmp_path):
     assert any("no_such_thing" in e for e in state["errors"])  # the error capture works
 
 
+def test_chromium_url_state_names_outside_the_data_are_refused(page, tmp_path):
+    # Object.prototype's names are no activations: the page refuses them like any unknown name and still draws
+    names = ["__proto__", "constructor", "toString", "hasOwnProperty"]
+    sliders = [f"{n}:alpha:0" for n in names] + [f"elu:{n}:0" for n in names] + ["elu:alpha:__proto__", "elu:alpha:1x"]
+    query = f"?select=relu,{','.join(names)}" + "".join(f"&slider={t}" for t in sliders)
+    state = dump_state(page, query, tmp_path / "p")
+    assert state["ready"] is True
+    assert state["selected"] == ["relu"]
+    assert state["sliders"] == {}
+    assert state["paths"] == {"f": 1, "df": 1}
+    assert len(_paths(state, "relu", "f")[0]["d_head"]) > 100
+    # each refused and said once, and no TypeError from a prototype's member taken for an activation
+    expected = [f"unknown activation in ?select: {n}" for n in names] + [f"bad ?slider {t}" for t in sliders]
+    assert sorted(state["errors"]) == sorted(expected)
+
+
 def test_chromium_screenshot(page, tmp_path):
     png = screenshot(page, "?select=gelu,swish,elu&slider=elu:alpha:2", tmp_path / "shot.png", tmp_path / "p")
     assert png.is_file()

@@ -24,6 +24,9 @@ _PALETTE = (
 )
 _LINESTYLES = ("-", "--", ":", "-.")
 BETTER, WORSE, NEUTRAL, DIVERGED = "#1a7f37", "#c62828", "#222222", "#c62828"
+#: The health panel of the trial result's ``peak_memory_bytes``: named for what the record holds (a high-water
+#: mark the trial reported; actlab.arena.trial says how it is measured), not as the activation's own memory.
+PEAK_MEMORY_LABEL = "recorded peak memory (MiB)"
 
 
 @dataclass(frozen=True)
@@ -65,14 +68,19 @@ def _grid(ax: Any, axis: str = "both") -> None:
     ax.set_axisbelow(True)
 
 
+def _plain(text: str) -> str:
+    """Text from the store drawn as it is: a "$" would start matplotlib's mathtext (and an unbalanced one fail)."""
+    return str(text).replace("$", r"\$")
+
+
 def _metric_label(task: TaskSummary) -> str:
-    name = task.metric or "final metric"
+    name = _plain(task.metric or "final metric")
     return f"{name} ({'higher' if task.higher_is_better else 'lower'} is better)"
 
 
 def _arm_ticks(ax: Any, arms: Sequence[ArmSummary]) -> None:
     ax.set_yticks(range(len(arms)))
-    ax.set_yticklabels([a.label + (" (baseline)" if a.is_baseline else "") for a in arms])
+    ax.set_yticklabels([_plain(a.label) + (" (baseline)" if a.is_baseline else "") for a in arms])
     for tick, a in zip(ax.get_yticklabels(), arms):
         tick.set_color(BETTER if a.direction == "better" else WORSE if a.direction == "worse" else NEUTRAL)
         if a.is_baseline:
@@ -143,7 +151,7 @@ def plot_learning_curves(
                 continue
             positive &= bool(np.all(low[ok] > 0))
             ax_i.fill_between(c.epochs, low, high, where=ok, color=color, alpha=0.10, linewidth=0)
-            ax_i.plot(c.epochs, mean, color=color, linestyle=style, linewidth=1.5, label=c.label)
+            ax_i.plot(c.epochs, mean, color=color, linestyle=style, linewidth=1.5, label=_plain(c.label))
         if log and positive and any(np.isfinite(c.loss_mean).any() for c in curves):
             ax_i.set_yscale("log")
         ax_i.set_xlabel("epoch")
@@ -167,7 +175,7 @@ def plot_health(task: TaskSummary, colors: Mapping[str, tuple[str, str]], *, ax:
         ("dead-unit fraction at the end", lambda t: t.dead_fraction, 1.0),
         ("diverged seeds", None, 1.0),
         ("seconds per epoch", lambda t: t.seconds_per_epoch, 1.0),
-        ("peak memory (MiB)", lambda t: t.peak_memory_bytes, 1.0 / 2**20),
+        (PEAK_MEMORY_LABEL, lambda t: t.peak_memory_bytes, 1.0 / 2**20),
     ]
     for ax_i, (title, get, scale) in zip(axs, panels):
         if get is None:

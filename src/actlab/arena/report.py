@@ -49,12 +49,14 @@ __all__ = [
     "render_markdown",
     "render_html",
     "write_report",
+    "run_title",
+    "stored_suite",
 ]
 
 FORMATS = ("html", "md", "json", "csv")
 FILENAMES = {"html": "report.html", "md": "report.md", "json": "report.json", "csv": "trials.csv"}
 
-#: The columns a ranking table shows (``actlab.cli._render(rows, RANKING_COLUMNS, fmt, headers=RANKING_HEADERS)``);
+#: The columns a ranking table shows (``actlab.render.render(rows, RANKING_COLUMNS, fmt, headers=RANKING_HEADERS)``);
 #: every row also has the numeric ``mean``, ``ci_low``, ``ci_high``, ``std``, ``p``, ``n_ok``, ``failed``, ...
 RANKING_COLUMNS = ("task", "rank", "activation", "n", "mean_ci", "mean_rank", "diverged", "test", "p_holm", "verdict")
 RANKING_HEADERS = {
@@ -114,7 +116,7 @@ def ranking_rows(summary: ArenaSummary) -> list[dict[str, Any]]:
     plus the numbers behind them.
 
     >>> rows = ranking_rows(summarize(records))  # doctest: +SKIP
-    >>> from actlab.cli import _render  # doctest: +SKIP
+    >>> from actlab.render import render as _render  # doctest: +SKIP
     >>> print(_render(rows, RANKING_COLUMNS, "table", headers=RANKING_HEADERS))  # doctest: +SKIP
     """
     rows = []
@@ -263,6 +265,73 @@ def trial_rows(records: Sequence[Mapping[str, Any]], summary: ArenaSummary) -> l
     return rows
 
 
+# ----------------------------------------------------------------------------- title
+def stored_suite(run_dir: str | os.PathLike) -> Mapping[str, Any] | None:
+    """The suite (a plain mapping, as stored) of the plan a run directory was started with; None where
+    the directory has no store or the store no plan. Read as data only: nothing in it is imported."""
+    from actlab.arena.store import ArenaStore, StoreError, store_path
+
+    if not store_path(run_dir).is_file():
+        return None
+    try:
+        with ArenaStore(run_dir, create=False, readonly=True) as store:
+            plan = store.get_meta("plan")
+    except (StoreError, OSError, ValueError):  # read_records says what is wrong with the store
+        return None
+    suite = plan.get("suite") if isinstance(plan, Mapping) else None
+    return suite if isinstance(suite, Mapping) else None
+
+
+_SAME_RUN_KEYS = ("activations", "seeds", "tasks", "budget", "baseline", "params", "grid", "task")
+
+
+def _names(values: Any, noun: str, most: int) -> str:
+    items = [str(v) for v in values] if isinstance(values, (list, tuple)) else []
+    if not items:
+        return f"no {noun}s"
+    return ", ".join(items) if len(items) <= most else f"{len(items)} {noun}s"
+
+
+def run_title(suite: Mapping[str, Any] | None, fallback: str = "arena") -> str:
+    """What a run ran, from its plan's suite: the suite's name where it ran an embedded suite as shipped
+    ("default"); otherwise the name and what was run ("custom run (relu, tanh on spirals; 2 seeds)",
+    "my_suite (relu, gelu on spirals, digits; 5 seeds)"). ``fallback`` where there is no plan."""
+    if not isinstance(suite, Mapping):
+        return fallback
+    name = str(suite.get("name") or fallback)
+    name = name if len(name) <= 80 else name[:79] + "…"  # a stored plan is data: any length
+    seeds = suite.get("seeds")
+    n_seeds = len(seeds) if isinstance(seeds, (list, tuple)) else 0
+    what = (
+        f"{_names(suite.get('activations'), 'activation', 4)} on {_names(suite.get('tasks'), 'task', 3)}; "
+        f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    )
+    grid = suite.get("grid")
+    if isinstance(grid, Mapping) and grid:
+        what += "; " + "; ".join(f"{k} {_names(v, 'value', 4)}" for k, v in grid.items())
+    shipped = _embedded_suite(name)
+    if shipped is None:
+        return f"{name} ({what})"
+    same = all(_freeze_json(shipped.get(k)) == _freeze_json(suite.get(k)) for k in _SAME_RUN_KEYS)
+    return name if same else f"custom run ({what}; from the {name} suite)"
+
+
+def _freeze_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _embedded_suite(name: str) -> dict[str, Any] | None:
+    """The shipped suite of that name as a mapping (a TOML file of actlab's, no code), or None."""
+    from actlab.arena.config import SuiteError, load_suite, suite_names
+
+    if name not in suite_names():
+        return None
+    try:
+        return load_suite(name).to_dict()
+    except SuiteError:
+        return None
+
+
 # ----------------------------------------------------------------------------- figures
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "task"
@@ -274,8 +343,22 @@ _CAPTIONS = {
     "baseline's mean. Green labels: significantly better than the baseline; red: worse.",
     "curves": "Learning curves: mean across seeds per epoch, band from the lowest to the highest seed.",
     "health": "Health of the runs: dead-unit fraction at the end of training, diverged seeds, seconds per epoch "
-    "and peak memory, a dot per seed.",
+    "and the peak memory each trial recorded, a dot per seed.",
 }
+
+
+def _caption(kind: str, task: Any) -> str:
+    """The figure's caption; the health figure's says what its memory numbers measured, in the trials' words."""
+    if kind != "health":
+        return _CAPTIONS[kind]
+    scopes = sorted({t.peak_memory_scope or "" for a in task.arms for t in a.trials if t.peak_memory_bytes is not None})
+    if not scopes:
+        what = "no trial recorded its peak memory"
+    elif scopes == [""]:
+        what = "its peak_memory_bytes, a high-water mark whose scope the trials did not record"
+    else:
+        what = "; ".join(s or "not recorded" for s in scopes)
+    return f"{_CAPTIONS[kind]} Memory (MiB): {what}."
 
 
 def _figures(records: Sequence[Mapping[str, Any]], summary: ArenaSummary) -> dict[str, list[tuple[str, str, bytes]]]:
@@ -311,13 +394,33 @@ def _method_lines(summary: ArenaSummary) -> list[str]:
         "finished with a finite metric.",
         "Diverged trials (NaN/inf loss) have no metric: they are left out of mean, CI and test, counted, "
         "named in the verdict, and take the worst rank at their seed. Failed trials (errors) are counted only.",
-        "The t interval is symmetric: with few seeds it can reach past a metric's natural bounds (accuracy above 1).",
+        _bounds_line(summary),
         "Mean rank: arms ranked at every seed (1 = best, ties averaged), then averaged over seeds.",
         f"Paired test against {summary.baseline or 'the baseline'} (same other settings), pairing by seed: "
         f"Wilcoxon signed-rank when the number of non-zero differences n can give p < {a:g} "
         f"(its smallest two-sided p is 2/2ⁿ, so n ≥ {_min_n(a)}), otherwise the paired t test.",
         f"p-values are Holm-corrected across the comparisons of each task; significant means p (Holm) < {a:g}.",
     ]
+
+
+def _bounds_line(summary: ArenaSummary) -> str:
+    """How intervals keep within the metric's range (stats.METRIC_BOUNDS), for the metrics of this run."""
+    from actlab.arena.stats import METRIC_BOUNDS
+
+    def span(low: float, high: float) -> str:
+        return f"[{low:g}, ∞)" if math.isinf(high) else f"[{low:g}, {high:g}]"
+
+    metrics = sorted({t.metric for t in summary.tasks if t.metric is not None}) or sorted(METRIC_BOUNDS)
+    known = [f"{m} {span(*METRIC_BOUNDS[m])}" for m in metrics if m in METRIC_BOUNDS]
+    unknown = [m for m in metrics if m not in METRIC_BOUNDS]
+    text = (
+        "A metric cannot leave its range, and neither does its interval: the t interval is cut at the range "
+        f"({', '.join(known) or 'none here'}). The true mean lies in the range, so the cut drops only impossible "
+        "values and keeps the 95 % coverage; near a bound the interval ends at the bound (e.g. [0.91, 1])."
+    )
+    if unknown:
+        text += f" The range of {', '.join(unknown)} is unknown: its interval is not cut."
+    return text
 
 
 def _min_n(alpha: float) -> int:
@@ -344,8 +447,20 @@ def _overview(summary: ArenaSummary, records: Sequence[Mapping[str, Any]]) -> li
     ]
 
 
-def _md_cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+# HTML's special characters become entities (no tag, comment or entity survives from a store); Markdown's
+# inline markup characters get a backslash (no link, image, emphasis, code span, heading end or table cell).
+# An underscore between two letters or digits cannot open or close emphasis (CommonMark's flanking rules),
+# so "leaky_relu" stays as it is.
+_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_MD_MARKUP = re.compile(r"([\\`*\[\]|#~$!])")
+_MD_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+
+
+def _md(text: Any) -> str:
+    """``text`` as literal Markdown text on one line: whatever a store holds renders as the characters it is."""
+    out = _MD_UNDERSCORE.sub(r"\\_", _MD_MARKUP.sub(r"\\\1", str(text)))
+    out = "".join(_MD_ENTITIES.get(c, c) for c in out)
+    return re.sub(r"[\r\n\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+", " ", out)
 
 
 def render_markdown(
@@ -357,24 +472,26 @@ def render_markdown(
     subtitle: str = "",
 ) -> str:
     """The report as Markdown; ``figure_paths`` maps a task to [(kind, relative path)], kind one of
-    "final", "curves", "health"."""
-    lines = [f"# {title}", ""] + ([f"_{subtitle}_", ""] if subtitle else [])
-    lines += [f"- **{k}**: {_md_cell(v)}" for k, v in _overview(summary, records)]
+    "final", "curves", "health". Every text from the store, the title and the subtitle is escaped (:func:`_md`)."""
+    lines = [f"# {_md(title)}", ""] + ([f"_{_md(subtitle)}_", ""] if subtitle else [])
+    lines += [f"- **{_md(k)}**: {_md(v)}" for k, v in _overview(summary, records)]
     rows = ranking_rows(summary)
     cols = ("rank", "activation", "n", "mean_ci", "std", "mean_rank", "diverged", "failed", "test", "p", "p_holm")
     heads = ("#", "activation", "seeds ok", "mean [95 % CI]", "std", "mean rank", "diverged", "failed", "test", "p")
     heads += ("p (Holm)",)
     for task in summary.tasks:
-        lines += ["", f"## {task.task}", "", f"**{task.headline}**", ""]
-        lines.append(f"Metric: {task.metric or 'n/a'} ({'higher' if task.higher_is_better else 'lower'} is better).")
-        lines += [f"Note: {n}" for n in task.notes]
-        lines += ["", "| " + " | ".join(heads) + " | verdict |", "|" + "---|" * (len(heads) + 1)]
+        lines += ["", f"## {_md(task.task)}", "", f"**{_md(task.headline)}**", ""]
+        direction = "higher" if task.higher_is_better else "lower"
+        lines.append(f"Metric: {_md(task.metric or 'n/a')} ({direction} is better).")
+        lines += [f"Note: {_md(n)}" for n in task.notes]
+        lines += ["", "| " + " | ".join(map(_md, heads)) + " | verdict |", "|" + "---|" * (len(heads) + 1)]
         for r in (r for r in rows if r["task"] == task.task):
-            cells = [_md_cell(_fmt_cell(c, r[c])) for c in cols] + [_md_cell(r["verdict"])]
+            cells = [_md(_fmt_cell(c, r[c])) for c in cols] + [_md(r["verdict"])]
             lines.append("| " + " | ".join(cells) + " |")
         for kind, path in (figure_paths or {}).get(task.task, []):
-            lines += ["", f"![{_TITLES[kind]}: {task.task}]({path})", "", f"_{_CAPTIONS[kind]}_"]
-    lines += ["", "## Method", ""] + [f"- {m}" for m in _method_lines(summary)]
+            # the path is ours: figures/<slug>.png, the slug only [a-z0-9-]
+            lines += ["", f"![{_md(_TITLES[kind])}: {_md(task.task)}]({path})", "", f"_{_md(_caption(kind, task))}_"]
+    lines += ["", "## Method", ""] + [f"- {_md(m)}" for m in _method_lines(summary)]
     return "\n".join(lines) + "\n"
 
 
@@ -434,7 +551,7 @@ def render_html(
             data = base64.b64encode(png).decode("ascii")
             out.append(
                 f'<figure><img class="figure" id="{e(fid)}" alt="{e(_TITLES[kind])}: {e(task.task)}" '
-                f'src="data:image/png;base64,{data}"><figcaption>{e(_CAPTIONS[kind])}</figcaption></figure>'
+                f'src="data:image/png;base64,{data}"><figcaption>{e(_caption(kind, task))}</figcaption></figure>'
             )
         out.append("</section>")
     out.append('<section id="method"><h2>Method</h2><ul>')
@@ -527,10 +644,12 @@ def write_report(
     alpha: float = 0.05,
     out_dir: str | os.PathLike | None = None,
     records: Sequence[Mapping[str, Any]] | None = None,
+    suite: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Summarise the run in ``run_dir`` and write the report files; returns {format: path}.
 
-    ``records`` replaces reading the store (``actlab.arena.store.read_records(run_dir)``);
+    ``records`` replaces reading the store (``actlab.arena.store.read_records(run_dir)``), ``suite``
+    the stored plan's suite (:func:`stored_suite`), which titles the report (:func:`run_title`);
     ``out_dir`` defaults to ``RUN_DIR/report``. Every file is written atomically; arguments and
     records are checked before anything is written.
 
@@ -552,7 +671,7 @@ def write_report(
     from actlab import __version__
 
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-    title = f"Arena report: {run.resolve().name}"
+    title = f"Arena report: {run_title(suite if suite is not None else stored_suite(run), run.resolve().name)}"
     subtitle = f"{run.resolve()} · generated {now} by actlab {__version__}"
     written: dict[str, Path] = {}
     figures = _figures(records, summary) if {"html", "md"} & set(wanted) else {}
@@ -574,6 +693,7 @@ def write_report(
     if "json" in wanted:
         written["json"] = target / FILENAMES["json"]
         doc = {
+            "title": title,
             "run_dir": str(run.resolve()),
             "generated_at": now,
             "actlab_version": __version__,

@@ -63,10 +63,17 @@ def run(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         print(f"actlab report: RUN_DIR {str(run_dir)!r} is not a directory", file=sys.stderr)
         return 2
-    from actlab.arena.report import RANKING_COLUMNS, RANKING_HEADERS, ranking_rows, write_report
+    from actlab.arena.report import (
+        RANKING_COLUMNS,
+        RANKING_HEADERS,
+        ranking_rows,
+        run_title,
+        stored_suite,
+        write_report,
+    )
     from actlab.arena.stats import summarize
     from actlab.arena.store import StoreError, read_records
-    from actlab.cli import _render
+    from actlab.render import render as _render
 
     baseline = None if str(args.baseline).lower() == "none" else args.baseline
     try:
@@ -74,15 +81,25 @@ def run(args: argparse.Namespace) -> int:
         if not records:
             print(f"actlab report: no finished trials in {str(run_dir)!r}: nothing to report", file=sys.stderr)
             return 2
+        suite = stored_suite(run_dir)
         paths = write_report(
-            run_dir, formats=args.format, baseline=baseline, alpha=args.alpha, out_dir=args.output, records=records
+            run_dir,
+            formats=args.format,
+            baseline=baseline,
+            alpha=args.alpha,
+            out_dir=args.output,
+            records=records,
+            suite=suite,
         )
     except (StoreError, OSError, ValueError) as err:  # a missing, foreign or newer store; a bad argument
         print(f"actlab report: {err}", file=sys.stderr)
         return 2
     if args.table != "none":
         summary = summarize(records, baseline=baseline, alpha=args.alpha)
-        title = f"ranking ({len(records)} trials; baseline {baseline or 'none'}, α = {args.alpha:g}, Holm per task)"
+        what = run_title(suite, run_dir.resolve().name)
+        title = (
+            f"{what}: ranking ({len(records)} trials; baseline {baseline or 'none'}, α = {args.alpha:g}, Holm per task)"
+        )
         print(_render(ranking_rows(summary), RANKING_COLUMNS, args.table, title=title, headers=RANKING_HEADERS))
         if args.table == "table":
             for task in summary.tasks:

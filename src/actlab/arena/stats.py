@@ -9,7 +9,11 @@ Definitions (the report repeats them in its "Method" section):
   ``seed``. An arm's label is its activation plus every other key that differs between the arms
   of its task (``"relu [init=he]"``).
 - **Mean, std, 95 % CI**: over the seeds whose trial finished ``ok`` with a finite metric;
-  the CI is Student's t interval ``mean ± t(0.975, n-1)·s/√n`` (none for n < 2).
+  the CI is Student's t interval ``mean ± t(0.975, n-1)·s/√n`` (none for n < 2), cut at the
+  metric's range (:data:`METRIC_BOUNDS`: accuracy in [0, 1], mse in [0, ∞)). The true mean lies in
+  that range, so cutting there drops only impossible values and keeps the interval's coverage;
+  near a bound the interval ends at the bound instead of reaching past it (accuracy above 1).
+  A metric whose range is unknown (a user's callable), or whose values leave the range, is not cut.
 - **Diverged trials** (NaN/inf loss, or a non-finite final metric) have no metric: they are
   excluded from mean, CI and the paired test, counted per arm and named in the verdict, and take
   the worst rank (tied among themselves) at their seed. **Failed trials** (an error, not a
@@ -51,6 +55,7 @@ __all__ = [
     "PairedTest",
     "summarize",
     "mean_ci",
+    "METRIC_BOUNDS",
     "paired_test",
     "holm",
     "min_wilcoxon_p",
@@ -60,6 +65,9 @@ __all__ = [
 CONFIDENCE = 0.95
 _SAME = 1e-9  # relative difference below which two metrics count as equal (floating-point rounding)
 _RESULT_STATUSES = ("ok", "diverged")  # statuses with an outcome that ranks
+#: The range of each built-in metric of ``actlab.arena.tasks`` (by its name in the trial result):
+#: a confidence interval of a mean of such values never leaves it.
+METRIC_BOUNDS: dict[str, tuple[float, float]] = {"accuracy": (0.0, 1.0), "mse": (0.0, math.inf)}
 
 
 # ----------------------------------------------------------------------------- data
@@ -76,6 +84,7 @@ class TrialPoint:
     peak_memory_bytes: int | None = None
     dead_fraction: float | None = None
     lr: float | None = None
+    peak_memory_scope: str | None = None  # what peak_memory_bytes measured, as the trial said
     diverged_at_epoch: int | None = None
     error: str | None = None
     key: str | None = None
@@ -167,11 +176,18 @@ class ArenaSummary:
 
 
 # ----------------------------------------------------------------------------- building blocks
-def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, float, float]:
+def mean_ci(
+    values: Sequence[float], confidence: float = CONFIDENCE, bounds: tuple[float, float] | None = None
+) -> tuple[float, float, float, float]:
     """(mean, sample std, CI low, CI high) with Student's t interval; std and CI are NaN for n < 2.
+
+    ``bounds`` (low, high) is the range the metric cannot leave (accuracy: (0, 1)): the interval
+    is cut there. The mean lies in that range, so only impossible values go and the coverage stays.
 
     >>> [round(v, 4) for v in mean_ci([1.0, 2.0, 3.0])]
     [2.0, 1.0, -0.4841, 4.4841]
+    >>> [round(v, 4) for v in mean_ci([1.0, 1.0, 0.94], bounds=(0.0, 1.0))]
+    [0.98, 0.0346, 0.8939, 1.0]
     """
     from scipy import stats
 
@@ -180,12 +196,17 @@ def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[fl
         raise ValueError(f"values must be a non-empty 1-D sequence, got shape {x.shape}")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if bounds is not None and not (len(bounds) == 2 and float(bounds[0]) < float(bounds[1])):
+        raise ValueError(f"bounds must be (low, high) with low < high, got {bounds!r}")
     mean = float(x.mean())
     if x.size < 2:
         return mean, math.nan, math.nan, math.nan
     std = float(x.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1)) * std / math.sqrt(x.size)
-    return mean, std, mean - half, mean + half
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, float(bounds[0])), min(high, float(bounds[1]))
+    return mean, std, low, high
 
 
 def min_wilcoxon_p(n: int) -> float:
@@ -370,6 +391,7 @@ def _point(rec: Mapping[str, Any]) -> TrialPoint:
         peak_memory_bytes=int(mem) if isinstance(mem, (int, float)) and math.isfinite(mem) else None,
         dead_fraction=_number(res.get("dead_fraction")),
         lr=_number(res.get("lr")),
+        peak_memory_scope=scope if isinstance(scope := res.get("peak_memory_scope"), str) else None,
         diverged_at_epoch=res.get("diverged_at_epoch"),
         error=res.get("error"),
         key=record_key(rec),
@@ -458,12 +480,27 @@ def _summarize_task(
     for k, p in zip(order, holm([tests[k].p_value for k in order])):
         tests[k] = replace(tests[k], p_holm=p)
 
+    bounds = METRIC_BOUNDS.get(metric) if metric is not None else None
+    if bounds is not None:
+        outside = [
+            p.final_metric
+            for ps in points.values()
+            for p in ps
+            if p.status == "ok" and not bounds[0] <= p.final_metric <= bounds[1]
+        ]
+        if outside:  # a user's metric that shares a built-in's name: its range is not the built-in's
+            notes.append(
+                f"{metric} values outside [{bounds[0]:g}, {bounds[1]:g}] (e.g. {outside[0]:g}): "
+                "confidence intervals not cut at that range"
+            )
+            bounds = None
+
     summaries = []
     for k in arms:
         ps = points[k]
         ok = [p.final_metric for p in ps if p.status == "ok"]
         if ok:
-            mean, std, lo, hi = mean_ci(ok)
+            mean, std, lo, hi = mean_ci(ok, bounds=bounds)
         else:
             mean = std = lo = hi = math.nan
         n_div = sum(p.status == "diverged" for p in ps)

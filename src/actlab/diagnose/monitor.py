@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
+from actlab.diagnose import structure
 from actlab.diagnose.report import DiagnosisReport, Finding, Histogram, SiteReport, findings_for
 from actlab.diagnose.sites import (
     FunctionEntry,
@@ -163,6 +164,9 @@ class _SiteStats:
         self.pool_key: tuple | None = None
         self.pool_next = 0
         self.positions: torch.Tensor | None = None  # this call's sample positions, until post
+        self.gated: bool | None = None  # decided by actlab.diagnose.structure from the autograd graph
+        self.sum_input: bool | None = None
+        self.node: Any = None
 
     # Few tensor operations per call: on small layers each costs more in dispatch than in work.
     # ----------------------------------------------------------------- forward, before f
@@ -400,6 +404,8 @@ class _SiteStats:
             histogram=hist,
             bounded=self.bounded,
             zero_centered=self.zero_centered,
+            gated=self.gated,
+            sum_input=self.sum_input,
         )
 
 
@@ -501,6 +507,7 @@ class Watch:
                 self._skipped.append(f"{site.name} ({site.label}): a vector activation, no per-unit statistics")
                 continue
             self._module_sites.append(site)
+        self._facts = structure.model_facts(model)  # before anything in the block trains it
         self._has_conv1d = any(isinstance(m, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)) for m in model.modules())
         if not self._module_sites:
             if functional is False:
@@ -640,6 +647,7 @@ class Watch:
         if self._mode is not None:
             self._mode.__exit__(None, None, None)
             self._mode = None
+        structure.mark_gates(output, self._stats.values())
         if self._probing and self._probe_mode is None and not any(s.kind == "function" for s in self._stats.values()):
             self._probing = False  # first pass found no activation calls: stop looking
             for h in self._owner_handles:
@@ -689,6 +697,7 @@ class Watch:
         try:
             stats = self._stats_for(site.name, "module", site.label, site.activation)
             stats.pre(x, self._unit_dim(x))
+            structure.see_input(stats, x)
             # The matching post hook needs this call's stats (a shared module is several sites).
             self._pending.append(stats)
         finally:
@@ -707,6 +716,7 @@ class Watch:
         self._busy = True
         try:
             stats.post(y, self._unit_dim(y))
+            structure.see_output(stats, y)
             if y.requires_grad and torch.is_grad_enabled():
                 y.register_hook(functools.partial(self._grad_hook, stats))
         finally:
@@ -731,6 +741,7 @@ class Watch:
         try:
             stats = self._stats_for(base, "function", repr(activation), activation)
             stats.pre(x, self._unit_dim(x))
+            structure.see_input(stats, x)
         finally:
             self._busy = False
         out = func(*args, **kwargs)
@@ -758,15 +769,17 @@ class Watch:
             batches=max([self._root_passes] + [s.batches for s in sites]),
             backward_passes=max(s.backward_passes for s in sites),
             skipped=tuple(skipped),
+            facts=self._facts,
         )
         stats = sorted(self._stats.values(), key=lambda s: s.index)
         return DiagnosisReport(
             report.model,
             report.sites,
-            _non_finite_findings(self.model, stats) + findings_for(sites, report.gradient_ratio),
+            _non_finite_findings(self.model, stats) + findings_for(sites, report.gradient_ratio, self._facts),
             report.batches,
             report.backward_passes,
             report.skipped,
+            self._facts,
         )
 
 

@@ -252,12 +252,15 @@ console.error = function(){ STATE.errors.push(Array.prototype.map.call(arguments
 function writeState(){ var el = document.getElementById("state"); if (el) el.textContent = JSON.stringify(STATE); }
 
 var D = JSON.parse(document.getElementById("data").textContent);
-var X = D.x, BY = {}, COLORS = ["#1f77b4","#d62728","#2ca02c","#ff7f0e","#9467bd","#8c564b","#e377c2","#17becf","#7f7f7f","#bcbd22"];
+// Names from the URL index these tables: without a prototype, "__proto__", "constructor" or "toString" are
+// no entries, and known() asks only for own keys (a URL is user input, never a way into Object.prototype).
+var X = D.x, BY = Object.create(null), COLORS = ["#1f77b4","#d62728","#2ca02c","#ff7f0e","#9467bd","#8c564b","#e377c2","#17becf","#7f7f7f","#bcbd22"];
 D.activations.forEach(function(a){ BY[a.name] = a; });
 var selected = [];       // names in selection order
-var choice = {};         // name -> {param, index} (one parameter moved at a time)
+var choice = Object.create(null);  // name -> {param, index} (one parameter moved at a time)
 var focus = null;        // activation shown first in the details panel
 
+function known(name){ return typeof name === "string" && Object.prototype.hasOwnProperty.call(BY, name); }
 function esc(s){ return String(s).replace(/[&<>"]/g, function(c){ return {"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]; }); }
 function color(name){ return COLORS[selected.indexOf(name) % COLORS.length]; }
 function fmt(v){ return (v === null || v === undefined) ? "n/a" : Number(v).toPrecision(4).replace(/\.?0+$/, ""); }
@@ -271,12 +274,12 @@ function arrays(name){
 
 // ---------------------------------------------------------------- list and filters
 function buildFilters(){
-  var fams = {}; D.activations.forEach(function(a){ fams[a.family] = 1; });
+  var fams = Object.create(null); D.activations.forEach(function(a){ fams[a.family] = 1; });
   var sel = document.getElementById("family");
   Object.keys(fams).sort().forEach(function(f){ var o = document.createElement("option"); o.value = f; o.textContent = f; sel.appendChild(o); });
   sel.onchange = renderList; document.getElementById("search").oninput = renderList;
   document.getElementById("property").onchange = renderList;
-  document.getElementById("clear").onclick = function(){ selected = []; choice = {}; update(); };
+  document.getElementById("clear").onclick = function(){ selected = []; choice = Object.create(null); update(); };
 }
 function matches(a){
   var q = document.getElementById("search").value.trim().toLowerCase();
@@ -419,12 +422,12 @@ function syncSliderLabels(){
 // ---------------------------------------------------------------- URL state
 function fromURL(){
   var q = new URLSearchParams(window.location.search);
-  (q.get("select") || "").split(",").forEach(function(n){ n = n.trim(); if (n && BY[n] && selected.indexOf(n) < 0) selected.push(n); else if (n && !BY[n]) console.error("unknown activation in ?select: " + n); });
+  (q.get("select") || "").split(",").forEach(function(n){ n = n.trim(); if (known(n) && selected.indexOf(n) < 0) selected.push(n); else if (n && !known(n)) console.error("unknown activation in ?select: " + n); });
   q.getAll("slider").join(",").split(",").forEach(function(t){
-    if (!t) return; var p = t.split(":"), a = BY[p[0]];
+    if (!t) return; var p = t.split(":"), a = known(p[0]) ? BY[p[0]] : null;
     var s = a && a.sliders.filter(function(s){ return s.name === p[1]; })[0];
-    var i = parseInt(p[2], 10);
-    if (!s || !(i >= 0 && i < s.values.length)) { console.error("bad ?slider " + t); return; }
+    var i = /^[0-9]+$/.test(p[2] || "") ? parseInt(p[2], 10) : -1;
+    if (p.length !== 3 || !s || !(i >= 0 && i < s.values.length)) { console.error("bad ?slider " + t); return; }
     if (selected.indexOf(p[0]) < 0) selected.push(p[0]);
     choice[p[0]] = {param: p[1], index: i};
   });
