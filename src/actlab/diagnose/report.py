@@ -284,14 +284,23 @@ def site_rows(report: DiagnosisReport) -> list[dict[str, Any]]:
                 "saturated": _pct(s.saturated_fraction) if s.saturated_fraction is not None else None,
                 "negative": _pct(s.negative_fraction),
                 "zero": _pct(s.zero_fraction),
-                "pre_mean": s.pre_mean,
+                "pre_mean": _mean_shown(s.pre_mean, s.pre_std),
                 "pre_std": s.pre_std,
-                "out_mean": s.out_mean,
+                "out_mean": _mean_shown(s.out_mean, s.out_std),
                 "out_std": s.out_std,
                 "grad_rms": s.grad_rms,
             }
         )
     return rows
+
+
+def _mean_shown(mean: float | None, std: float | None) -> float | None:
+    """The mean as the table shows it: 0 where it is below 1e-6 standard deviations (after a
+    normalisation layer the mean is rounding noise, such as 8e-10, that changes with the summation
+    order and says nothing); JSON keeps the value."""
+    if mean is None or std is None or not math.isfinite(mean) or not math.isfinite(std):
+        return mean
+    return 0.0 if abs(mean) < 1e-6 * std else mean
 
 
 def _pct(value: float | None) -> str:
