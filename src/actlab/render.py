@@ -185,9 +185,18 @@ def _table(header: list[str], rows: list[list[str]], title: str, *, width: int |
     cells = [max([_natural(r[j]) for r in rows], default=1) for j in range(n)]
     text_first = [natural[j] if numeric[j] else soft[j] for j in range(n)]
     short_head = [max(cells[j], min(5, _longest(header[j]))) if numeric[j] else soft[j] for j in range(n)]
-    widths = _fit(natural, [text_first, soft], width - (3 * n + 1))
-    is_compact = widths is None
-    if is_compact:
+    # Compact with every cell on one line (headers wrap between words, or abbreviate) reads better
+    # than boxed with wrapped cells.
+    unwrapped = [max(cells[j], min(5, _longest(header[j])) if numeric[j] else _longest(header[j])) for j in range(n)]
+    widths = _fit(natural, [natural], width - (3 * n + 1))
+    if widths is None and sum(unwrapped) + 2 * (n - 1) <= width:
+        widths = _fit(natural, [unwrapped], width - 2 * (n - 1))
+        header = [_abbreviate(h, w) for h, w in zip(header, widths)]
+        is_compact = True
+    else:
+        widths = widths or _fit(natural, [text_first, soft], width - (3 * n + 1))
+        is_compact = widths is None
+    if is_compact and widths is None:
         room = width - 2 * (n - 1)
         widths = _fit(natural, [text_first, short_head, soft, firm, hard], room) or hard  # else rich folds
         header = [_abbreviate(h, w) for h, w in zip(header, widths)]

@@ -401,7 +401,14 @@ def _print_ranking(
     keys: Any = None,
     baseline: str | None = None,
 ) -> int:
-    from actlab.arena.report import RANKING_COLUMNS, RANKING_HEADERS, ranking_rows, run_title, write_report
+    from actlab.arena.report import (
+        RANKING_COLUMNS,
+        RANKING_HEADERS,
+        TERMINAL_RANKING_COLUMNS,
+        ranking_rows,
+        run_title,
+        write_report,
+    )
     from actlab.arena.stats import summarize
     from actlab.arena.store import read_records
     from actlab.render import render as _render
@@ -416,10 +423,12 @@ def _print_ranking(
         return 0
     summary = summarize(records, baseline=baseline)
     rows = ranking_rows(summary)
+    wide = getattr(args, "wide", False)
     columns = list(rows[0]) if args.format == "csv" and rows else list(RANKING_COLUMNS)
+    if args.format == "table" and not wide:
+        columns = list(TERMINAL_RANKING_COLUMNS)
     what = run_title(plan.suite.to_dict())
     title = f"arena {what}: final validation metric, mean over seeds; baseline {baseline}"
-    wide = getattr(args, "wide", False)
     print(_render(rows, columns, args.format, title=title, headers=RANKING_HEADERS, wide=wide), file=out)
     where = out if args.format in ("table", "md") else err
     if args.format in ("table", "md"):
