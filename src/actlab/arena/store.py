@@ -25,6 +25,7 @@ and a full disk get their own messages.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -33,7 +34,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -379,13 +380,21 @@ class ArenaStore:
     def setdefault_meta(self, name: str, value: Any) -> Any:
         """Store ``value`` under ``name`` unless a value is there; return the stored one (one transaction,
         so of two runners starting at once exactly one plan is stored)."""
+        with self._immediate():
+            self._conn.execute(
+                "INSERT OR IGNORE INTO meta(name, value) VALUES (?, ?)", (name, json.dumps(value, sort_keys=True))
+            )
+            row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0])
+
+    @contextlib.contextmanager
+    def _immediate(self) -> Iterator[None]:
+        """One write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``); on any error it is rolled back and
+        raised as the store's write problem (read-only, disk full) where it is one."""
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.execute(
-                    "INSERT OR IGNORE INTO meta(name, value) VALUES (?, ?)", (name, json.dumps(value, sort_keys=True))
-                )
-                row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+                yield
             finally:
                 if self._conn.in_transaction:
                     self._conn.execute("COMMIT")
@@ -393,7 +402,6 @@ class ArenaStore:
             self._rollback()
             self._raise_write_problem(err)
             raise
-        return json.loads(row[0])
 
     # ------------------------------------------------------------------ trials
     def put(
@@ -458,28 +466,19 @@ class ArenaStore:
         with a status in ``final``, or the owner of another live claim (another runner is running it).
         """
         now = time.time()
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._conn.execute("SELECT status FROM trials WHERE key = ?", (key,)).fetchone()
-                if row is not None and row[0] in final:
-                    return "finished"
-                held = self._conn.execute("SELECT owner, expires FROM claims WHERE key = ?", (key,)).fetchone()
-                if held is not None and held[0] != self.owner and not _claim_stale(held[0], held[1], now):
-                    return held[0]
-                self._conn.execute(
-                    "INSERT INTO claims(key, owner, expires) VALUES (?, ?, ?) "
-                    "ON CONFLICT(key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires",
-                    (key, self.owner, now + ttl),
-                )
-                return None
-            finally:
-                if self._conn.in_transaction:
-                    self._conn.execute("COMMIT")
-        except BaseException as err:
-            self._rollback()
-            self._raise_write_problem(err)
-            raise
+        with self._immediate():
+            row = self._conn.execute("SELECT status FROM trials WHERE key = ?", (key,)).fetchone()
+            if row is not None and row[0] in final:
+                return "finished"
+            held = self._conn.execute("SELECT owner, expires FROM claims WHERE key = ?", (key,)).fetchone()
+            if held is not None and held[0] != self.owner and not _claim_stale(held[0], held[1], now):
+                return held[0]
+            self._conn.execute(
+                "INSERT INTO claims(key, owner, expires) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires",
+                (key, self.owner, now + ttl),
+            )
+            return None
 
     def renew_claims(self, *, ttl: float = CLAIM_TTL_S) -> None:
         """Push back the expiry of every claim this owner holds (the runner is alive)."""
