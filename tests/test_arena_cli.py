@@ -93,13 +93,14 @@ def test_end_to_end_run_report_and_resume(tmp_path, capsys):
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "4 trials planned, 0 already finished, 4 to run" in captured.err
-    assert re.search(r"spirals +│ +1 +│ +(relu|tanh)", captured.out)  # the ranking table
+    assert re.search(r"spirals +(│ +)?1 +(│ +)?(relu|tanh)", captured.out)  # the ranking (boxed or compact)
     report = out / "report" / "report.html"
     assert f"report: {report}" in captured.out and report.stat().st_size > 10_000
     assert len(read_records(out)) == 4
 
-    assert main(argv) == 2  # the same run again needs --resume
-    assert "already holds 4 recorded trial(s). Continue that run with --resume" in capsys.readouterr().err
+    assert main(argv) == 0  # the same command again reuses the finished trials (issue 14: was exit 2)
+    again = capsys.readouterr()
+    assert "4 trials planned, 4 already finished, 0 to run" in again.err and again.out == captured.out
 
     assert main([*argv, "--resume", "--format", "json", "--no-report"]) == 0
     captured = capsys.readouterr()
@@ -171,3 +172,110 @@ def test_ctrl_c_saves_finished_trials_and_says_how_to_resume(tmp_path):
     assert f"{len(saved)} already finished, {12 - len(saved)} to run" in resumed.stderr
     assert len(read_records(out)) == 12 and read_records(out)[: len(saved)] == saved
     assert {row["activation"] for row in json.loads(resumed.stdout)} == {"relu", "tanh", "elu"}
+
+
+# ----------------------------------------------------------------------------- progress and ETA
+def test_the_first_eta_comes_from_measured_trial_times(monkeypatch):
+    """40 trials of 5 s on 2 workers after 100 s of start-up (importing torch, building kernels): when the
+    first trial ends, 95 s are left. Time since the start / trials done said 39 x 105 s (43x too long)."""
+    import io
+    from types import SimpleNamespace
+
+    from actlab.arena import runner
+
+    now = [0.0]
+    monkeypatch.setattr(runner.time, "monotonic", lambda: now[0])
+    stream = io.StringIO()
+    progress = runner._Progress(40, stream)
+    trials = [SimpleNamespace(key=f"k{i}", label=f"trial {i}", config={}) for i in range(40)]
+    result = {"status": "ok", "metric": "accuracy", "final_metric": 0.9}
+    # The schedule, simulated independently: worker w runs trials w, w+2, ... back to back from t = 100.
+    events = []
+    for i, trial in enumerate(trials):
+        start = 100.0 + 5.0 * (i // 2)
+        events += [(start, 1, trial), (start + 5.0, 0, trial)]
+    end_of_run = max(t for t, _, _ in events)
+    etas = []
+    for t, is_start, trial in sorted(events, key=lambda e: (e[0], e[1])):
+        now[0] = t
+        if is_start:
+            progress.started(trial, "w")
+        else:
+            progress.finished(trial, result)
+            match = re.search(r"about (\d+):(\d\d) left", stream.getvalue().splitlines()[-1])
+            etas.append((t, int(match.group(1)) * 60 + int(match.group(2)) if match else None))
+    first_time, first_eta = etas[0]
+    assert first_eta is not None and abs(first_eta - (end_of_run - first_time)) <= 0.1 * (end_of_run - first_time)
+    for t, eta in etas[:-2]:  # every later estimate within 10 % (or 5 s) of the truth too
+        assert eta is not None and abs(eta - (end_of_run - t)) <= max(5, 0.1 * (end_of_run - t)), (t, eta)
+
+
+def test_no_eta_before_a_trial_has_been_measured(monkeypatch):
+    import io
+    from types import SimpleNamespace
+
+    from actlab.arena import runner
+
+    stream = io.StringIO()
+    progress = runner._Progress(3, stream)
+    progress.finished(SimpleNamespace(key="a", label="a", config={}), None, "finished meanwhile by another process")
+    assert progress.seconds_left() is None and "left" not in stream.getvalue()
+
+
+def _quick_trial(config, *, on_epoch=None, should_stop=None):
+    score = 0.5 + config["seed"] / 100 + len(config["activation"]) / 1000
+    curve = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.0, "val_metric": score, "seconds": 0.01}]
+    return {
+        "status": "ok",
+        "metric": "accuracy",
+        "higher_is_better": True,
+        "final_metric": score,
+        "best_metric": score,
+        "best_epoch": 1,
+        "epochs_run": 1,
+        "curve": curve,
+        "seconds_per_epoch": 0.01,
+    }
+
+
+@pytest.mark.parametrize("fmt", ["md", "json", "table"])
+def test_progress_goes_to_stderr_whatever_the_format(tmp_path, fmt):
+    import io
+
+    from actlab.arena.cli import execute
+    from actlab.cli import build_parser
+
+    argv = ["arena", "--activations", "relu", "tanh", "--tasks", "spirals", "--seeds", "2", "--workers", "1"]
+    args = build_parser().parse_args([*argv, "--out", str(tmp_path / "run"), "--no-report", "--format", fmt])
+    out, err = io.StringIO(), io.StringIO()
+    assert execute(args, trial_fn=_quick_trial, stdout=out, stderr=err) == 0
+    assert len(re.findall(r"^\[\d/4\] spirals \S+ seed \d: ok", err.getvalue(), re.M)) == 4, err.getvalue()
+    assert "[1/4]" not in out.getvalue()
+    if fmt == "json":
+        json.loads(out.getvalue())
+
+
+def test_the_terminal_bar_shows_the_measured_eta(monkeypatch):
+    import io
+    from types import SimpleNamespace
+
+    from actlab.arena import runner
+
+    now = [1000.0]
+    monkeypatch.setattr(runner.time, "monotonic", lambda: now[0])
+    progress = runner._RichProgress(5, io.StringIO())
+    try:
+        overall = next(t for t in progress.bars.tasks if t.id == progress.overall)
+        eta = progress.bars.columns[-1]
+        assert eta.render(overall).plain == ""  # nothing measured yet: no guess
+        trials = [SimpleNamespace(key=k, label=k, config={}) for k in "ab"]
+        for trial in trials:
+            progress.started(trial, "w")
+        now[0] += 60.0
+        progress.finished(trials[0], {"status": "ok", "final_metric": 0.5})
+        # 4 trials left at 60 s each, 2 at a time: 2 minutes
+        assert eta.render(overall).plain == "ETA 2:00"
+        now[0] += 30.0
+        assert eta.render(overall).plain == "ETA 1:30"  # counts down between trials
+    finally:
+        progress.close()

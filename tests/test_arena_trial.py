@@ -17,6 +17,7 @@ from actlab.arena.tasks import task_names, task_spec  # noqa: E402
 from actlab.arena.trial import (  # noqa: E402
     CONFIG_KEYS,
     TrialInterrupted,
+    dead_unit_fraction,
     normalize_trial,
     run_trial,
     validate_trial,
@@ -45,6 +46,7 @@ RESULT_KEYS = {
     "curve",
     "seconds_per_epoch",
     "peak_memory_bytes",
+    "peak_memory_scope",
     "dead_fraction",
     "init",
     "lr",
@@ -229,6 +231,7 @@ def test_auto_init_records_the_activation_gain_per_layer():
     assert by_name["1.weight"]["activation"] == "relu"
     head = by_name[max(by_name, key=lambda n: int(n.split(".")[0]))]
     assert head["gain"] == 1.0  # the output layer feeds no activation
+    assert isinstance(result["dead_fraction"], float) and 0.0 <= result["dead_fraction"] < 1.0  # measured
     tanh = run_trial({"task": "spirals", "activation": "tanh", "task_params": {"n_samples": 100}, "epochs": 1})
     tanh_gain = {r["name"]: r for r in tanh["init"]["layers"]}["1.weight"]["gain"]
     assert tanh_gain == pytest.approx(gain("tanh").computed) and tanh_gain > 1.5  # 1/sqrt(E[tanh(z)^2])
@@ -357,3 +360,22 @@ def test_every_builtin_name_is_listed():
     )
     assert {"mnist_idx", "cifar10", "arrays"} <= set(task_names())
     assert model_names() == ["mlp", "residual_mlp", "cnn", "lstm", "gru", "attention"]
+
+
+def test_dead_unit_fraction_of_a_constructed_model():
+    """Biases of +-100 decide each ReLU unit's sign on every input: 5 of 8 units dead in the first layer,
+    2 of 6 in the second, so 7 of 14 in all, whatever the input."""
+    gen = torch.Generator().manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2)
+    )
+    with torch.no_grad():
+        for layer, signs in ((model[0], [1, 1, 1, -1, -1, -1, -1, -1]), (model[2], [-1, 1, 1, 1, -1, 1])):
+            layer.weight.uniform_(-0.5, 0.5, generator=gen)
+            layer.bias.copy_(100.0 * torch.tensor(signs, dtype=torch.float32))
+    x = torch.randn(300, 4, generator=gen)
+    assert dead_unit_fraction(model, x) == pytest.approx(7 / 14)
+    with torch.no_grad():
+        model[0].bias.fill_(100.0)
+        model[2].bias.fill_(100.0)
+    assert dead_unit_fraction(model, x) == 0.0

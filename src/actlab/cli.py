@@ -7,9 +7,7 @@ JSON / CSV / Markdown for machines and docs.
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib
-import io
 import json
 import math
 import os
@@ -26,79 +24,14 @@ from actlab.registry import (
     learnable_params,
     list_activations,
 )
-
-FORMATS = ("table", "json", "csv", "md")
-
+from actlab.render import FORMATS, cell, json_default, render
 
 # ----------------------------------------------------------------------------- rendering
-def _render(
-    rows: list[dict[str, Any]],
-    columns: Sequence[str],
-    fmt: str,
-    title: str = "",
-    headers: dict[str, str] | None = None,
-    width: int | None = None,
-) -> str:
-    """Rows as a rich table, JSON, CSV or Markdown; ``headers`` renames columns for people;
-    ``width`` fixes the table's width (default: the terminal's, at least 100)."""
-    label = {c: (headers or {}).get(c, c) for c in columns}
-    if fmt == "json":
-        return json.dumps(rows, indent=2, default=_json_default)
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({c: _cell(r.get(c)) for c in columns})
-        return buf.getvalue().rstrip("\n")
-    if fmt == "md":
-        lines = [f"**{title}**", ""] if title else []
-        lines += ["| " + " | ".join(label[c].replace("|", "\\|") for c in columns) + " |", "|" + "---|" * len(columns)]
-        for r in rows:
-            lines.append("| " + " | ".join(_cell(r.get(c)).replace("|", "\\|") for c in columns) + " |")
-        return "\n".join(lines)
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    # Every text is escaped: rich reads "[...]" as markup and would drop "[x1, x2]" from a summary
-    # or "[init=he]" from a user's label (or style the rest of the table).
-    table = Table(title=escape(title) if title else None, show_lines=False)
-    for c in columns:
-        table.add_column(escape(label[c]), overflow="fold")
-    for r in rows:
-        table.add_row(*(escape(_cell(r.get(c))) for c in columns))
-    width = width or max(100, _terminal_width())
-    console = Console(file=io.StringIO(), width=width, force_terminal=False, color_system=None)
-    console.print(table)
-    return console.file.getvalue().rstrip("\n")
-
-
-def _terminal_width() -> int:
-    try:
-        return os.get_terminal_size().columns
-    except OSError:
-        return 160
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "n/a"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return f"{value:.3g}"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(map(_cell, value))
-    return str(value)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    return str(value)
+# The shared renderer lives in actlab.render (subsystems use it without importing the command line);
+# these names stay for the code and scripts that used them from here.
+_render = render
+_cell = cell
+_json_default = json_default
 
 
 # ----------------------------------------------------------------------------- commands
@@ -162,7 +95,7 @@ def cmd_list_framework(args: argparse.Namespace) -> int:
         columns = ["name", "actlab", "unqualified", "differences"]
     title = f"{len(rows)} {fw} names and what actlab.get('{fw}:NAME') resolves them to"
     headers = {"name": f"{fw} name", "actlab": "actlab (peer's defaults)", "unqualified": "plain name in actlab"}
-    print(_render(rows, columns, args.format, title=title, headers=headers, width=100))
+    print(_render(rows, columns, args.format, title=title, headers=headers, wide=args.wide))
     return 0
 
 
@@ -195,7 +128,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             title += f" (and {len(layers)} layers with trained weights: actlab list --family {TRAINABLE})"
     if args.format in ("json", "csv"):
         columns = list(rows[0]) if rows else columns
-    print(_render(rows, columns, args.format, title=title))
+    print(_render(rows, columns, args.format, title=title, wide=args.wide))
     return 0
 
 
@@ -417,7 +350,8 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
     dtypes = {"all": ["float32", "float64"], "half": list(_HALF_DTYPES)}.get(args.dtype, [args.dtype])
     # float64 reuses float32's oracle values; a spec's samples run one after another (shared cache)
     jobs = [(n, d, args.size, p) for n in names for p in _accuracy_samples(get_spec(n), args.params) for d in dtypes]
-    rows = _run_jobs(_accuracy_job, jobs, args.jobs, quiet=args.format != "table" or args.quiet)
+    # Progress goes to stderr whatever the format: stdout holds only the data, and a run takes minutes.
+    rows = _run_jobs(_accuracy_job, jobs, args.jobs, quiet=args.quiet)
     rows.sort(key=lambda r: (r["name"], r["params"] != "defaults", r["dtype"]))
     columns = [
         "name",
@@ -437,6 +371,8 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
         columns.insert(1, "params")
     if set(dtypes) <= set(_HALF_DTYPES):  # PyTorch's half kernels: python -m actlab.verify.low_precision
         columns = [c for c in columns if c != "conditioned" and not c.startswith("torch_")]
+    elif args.format == "table" and not args.wide:
+        columns.remove("torch_name")  # the peer's full symbol ("torch.nn.functional...") is in the other formats
     failed = [r for r in rows if not r["passed"]]
     limits = (
         "forward and derivative 1 step of the dtype (computed in float32, rounded once)"
@@ -455,7 +391,7 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
             f"{_cell(worst_f)} ulp, worst derivative {_cell(worst_d)} (in the units of each spec's rule: "
             "ulps, divided by the condition number where the spec declares that allowance)"
         )
-    print(_render(rows, columns, args.format, title=title, headers=_ACCURACY_HEADERS))
+    print(_render(rows, columns, args.format, title=title, headers=_ACCURACY_HEADERS, wide=args.wide))
     return 1 if failed else 0
 
 
@@ -506,6 +442,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
     fmt = os.path.splitext(args.output)[1].lower().lstrip(".")
     if fmt not in _PLOT_FORMATS:
         print(f"actlab: output must end in .png, .svg or .pdf, got {args.output!r}", file=sys.stderr)
+        return 2
+    folder = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(folder):
+        print(
+            f"actlab: the folder {folder} for {args.output!r} does not exist; create it or choose another -o",
+            file=sys.stderr,
+        )
         return 2
     lo, hi = args.range
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
@@ -608,7 +551,7 @@ def cmd_props(args: argparse.Namespace) -> int:
         hidden = ("second_moment", "identity_near_zero", "q_star", "declared_consistent")
         columns = [c for c in columns if c not in hidden]
     title = "analysis under z ~ N(0, 1); mean field at σ_w² = gain², σ_b² = 0"
-    print(_render(rows, columns, args.format, title=title, headers=_PROPS_HEADERS))
+    print(_render(rows, columns, args.format, title=title, headers=_PROPS_HEADERS, wide=args.wide))
     return 0
 
 
@@ -638,6 +581,9 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- entry point
+WIDE_HELP = "tables at their natural width (default: fit the terminal, at most 100 columns)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from actlab import __version__
 
@@ -652,6 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the names of another framework (transformers, timm, keras, jax, torch, tfa) and what they resolve to",
     )
     p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--wide", action="store_true", help=WIDE_HELP)
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("show", help="formula, parameters, properties, references and equivalents of one activation")
@@ -669,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the oracle rounded once to that dtype",
     )
     p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--wide", action="store_true", help=WIDE_HELP)
     p.add_argument(
         "--size", type=int, default=20000, help="grid points per activation (default 20000; half dtypes: 512 samples)"
     )
@@ -693,6 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("props", help="analysis numbers: gain, Gaussian moments, properties, mean-field χ")
     p.add_argument("names", nargs="+", metavar="NAME")
     p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--wide", action="store_true", help=WIDE_HELP)
     p.set_defaults(func=cmd_props)
 
     p = sub.add_parser("gallery", help="a PNG per activation plus index.md and index.html")
@@ -743,10 +692,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"actlab: {err}", file=sys.stderr)
         return 2
     except ImportError as err:
-        print(f"actlab: {err}", file=sys.stderr)
+        print(f"actlab {args.command}: {missing_module_message(err, args.command)}", file=sys.stderr)
         return 3
     except BrokenPipeError:
         return 0
+    except OSError as err:  # a path that cannot be read or written, a full disk
+        where = f" {err.filename}" if err.filename else ""
+        print(
+            f"actlab {args.command}: cannot use{where}: {err.strerror or err}; check the path and its "
+            "permissions (or the free space), then run the command again",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        print(f"actlab {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # whatever escaped the commands: one paragraph, never a traceback
+        if os.environ.get("ACTLAB_DEBUG"):
+            raise
+        text = str(err).strip().replace("\n", " ") or "(no message)"
+        print(
+            f"actlab {args.command}: stopped by an unexpected {type(err).__name__}: {text}. If the message does "
+            "not say what to change, run the command again with ACTLAB_DEBUG=1 to see where it happened "
+            "(and report it if the fault is actlab's).",
+            file=sys.stderr,
+        )
+        return 1
+
+
+# The extra that installs what a command needs, when that is more than the missing module's own extra
+# (a torch-only install still lacks scikit-learn for the arena).
+_COMMAND_EXTRA = {"arena": "arena", "report": "arena"}
+
+
+def missing_module_message(err: ImportError, command: str = "") -> str:
+    """An ImportError as a sentence naming what to install: the ``pip install 'actlab[EXTRA]'`` hint for
+    an optional dependency, the package to install for any other module."""
+    from actlab.ops._lazy import _EXTRA_FOR
+
+    name = (getattr(err, "name", None) or "").split(".")[0]
+    if not name or "pip install" in str(err):  # already says what to install (actlab.ops._lazy.require)
+        return str(err)
+    extra = _EXTRA_FOR.get(name)
+    if extra is not None:
+        extra = _COMMAND_EXTRA.get(command, extra) if extra in ("torch", "arena", "plot") else extra
+        return f"this needs {name!r}, which is not installed; install it with: pip install 'actlab[{extra}]'"
+    return f"{err}; install the package that provides {name!r} (or check the name), then run the command again"
 
 
 if __name__ == "__main__":

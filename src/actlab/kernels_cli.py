@@ -61,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
     table.add_row("library", escape(info["library"]) + ("" if info["built"] else " (not built yet)"))
     if "loaded" in info:
         table.add_row("loaded", f"{'yes' if info['loaded'] else 'NO (see the warning above)'} in {info['seconds']} s")
-    table.add_row("fused", f"{len(info['fused'])} (float form: {len(info['float_form'])}): " + ", ".join(info["fused"]))
-    table.add_row("PyTorch's op", ", ".join(info["pytorch_native"]) + " (*: fused in bfloat16/float16)")
-    table.add_row("eager only", ", ".join(info["eager_only"]) or "none")
+    fused = escape(", ".join(info["fused"]))  # names are text, not rich markup
+    table.add_row("fused", f"{len(info['fused'])} (float form: {len(info['float_form'])}): {fused}")
+    table.add_row("PyTorch's op", escape(", ".join(info["pytorch_native"])) + " (*: fused in bfloat16/float16)")
+    table.add_row("eager only", escape(", ".join(info["eager_only"])) or "none")
     Console(file=sys.stdout, width=100).print(table)
     return 0 if info.get("loaded", True) else 1

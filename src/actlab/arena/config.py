@@ -44,6 +44,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from actlab.arena.limits import HARD_MAX_TRIALS, MAX_SEEDS, trial_count_problems
+
 __all__ = [
     "Budget",
     "Suite",
@@ -185,14 +187,18 @@ def parse_seeds(value: Any) -> tuple[int, ...]:
         if value < 1:
             hint = " (for the single seed 0 write '0,')" if value == 0 else ""
             raise ValueError(f"seeds must be a count of at least 1{hint}, got {value}")
+        if value > MAX_SEEDS:  # before range() makes them: 1e10 seeds is a MemoryError, not a plan
+            raise ValueError(f"too many seeds ({value:,}); the arena runs at most {MAX_SEEDS:,} (give a smaller count)")
         return tuple(range(value))
     if (
         isinstance(value, (list, tuple))
         and value
         and all(isinstance(s, int) and not isinstance(s, bool) for s in value)
     ):
-        if any(s < 0 for s in value):
-            raise ValueError(f"seeds must be integers >= 0, got {list(value)}")
+        if any(s < 0 or s >= 2**63 for s in value):
+            raise ValueError(f"seeds must be integers from 0 to 2**63 - 1, got {list(value)[:20]}")
+        if len(value) > MAX_SEEDS:
+            raise ValueError(f"too many seeds ({len(value):,}); the arena runs at most {MAX_SEEDS:,} (give fewer)")
         if len(set(value)) != len(value):
             raise ValueError(f"seeds must not repeat, got {list(value)}")
         return tuple(value)
@@ -501,6 +507,8 @@ def expand_trials(suite: Suite) -> list[dict[str, Any]]:
     Seed-major order: after any interruption the finished trials are complete comparisons across
     activations for the first seeds, rather than all seeds of the first activations.
     """
+    if suite.n_trials > HARD_MAX_TRIALS:  # the list below would not fit in memory
+        raise SuiteError(trial_count_problems(suite.n_trials, len(suite.seeds), force=True))
     budget = suite.budget.settings() if suite.budget else {}
     axes = list(suite.grid)
     points = [dict(zip(axes, combo)) for combo in itertools.product(*(suite.grid[a] for a in axes))]

@@ -56,9 +56,12 @@ __all__ = [
 FORMATS = ("html", "md", "json", "csv")
 FILENAMES = {"html": "report.html", "md": "report.md", "json": "report.json", "csv": "trials.csv"}
 
-#: The columns a ranking table shows (``actlab.cli._render(rows, RANKING_COLUMNS, fmt, headers=RANKING_HEADERS)``);
+#: The columns a ranking table shows (``actlab.render.render(rows, RANKING_COLUMNS, fmt, headers=RANKING_HEADERS)``);
 #: every row also has the numeric ``mean``, ``ci_low``, ``ci_high``, ``std``, ``p``, ``n_ok``, ``failed``, ...
 RANKING_COLUMNS = ("task", "rank", "activation", "n", "mean_ci", "mean_rank", "diverged", "test", "p_holm", "verdict")
+# The terminal table leaves out the test's name (paired t or Wilcoxon: in the report and the other
+# formats) so that a ranking fits 100 columns without wrapping its intervals.
+TERMINAL_RANKING_COLUMNS = tuple(c for c in RANKING_COLUMNS if c != "test")
 RANKING_HEADERS = {
     "rank": "#",
     "n": "seeds",
@@ -103,7 +106,7 @@ def _short_verdict(a: ArmSummary) -> str:
     elif a.direction is not None:
         text = f"{a.direction} than {a.baseline_label}"
     elif t is not None and t.p_value is not None:
-        text = "no significant difference"
+        text = "not significant"
     else:
         text = "not tested"
     if a.n_diverged:
@@ -116,7 +119,7 @@ def ranking_rows(summary: ArenaSummary) -> list[dict[str, Any]]:
     plus the numbers behind them.
 
     >>> rows = ranking_rows(summarize(records))  # doctest: +SKIP
-    >>> from actlab.cli import _render  # doctest: +SKIP
+    >>> from actlab.render import render as _render  # doctest: +SKIP
     >>> print(_render(rows, RANKING_COLUMNS, "table", headers=RANKING_HEADERS))  # doctest: +SKIP
     """
     rows = []

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from actlab.arena.stats import summarize
     from actlab.arena.store import StoreError, read_records
-    from actlab.cli import _render
+    from actlab.render import render as _render
 
     baseline = None if str(args.baseline).lower() == "none" else args.baseline
     try:

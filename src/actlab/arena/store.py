@@ -3,13 +3,19 @@
 A row is one *finished* trial: its key (:func:`trial_key`, the SHA-256 of the canonical JSON of the
 normalised configuration), the configuration, the result dict, when and where it finished. Partial
 work is never written, so a killed run loses at most the trials that were running. Every write is
-its own transaction and a key is written once (an "ok" or "diverged" row is never replaced; a
-"failed" row, which holds an error instead of a result, is replaced when the trial is run again), so
-two processes may write the same store at once (SQLite's locking; ``busy_timeout`` waits for the
-other writer).
+its own transaction and a key is written once (an "ok", "diverged" or "failed" row is a final
+result; only an explicit retry replaces a "failed" row), so two processes may write the same store
+at once (SQLite's locking; ``busy_timeout`` waits for the other writer).
 
-A file that is not an arena store (another program's database, a damaged file) or a store written by
-a newer schema is refused with :class:`StoreError` and left untouched.
+A new store is built complete in a temporary file beside it and then linked to its name in one step
+(``os.link`` fails when the name exists), so a process that starts at the same moment sees either
+no store or a whole one, never a half-made file. A runner *claims* a trial before running it (a row
+with its owner and an expiry that it renews while the trial runs), so runners sharing a store split
+the work; a claim whose owner died (same machine: its pid is gone; elsewhere: it expired) is free.
+
+A file that is not an arena store (another program's database, a damaged or empty file) or a store
+written by a newer schema is refused with :class:`StoreError` and left untouched; a read-only store
+and a full disk get their own messages.
 
     >>> from actlab.arena.store import read_records
     >>> records = read_records("arena-runs/default")  # doctest: +SKIP
@@ -19,13 +25,16 @@ a newer schema is refused with :class:`StoreError` and left untouched.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
 import os
 import socket
 import sqlite3
-from collections.abc import Mapping
+import time
+import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +42,7 @@ __all__ = [
     "STORE_FILENAME",
     "SCHEMA_VERSION",
     "StoreError",
+    "StoreWriteError",
     "ArenaStore",
     "canonical_json",
     "trial_key",
@@ -46,7 +56,9 @@ SCHEMA_VERSION = 1
 APPLICATION_ID = int.from_bytes(b"actA", "big")
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _BUSY_TIMEOUT_MS = 60_000
-FINISHED_STATUSES = ("ok", "diverged")
+# Final results: a resume or a rerun never runs them again (a failed trial is retried only when asked).
+FINISHED_STATUSES = ("ok", "diverged", "failed")
+CLAIM_TTL_S = 60.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -65,11 +77,20 @@ CREATE TABLE IF NOT EXISTS trials (
     finished_at TEXT NOT NULL,
     worker      TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS claims (
+    key     TEXT PRIMARY KEY,
+    owner   TEXT NOT NULL,
+    expires REAL NOT NULL
+);
 """
 
 
 class StoreError(RuntimeError):
-    """The store cannot be used: a foreign or damaged file, a newer schema, a missing run."""
+    """The store cannot be used: a foreign, damaged or empty file, a newer schema, a missing run."""
+
+
+class StoreWriteError(StoreError):
+    """A write failed while a run was going (full disk, the store became read-only): resume later."""
 
 
 def canonical_json(config: Mapping[str, Any]) -> str:
@@ -96,17 +117,64 @@ def _now() -> str:
 
 
 def _check_header(path: Path) -> None:
-    """Refuse, before SQLite touches it, a non-empty file that is not an SQLite database."""
+    """Refuse, before SQLite touches it, a file that is empty or is not an SQLite database."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(len(_SQLITE_HEADER))
     except OSError as err:
         raise StoreError(f"cannot read the arena store {path}: {err.strerror or err}") from err
-    if head and head != _SQLITE_HEADER:
+    if not head:
+        # actlab never leaves an empty file there (a new store appears complete), so this is a truncated
+        # or half-copied store: starting over in it would silently lose the run it was.
+        raise StoreError(
+            f"{path} is empty (0 bytes): it holds no trials and no plan, so there is nothing to continue; it was "
+            "left untouched. Delete it to start a new run in that directory, or choose another one (--out)."
+        )
+    if head != _SQLITE_HEADER:
         raise StoreError(
             f"{path} is not an SQLite database (a foreign or damaged file); it was left untouched. "
             "Move it away or choose another run directory (--out)."
         )
+
+
+def _write_problem(err: BaseException, path: Path) -> str | None:
+    """A sentence for the SQLite errors that are not damage: a read-only store, a full disk."""
+    text = str(err).lower()
+    if "readonly" in text or "read-only" in text or "read only" in text:
+        return (
+            f"{path} is read-only for this process (no write permission on the file or on its directory "
+            f"{path.parent}); it was left untouched. Give write permission, or copy the run directory somewhere "
+            f"writable to continue it there; `actlab report {path.parent}` reads it as it is."
+        )
+    if "disk is full" in text or "disk full" in text or "no space" in text:
+        return (
+            f"the disk holding {path} is full (SQLite: {err}). Every finished trial is saved; free some space, "
+            "then continue the run with --resume."
+        )
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    try:  # a killed process that its parent has not reaped yet is a zombie: dead for our purpose
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rpartition(b")")[2].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _claim_stale(owner: str, expires: float, now: float) -> bool:
+    """A claim is free when it expired, or when its owner ran on this machine and its process is gone."""
+    if expires < now:
+        return True
+    host, _, rest = owner.rpartition(":")  # owner = host:pid:token
+    host, _, pid = host.rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
 
 
 class ArenaStore:
@@ -117,28 +185,48 @@ class ArenaStore:
     ...     store.finished_keys()
     """
 
-    def __init__(self, run_dir: str | os.PathLike, *, create: bool = True, readonly: bool = False):
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+        owner: str | None = None,
+    ):
         self.run_dir = Path(run_dir)
         self.path = store_path(run_dir)
+        # who holds this store's claims: host:pid:token (two runners in one process are two owners)
+        self.owner = owner or f"{default_worker_name()}:{uuid.uuid4().hex[:8]}"
         exists = self.path.exists()
         if not exists and (readonly or not create):
             raise StoreError(f"no arena store at {self.path} (nothing was run there yet)")
+        in_place = False
         if exists:
             if self.path.is_dir():
                 raise StoreError(f"{self.path} is a directory, not an arena store; it was left untouched")
             _check_header(self.path)
-        elif create:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        if readonly:
-            uri = f"{self.path.resolve().as_uri()}?mode=ro"
-            self._conn = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            if not readonly and not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
+                raise StoreError(_write_problem(OSError("read-only"), self.path))  # WAL writes beside the file too
         else:
-            self._conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            in_place = not self._create_complete()
+        try:
+            if readonly:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            else:
+                uri = f"{self.path.resolve().as_uri()}?mode={'rwc' if in_place else 'rw'}"
+            self._conn = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as err:
+            raise StoreError(
+                _write_problem(err, self.path) or f"cannot open the arena store {self.path}: {err}"
+            ) from err
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             self._check_or_create(readonly=readonly)
         except sqlite3.DatabaseError as err:
             self._conn.close()
+            problem = _write_problem(err, self.path)
+            if problem:
+                raise StoreError(problem) from err
             raise StoreError(
                 f"{self.path} is damaged or not an arena store ({err}); it was left untouched. "
                 "Move it away or choose another run directory (--out)."
@@ -148,6 +236,51 @@ class ArenaStore:
             raise
 
     # ------------------------------------------------------------------ opening
+    def _create_complete(self) -> bool:
+        """Build a new store in a temporary file and link it to its name; False: create it in place instead.
+
+        Whoever links first wins; the others find a complete store and use it (``os.link`` never replaces).
+        """
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(
+                f"cannot create the run directory {self.run_dir}: {err.strerror or err}. Choose another (--out)."
+            ) from err
+        tmp = self.run_dir / f".{STORE_FILENAME}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                # WAL: readers (a report) never block the writer; survives SIGKILL of any process.
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.executescript(_SCHEMA)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute(
+                    "INSERT INTO meta(name, value) VALUES ('schema_version', ?), ('created_at', ?)",
+                    (str(SCHEMA_VERSION), _now()),
+                )
+            finally:
+                conn.close()  # the last connection folds the WAL back into the file
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                pass  # another process made it a moment ago: use that one
+            except OSError:
+                return False  # no hard links on this file system
+            return True
+        except (sqlite3.Error, OSError) as err:
+            seen = err if os.access(self.run_dir, os.W_OK) else OSError("read-only")
+            problem = _write_problem(seen, self.path)
+            reason = getattr(err, "strerror", None) or err
+            raise StoreError(problem or f"cannot create the arena store {self.path}: {reason}") from err
+        finally:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                try:
+                    os.unlink(f"{tmp}{suffix}")
+                except OSError:
+                    pass
+
     def _identity(self) -> tuple[int, int, int]:
         # One read transaction: read one by one, a store that another process creates at this moment
         # could show its tables but not yet its application id, and look like another program's file.
@@ -188,6 +321,9 @@ class ArenaStore:
                 if problem != "ok":
                     raise sqlite3.DatabaseError(f"quick_check: {problem}")
                 self._conn.execute("PRAGMA synchronous = FULL")
+                claims = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'claims'"
+                if self._conn.execute(claims).fetchone() is None:  # a store from before claims existed
+                    self._conn.execute(_SCHEMA.split(";")[2])
             return
         if readonly:
             raise StoreError(f"{self.path} is empty: no arena store there")
@@ -230,11 +366,42 @@ class ArenaStore:
         return default if row is None else json.loads(row[0])
 
     def set_meta(self, name: str, value: Any) -> None:
-        with self._conn:
+        try:
+            with self._conn:
+                self._conn.execute(
+                    "INSERT INTO meta(name, value) VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    (name, json.dumps(value, sort_keys=True)),
+                )
+        except sqlite3.Error as err:
+            self._raise_write_problem(err)
+            raise
+
+    def setdefault_meta(self, name: str, value: Any) -> Any:
+        """Store ``value`` under ``name`` unless a value is there; return the stored one (one transaction,
+        so of two runners starting at once exactly one plan is stored)."""
+        with self._immediate():
             self._conn.execute(
-                "INSERT INTO meta(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                (name, json.dumps(value, sort_keys=True)),
+                "INSERT OR IGNORE INTO meta(name, value) VALUES (?, ?)", (name, json.dumps(value, sort_keys=True))
             )
+            row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0])
+
+    @contextlib.contextmanager
+    def _immediate(self) -> Iterator[None]:
+        """One write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``); on any error it is rolled back and
+        raised as the store's write problem (read-only, disk full) where it is one."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            finally:
+                if self._conn.in_transaction:
+                    self._conn.execute("COMMIT")
+        except BaseException as err:
+            self._rollback()
+            self._raise_write_problem(err)
+            raise
 
     # ------------------------------------------------------------------ trials
     def put(
@@ -270,23 +437,81 @@ class ArenaStore:
                 row,
             )
             written = cursor.rowcount > 0
+            self._conn.execute("DELETE FROM claims WHERE key = ?", (key,))  # done: nobody needs to wait for it
             self._conn.execute("COMMIT")
-        except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+        except BaseException as err:
+            self._rollback()
+            self._raise_write_problem(err)
             raise
         return written
 
-    def finished_keys(self) -> set[str]:
-        """Keys of trials that need not run again (status ok or diverged; failed ones are retried)."""
-        marks = ",".join("?" * len(FINISHED_STATUSES))
-        rows = self._conn.execute(f"SELECT key FROM trials WHERE status IN ({marks})", FINISHED_STATUSES)
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
+    def _raise_write_problem(self, err: BaseException) -> None:
+        if isinstance(err, sqlite3.Error):
+            problem = _write_problem(err, self.path)
+            if problem:
+                raise StoreWriteError(problem) from err
+
+    # ------------------------------------------------------------------ claims (runners sharing a store)
+    def claim(self, key: str, *, final: tuple[str, ...] = FINISHED_STATUSES, ttl: float = CLAIM_TTL_S) -> str | None:
+        """Claim trial ``key`` for this store's owner, in one transaction.
+
+        Returns None when the claim is ours (run the trial), ``"finished"`` when the store holds a result
+        with a status in ``final``, or the owner of another live claim (another runner is running it).
+        """
+        now = time.time()
+        with self._immediate():
+            row = self._conn.execute("SELECT status FROM trials WHERE key = ?", (key,)).fetchone()
+            if row is not None and row[0] in final:
+                return "finished"
+            held = self._conn.execute("SELECT owner, expires FROM claims WHERE key = ?", (key,)).fetchone()
+            if held is not None and held[0] != self.owner and not _claim_stale(held[0], held[1], now):
+                return held[0]
+            self._conn.execute(
+                "INSERT INTO claims(key, owner, expires) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires",
+                (key, self.owner, now + ttl),
+            )
+            return None
+
+    def renew_claims(self, *, ttl: float = CLAIM_TTL_S) -> None:
+        """Push back the expiry of every claim this owner holds (the runner is alive)."""
+        with self._conn:
+            self._conn.execute("UPDATE claims SET expires = ? WHERE owner = ?", (time.time() + ttl, self.owner))
+
+    def release(self, key: str | None = None) -> None:
+        """Give up this owner's claim on ``key`` (None: all of them)."""
+        try:
+            if key is None:
+                self._conn.execute("DELETE FROM claims WHERE owner = ?", (self.owner,))
+            else:
+                self._conn.execute("DELETE FROM claims WHERE owner = ? AND key = ?", (self.owner, key))
+        except sqlite3.Error:
+            pass  # a claim left behind expires, or is freed when its owner's process is gone
+
+    def claims(self) -> dict[str, str]:
+        """key -> owner of every claim held now (expired or not)."""
+        return dict(self._conn.execute("SELECT key, owner FROM claims"))
+
+    def finished_keys(self, final: tuple[str, ...] = FINISHED_STATUSES) -> set[str]:
+        """Keys of trials that need not run again: a final result (ok, diverged or failed) is stored.
+
+        ``final=("ok", "diverged")`` leaves the failed ones out (to run them again on request).
+        """
+        marks = ",".join("?" * len(final))
+        rows = self._conn.execute(f"SELECT key FROM trials WHERE status IN ({marks})", tuple(final))
         return {r[0] for r in rows}
 
-    def is_finished(self, key: str) -> bool:
-        marks = ",".join("?" * len(FINISHED_STATUSES))
+    def is_finished(self, key: str, final: tuple[str, ...] = FINISHED_STATUSES) -> bool:
+        marks = ",".join("?" * len(final))
         row = self._conn.execute(
-            f"SELECT 1 FROM trials WHERE key = ? AND status IN ({marks})", (key, *FINISHED_STATUSES)
+            f"SELECT 1 FROM trials WHERE key = ? AND status IN ({marks})", (key, *final)
         ).fetchone()
         return row is not None
 

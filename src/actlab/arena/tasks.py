@@ -17,7 +17,10 @@ Built-in tasks (``task_names()``), each generated or loaded without any download
 - ``mnist_idx``, ``cifar10``, ``arrays``: data already on disk, ``task_params={"path": ...}``;
   see :mod:`actlab.arena.loaders` for the file layouts.
 
-A user task is ``"package.module:function"`` (imported with importlib, never eval). The
+A user task is ``"package.module:function"``: code the user chose. Importing it runs its module's
+top-level code, so ``actlab arena`` imports only tasks named on its command line or trusted with
+``--trust-code``; validation and ``--dry-run`` only locate it (:func:`locate_user_task`: path finders
+and :mod:`ast`, no code runs). The working directory is importable, as with ``python -m``. The
 function is called as ``function(**task_params)``, with ``seed=`` added when it accepts a
 ``seed`` argument (or ``**kwargs``), and returns a dict (or an object with these attributes):
 
@@ -39,12 +42,17 @@ Data depend on the trial's seed only (never on the activation), so seeds pair ac
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import inspect
 import json
 import math
+import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,11 +63,17 @@ from actlab.arena._train_params import Param, check_params, close_matches
 __all__ = [
     "TaskSpec",
     "TaskData",
+    "TaskFootprint",
     "task_names",
     "task_spec",
     "build_task",
     "is_user_task",
     "resolve_user_task",
+    "locate_user_task",
+    "split_user_task",
+    "user_task_problem",
+    "check_user_task",
+    "UserTaskSource",
     "check_task_params",
     "USER_TASK_DEFAULTS",
 ]
@@ -114,6 +128,34 @@ class TaskSpec:
     metric: str = "accuracy"
     higher_is_better: bool = True
     input_kind: str | None = "vector"  # None: known only once the files are read
+    # The data's shape from the parameters alone, so a plan's memory is estimated without building
+    # it (actlab.arena.limits); None where only the files on disk tell.
+    footprint: Callable[[Mapping[str, Any]], TaskFootprint] | None = None
+
+
+@dataclass(frozen=True)
+class TaskFootprint:
+    """What a task's data will be, from its parameters: samples (train + validation), the shapes of
+    one input and one model output, and the bytes held while it is generated (an upper estimate)."""
+
+    n_samples: int
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    data_bytes: int
+
+
+def _pool_footprint(input_shape: Callable[[Mapping[str, Any]], tuple[int, ...]], output_shape: Any, work: int = 0):
+    """Generated tasks keep the pool and its train/validation copies: about twice the float32 inputs,
+    plus ``work`` bytes per input element of float64 intermediates while generating."""
+
+    def footprint(p: Mapping[str, Any]) -> TaskFootprint:
+        shape = input_shape(p)
+        out = output_shape(p) if callable(output_shape) else output_shape
+        n = p.get("n_samples", 1797)
+        elements = n * math.prod(shape)
+        return TaskFootprint(n, shape, out, elements * (8 + work) + n * math.prod(out) * 16)
+
+    return footprint
 
 
 # Training defaults for a user task (its function is not called to normalise a config).
@@ -352,6 +394,7 @@ _TASKS: dict[str, TaskSpec] = {
             lr=1e-2,
             batch_size=64,
             target=0.95,
+            footprint=_pool_footprint(lambda p: (2,), (2,), work=24),
         ),
         TaskSpec(
             "checkerboard",
@@ -363,6 +406,7 @@ _TASKS: dict[str, TaskSpec] = {
             lr=1e-2,
             batch_size=100,
             target=0.9,
+            footprint=_pool_footprint(lambda p: (2,), (2,), work=24),
         ),
         TaskSpec(
             "sine",
@@ -381,6 +425,7 @@ _TASKS: dict[str, TaskSpec] = {
             target=0.01,
             metric="mse",
             higher_is_better=False,
+            footprint=_pool_footprint(lambda p: (1,), (1,), work=24),
         ),
         TaskSpec(
             "digits",
@@ -392,6 +437,7 @@ _TASKS: dict[str, TaskSpec] = {
             lr=1e-2,
             batch_size=128,
             target=0.95,
+            footprint=_pool_footprint(lambda p: (64,), (10,), work=16),
         ),
         TaskSpec(
             "digits_image",
@@ -404,6 +450,7 @@ _TASKS: dict[str, TaskSpec] = {
             lr=1e-2,
             batch_size=64,
             target=0.95,
+            footprint=_pool_footprint(lambda p: (1, 8, 8), (10,), work=16),
         ),
         TaskSpec(
             "deep_mlp",
@@ -415,6 +462,7 @@ _TASKS: dict[str, TaskSpec] = {
             lr=1e-3,
             batch_size=64,
             target=0.9,
+            footprint=_pool_footprint(lambda p: (64,), (10,), work=16),
         ),
         TaskSpec(
             "adding",
@@ -434,6 +482,7 @@ _TASKS: dict[str, TaskSpec] = {
             target=0.01,
             metric="mse",
             higher_is_better=False,
+            footprint=_pool_footprint(lambda p: (p["seq_len"], 2), (1,), work=16),
         ),
         TaskSpec(
             "copy_memory",
@@ -453,6 +502,11 @@ _TASKS: dict[str, TaskSpec] = {
             lr=1e-2,
             batch_size=50,
             target=0.9,
+            footprint=_pool_footprint(
+                lambda p: (2 * p["copy_length"] + p["delay"], p["n_symbols"] + 2),
+                lambda p: (p["copy_length"], p["n_symbols"]),
+                work=8,
+            ),
         ),
         TaskSpec(
             "mnist_idx",
@@ -523,11 +577,142 @@ def task_spec(name: str) -> TaskSpec:
     return _TASKS[name]
 
 
-def resolve_user_task(entry: str) -> Callable[..., Any]:
-    """Import the function named by ``"package.module:function"`` (importlib, never eval)."""
+def split_user_task(entry: str) -> tuple[str, str]:
+    """``"package.module:function"`` -> ("package.module", "function"); ValueError for anything else."""
     module_name, _, attr = entry.partition(":")
     if not module_name or not attr or not all(part.isidentifier() for part in module_name.split(".") + attr.split(".")):
         raise ValueError(f"user task {entry!r} must look like 'package.module:function'")
+    top = module_name.split(".")[0]
+    # A task module is the user's own code; the standard library holds no task factories, and
+    # naming one (os:system, subprocess:getoutput) would call it with task_params as arguments.
+    if top in _STDLIB or top in sys.builtin_module_names:
+        raise ValueError(
+            f"user task {entry!r}: {top!r} is part of Python's standard library, not a task module; "
+            "name a function of your own that returns the task's data"
+        )
+    return module_name, attr
+
+
+_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) | {"__main__", "builtins"}
+
+
+def _with_working_directory() -> None:
+    """Make the working directory importable, as ``python -m`` does (``actlab`` started as a console
+    script has its own folder on sys.path instead). Appended, not prepended: a file in the working
+    directory never shadows an installed module of the same name."""
+    cwd = os.getcwd()
+    entries = {os.path.abspath(p or os.curdir) for p in sys.path if isinstance(p, str)}
+    if cwd not in entries:
+        sys.path.append(cwd)
+        importlib.invalidate_caches()
+
+
+@dataclass(frozen=True)
+class UserTaskSource:
+    """Where a user task's code is, found without running any of it (:func:`locate_user_task`)."""
+
+    entry: str
+    module: str
+    function: str
+    origin: str | None  # the module's file, None for a namespace package
+    defined: bool | None  # a top-level name in the source; None: only an import can tell
+
+    def describe(self) -> str:
+        where = self.origin or "a namespace package"
+        if self.defined:
+            return f"{self.entry}: {self.function!r} is defined in {where} (not imported; nothing ran)"
+        return (
+            f"{self.entry}: module {self.module!r} found at {where} (not imported; nothing ran); "
+            f"whether it provides {self.function!r} is checked only when the run starts"
+        )
+
+
+def _top_level_names(tree: ast.Module) -> tuple[set[str], bool]:
+    """Names bound at a module's top level, and whether some binding cannot be seen statically
+    (``from x import *``, a module ``__getattr__``, ``globals()`` tricks)."""
+    names: set[str] = set()
+    opaque = False
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*":
+                    opaque = True
+                else:
+                    names.add(alias.asname or alias.name.split(".")[0])
+        else:  # if/try/with/for blocks may bind names too: look inside without judging
+            inner = ast.Module(body=[n for n in ast.iter_child_nodes(node) if isinstance(n, ast.stmt)], type_ignores=[])
+            more, hidden = _top_level_names(inner)
+            names |= more
+            opaque = opaque or hidden
+    if "__getattr__" in names:
+        opaque = True
+    return names, opaque
+
+
+def locate_user_task(entry: str) -> UserTaskSource:
+    """Find a user task's module and check that it defines the function, without running its code.
+
+    The module is found with the import system's path finders one package level at a time (never
+    importing a parent package, whose ``__init__`` would run), and its source is parsed with
+    :mod:`ast`. ValueError says what is missing. ``defined`` is None where only an import could tell
+    (a compiled module, ``from x import *``); then the function is checked when the run starts.
+    """
+    from importlib.machinery import PathFinder
+
+    module_name, attr = split_user_task(entry)
+    _with_working_directory()
+    parts = module_name.split(".")
+    path: list[str] | None = None
+    spec = None
+    for depth in range(len(parts)):
+        name = ".".join(parts[: depth + 1])
+        loaded = sys.modules.get(name)
+        spec = getattr(loaded, "__spec__", None) if loaded is not None else None
+        if spec is None:
+            try:  # a top-level find_spec imports nothing; below it, search the parent's folders
+                spec = importlib.util.find_spec(name) if depth == 0 else PathFinder.find_spec(name, path)
+            except (ImportError, ValueError):
+                spec = None
+        if spec is None:
+            where = "the working directory or sys.path" if depth == 0 else f"package {'.'.join(parts[:depth])!r}"
+            raise ValueError(
+                f"user task {entry!r}: cannot import module {module_name!r} (no {name!r} in {where}; "
+                f"working directory: {os.getcwd()})"
+            )
+        path = list(spec.submodule_search_locations or []) or None
+        if depth < len(parts) - 1 and path is None:
+            raise ValueError(f"user task {entry!r}: cannot import module {module_name!r} ({name!r} is not a package)")
+    assert spec is not None
+    origin = spec.origin if spec.has_location else None
+    defined: bool | None = None
+    if origin and origin.endswith(".py"):
+        try:
+            tree = ast.parse(Path(origin).read_bytes(), filename=origin)
+        except (OSError, SyntaxError, ValueError) as err:
+            raise ValueError(f"user task {entry!r}: cannot read {origin} ({err})") from None
+        names, opaque = _top_level_names(tree)
+        head = attr.split(".")[0]
+        if head in names:
+            defined = True
+        elif not opaque:
+            raise ValueError(f"user task {entry!r}: module {module_name!r} has no attribute {attr!r}")
+    return UserTaskSource(entry, module_name, attr, origin, defined)
+
+
+def resolve_user_task(entry: str) -> Callable[..., Any]:
+    """Import the function named by ``"package.module:function"`` (importlib, never eval).
+
+    This runs the module's code: callers import only tasks the user named or trusted
+    (``actlab arena --tasks`` or ``--trust-code``; see :mod:`actlab.arena.cli`).
+    """
+    module_name, attr = split_user_task(entry)
+    _with_working_directory()
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as err:
@@ -539,6 +724,45 @@ def resolve_user_task(entry: str) -> Callable[..., Any]:
     if not callable(obj):
         raise ValueError(f"user task {entry!r}: {attr!r} is not callable")
     return obj
+
+
+def user_task_problem(entry: str) -> str | None:
+    """What is wrong with a user task entry as far as can be told without running its code."""
+    try:
+        locate_user_task(entry)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def check_user_task(
+    entry: str, params: Mapping[str, Any] | None, seed: int, model: Any
+) -> tuple[list[str], TaskFootprint | None]:
+    """Call the task once and check what it returns, before any trial trains (runs the user's code).
+
+    ``model`` is the trial's model: ``"task"`` needs the task to return a model factory. Returns the
+    problems and, when there are none, the data's :class:`TaskFootprint` (for the memory estimate).
+    """
+    try:
+        data = _build_user_task(entry, dict(params or {}), seed)
+    except (Exception, SystemExit) as err:  # the user's code: any failure is a problem of the task
+        return [
+            f"task: {err}"
+            if isinstance(err, ValueError) and str(err).startswith("user task")
+            else f"task: user task {entry!r} raised {type(err).__name__}: {err}"
+        ], None
+    from actlab.arena.models import TASK_MODEL, model_names
+
+    if model == TASK_MODEL and data.model_factory is None:
+        return [
+            f"model: user task {entry!r} returns data but no 'model' factory; add \"model\": "
+            f"factory(activation) -> nn.Module to what it returns, or choose a built-in model with "
+            f"--set model=mlp (one of {', '.join(model_names())})"
+        ], None
+    arrays = (data.x_train, data.y_train, data.x_val, data.y_val)
+    held = sum(int(getattr(a, "nbytes", 0)) for a in arrays)
+    n = len(data.x_train) + len(data.x_val)
+    return [], TaskFootprint(n, tuple(data.input_shape), tuple(data.output_shape), held)
 
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:

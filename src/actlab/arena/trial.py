@@ -78,7 +78,7 @@ CONFIG_KEYS = (
 OPTIMIZERS = ("sgd", "adam", "adamw")
 # actlab.init's schemes (listed there; imported lazily because actlab.init needs torch) + PyTorch's own.
 _TORCH_DEFAULT_INIT = "torch"
-MEASURED_FIELDS = ("seconds_per_epoch", "peak_memory_bytes", "curve[].seconds")
+MEASURED_FIELDS = ("seconds_per_epoch", "peak_memory_bytes", "peak_cuda_bytes", "curve[].seconds")
 
 _CELL_MODELS = ("lstm", "gru")  # the activation goes inside actlab.nn's recurrent cells
 _LR_SEARCH_HOLDOUT = 0.2
@@ -207,10 +207,9 @@ def _normalize(config: Any) -> tuple[dict[str, Any], list[str]]:
         )
     elif _tasks.is_user_task(task):
         defaults = dict(_tasks.USER_TASK_DEFAULTS)
-        try:
-            _tasks.resolve_user_task(task)
-        except ValueError as err:
-            problems.append(f"task: {err}")
+        problem = _tasks.user_task_problem(task)  # found without running its code (validation imports nothing)
+        if problem:
+            problems.append(f"task: {problem}")
     else:
         try:
             spec = _tasks.task_spec(task)
@@ -336,7 +335,7 @@ def normalize_trial(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def without_measurements(result: Mapping[str, Any]) -> dict[str, Any]:
     """``result`` without the machine-dependent fields (:data:`MEASURED_FIELDS`), for comparisons."""
-    out = {k: v for k, v in result.items() if k not in ("seconds_per_epoch", "peak_memory_bytes")}
+    out = {k: v for k, v in result.items() if k not in ("seconds_per_epoch", "peak_memory_bytes", "peak_cuda_bytes")}
     out["curve"] = [{k: v for k, v in row.items() if k != "seconds"} for row in result.get("curve", [])]
     return out
 
@@ -358,14 +357,19 @@ def run_trial(
     """
     import torch
 
+    from actlab.arena._memory import TrialMemory
+
     cfg = normalize_trial(config)
+    meter = TrialMemory()  # this trial's peak, not the process's lifetime mark
     # torch has no getter for this flag: it is switched off again afterwards (PyTorch's default),
     # so a trial does not change the numerics of code that runs after it in the same process.
     torch.set_flush_denormal(True)
     try:
-        return _run_trial(cfg, on_epoch, should_stop)
+        result = _run_trial(cfg, on_epoch, should_stop)
     finally:
         torch.set_flush_denormal(False)
+    result.update(meter.fields())
+    return result
 
 
 def _run_trial(
@@ -583,17 +587,6 @@ def dead_unit_fraction(model: Any, x: Any) -> float | None:
     return None if fraction is None else float(fraction)
 
 
-def _peak_memory_bytes() -> int:
-    """The process's peak resident memory (a high-water mark; 0 where the OS does not say)."""
-    try:
-        import resource
-        import sys
-    except ImportError:
-        return 0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
-
-
 def _fit(
     cfg: Mapping[str, Any],
     data: _tasks.TaskData,
@@ -686,7 +679,6 @@ def _fit(
         "epochs_run": len(curve),
         "curve": curve,
         "seconds_per_epoch": (sum(r["seconds"] for r in curve) / len(curve)) if curve else 0.0,
-        "peak_memory_bytes": _peak_memory_bytes(),
         "dead_fraction": dead,
         "init": init,
         "lr": lr,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -69,10 +70,12 @@ def measure(
     threads: int = 1,
     seed: int = 0,
     variants: list[str] | None = None,
+    progress: Any = None,
 ) -> RecurrentBench:
     """Time every variant (forward, and forward + backward) and return medians and ratios.
 
-    The torch reference of each family is always measured (ratios need it).
+    The torch reference of each family is always measured (ratios need it). ``progress(text)`` is
+    called after each round.
     """
     import torch
 
@@ -121,6 +124,9 @@ def measure(
                 if round_ >= warmup:
                     fwd[name].append(t1 - t0)
                     tot[name].append(t2 - t0)
+            if progress is not None:
+                kind = "warm-up" if round_ < warmup else "timed"
+                progress(f"round {round_ + 1}/{warmup + repeats} ({kind}) of {len(models)} models")
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -170,6 +176,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"measure only these (repeatable; the references are always measured); one of {list(VARIANTS)}",
     )
     parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
 _HEADERS = {
@@ -181,8 +188,12 @@ _HEADERS = {
 }
 
 
+def _say(text: str) -> None:  # progress on stderr, whatever the format: stdout holds only the result
+    print(f"actlab bench lstm: {text}", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
-    from actlab.cli import _render
+    from actlab.render import render as _render
 
     result = measure(
         seq=args.seq,
@@ -194,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         seed=args.seed,
         variants=args.variant,
+        progress=None if args.quiet else _say,
     )
     if args.format == "json":
         import json

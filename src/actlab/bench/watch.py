@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -67,8 +68,11 @@ def _models() -> dict[str, tuple[str, Any, Any]]:
     }
 
 
-def measure(names: tuple[str, ...] = ("mlp", "cnn"), *, steps: int = 20, repeats: int = 7) -> list[WatchCost]:
-    """Median step time with and without ``watch`` for each model (sets one torch thread)."""
+def measure(
+    names: tuple[str, ...] = ("mlp", "cnn"), *, steps: int = 20, repeats: int = 7, progress: Any = None
+) -> list[WatchCost]:
+    """Median step time with and without ``watch`` for each model (sets one torch thread);
+    ``progress(text)`` is called after each timed pair of blocks."""
     import torch
     import torch.nn.functional as F
 
@@ -106,6 +110,8 @@ def measure(names: tuple[str, ...] = ("mlp", "cnn"), *, steps: int = 20, repeats
             with watch(model) as w:
                 watched.append(block())
             sites = len(w.report().sites)
+            if progress is not None:
+                progress(f"{name}: {len(plain)}/{repeats} timed pairs")
         out.append(
             WatchCost(name, description, sites, 1e3 * statistics.median(plain), 1e3 * statistics.median(watched))
         )
@@ -118,14 +124,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=20, help="training steps per timed block (default 20)")
     parser.add_argument("--repeats", type=int, default=7, help="timed blocks per variant; the median is shown")
     parser.add_argument("--format", choices=("table", "json", "md", "csv"), default="table", help="output format")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
 def run(args: argparse.Namespace) -> int:
-    from actlab.cli import _render
+    from actlab.render import render as _render
 
     if args.steps < 1 or args.repeats < 1:
         raise SystemExit(f"actlab bench watch: --steps and --repeats must be >= 1, got {args.steps}, {args.repeats}")
-    costs = measure(tuple(args.models), steps=args.steps, repeats=args.repeats)
+
+    def say(text: str) -> None:  # progress on stderr, whatever the format: stdout holds only the result
+        print(f"actlab bench watch: {text}", file=sys.stderr, flush=True)
+
+    costs = measure(tuple(args.models), steps=args.steps, repeats=args.repeats, progress=None if args.quiet else say)
     rows = [
         {
             "model": c.description,

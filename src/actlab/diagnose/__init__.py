@@ -35,6 +35,7 @@ _EXPORTS = {
     "SiteReport": "actlab.diagnose.report",
     "Finding": "actlab.diagnose.report",
     "Histogram": "actlab.diagnose.report",
+    "diagnose": "actlab.diagnose.running",
     "swap": "actlab.diagnose.swapping",
     "SwapResult": "actlab.diagnose.swapping",
     "SwapReport": "actlab.diagnose.swapping",

@@ -3,10 +3,14 @@ print its activation health.
 
 ``MODULE`` is an importable module (the current directory is searched first) or a ``.py`` file;
 ``FACTORY`` a callable in it that returns the ``torch.nn.Module`` (or the module object itself).
-Inputs come from ``--data MODULE:LOADER`` (a callable returning an iterable of batches ``x`` or
-``(x, y)``) or are random normal of ``--input-shape``. With targets the loss is cross-entropy
-(integer targets) or mean squared error; without, the probe loss mean(output²)/2 sends a
-gradient through every site. ``--lr`` > 0 takes SGD steps (training); the default 0 only measures.
+Inputs come from ``--data MODULE:LOADER`` (a callable returning an iterable of batches ``x``,
+``(x, y)`` or dicts of keyword arguments) or are random of ``--input-shape``: normal, or integer
+token ids in [0, V) with ``--vocab-size V``. The output may be a tensor, a tuple, a dict or a
+dataclass (transformers' ``ModelOutput``): with labels, a model that takes ``labels=`` gives its
+own ``.loss``; otherwise the first tensor is compared with the targets (cross-entropy for integer
+targets, else mean squared error) or, without targets, the probe loss mean(output²)/2 sends a
+gradient through every site (:mod:`actlab.diagnose.running`). ``--lr`` > 0 takes SGD steps
+(training); the default 0 only measures.
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--input-shape", metavar="D,D,...", help="shape of one input without the batch dimension, e.g. 3,32,32"
     )
     parser.add_argument("--batch-size", type=int, default=64, help="batch size of random inputs (default 64)")
+    parser.add_argument(
+        "--vocab-size",
+        type=int,
+        metavar="V",
+        help="random inputs are integer token ids in [0, V) of --input-shape (for embedding models)",
+    )
     parser.add_argument("--data", metavar="MODULE:LOADER", help="callable returning an iterable of x or (x, y) batches")
     parser.add_argument("--steps", type=int, default=20, help="batches to run (default 20)")
     parser.add_argument(
@@ -109,10 +119,14 @@ def _batches(args: argparse.Namespace) -> Any:
                     empty = False
                     if isinstance(batch, torch.Tensor):
                         yield batch, None
+                    elif isinstance(batch, dict):  # keyword arguments, as a tokenizer gives them
+                        yield batch, None
                     elif isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
                         yield batch[0], (batch[1] if len(batch) > 1 else None)
                     else:
-                        raise UsageError(f"--data: batches must be tensors or (x, y) pairs, got {type(batch).__name__}")
+                        raise UsageError(
+                            f"--data: batches must be tensors, (x, y) pairs or dicts, got {type(batch).__name__}"
+                        )
                 if empty:
                     raise UsageError(f"--data: {args.data} gave no batches")
 
@@ -123,19 +137,12 @@ def _batches(args: argparse.Namespace) -> Any:
 
     def random() -> Any:
         while True:
-            yield torch.randn(args.batch_size, *shape), None
+            if args.vocab_size:
+                yield torch.randint(0, args.vocab_size, (args.batch_size, *shape)), None
+            else:
+                yield torch.randn(args.batch_size, *shape), None
 
     return random()
-
-
-def _loss(output: Any, target: Any) -> Any:
-    import torch.nn.functional as F
-
-    if target is None:
-        return output.float().pow(2).mean() / 2  # a probe: every site gets a gradient
-    if not target.is_floating_point() and output.dim() >= 2:
-        return F.cross_entropy(output, target)
-    return F.mse_loss(output, target.reshape(output.shape).to(output.dtype))
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -147,6 +154,11 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--lr must be a finite number >= 0, got {args.lr}")
     if args.input_shape:
         _shape(args.input_shape)
+    if args.vocab_size is not None:
+        if args.vocab_size < 1:
+            raise UsageError(f"--vocab-size must be an integer >= 1, got {args.vocab_size}")
+        if args.data:
+            raise UsageError("--vocab-size makes random token ids; with --data the loader gives the inputs: drop one")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -158,33 +170,69 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
+def _call_factory(factory: Any, text: str) -> Any:
+    """The model a user's factory builds, called without arguments; a factory that needs some, or fails,
+    is a sentence saying so (its own error included), not a traceback."""
+    if not callable(factory):
+        return None
+    import inspect
+
+    try:
+        inspect.signature(factory).bind()
+    except TypeError as err:
+        raise UsageError(
+            f"{text} needs arguments ({err}); point MODULE:FACTORY at a function that builds the model "
+            "with none, e.g. def make(): return Net(width=64)"
+        ) from None
+    except ValueError:  # no signature to inspect (a builtin): just call it
+        pass
+    try:
+        return factory()
+    except Exception as err:
+        raise UsageError(
+            f"calling {text} raised {type(err).__name__}: {err}; fix the factory (it is called with no "
+            "arguments) and run again"
+        ) from None
+
+
 def _run(args: argparse.Namespace) -> int:
     import torch
 
     from actlab.diagnose import watch
     from actlab.diagnose.render import save_plots, write_atomic
+    from actlab.diagnose.running import OutputError, describe, run_steps
 
     torch.manual_seed(args.seed)
     factory = load_object(args.model, "MODULE:FACTORY")
-    model = factory if isinstance(factory, torch.nn.Module) else factory() if callable(factory) else None
+    model = factory if isinstance(factory, torch.nn.Module) else _call_factory(factory, args.model)
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"{args.model} must be (or return) a torch.nn.Module, got {type(model).__name__}")
     batches = _batches(args)
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr) if args.lr > 0 else None
-    model.train()
     try:
         w = watch(model)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    with w:
-        for _ in range(args.steps):
-            x, y = next(batches)
-            model.zero_grad(set_to_none=True)
-            loss = _loss(model(x), y)
-            loss.backward()
-            if optimizer is not None:
-                optimizer.step()
-    report = w.report()
+
+    def on_error(err: Exception, x: Any) -> Exception:
+        hint = ""
+        if args.input_shape and not args.data:
+            hint = f" (--input-shape {args.input_shape} is one input without the batch dimension"
+            embeds = any(isinstance(m, torch.nn.Embedding) for m in model.modules())
+            hint += (
+                "; the model has an embedding: give --vocab-size V for token ids)"
+                if embeds and not args.vocab_size
+                else ")"
+            )
+        return UsageError(f"{args.model} raised {type(err).__name__} on a batch {describe(x)}: {err}".rstrip() + hint)
+
+    try:
+        report = run_steps(model, batches, args.steps, args.lr, w, on_error)
+    except OutputError as err:
+        raise UsageError(f"{args.model}: {err}") from None
+    except UsageError:
+        raise
+    except ValueError as err:  # the watch's own messages (e.g. no activation seen in any forward)
+        raise UsageError(str(err)) from None
     print(report.render(args.format))
     if args.output:
         written = save_plots(report, args.output)

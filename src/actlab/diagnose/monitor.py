@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
-from actlab.diagnose.report import DiagnosisReport, Histogram, SiteReport, findings_for
+from actlab.diagnose import structure
+from actlab.diagnose.report import DiagnosisReport, Finding, Histogram, SiteReport, findings_for
 from actlab.diagnose.sites import (
     FunctionEntry,
     Site,
@@ -33,7 +34,8 @@ __all__ = ["watch", "Watch"]
 
 SATURATION_LEVEL = 0.01  # |f'(x)| below 1 % of max |f'| counts as saturated
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
-SAMPLE = 1024  # values per call (evenly strided) behind the fractions and the histogram
+SAMPLE = 1024  # values per call (random, stratified by unit) behind the fractions and the histogram
+SEED = 0x5EED  # of each site's sampling generator (plus the site's index): reports are reproducible
 FLUSH_EVERY = 32  # calls between reductions of the per-call figures (bounds the memory)
 
 
@@ -102,9 +104,12 @@ class _SiteStats:
 
     Every value enters the means, standard deviations and per-unit min and max (from which dead
     units are decided at report time); the fractions (negative, zero, saturated) and the
-    histogram come from one evenly strided sample of about ``SAMPLE`` values per call (all of
-    them for smaller tensors; the same positions of input and output): counting and torch.histc
-    over every value would cost more than the layer itself on CPU.
+    histogram come from a random sample of about ``SAMPLE`` values per call (all of them for
+    smaller tensors; the same positions of input and output): bucketing every value would cost
+    more than the layer itself on CPU. The sample is stratified by unit (each unit gets the same
+    number of positions, drawn afresh per call from a seeded generator), so it is unbiased
+    whatever the layout: an evenly strided sample aligns with it (a stride that is a multiple of
+    the unit count sees the same few units of every row).
     """
 
     def __init__(
@@ -138,6 +143,8 @@ class _SiteStats:
         self.layout: tuple[str, ...] = ()
         self.figures: list[torch.Tensor] = []
         self.grad_norms: list[torch.Tensor] = []
+        self.grad_sums: list[torch.Tensor] = []  # a sum is NaN or inf exactly when a value is (see flush)
+        self.nonfinite = {"pre": 0, "out": 0, "grad": 0}  # calls with a NaN or inf value
         self.totals: dict[str, float] = {}
         self.pending: list[torch.Tensor] | None = None  # this call's pre figures, until post
         self.sampled_pre = self.sampled_out = 0
@@ -152,6 +159,14 @@ class _SiteStats:
         self.unit_shape: tuple[int, ...] | None = None
         self.unit_dim: int | None = None
         self.units_consistent = True
+        self.generator: torch.Generator | None = None
+        self.pool: list[torch.Tensor] | None = None  # sample positions drawn ahead, for calls of one shape
+        self.pool_key: tuple | None = None
+        self.pool_next = 0
+        self.positions: torch.Tensor | None = None  # this call's sample positions, until post
+        self.gated: bool | None = None  # decided by actlab.diagnose.structure from the autograd graph
+        self.sum_input: bool | None = None
+        self.node: Any = None
 
     # Few tensor operations per call: on small layers each costs more in dispatch than in work.
     # ----------------------------------------------------------------- forward, before f
@@ -167,7 +182,8 @@ class _SiteStats:
         self.elements += x.numel()
         self.shape = tuple(x.shape)
         flat = x.reshape(-1)
-        sample = flat[:: max(1, flat.numel() // SAMPLE)].contiguous()
+        self.positions = self._positions(x.shape, unit_dim)
+        sample = flat if self.positions is None else flat.index_select(0, self.positions)
         self.sampled_pre += sample.numel()
         parts = [flat.sum(), torch.dot(flat, flat)]
         if self.zero_bin is None:
@@ -182,6 +198,40 @@ class _SiteStats:
             self._units(x, unit_dim)
         if len(self.hists) >= FLUSH_EVERY:
             self.flush()
+
+    def _positions(self, shape: torch.Size, unit_dim: int | None) -> torch.Tensor | None:
+        """Flat positions of this call's sample, (draw, unit) flattened: for each unit,
+        ``ceil(SAMPLE / units)`` positions drawn uniformly (with replacement) among its values;
+        None: take every value."""
+        key = (shape, unit_dim)
+        if key == self.pool_key:  # the shape of the last call: no arithmetic on it again
+            if self.pool is None:
+                return None
+            if self.pool_next < len(self.pool):
+                self.pool_next += 1
+                return self.pool[self.pool_next - 1]
+        numel = math.prod(shape)
+        units = shape[unit_dim] if unit_dim is not None and shape else 1
+        outer = math.prod(shape[:unit_dim]) if unit_dim is not None else numel
+        inner = math.prod(shape[unit_dim + 1 :]) if unit_dim is not None else 1
+        per_unit = -(-SAMPLE // units)
+        if numel <= SAMPLE or per_unit >= outer * inner:
+            self.pool, self.pool_key = None, key
+            return None
+        # Drawn for FLUSH_EVERY calls at once while the shape repeats (a few kernels per call less
+        # on small layers), for one call after a change (inputs of varying length).
+        calls = FLUSH_EVERY if key == self.pool_key else 1
+        g, device = self.generator, self.edges.device
+        size = (calls, per_unit, units)
+        # viewed as (outer, units, inner): unit u's values start at u * inner, a stride units * inner apart
+        pos = (torch.arange(units, device=device) * inner).add(
+            torch.randint(outer, size, generator=g, device=device), alpha=units * inner
+        )
+        if inner > 1:
+            pos += torch.randint(inner, size, generator=g, device=device)
+        # a list of 1-d tensors: no tensor op to pick a call's positions; index_select beats take
+        self.pool, self.pool_key, self.pool_next = list(pos.reshape(calls, -1).unbind(0)), key, 1
+        return self.pool[0]
 
     def _start(self, x: torch.Tensor) -> None:
         if self.hist_range is None:
@@ -200,6 +250,8 @@ class _SiteStats:
         self.totals = dict.fromkeys(self.layout + ("grad",), 0.0)
         self.edges = torch.linspace(lo, hi, self.bins + 1, dtype=x.dtype, device=x.device)
         self.hist = torch.zeros(self.bins + 2, dtype=torch.int64, device=x.device)
+        self.generator = torch.Generator(device=x.device)
+        self.generator.manual_seed(SEED + self.index)
 
     # ----------------------------------------------------------------- forward, after f
     def post(self, y: torch.Tensor, unit_dim: int | None) -> None:
@@ -208,19 +260,21 @@ class _SiteStats:
         y = y.detach()
         if y.dtype in _LOW_PRECISION:
             y = y.float()
-        self._commit(y)
+        self._commit(y, unit_dim)
         if not self.elementwise:  # no spec: a unit is active when its output is not 0
             self._units(y, unit_dim)
 
-    def _commit(self, y: torch.Tensor | None) -> None:
-        parts = self.pending
-        self.pending = None
+    def _commit(self, y: torch.Tensor | None, unit_dim: int | None = None) -> None:
+        parts, positions = self.pending, self.positions
+        self.pending = self.positions = None
         if y is None:
             zero = parts[0].new_zeros(())
             parts += [zero, zero, zero]
         else:
             flat = y.reshape(-1)
-            sample = flat[:: max(1, flat.numel() // SAMPLE)]
+            if tuple(y.shape) != self.shape:
+                positions = self._positions(y.shape, unit_dim)  # not the input's shape: a sample of its own
+            sample = flat if positions is None else flat.index_select(0, positions)
             self.sampled_out += sample.numel()
             parts += [flat.sum(), torch.dot(flat, flat), torch.count_nonzero(sample)]
         self.figures += parts
@@ -250,13 +304,25 @@ class _SiteStats:
         if self.figures:
             k = len(self.layout)
             n = len(self.figures) // k * k
-            values = torch.stack([t.double() for t in self.figures[:n]]).reshape(-1, k).sum(0).tolist()
+            # One cast after stacking (float32 for float32 models: exact for the sums, which are
+            # float32 already, and for the sample counts, below 2**24).
+            calls = torch.stack(self.figures[:n]).double().reshape(-1, k)
+            # A call's sum is NaN or inf exactly when one of its values is, unless finite values
+            # overflow it (float32: |sum| > 3e38, values near 1e34): no extra pass over the values.
+            sums = calls[:, [self.layout.index("pre_sum"), self.layout.index("out_sum")]]
+            values = torch.cat([calls.sum(0), (~torch.isfinite(sums)).sum(0).double()]).tolist()
             for name, value in zip(self.layout, values):
                 self.totals[name] += value
+            self.nonfinite["pre"] += int(values[k])
+            self.nonfinite["out"] += int(values[k + 1])
             del self.figures[:n]
         if self.grad_norms:
-            self.totals["grad"] += float(torch.stack(self.grad_norms).double().sum())
+            norms, sums = torch.stack(self.grad_norms).double(), torch.stack(self.grad_sums)
+            total, bad = torch.stack([norms.sum(), (~torch.isfinite(sums)).sum().double()]).tolist()
+            self.totals["grad"] += total
+            self.nonfinite["grad"] += int(bad)
             self.grad_norms.clear()
+            self.grad_sums.clear()
         if self.hists:
             self.hist += torch.stack(self.hists).sum(0)
             self.hists.clear()
@@ -281,7 +347,9 @@ class _SiteStats:
     # ----------------------------------------------------------------- backward
     def grad(self, g: torch.Tensor) -> None:
         g = g.detach()
-        self.grad_norms.append(torch.linalg.vector_norm(g.float() if g.dtype in _LOW_PRECISION else g))
+        g = g.float() if g.dtype in _LOW_PRECISION else g
+        self.grad_norms.append(torch.linalg.vector_norm(g))
+        self.grad_sums.append(g.sum())  # the norm overflows float32 already at values of 1e20
         self.backward += 1
         if len(self.grad_norms) >= FLUSH_EVERY:
             self.flush()
@@ -336,6 +404,8 @@ class _SiteStats:
             histogram=hist,
             bounded=self.bounded,
             zero_centered=self.zero_centered,
+            gated=self.gated,
+            sum_input=self.sum_input,
         )
 
 
@@ -421,7 +491,10 @@ class Watch:
             raise ValueError(f"unit_dim must be None (automatic) or an integer dimension, got {unit_dim!r}")
         if functional not in (None, True, False):
             raise ValueError(f"functional must be None (automatic), True or False, got {functional!r}")
-        self.model = model
+        # A compiled model (torch.compile's OptimizedModule) is watched through its original:
+        # compiled code runs no hook, and hooks present while Dynamo traces would be traced.
+        self.compiled = model
+        self.model = model = _original(model)
         self.bins, self.hist_range, self.unit_dim = bins, hist_range, unit_dim
         patterns = as_patterns(sites, "sites")
         found = find_module_sites(model)
@@ -434,6 +507,7 @@ class Watch:
                 self._skipped.append(f"{site.name} ({site.label}): a vector activation, no per-unit statistics")
                 continue
             self._module_sites.append(site)
+        self._facts = structure.model_facts(model)  # before anything in the block trains it
         self._has_conv1d = any(isinstance(m, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)) for m in model.modules())
         if not self._module_sites:
             if functional is False:
@@ -458,6 +532,7 @@ class Watch:
         self._mode: _FunctionalProbe | None = None
         self._open = False
         self._closed = False
+        self._restore: list[tuple[torch.nn.Module, str, Any]] = []
 
     # ------------------------------------------------------------------ discovery
     def _no_sites_message(self, found: list[Site], patterns: tuple[str, ...] | None) -> str:
@@ -504,7 +579,21 @@ class Watch:
         self._open = False
         self._closed = True
 
+    def _run_eagerly(self) -> None:
+        """Inside the block, compiled parts run their original modules eagerly (restored on exit):
+        ``torch.compile(module)`` wrappers call ``_orig_mod`` directly, ``module.compile()`` is
+        set aside. Hooks then fire, and Dynamo never traces them nor the functional probe (a
+        TorchFunctionMode that made it trace for minutes)."""
+        for module in [self.compiled, *self.model.modules()]:
+            if _is_compiled_wrapper(module):
+                self._restore.append((module, "forward", module.__dict__.get("forward", _MISSING)))
+                module.__dict__["forward"] = module._orig_mod.__call__
+            if module.__dict__.get("_compiled_call_impl") is not None:
+                self._restore.append((module, "_compiled_call_impl", module.__dict__["_compiled_call_impl"]))
+                module.__dict__["_compiled_call_impl"] = None
+
     def _attach(self) -> None:
+        self._run_eagerly()
         self._handles.append(self.model.register_forward_pre_hook(self._root_pre))
         self._handles.append(self.model.register_forward_hook(self._root_post, always_call=True))
         for site in self._module_sites:
@@ -529,6 +618,12 @@ class Watch:
             h.remove()
         self._handles.clear()
         self._owner_handles.clear()
+        while self._restore:
+            module, name, value = self._restore.pop()
+            if value is _MISSING:
+                module.__dict__.pop(name, None)
+            else:
+                module.__dict__[name] = value
 
     @property
     def active(self) -> bool:
@@ -552,6 +647,7 @@ class Watch:
         if self._mode is not None:
             self._mode.__exit__(None, None, None)
             self._mode = None
+        structure.mark_gates(output, self._stats.values())
         if self._probing and self._probe_mode is None and not any(s.kind == "function" for s in self._stats.values()):
             self._probing = False  # first pass found no activation calls: stop looking
             for h in self._owner_handles:
@@ -601,6 +697,7 @@ class Watch:
         try:
             stats = self._stats_for(site.name, "module", site.label, site.activation)
             stats.pre(x, self._unit_dim(x))
+            structure.see_input(stats, x)
             # The matching post hook needs this call's stats (a shared module is several sites).
             self._pending.append(stats)
         finally:
@@ -619,6 +716,7 @@ class Watch:
         self._busy = True
         try:
             stats.post(y, self._unit_dim(y))
+            structure.see_output(stats, y)
             if y.requires_grad and torch.is_grad_enabled():
                 y.register_hook(functools.partial(self._grad_hook, stats))
         finally:
@@ -643,6 +741,7 @@ class Watch:
         try:
             stats = self._stats_for(base, "function", repr(activation), activation)
             stats.pre(x, self._unit_dim(x))
+            structure.see_input(stats, x)
         finally:
             self._busy = False
         out = func(*args, **kwargs)
@@ -670,15 +769,115 @@ class Watch:
             batches=max([self._root_passes] + [s.batches for s in sites]),
             backward_passes=max(s.backward_passes for s in sites),
             skipped=tuple(skipped),
+            facts=self._facts,
         )
+        stats = sorted(self._stats.values(), key=lambda s: s.index)
         return DiagnosisReport(
             report.model,
             report.sites,
-            findings_for(sites, report.gradient_ratio),
+            _non_finite_findings(self.model, stats) + findings_for(sites, report.gradient_ratio, self._facts),
             report.batches,
             report.backward_passes,
             report.skipped,
+            self._facts,
         )
+
+
+_MISSING = object()
+
+
+def _is_compiled_wrapper(module: Any) -> bool:
+    """``torch.compile(module)``'s OptimizedModule (without importing Dynamo when nothing has)."""
+    import sys
+
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    return eval_frame is not None and isinstance(module, eval_frame.OptimizedModule)
+
+
+def _original(model: torch.nn.Module) -> torch.nn.Module:
+    while _is_compiled_wrapper(model):
+        model = model._orig_mod
+    return model
+
+
+def _non_finite_findings(model: torch.nn.Module, stats: list[_SiteStats]) -> tuple[Finding, ...]:
+    """NaN or inf in the parameters or their gradients (now), in the activations or in the
+    gradients reaching the sites (any batch): each makes the other figures meaningless, so these
+    findings come first. The sites' counts are of calls (batches), decided in ``_SiteStats.flush``."""
+    out = []
+    named = [(n, p) for n, p in model.named_parameters() if (p.is_floating_point() or p.is_complex()) and not p.is_meta]
+    bad_weights: list[str] = []
+    bad_grads: list[str] = []
+    if named:
+        tensors = [p.detach() for _, p in named] + [p.grad for _, p in named]
+        counts = [0 if t is None else int(torch.count_nonzero(~torch.isfinite(t))) for t in tensors]
+        values = sum(p.numel() for _, p in named)
+        bad = sum(counts[: len(named)])
+        bad_weights = [n for (n, _), c in zip(named, counts[: len(named)]) if c]
+        bad_grads = [n for (n, _), c in zip(named, counts[len(named) :]) if c]
+        if bad_weights:
+            out.append(
+                Finding(
+                    "non_finite_weights",
+                    None,
+                    bad / values,
+                    0.0,
+                    f"{bad} of {values} parameter values are NaN or inf (in {_names(bad_weights)})",
+                    "training has diverged or a broken checkpoint was loaded, and every other figure follows from "
+                    "it: restart from the last good checkpoint with a lower learning rate or clipped gradients "
+                    "(torch.nn.utils.clip_grad_norm_)",
+                )
+            )
+    acts = [s for s in stats if s.nonfinite["pre"] or s.nonfinite["out"]]
+    if acts:
+        first = acts[0]  # execution order: where the NaN or inf first appears in a forward pass
+        where = "input" if first.nonfinite["pre"] else "output (from finite inputs)"
+        calls = max(first.nonfinite["pre"], first.nonfinite["out"])
+        later = f", and at {len(acts) - 1} later site(s)" if len(acts) > 1 else ""
+        out.append(
+            Finding(
+                "non_finite_activations",
+                first.name,
+                calls / max(first.batches, 1),
+                0.0,
+                f"NaN or inf in the {where} of {first.name} ({first.label}) in {calls} of {first.batches} "
+                f"batches{later}",
+                "find the operation that makes it (the inputs, a division, log or sqrt of a non-positive value, "
+                "float16 overflow; torch.autograd.set_detect_anomaly(True) names it in backward) and the weights "
+                "that feed it; lower the learning rate if it appeared during training",
+            )
+        )
+    grads = [s for s in stats if s.nonfinite["grad"]]
+    if grads or bad_grads:
+        if grads:
+            first = grads[-1]  # backward runs from the last site to the first
+            earlier = f", and at {len(grads) - 1} earlier site(s)" if len(grads) > 1 else ""
+            message = (
+                f"NaN or inf in the gradient reaching {first.name} ({first.label}) in {first.nonfinite['grad']} "
+                f"of {first.backward} backward passes{earlier}"
+            )
+            value, site = first.nonfinite["grad"] / max(first.backward, 1), first.name
+        else:
+            message, value, site = f"NaN or inf in the gradients (.grad) of {_names(bad_grads)}", 1.0, None
+        if grads and bad_grads:
+            message += f"; in the .grad of {_names(bad_grads)}"
+        out.append(
+            Finding(
+                "non_finite_gradients",
+                site,
+                value,
+                0.0,
+                message,
+                "check the loss for log(0), division by zero or an overflow (torch.autograd.set_detect_anomaly(True) "
+                "names the operation), clip gradients (torch.nn.utils.clip_grad_norm_) and skip steps whose "
+                "gradients are not finite (torch.amp.GradScaler does this for float16)",
+            )
+        )
+    return tuple(out)
+
+
+def _names(names: list[str], limit: int = 4) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def watch(
@@ -707,6 +906,14 @@ def watch(
     ``functional``: also measure activation *calls* in ``forward`` (``F.relu(x)``, ``x.tanh()``),
     seen through a :class:`~torch.overrides.TorchFunctionMode` while the model runs; None looks
     for them in the first forward pass and keeps looking only if it found some.
+
+    Means and standard deviations use every value, dead units every value of every batch; the
+    fractions and the histogram a random sample of about ``SAMPLE`` values per call, stratified by
+    unit. NaN or inf in the parameters, activations or gradients is a finding of its own.
+
+    A compiled model (``torch.compile(model)``, ``model.compile()``, or compiled submodules) is
+    watched through its original modules, which run eagerly inside the block (compiled code runs
+    no hooks); the compiled forward is back when the block exits.
 
     Hooks are removed when the block exits. The backward pass must run inside the block for the
     gradient norms to be recorded. A model with no activation raises ValueError here.

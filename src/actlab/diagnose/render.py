@@ -3,7 +3,7 @@ no pyplot state; every function takes an optional ``ax``).
 
 - :func:`plot_sites`: per-site bars of dead units, saturated inputs and zero outputs;
 - :func:`plot_histograms`: the pre-activation histogram of each site;
-- :func:`plot_gradients`: gradient norm reaching each site against depth (log scale);
+- :func:`plot_gradients`: gradient RMS per element reaching each site against depth (log scale);
 - :func:`save_plots`: all three as PNG files in a folder (atomic writes).
 """
 
@@ -88,16 +88,31 @@ def plot_histograms(report: DiagnosisReport, ax: Any = None, max_sites: int = 12
 
 
 def plot_gradients(report: DiagnosisReport, ax: Any = None) -> Any:
-    """Norm of the gradient reaching each site against its depth (execution order), log scale."""
-    sites = [s for s in report.sites if s.grad_norm is not None and s.grad_norm > 0]
-    if not sites:
+    """RMS per element of the gradient reaching each site against its depth (execution order), log
+    scale; sites whose gradient is exactly zero are drawn as crosses at the bottom, never dropped."""
+    measured = [s for s in report.sites if s.grad_rms is not None]
+    if not measured:
         raise ValueError("the report has no gradient norms: run backward inside the `with actlab.watch(...)` block")
+    live = [s for s in measured if s.grad_rms > 0]
+    zero = [s for s in measured if s.grad_rms == 0]
     fig, (axis, *_) = _axes(ax, 1, (6.0, 3.8))
-    axis.plot([s.index for s in sites], [s.grad_norm for s in sites], marker="o", color=COLORS[0])
+    if live:
+        axis.plot([s.index for s in live], [s.grad_rms for s in live], marker="o", color=COLORS[0], label="grad RMS")
+    if zero:
+        floor = min(s.grad_rms for s in live) / 10 if live else 1.0
+        axis.plot(
+            [s.index for s in zero],
+            [floor] * len(zero),
+            linestyle="none",
+            marker="x",
+            color=COLORS[1],
+            label="exactly zero (drawn at the bottom)",
+        )
     axis.set_yscale("log")
     ratio = report.gradient_ratio
-    title = "gradient norm by depth" + (f" (first/last = {ratio:.3g})" if ratio is not None else "")
-    _style(axis, "site (execution order)", "|dL/d output|", title)
+    title = "gradient RMS by depth" + (f" (first/last = {ratio:.3g})" if ratio is not None else "")
+    _style(axis, "site (execution order)", "RMS of dL/d output", title)
+    axis.legend(fontsize="small")
     return fig
 
 
@@ -107,7 +122,7 @@ def save_plots(report: DiagnosisReport, directory: str | os.PathLike) -> dict[st
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     figures = {"sites": plot_sites(report), "histograms": plot_histograms(report)}
-    if any(s.grad_norm for s in report.sites):
+    if any(s.grad_norm is not None for s in report.sites):
         figures["gradients"] = plot_gradients(report)
     written = {}
     for name, fig in figures.items():

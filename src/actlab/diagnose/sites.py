@@ -1,9 +1,12 @@
 """Where a model applies activations ("sites"), and which catalog activation each one computes.
 
-A site is an activation *module* (torch.nn's activation classes, timm-style classes recognised by
-name, actlab's modules) or an activation *call* in ``forward`` (``F.relu(x)``, ``torch.tanh(x)``,
-``x.sigmoid()``). The mapping from PyTorch and timm names to catalog specs is derived from the
-specs' ``equivalents``; only the few timm classes that no spec names are listed here, as data.
+A site is an activation *module* (torch.nn's activation classes, timm's and Hugging Face
+transformers' classes, actlab's modules) or an activation *call* in ``forward`` (``F.relu(x)``,
+``torch.tanh(x)``, ``x.sigmoid()``). The mapping from PyTorch, timm and transformers names to catalog
+specs is derived from the specs' ``equivalents`` (no second list here); a module matched by its
+class name is then checked by what it computes (its output on a fixed input against the spec), so
+a class that shares a name but computes something else is not taken for that activation.
+:func:`recognise` is the one public question "which catalog activation does this module compute?".
 """
 
 from __future__ import annotations
@@ -20,12 +23,8 @@ import torch
 from actlab.catalog import Spec
 from actlab.registry import BoundActivation, UnknownActivationError, _parse_call_string, all_specs, get, get_spec
 
-__all__ = ["Site", "find_module_sites", "recognise_module", "recognise_function", "matches"]
+__all__ = ["Site", "find_module_sites", "recognise", "recognize", "recognise_module", "recognise_function", "matches"]
 
-# timm classes whose names no spec's ``equivalents`` carries: class key -> (spec name, params).
-_EXTRA_CLASS_NAMES: dict[str, tuple[str, dict[str, Any]]] = {
-    "gelutanh": ("gelu", {"approximate": "tanh"}),
-}
 # torch/timm keyword names that differ from the catalog's parameter names.
 _PARAM_ALIASES = {"dim": "axis"}
 
@@ -59,7 +58,13 @@ def _normalise(name: str) -> str:
 
 
 def _torch_activation_symbol(framework: str, symbol: str) -> str | None:
-    """The bare function/class name of an equivalent that is an activation in torch or timm."""
+    """The bare function/class name of an equivalent that is an activation in torch, timm or transformers."""
+    if framework == "transformers":
+        # transformers.activations.<Class> (or <Class>(-10, 10): the arguments are the spec's parameters,
+        # read from the instance); transformers' torch.nn classes are covered by the pytorch equivalents.
+        head = symbol.split("(", 1)[0]
+        prefix = "transformers.activations."
+        return head[len(prefix) :] if head.startswith(prefix) and head[len(prefix) :].isidentifier() else None
     if "(" in symbol or " " in symbol:
         return None  # a call like get_act_fn('elu'): no name of its own
     last = symbol.rsplit(".", 1)[-1]
@@ -101,16 +106,22 @@ def _symbol_table() -> dict[str, tuple[str, ...]]:
 def _class_table() -> dict[str, tuple[str, dict[str, Any]]]:
     """Normalised class name -> (spec name, fixed params) for activation module classes.
 
-    Only names that torch or timm give an activation (from the specs' ``equivalents``): a user's
-    class called ``Gaussian`` or ``Linear`` is not taken for an activation.
+    Only names that torch, timm or transformers give an activation (from the specs' ``equivalents``,
+    with the parameters the equivalent binds: transformers' ``NewGELUActivation`` is gelu with
+    ``approximate='tanh'``): a user's class called ``Gaussian`` or ``Linear`` is not taken for an
+    activation.
     """
+    candidates: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for spec in all_specs():
+        for eq in spec.equivalents:
+            sym = _torch_activation_symbol(eq.framework, eq.symbol)
+            if sym is not None:
+                candidates.setdefault(_normalise(sym), []).append((spec.name, eq.bound))
     out: dict[str, tuple[str, dict[str, Any]]] = {}
-    for key, names in _symbol_table().items():
+    for key, found in candidates.items():
         # Several specs may claim one symbol (silu and swish both cite F.silu): prefer the spec
         # whose own name is the symbol, then the one without parameters.
-        best = sorted(names, key=lambda n: (_normalise(n) != key, len(get_spec(n).params), n))[0]
-        out[key] = (best, {})
-    out.update(_EXTRA_CLASS_NAMES)
+        out[key] = sorted(found, key=lambda e: (_normalise(e[0]) != key, len(get_spec(e[0]).params), e[0]))[0]
     return out
 
 
@@ -123,12 +134,13 @@ def _param_from_attribute(value: Any) -> Any:
 def _bind_from_attributes(spec: Spec, module: torch.nn.Module, fixed: Mapping[str, Any]) -> BoundActivation:
     """The spec with the parameters the module stores under the same names (torch's names)."""
     params = dict(fixed)
+    aliases = {alias: p.name for p in spec.params for alias in p.aliases}  # transformers' min/max: min_val/max_val
     for attr, value in vars(module).items():
-        name = _PARAM_ALIASES.get(attr, attr)
-        if name in spec.param_names and name not in params:
+        name = _PARAM_ALIASES.get(attr, aliases.get(attr, attr))
+        if name in spec.param_names:  # the instance's value over the class's defaults (``fixed``)
             params[name] = value
     for p in spec.params:  # parameters (tensors) live in _parameters, not in vars()
-        if p.name not in params and p.name in module._parameters:
+        if p.name in module._parameters:
             params[p.name] = module._parameters[p.name]
     params = {k: _param_from_attribute(v) for k, v in params.items()}
     params = {k: v for k, v in params.items() if v is not None or spec.param(k).nullable}
@@ -150,10 +162,12 @@ def recognise_module(module: torch.nn.Module) -> tuple[str, BoundActivation | No
     actlab's modules say what they are (``actlab_activation``): a catalog function, with learnable
     parameters at their current mean value, or a trainable layer (PReLU, PAU, APL; the gated and
     maxout layers have projections and are not activation sites) with the catalog function it
-    computes now when there is one. Other modules are matched by class name against the torch/timm
-    names the catalog's ``equivalents`` give (``LeakyReLU`` -> leaky_relu, ``QuickGELU`` ->
-    quick_gelu, memory-efficient ``...Me`` variants too), with parameters read from the attributes
-    of the same name; torch.nn.PReLU is the site "prelu".
+    computes now when there is one. Other modules are matched by class name against the torch,
+    timm and transformers names the catalog's ``equivalents`` give (``LeakyReLU`` -> leaky_relu,
+    ``QuickGELU`` -> quick_gelu, ``NewGELUActivation`` -> gelu(approximate='tanh'), timm's
+    memory-efficient ``...Me`` variants too), with parameters read from the attributes of the same
+    name (or the parameter's aliases: transformers' ``min``/``max``); a class that is not torch's
+    own must also compute that function on a fixed probe input. torch.nn.PReLU is the site "prelu".
     """
     ident = getattr(module, "actlab_activation", None)
     if isinstance(ident, BoundActivation):
@@ -189,7 +203,88 @@ def recognise_module(module: torch.nn.Module) -> tuple[str, BoundActivation | No
         return None
     spec = get_spec(entry[0])
     act = _bind_from_attributes(spec, module, entry[1])
-    return spec.name, act, repr(act)
+    if cls.__module__ == "torch.nn.modules.activation":
+        return spec.name, act, repr(act)  # torch's own class: its name is what it computes
+    verdict = _computes(module, act)
+    if verdict is False and act.params != BoundActivation(spec, entry[1]).params:
+        act = BoundActivation(spec, entry[1])  # attributes of the same name that mean something else
+        verdict = _computes(module, act)
+    if verdict is not False:
+        return spec.name, act, repr(act)
+    if module._parameters:
+        # a trainable activation whose stored values are not the spec's parameters (transformers'
+        # XIELU keeps softplus-inverses): an activation site, with no fixed catalog function
+        return spec.name, None, f"{cls.__name__} ({spec.name}, trainable)"
+    return None  # named like an activation, computes something else
+
+
+# A fixed probe: both signs, the origin, the tails where approximations part (gelu's tanh form
+# differs from the exact one by up to 4.7e-4 near |x| = 2), and a 2-d shape for vector specs.
+_PROBE = (-7.0, -4.0, -2.5, -2.0, -1.5, -1.0, -0.75, -0.5, -0.25, -0.1, 0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+_PROBE += (2.5, 3.0, 4.0, 7.0, -3.0, 0.3)
+
+
+def _computes(module: torch.nn.Module, act: BoundActivation) -> bool | None:
+    """Whether ``module`` computes ``act`` on a fixed input (None: not probed, its name stands).
+
+    Calls ``forward`` itself, so no hook of the model fires and no state changes (no_grad, a
+    fresh input, train/eval mode as it is)."""
+    from actlab.ops.torch_ops import TORCH
+
+    if act.spec.kind != "elementwise":
+        return None  # vector specs (softmax family) are not probed: their name stands
+    ref_tensor = next((t for t in list(module.parameters()) + list(module.buffers()) if t.is_floating_point()), None)
+    dtype = ref_tensor.dtype if ref_tensor is not None else torch.float32
+    device = ref_tensor.device if ref_tensor is not None else torch.device("cpu")
+    if device.type == "meta":
+        return None
+    x = torch.tensor(_PROBE, dtype=torch.float64).reshape(4, 6)
+    try:
+        with torch.no_grad():
+            out = module.forward(x.to(device=device, dtype=dtype))
+            # the spec's own formula in float64 (the reference path; no kernel is built for a probe)
+            expected = act.spec.forward(x, TORCH, **act.params)
+    except Exception:  # noqa: BLE001 - a module that cannot run on this probe is not recognised by it
+        return False
+    if not isinstance(out, torch.Tensor) or out.shape != expected.shape:
+        return False
+    low = dtype in (torch.float16, torch.bfloat16)
+    return bool(
+        torch.allclose(out.detach().cpu().double(), expected, rtol=2e-2 if low else 1e-4, atol=1e-2 if low else 1e-5)
+    )
+
+
+def recognise(module: torch.nn.Module) -> tuple[str, dict[str, Any]] | None:
+    """The catalog activation ``module`` computes, as ``(spec name, parameters)``, or None.
+
+    Recognised: torch.nn's activation classes (exact classes, with their parameters), timm's and
+    Hugging Face transformers' activation classes (``GELUActivation`` -> ``("gelu", {})``,
+    ``NewGELUActivation`` -> ``("gelu", {"approximate": "tanh"})``, ``QuickGELUActivation`` ->
+    ``("quick_gelu", {})``, ``ClippedGELUActivation(-10, 10)`` -> ``("clipped_gelu", {...})``, ...),
+    each checked by what it computes, and actlab's modules. Trainable activations give their current
+    values: torch.nn.PReLU is ``("leaky_relu", {"negative_slope": mean slope})``, an actlab module
+    with learnable parameters gives their means. None for anything else (layers, blocks, a trainable
+    activation with no catalog equivalent, a class named like an activation that computes something
+    else). Parameters are catalog names and plain numbers/strings: ``actlab.get(name, **params)``
+    rebuilds the activation.
+    """
+    found = recognise_module(module)
+    if found is None:
+        return None
+    key, act, _ = found
+    if act is None and key == "prelu":
+        weight = getattr(module, "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.numel() and weight.is_floating_point():
+            try:
+                act = get("leaky_relu", negative_slope=float(weight.detach().float().mean()))
+            except (TypeError, ValueError):
+                return None
+    if act is None:
+        return None
+    return act.name, dict(act.params)
+
+
+recognize = recognise  # the American spelling, for callers that use it
 
 
 def _current_values(module: torch.nn.Module, ident: BoundActivation) -> BoundActivation:
@@ -279,6 +374,21 @@ def recognise_function(target: Any, method: bool = False) -> FunctionEntry | Non
     return _function_table().get(id(target))
 
 
+@functools.cache
+def _method_object_table() -> dict[int, FunctionEntry]:
+    """id(torch.Tensor.<method>) -> entry: what a TorchFunctionMode receives for ``x.sigmoid()``."""
+    out = {}
+    for name, (spec, inplace) in _method_table().items():
+        out[id(getattr(torch.Tensor, name))] = FunctionEntry(spec, f"Tensor.{name}", inplace, True)
+    return out
+
+
+def recognise_callable(func: Any) -> FunctionEntry | None:
+    """The activation a callable computes as ``__torch_function__`` sees it (a torch /
+    torch.nn.functional function, or a Tensor method object), else None."""
+    return _function_table().get(id(func)) or _method_object_table().get(id(func))
+
+
 def call_inplace(entry: FunctionEntry, target: Any, args: tuple, kwargs: Mapping[str, Any]) -> bool:
     """Whether the call overwrites its input (``F.relu_``, ``x.relu_()``, ``inplace=True``)."""
     if entry.inplace or kwargs.get("inplace") is True:
@@ -312,6 +422,9 @@ def bind_call(entry: FunctionEntry, target: Any, args: tuple, kwargs: Mapping[st
             raise ValueError(f"{len(positional)} positional arguments, {spec.name} takes {len(spec.param_names)}")
     params.update(rest)
     params.pop("inplace", None)
+    params.pop("_stacklevel", None)  # F.softmax's warning depth, passed on by __torch_function__
+    if params.get("dtype", 0) is None:
+        params.pop("dtype")  # the default: no cast
     out = {}
     for name, value in params.items():
         name = _PARAM_ALIASES.get(name, name)
