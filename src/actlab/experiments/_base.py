@@ -163,6 +163,27 @@ def interval_of(values: Sequence[float]) -> tuple[float, float, float, int]:
     return mean, low, high, len(x)
 
 
+def paired_minus(values: Mapping[str, Sequence[float]], arm: str, reference: str) -> list[float]:
+    """Per-seed differences ``arm - reference`` (seeds paired by position)."""
+    return [a - r for a, r in zip(values[arm], values[reference])]
+
+
+def plot_mean_curves(
+    ax: Any, curves: Mapping[str, Sequence[Sequence[float]]], style: Callable[[int, str], tuple[str, str]]
+) -> None:
+    """Each arm's training-loss curve, the mean over seeds (cut to the shortest run), on a log scale;
+    ``style(i, label)`` gives the line style and colour of the ``i``-th arm."""
+    for i, (label, runs) in enumerate(curves.items()):
+        n = min((len(r) for r in runs), default=0)
+        if n:
+            line, color = style(i, label)
+            ax.plot(range(1, n + 1), np.mean([r[:n] for r in runs], axis=0), line, color=color, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (mean over seeds)")
+    ax.legend()
+
+
 def combine(verdicts: Iterable[str]) -> str:
     verdicts = list(verdicts)
     if verdicts and all(v == "reproduced" for v in verdicts):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from actlab.experiments._base import Check, Context, Experiment, Measurement, Rule
+from actlab.experiments._base import Check, Context, Experiment, Measurement, Rule, paired_minus
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "vanilla": {"peepholes": True},
@@ -78,15 +78,12 @@ def _measure(ctx: Context) -> Measurement:
                 acc[name].append(_train(seed, flags, p))
                 step()
 
-    def minus_vanilla(name: str) -> list[float]:
-        return [a - v for a, v in zip(acc[name], acc["vanilla"])]
-
     return Measurement(
         samples={
-            "nfg": minus_vanilla("NFG"),
-            "noaf": minus_vanilla("NOAF"),
-            "cifg": minus_vanilla("CIFG"),
-            "np": minus_vanilla("NP"),
+            "nfg": paired_minus(acc, "NFG", "vanilla"),
+            "noaf": paired_minus(acc, "NOAF", "vanilla"),
+            "cifg": paired_minus(acc, "CIFG", "vanilla"),
+            "np": paired_minus(acc, "NP", "vanilla"),
         },
         arms={
             name: {"flags": flags, "init": "actlab.nn.LSTM default (forget bias 1)", "lr": p["lr"], "optimizer": "adam"}

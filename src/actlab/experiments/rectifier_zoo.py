@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from actlab.experiments._base import Check, Context, Experiment, Measurement, Rule, select
+from actlab.experiments._base import Check, Context, Experiment, Measurement, Rule, paired_minus, select
 
 _ACTS = {
     "relu": "relu",
@@ -50,15 +50,12 @@ def _measure(ctx: Context) -> Measurement:
     for i in range(len(acc["relu"])):
         wins[max(_ACTS, key=lambda lab: acc[lab][i])] += 1
 
-    def minus_relu(label: str) -> list[float]:
-        return [a - r for a, r in zip(acc[label], acc["relu"])]
-
     return Measurement(
         samples={
-            "very_leaky_minus_relu": minus_relu("very leaky"),
-            "rrelu_minus_relu": minus_relu("rrelu"),
-            "prelu_minus_relu": minus_relu("prelu"),
-            "leaky_minus_relu": minus_relu("leaky"),
+            "very_leaky_minus_relu": paired_minus(acc, "very leaky", "relu"),
+            "rrelu_minus_relu": paired_minus(acc, "rrelu", "relu"),
+            "prelu_minus_relu": paired_minus(acc, "prelu", "relu"),
+            "leaky_minus_relu": paired_minus(acc, "leaky", "relu"),
         },
         arms={
             label: {"activation": ident, "init": "auto", "lr": p["lr"], "lr_chosen_per_seed": chosen_lr[label]}

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from actlab.experiments._base import Check, Context, Experiment, Measurement, Rule, select
+from actlab.experiments._base import Check, Context, Experiment, Measurement, Rule, plot_mean_curves, select
 
 
 def _arms(p: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -78,15 +76,9 @@ def _measure(ctx: Context) -> Measurement:
 
 
 def _plot(m: Measurement, ax: Any) -> None:
-    for i, (label, runs) in enumerate(m.details["train_loss_curves"].items()):
-        n = min((len(r) for r in runs), default=0)
-        if n:
-            style = "--" if label.startswith("plain") else "-"
-            ax.plot(range(1, n + 1), np.mean([r[:n] for r in runs], axis=0), style, color=f"C{i}", label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss (mean over seeds)")
-    ax.legend()
+    plot_mean_curves(
+        ax, m.details["train_loss_curves"], lambda i, label: ("--" if label.startswith("plain") else "-", f"C{i}")
+    )
 
 
 EXPERIMENT = Experiment(
