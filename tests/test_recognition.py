@@ -1,4 +1,4 @@
-"""Activation recognition (actlab.diagnose.sites.recognise): torch, timm and transformers modules,
+"""Activation recognition (actlab.nn.recognition.recognise): torch, timm and transformers modules,
 by what they compute; swap and watch see them as the right function."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ nn = torch.nn
 F = torch.nn.functional
 
 import actlab  # noqa: E402
-from actlab.diagnose.sites import find_module_sites, recognise, recognize  # noqa: E402
+from actlab.nn.recognition import find_module_sites, recognise, recognize  # noqa: E402
 
 
 def _grid() -> torch.Tensor:

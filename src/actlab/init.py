@@ -17,7 +17,7 @@ Which activation consumes a layer's output ("auto", "orthogonal") is found by tr
 pass on ``example_inputs``: each Linear/Conv output is followed, tensor by tensor, through reshapes,
 dropout, pooling, residual additions, normalisation layers, attention (the value path) and gating
 products, to the first activation (module or functional call, recognised by
-:mod:`actlab.diagnose.sites` from the catalog's ``equivalents``) or layer that consumes it. Without
+:mod:`actlab.nn.recognition` from the catalog's ``equivalents``) or layer that consumes it. Without
 ``example_inputs`` the structure of ``nn.Sequential`` containers is used. A layer that cannot be
 paired keeps its existing initialisation, and the report says why: its output feeds another layer
 with no activation between (attention's value and output projections, a GLU's linear half, a
@@ -86,7 +86,7 @@ def _recognise(module: nn.Module) -> tuple[bool, BoundActivation | None]:
     The one place init asks which activation a module is: the recognition shared with watch and
     swap (derived from the specs' ``equivalents``), so init knows the same modules they do.
     """
-    from actlab.diagnose.sites import recognise_module
+    from actlab.nn.recognition import recognise_module
 
     found = recognise_module(module)
     if found is None:
@@ -471,7 +471,7 @@ class _Trace:
             if gates and _fn_name(func) in _SAME_SIGNAL:  # a gate reshaped
                 self._activation_output(out, set(), frozenset().union(*gates))
             return
-        from actlab.diagnose.sites import bind_call, recognise_function
+        from actlab.nn.recognition import bind_call, recognise_function
 
         name = _fn_name(func)
         method = getattr(torch.Tensor, getattr(func, "__name__", ""), None) is func

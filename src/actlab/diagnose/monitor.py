@@ -19,7 +19,7 @@ from torch.overrides import TorchFunctionMode
 
 from actlab.diagnose import structure
 from actlab.diagnose.report import DiagnosisReport, Finding, Histogram, SiteReport, findings_for
-from actlab.diagnose.sites import (
+from actlab.nn.recognition import (
     FunctionEntry,
     Site,
     _function_table,
@@ -436,7 +436,7 @@ def _tensor_method_entries() -> dict[int, FunctionEntry]:
 def _call_activation(entry: FunctionEntry, func: Any, args: tuple, kwargs: dict) -> BoundActivation:
     """The catalog activation of one call (its literal parameters; the defaults when they cannot
     be read), cached: a forward makes the same calls every time."""
-    from actlab.diagnose.sites import bind_call
+    from actlab.nn.recognition import bind_call
 
     try:
         params = bind_call(entry, func, args, kwargs) if not entry.name.startswith("Tensor.") else {}

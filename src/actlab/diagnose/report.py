@@ -316,7 +316,7 @@ def _num(value: float | None) -> str:
 # ----------------------------------------------------------------------------- findings
 def _torch_activations() -> list[Any]:
     """Elementwise catalog specs that torch itself offers as activations (F.*, torch.sigmoid/tanh)."""
-    from actlab.diagnose.sites import _torch_activation_symbol
+    from actlab.nn.recognition import _torch_activation_symbol
     from actlab.registry import all_specs
 
     return [

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from actlab.diagnose.sites import (
+from actlab.nn.recognition import (
     Site,
     as_patterns,
     bind_call,

@@ -7,6 +7,7 @@ specs is derived from the specs' ``equivalents`` (no second list here); a module
 class name is then checked by what it computes (its output on a fixed input against the spec), so
 a class that shares a name but computes something else is not taken for that activation.
 :func:`recognise` is the one public question "which catalog activation does this module compute?".
+It lives beside the modules (below ``actlab.init`` and ``actlab.diagnose``, which both ask it).
 """
 
 from __future__ import annotations
