@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import actlab
+from _arena_fakes import one_epoch_result
 from actlab.arena.store import read_records, store_path
 from actlab.cli import main
 
@@ -223,19 +224,7 @@ def test_no_eta_before_a_trial_has_been_measured(monkeypatch):
 
 
 def _quick_trial(config, *, on_epoch=None, should_stop=None):
-    score = 0.5 + config["seed"] / 100 + len(config["activation"]) / 1000
-    curve = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.0, "val_metric": score, "seconds": 0.01}]
-    return {
-        "status": "ok",
-        "metric": "accuracy",
-        "higher_is_better": True,
-        "final_metric": score,
-        "best_metric": score,
-        "best_epoch": 1,
-        "epochs_run": 1,
-        "curve": curve,
-        "seconds_per_epoch": 0.01,
-    }
+    return one_epoch_result(0.5 + config["seed"] / 100 + len(config["activation"]) / 1000, 0.01)
 
 
 @pytest.mark.parametrize("fmt", ["md", "json", "table"])

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import actlab
+from _arena_fakes import ok_result
 from actlab.arena.config import (
     Budget,
     Suite,
@@ -49,17 +50,7 @@ def fake_trial(config, *, on_epoch=None, should_stop=None):
         curve.append(record)
         if on_epoch is not None:
             on_epoch(record)
-    return {
-        "status": "ok",
-        "metric": "accuracy",
-        "higher_is_better": True,
-        "final_metric": score,
-        "best_metric": score,
-        "best_epoch": 1,
-        "epochs_run": len(curve),
-        "curve": curve,
-        "pid": os.getpid(),
-    }
+    return ok_result(score, curve, pid=os.getpid())
 
 
 def failing_trial(config, *, on_epoch=None, should_stop=None):

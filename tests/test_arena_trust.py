@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from _arena_fakes import one_epoch_result
 from actlab.cli import build_parser, main
 
 TASK_MODULE = textwrap.dedent(
@@ -57,19 +58,7 @@ def _ran(folder: Path) -> list[str]:
 
 
 def _fake_trial(config, *, on_epoch=None, should_stop=None):
-    score = 0.5 + config["seed"] / 100
-    curve = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.0, "val_metric": score, "seconds": 0.1}]
-    return {
-        "status": "ok",
-        "metric": "accuracy",
-        "higher_is_better": True,
-        "final_metric": score,
-        "best_metric": score,
-        "best_epoch": 1,
-        "epochs_run": 1,
-        "curve": curve,
-        "seconds_per_epoch": 0.1,
-    }
+    return one_epoch_result(0.5 + config["seed"] / 100, 0.1)
 
 
 LEAN = ["--activations", "relu", "--seeds", "1", "--workers", "1"]  # one trial, in this process
