@@ -202,6 +202,22 @@ def _plan(
     return [(_Selector(k, "replace"), target) for k in keys], True
 
 
+def _choose_for_call(
+    plan: list[tuple[_Selector | None, _Target]],
+    name: str,
+    act: BoundActivation,
+    explicit: bool,
+    not_replaced: list[NotReplaced],
+) -> _Target | None:
+    """What replaces the functional call ``name`` computing ``act`` (None: leave it): a vector
+    activation (softmax, ...) is swapped only when ``replace=`` names it, and is listed otherwise."""
+    if act.spec.kind != "elementwise" and not explicit:
+        reason = "a vector activation: name it in replace= to swap it"
+        not_replaced.append(NotReplaced(name, "function", repr(act), reason))
+        return None
+    return _choose(plan, act.spec.name, act)
+
+
 def _choose(plan: list[tuple[_Selector | None, _Target]], key: str, act: BoundActivation | None) -> _Target | None:
     for selector, target in plan:
         if selector is None or selector.matches(key, act):
@@ -543,11 +559,7 @@ def _swap_calls(
         except (TypeError, ValueError) as err:
             not_replaced.append(NotReplaced(name, "function", source, f"cannot read its parameters: {err}"))
             continue
-        if entry.spec.kind != "elementwise" and not explicit:
-            reason = "a vector activation: name it in replace= to swap it"
-            not_replaced.append(NotReplaced(name, "function", repr(act), reason))
-            continue
-        target = _choose(plan, entry.spec.name, act)
+        target = _choose_for_call(plan, name, act, explicit, not_replaced)
         if target is None:
             continue
         x = node.args[0]
@@ -939,11 +951,7 @@ def _swap_calls_at_call_time(
             not_replaced.append(NotReplaced(name, "function", source, f"cannot read its parameters: {call.error}"))
             continue
         act = call.activation
-        if act.spec.kind != "elementwise" and not explicit:
-            reason = "a vector activation: name it in replace= to swap it"
-            not_replaced.append(NotReplaced(name, "function", repr(act), reason))
-            continue
-        target = _choose(plan, act.spec.name, act)
+        target = _choose_for_call(plan, name, act, explicit, not_replaced)
         if target is None:
             continue
         if call.inplace:
