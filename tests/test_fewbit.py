@@ -16,7 +16,9 @@ from actlab.catalog import ParameterError, Spec
 from actlab.cli import main
 from actlab.registry import UnknownActivationError, get_spec
 
-fb = pytest.importorskip("actlab.torch.fewbit")
+pytest.importorskip("torch")  # the fit is NumPy, but it lives in actlab.torch, whose import needs torch
+
+from actlab.torch import fewbit as fb  # noqa: E402
 
 SQRT_2_PI = math.sqrt(2.0 / math.pi)
 GRID_STEP = 2 * fb.GRID_HALF_WIDTH / fb.GRID_CELLS
@@ -69,7 +71,8 @@ def test_identity_derivative_reproduces_the_published_lloyd_max_quantizer(bits: 
     expected_lv = [-v for v in levels[::-1]] + levels
     # breakpoints lie on the grid: within one cell of the continuous optimum (and Max's 4 digits)
     np.testing.assert_allclose(t.breakpoints, expected_bp, atol=GRID_STEP + 1e-3)
-    np.testing.assert_allclose(t.levels, expected_lv, atol=2e-3)
+    # a level is the mean over its cell-aligned segment: it moves by < 1 per unit its breakpoints move
+    np.testing.assert_allclose(t.levels, expected_lv, atol=GRID_STEP + 1e-3)
     assert t.weighted_mse == pytest.approx(mse, rel=2e-3)
 
 
