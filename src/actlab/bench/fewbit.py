@@ -101,10 +101,7 @@ def run(args: argparse.Namespace) -> int:
         wide.setdefault(r["activation"], {"activation": r["activation"]})[f"b{r['bits']}"] = cell
     columns = ["activation", *(f"b{b}" for b in args.bits)]
     headers = {f"b{b}": f"{b} bit{'s' if b > 1 else ''}, {b / 8:g} B/elem" for b in args.bits}
-    title = (
-        f"few-bit backward: gradient cosine similarity, expected from the fit (measured on {args.samples:,} "
-        f"N(0, 1) samples, seed {args.seed})"
-    )
+    title = f"few-bit backward, gradient cosine similarity: fit (measured, {args.samples:,} samples, seed {args.seed})"
     print(render(list(wide.values()), columns, args.format, title, headers))
     if skipped:
         print(f"\npiecewise-linear, exact with memory='mask' instead: {', '.join(skipped)}")
