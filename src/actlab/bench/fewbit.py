@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -104,5 +105,6 @@ def run(args: argparse.Namespace) -> int:
     title = f"few-bit backward, gradient cosine similarity: fit (measured, {args.samples:,} samples, seed {args.seed})"
     print(render(list(wide.values()), columns, args.format, title, headers))
     if skipped:
-        print(f"\npiecewise-linear, exact with memory='mask' instead: {', '.join(skipped)}")
+        note = f"piecewise-linear, exact with memory='mask' instead: {', '.join(skipped)}"
+        print("\n" + (note if args.format == "md" else textwrap.fill(note, 100)))
     return 0
