@@ -15,6 +15,7 @@ import actlab
 from actlab.catalog import ParameterError, Spec
 from actlab.cli import main
 from actlab.registry import UnknownActivationError, get_spec
+from conftest import ELEMENTWISE, spec_id
 
 pytest.importorskip("torch")  # the fit is NumPy, but it lives in actlab.torch, whose import needs torch
 
@@ -144,6 +145,22 @@ def test_three_bits_meet_the_issue_target_by_independent_quadrature(name: str) -
     # the breakpoint condition: f' at a breakpoint is midway between the levels either side (to a grid cell)
     mid = 0.5 * (t.levels[:-1] + t.levels[1:])
     np.testing.assert_allclose([d(b) for b in t.breakpoints], mid, atol=GRID_STEP)
+
+
+@pytest.mark.parametrize("spec", ELEMENTWISE, ids=spec_id)
+def test_every_elementwise_activation_gets_a_table_or_is_sent_to_mask(spec) -> None:
+    try:
+        t = fb.fewbit_table(spec, {}, 1)
+    except fb.FewBitError as err:
+        assert "memory='mask'" in str(err)
+        return
+    assert t.breakpoints.shape == (1,) and np.all(np.isfinite(t.levels)) and 0 < t.cosine <= 1
+    # Monte Carlo on seeded N(0, 1) inputs against the fit's integrals: the weighting and the buckets
+    x = np.random.default_rng(5).standard_normal(40_000)
+    d = actlab.get(spec).derivative(x)
+    q = t(x)
+    assert float(np.mean((d - q) ** 2)) == pytest.approx(t.weighted_mse, rel=0.1, abs=1e-4)
+    assert float(d @ q / np.sqrt((d @ d) * (q @ q))) == pytest.approx(t.cosine, abs=0.01)
 
 
 def test_codes_follow_the_bucket_rule() -> None:
