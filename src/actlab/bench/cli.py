@@ -19,6 +19,10 @@ TOPICS = {
         "paths (the default topic)",
     ),
     "lstm": ("actlab.bench.recurrent", "actlab LSTM/GRU variants against torch.nn.LSTM/GRU, forward+backward"),
+    "fewbit": (
+        "actlab.bench.fewbit",
+        "gradient cosine similarity of the few-bit backward (memory='fewbit') per code width, fit and measured",
+    ),
     "watch": ("actlab.bench.watch", "training-step overhead of actlab.watch on an MLP and a small CNN"),
 }
 DEFAULT_TOPIC = "activations"
