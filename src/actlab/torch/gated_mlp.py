@@ -1,0 +1,213 @@
+"""A fused gated MLP ``down(act(gate(x)) * up(x))`` whose backward keeps less than the composition.
+
+The composition ``down(F.silu(gate(x)) * up(x))`` keeps four hidden-sized tensors for backward
+(g = gate(x), silu(g), u = up(x) and the product h) besides x. One autograd Function here computes
+the whole block and keeps, by ``recompute``:
+
+- ``"elementwise"``: x, g and u; backward recomputes act(g), act'(g) and h from g (as Liger's fused
+  SwiGLU/GEGLU do). Same matmuls as the composition.
+- ``"projections"``: x only; backward recomputes g and u too (two more matmuls, ~2/9 more flops).
+- ``fewbit=k`` (with ``"elementwise"``): x, u, act(g) and a k-bit code of g (packed in uint8)
+  instead of g; backward uses the piecewise-constant derivative of
+  :func:`actlab.torch.fewbit.fewbit_table`. The forward value act(g) is still needed (for up's
+  and down's gradients), so this keeps act(g) where ``"elementwise"`` keeps g: the same size plus
+  the code, and an approximate gradient. It saves nothing over ``"elementwise"``.
+
+Backward (and the forward's hidden product) run over blocks of ``CHUNK_ROWS`` tokens, so what
+backward allocates besides the gradients is a few blocks, not a few hidden-sized tensors: the
+lower peak comes from this as much as from what is kept. The activation is actlab's accurate
+elementwise path: PyTorch's op where the spec says it is accurate (``spec.native``), else the
+fused kernels (CPU float32/bfloat16/float16), else the spec's eager forward and derivative.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from actlab.catalog import Spec
+from actlab.ops.torch_ops import TORCH
+from actlab.torch import kernels
+
+__all__ = ["RECOMPUTE", "CHUNK_ROWS", "gated_mlp_function", "pack_codes", "unpack_codes"]
+
+RECOMPUTE = ("elementwise", "projections")
+# Tokens per block in backward: large enough that the matmuls stay efficient, small enough that the
+# block temporaries (a few CHUNK_ROWS x hidden tensors) are a fraction of one hidden-sized tensor.
+CHUNK_ROWS = 256
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _code_width(bits: int) -> int:
+    """Bits per packed code: 1, 2 or 4 (3-bit codes take 4 bits: two per byte)."""
+    return 1 << math.ceil(math.log2(bits)) if bits > 1 else 1
+
+
+def pack_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:
+    """Codes in [0, 2**bits) along the last axis packed 8 // width per uint8 (width 1, 2 or 4 bits):
+    shape (..., n) -> (..., ceil(n / per)), code j of a byte in bits [j width, (j + 1) width)."""
+    width = _code_width(bits)
+    per = 8 // width
+    n = codes.shape[-1]
+    pad = (-n) % per
+    c = codes.to(torch.uint8)
+    if pad:
+        c = F.pad(c, (0, pad))
+    c = c.reshape(*c.shape[:-1], -1, per)
+    shifts = torch.arange(0, 8, width, dtype=torch.uint8, device=c.device)
+    return (c << shifts).sum(-1, dtype=torch.uint8)
+
+
+def unpack_codes(packed: torch.Tensor, bits: int, n: int) -> torch.Tensor:
+    """The inverse of :func:`pack_codes`: (..., m) uint8 -> (..., n) codes (int64, for indexing)."""
+    width = _code_width(bits)
+    shifts = torch.arange(0, 8, width, dtype=torch.uint8, device=packed.device)
+    codes = (packed.unsqueeze(-1) >> shifts) & ((1 << width) - 1)
+    return codes.reshape(*packed.shape[:-1], -1)[..., :n].long()
+
+
+# One Function class per (spec, parameter values): its methods close over plain functions and
+# tuples only (torch.compile traces them and cannot wrap a Spec object).
+_CLASSES: dict[tuple, type] = {}
+
+
+def gated_mlp_function(spec: Spec, params: dict[str, Any]) -> type:
+    """The autograd Function computing ``down(act(gate(x)) * up(x))`` for the elementwise ``spec``.
+
+    ``apply(x, w_gate, w_up, w_down, b_gate, b_up, b_down, recompute, breakpoints, levels, bits)``:
+    biases may be None; ``breakpoints``/``levels`` (tensors) and ``bits`` select the few-bit mode
+    (None/None/0 otherwise).
+    """
+    values = tuple(params[n] for n in spec.param_names)
+    key = (spec.name, id(spec), values)
+    cls = _CLASSES.get(key)
+    if cls is None or (not torch.compiler.is_compiling() and cls.spec is not spec):
+        cls = _CLASSES[key] = _make_function(spec, params)
+    return cls
+
+
+def _make_function(spec: Spec, params: dict[str, Any]) -> type:
+    if spec.kind != "elementwise":
+        raise ValueError(f"gated MLP: the activation must be elementwise, got {spec.name!r} ({spec.kind})")
+    params = dict(params)
+    fused = kernels.kernel_name(spec)  # builds the library now, outside any trace
+    encoded = kernels.param_encoder(spec)(tuple(params[n] for n in spec.param_names))
+    forward_fn, derivative_fn = spec.forward, spec.derivative
+    native = spec.torch_native if spec.native else None
+
+    def act(g: torch.Tensor) -> torch.Tensor:
+        if native is not None and g.dtype not in _LOW_PRECISION:
+            return native(g, torch, **params)
+        if fused is not None and kernels.eligible(g):
+            return torch.ops.actlab_kernels.forward(g, fused, encoded)
+        if g.dtype in _LOW_PRECISION:  # in float32, rounded once
+            return forward_fn(g.float(), TORCH, **params).to(g.dtype)
+        return forward_fn(g, TORCH, **params)
+
+    def act_grad(g: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """grad * act'(g)."""
+        if fused is not None and kernels.eligible(g):
+            return torch.ops.actlab_kernels.backward(g, grad, fused, encoded)
+        if g.dtype in _LOW_PRECISION:
+            return (grad.float() * derivative_fn(g.float(), TORCH, **params)).to(g.dtype)
+        return grad * derivative_fn(g, TORCH, **params)
+
+    def blocks(n: int) -> list[tuple[int, int]]:
+        return [(i, min(i + CHUNK_ROWS, n)) for i in range(0, n, CHUNK_ROWS)]
+
+    class GatedMLPFunction(torch.autograd.Function):
+        @staticmethod
+        def forward(
+            ctx: Any,
+            x: torch.Tensor,
+            w_gate: torch.Tensor,
+            w_up: torch.Tensor,
+            w_down: torch.Tensor,
+            b_gate: torch.Tensor | None,
+            b_up: torch.Tensor | None,
+            b_down: torch.Tensor | None,
+            recompute: str,
+            breakpoints: torch.Tensor | None,
+            levels: torch.Tensor | None,
+            bits: int,
+        ) -> torch.Tensor:
+            x2 = x.reshape(-1, x.shape[-1])
+            n = x2.shape[0]
+            keep_all = recompute == "elementwise"
+            if keep_all:  # g and u whole (kept); the product h one block at a time
+                g, u = F.linear(x2, w_gate, b_gate), F.linear(x2, w_up, b_up)
+            s_all = torch.empty_like(g) if bits else None
+            ys = []
+            for i, j in blocks(n):
+                if keep_all:
+                    gb, ub = g[i:j], u[i:j]
+                else:
+                    gb, ub = F.linear(x2[i:j], w_gate, b_gate), F.linear(x2[i:j], w_up, b_up)
+                s = act(gb)
+                if s is gb:  # an identity activation: never write into g
+                    s = s.clone()
+                if s_all is not None:
+                    s_all[i:j] = s
+                ys.append(s.mul_(ub) @ w_down.t())
+            y = torch.cat(ys) if len(ys) > 1 else ys[0]
+            if b_down is not None:
+                y = y + b_down
+            if bits:
+                kept: tuple = (s_all, u, pack_codes(torch.bucketize(g, breakpoints, right=True), bits))
+            else:
+                kept = (g, u) if keep_all else ()
+            ctx.recompute, ctx.bits, ctx.hidden = recompute, bits, w_gate.shape[0]
+            ctx.save_for_backward(x, w_gate, w_up, w_down, b_gate, b_up, levels, *kept)
+            return y.reshape(*x.shape[:-1], w_down.shape[0])
+
+        @staticmethod
+        def backward(ctx: Any, grad_y: torch.Tensor) -> tuple:
+            x, w_gate, w_up, w_down, b_gate, b_up, levels, *kept = ctx.saved_tensors
+            need = ctx.needs_input_grad
+            x2 = x.reshape(-1, x.shape[-1])
+            n = x2.shape[0]
+            gy = grad_y.reshape(n, -1)
+            gxs = []
+            dw_gate = torch.zeros_like(w_gate) if need[1] else None
+            dw_up = torch.zeros_like(w_up) if need[2] else None
+            dw_down = torch.zeros_like(w_down) if need[3] else None
+            db_gate = x.new_zeros(ctx.hidden) if need[4] else None
+            db_up = x.new_zeros(ctx.hidden) if need[5] else None
+            for i, j in blocks(n):
+                xb, gyb = x2[i:j], gy[i:j]
+                if ctx.bits:
+                    s_all, u_all, codes = kept
+                    s, ub = s_all[i:j], u_all[i:j]
+                    slope = levels[unpack_codes(codes[i:j], ctx.bits, ctx.hidden)]
+                else:
+                    if ctx.recompute == "elementwise":
+                        gb, ub = kept[0][i:j], kept[1][i:j]
+                    else:
+                        gb, ub = F.linear(xb, w_gate, b_gate), F.linear(xb, w_up, b_up)
+                    s = act(gb)
+                gh = gyb @ w_down  # d loss / d h
+                if dw_down is not None:
+                    dw_down.addmm_(gyb.t(), s * ub)
+                gu = gh * s
+                gh.mul_(ub)
+                gg = gh.mul_(slope) if ctx.bits else act_grad(gb, gh)
+                if dw_gate is not None:
+                    dw_gate.addmm_(gg.t(), xb)
+                if dw_up is not None:
+                    dw_up.addmm_(gu.t(), xb)
+                if db_gate is not None:
+                    db_gate += gg.sum(0)
+                if db_up is not None:
+                    db_up += gu.sum(0)
+                if need[0]:
+                    gxs.append(torch.addmm(gg @ w_gate, gu, w_up))
+            db_down = gy.sum(0) if need[6] else None
+            gx = (torch.cat(gxs) if len(gxs) > 1 else gxs[0]).reshape(x.shape) if need[0] else None
+            return gx, dw_gate, dw_up, dw_down, db_gate, db_up, db_down, None, None, None, None
+
+    GatedMLPFunction.__name__ = GatedMLPFunction.__qualname__ = f"{spec.name}_gated_mlp_function"
+    GatedMLPFunction.spec = spec
+    return GatedMLPFunction
