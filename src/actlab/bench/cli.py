@@ -23,6 +23,10 @@ TOPICS = {
         "actlab.bench.fewbit",
         "gradient cosine similarity of the few-bit backward (memory='fewbit') per code width, fit and measured",
     ),
+    "gated": (
+        "actlab.bench.gated",
+        "a LLaMA-style gated MLP training step: the composed form against actlab.nn.GatedMLP (memory, time)",
+    ),
     "watch": ("actlab.bench.watch", "training-step overhead of actlab.watch on an MLP and a small CNN"),
 }
 DEFAULT_TOPIC = "activations"

@@ -184,7 +184,7 @@ class GatedMLP(torch.nn.Module):
             raise ValueError(
                 f"GatedMLP: activation must be an elementwise catalog activation or one of {variants}, got {activation!r}"
             )
-        if any(isinstance(v, str) and v == "learnable" for v in act.params.values()):
+        if act.learnable:
             raise ValueError(f"GatedMLP: learnable activation parameters are not supported, got {activation!r}")
         return act
 
