@@ -67,7 +67,6 @@ def measure(
 ) -> tuple[list[GatedCost], list[str]]:
     """The costs of one training step per form (the composed form first) and notes (forms skipped)."""
     import torch
-    import torch.nn.functional as F
 
     from actlab.bench.activations import _cpu_peak_bytes
     from actlab.nn import GatedMLP
@@ -124,7 +123,7 @@ def measure(
         for name, m in forms.items():
             step(m)  # warm-up
             params = {p.untyped_storage().data_ptr() for p in m.parameters()}
-            saved[name] = _saved_bytes(lambda m=m: (m(x) * r).sum(), params)
+            saved[name] = _saved_bytes(lambda m=m: m(x), params)
             x.grad = None
             for p in m.parameters():
                 p.grad = None
@@ -136,7 +135,6 @@ def measure(
                 times[name].append(time.perf_counter() - start)
             if progress is not None:
                 progress(f"{k + 1}/{repeats} rounds")
-        _ = F  # (torch.nn.functional imported for the composed activations' torch_native)
     finally:
         torch.set_num_threads(previous)
     costs = [GatedCost(n, saved[n], peak[n], 1e3 * statistics.median(times[n])) for n in forms]

@@ -37,7 +37,7 @@ __all__ = ["RECOMPUTE", "CHUNK_ROWS", "gated_mlp_function", "pack_codes", "unpac
 RECOMPUTE = ("elementwise", "projections")
 # Tokens per block in backward: large enough that the matmuls stay efficient, small enough that the
 # block temporaries (a few CHUNK_ROWS x hidden tensors) are a fraction of one hidden-sized tensor.
-CHUNK_ROWS = 256
+CHUNK_ROWS = 128
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -140,7 +140,7 @@ def _make_function(spec: Spec, params: dict[str, Any]) -> type:
             if keep_all:  # g and u whole (kept); the product h one block at a time
                 g, u = F.linear(x2, w_gate, b_gate), F.linear(x2, w_up, b_up)
             s_all = torch.empty_like(g) if bits else None
-            ys = []
+            y = x2.new_empty(n, w_down.shape[0])
             for i, j in blocks(n):
                 if keep_all:
                     gb, ub = g[i:j], u[i:j]
@@ -151,10 +151,10 @@ def _make_function(spec: Spec, params: dict[str, Any]) -> type:
                     s = s.clone()
                 if s_all is not None:
                     s_all[i:j] = s
-                ys.append(s.mul_(ub) @ w_down.t())
-            y = torch.cat(ys) if len(ys) > 1 else ys[0]
+                y[i:j] = s.mul_(ub) @ w_down.t()
+                del s, gb, ub  # (the next block's temporaries reuse the memory)
             if b_down is not None:
-                y = y + b_down
+                y += b_down
             if bits:
                 kept: tuple = (s_all, u, pack_codes(torch.bucketize(g, breakpoints, right=True), bits))
             else:
@@ -170,30 +170,37 @@ def _make_function(spec: Spec, params: dict[str, Any]) -> type:
             x2 = x.reshape(-1, x.shape[-1])
             n = x2.shape[0]
             gy = grad_y.reshape(n, -1)
-            gxs = []
+            gx = torch.empty_like(x2) if need[0] else None
             dw_gate = torch.zeros_like(w_gate) if need[1] else None
             dw_up = torch.zeros_like(w_up) if need[2] else None
             dw_down = torch.zeros_like(w_down) if need[3] else None
             db_gate = x.new_zeros(ctx.hidden) if need[4] else None
             db_up = x.new_zeros(ctx.hidden) if need[5] else None
+            # Per block, at most three hidden-sized block temporaries live at once: (gh, s, h), then
+            # (gh, gu, gg); every product that can is formed in place.
             for i, j in blocks(n):
                 xb, gyb = x2[i:j], gy[i:j]
+                gh = gyb @ w_down  # d loss / d h
                 if ctx.bits:
                     s_all, u_all, codes = kept
                     s, ub = s_all[i:j], u_all[i:j]
-                    slope = levels[unpack_codes(codes[i:j], ctx.bits, ctx.hidden)]
                 else:
                     if ctx.recompute == "elementwise":
                         gb, ub = kept[0][i:j], kept[1][i:j]
                     else:
                         gb, ub = F.linear(xb, w_gate, b_gate), F.linear(xb, w_up, b_up)
                     s = act(gb)
-                gh = gyb @ w_down  # d loss / d h
                 if dw_down is not None:
                     dw_down.addmm_(gyb.t(), s * ub)
-                gu = gh * s
+                # gu = gh * act(g): in place where s is this block's own recomputed tensor
+                gu = gh * s if ctx.bits or s is gb else s.mul_(gh)
                 gh.mul_(ub)
-                gg = gh.mul_(slope) if ctx.bits else act_grad(gb, gh)
+                if ctx.bits:
+                    gg = gh.mul_(levels[unpack_codes(codes[i:j], ctx.bits, ctx.hidden)])
+                else:
+                    gg = act_grad(gb, gh)
+                    del gb
+                del gh, s, ub
                 if dw_gate is not None:
                     dw_gate.addmm_(gg.t(), xb)
                 if dw_up is not None:
@@ -202,10 +209,11 @@ def _make_function(spec: Spec, params: dict[str, Any]) -> type:
                     db_gate += gg.sum(0)
                 if db_up is not None:
                     db_up += gu.sum(0)
-                if need[0]:
-                    gxs.append(torch.addmm(gg @ w_gate, gu, w_up))
+                if gx is not None:
+                    gx[i:j] = torch.addmm(gg @ w_gate, gu, w_up)
+                del gg, gu
             db_down = gy.sum(0) if need[6] else None
-            gx = (torch.cat(gxs) if len(gxs) > 1 else gxs[0]).reshape(x.shape) if need[0] else None
+            gx = gx.reshape(x.shape) if gx is not None else None
             return gx, dw_gate, dw_up, dw_down, db_gate, db_up, db_down, None, None, None, None
 
     GatedMLPFunction.__name__ = GatedMLPFunction.__qualname__ = f"{spec.name}_gated_mlp_function"
