@@ -95,6 +95,13 @@ def test_three_dimensional_input_and_the_default_activation(recompute):
         torch.testing.assert_close(got, ref)
 
 
+def test_no_tokens():
+    m = GatedMLP(4, 6, bias=True)
+    x = torch.empty(0, 4, requires_grad=True)
+    m(x).sum().backward()
+    assert x.grad.shape == (0, 4) and all(torch.equal(p.grad, torch.zeros_like(p)) for p in m.parameters())
+
+
 def _saved_storages(fn) -> dict[int, int]:
     seen: dict[int, int] = {}
 
@@ -164,7 +171,12 @@ def test_llama_mlp_state_dict_loads_as_it_is():
     from transformers.models.llama.modeling_llama import LlamaMLP
 
     config = transformers.LlamaConfig(
-        hidden_size=8, intermediate_size=12, num_attention_heads=2, num_key_value_heads=2, hidden_act="silu", mlp_bias=False
+        hidden_size=8,
+        intermediate_size=12,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        hidden_act="silu",
+        mlp_bias=False,
     )
     torch.manual_seed(4)
     llama = LlamaMLP(config).double()
@@ -224,7 +236,9 @@ def test_fewbit_gradient_uses_the_tables_levels(fewbit_table, bits):
     x = _seeded((CHUNK_ROWS + 10, 5), seed=7).requires_grad_(True)
     r = _seeded((CHUNK_ROWS + 10, 4), seed=8)
     y = m(x)
-    grads = dict(zip(["x", *(n for n, _ in sorted(m.named_parameters()))], torch.autograd.grad((y * r).sum(), [x, *_params(m)])))
+    grads = dict(
+        zip(["x", *(n for n, _ in sorted(m.named_parameters()))], torch.autograd.grad((y * r).sum(), [x, *_params(m)]))
+    )
     # independent: the gate's gradient with f'(g) replaced by levels[bin of g]
     with torch.no_grad():
         g, u = m.gate_proj(x), m.up_proj(x)
@@ -254,7 +268,10 @@ def test_fewbit_keeps_the_packed_code(fewbit_table):
     "kwargs, match",
     [
         ({"recompute": "all"}, r"recompute must be one of 'elementwise', 'projections', got 'all'"),
-        ({"activation": "softmax"}, r"activation must be an elementwise catalog activation or one of .*swiglu \(silu\)"),
+        (
+            {"activation": "softmax"},
+            r"activation must be an elementwise catalog activation or one of .*swiglu \(silu\)",
+        ),
         ({"activation": "no_such_act"}, r"activation 'no_such_act'"),
         ({"fewbit": 5}, r"fewbit must be None or an integer 1..4, got 5"),
         ({"fewbit": 2, "recompute": "projections"}, r"fewbit needs recompute='elementwise'"),

@@ -189,7 +189,9 @@ def run(args: argparse.Namespace) -> int:
             "form": c.form,
             "saved_mib": round(c.saved_bytes / mib, 2),
             "peak_mib": round(c.peak_bytes / mib, 2),
-            "peak_vs": c.peak_bytes / base.peak_bytes - 1 if json_out else f"{100 * (c.peak_bytes / base.peak_bytes - 1):+.1f} %",
+            "peak_vs": c.peak_bytes / base.peak_bytes - 1
+            if json_out
+            else f"{100 * (c.peak_bytes / base.peak_bytes - 1):+.1f} %",
             "step_ms": round(c.step_ms, 2),
             "time_x": round(c.step_ms / base.step_ms, 3),
         }

@@ -21,7 +21,18 @@ import torch
 from actlab.nn.activation import Activation, RegisteredLayer
 from actlab.registry import BoundActivation, all_specs, get
 
-__all__ = ["GLU", "GTU", "Bilinear", "ReGLU", "GEGLU", "SwiGLU", "GatedMLP", "gated_variants", "Maxout", "ChannelMaxout"]
+__all__ = [
+    "GLU",
+    "GTU",
+    "Bilinear",
+    "ReGLU",
+    "GEGLU",
+    "SwiGLU",
+    "GatedMLP",
+    "gated_variants",
+    "Maxout",
+    "ChannelMaxout",
+]
 
 
 class _GatedLayer(RegisteredLayer):
@@ -155,7 +166,9 @@ class GatedMLP(torch.nn.Module):
         for key, value in (("in_features", in_features), ("hidden_features", hidden_features)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"GatedMLP: {key} must be an integer >= 1, got {value!r}")
-        if out_features is not None and (isinstance(out_features, bool) or not isinstance(out_features, int) or out_features < 1):
+        if out_features is not None and (
+            isinstance(out_features, bool) or not isinstance(out_features, int) or out_features < 1
+        ):
             raise ValueError(f"GatedMLP: out_features must be None or an integer >= 1, got {out_features!r}")
         from actlab.torch.gated_mlp import RECOMPUTE, gated_mlp_function
 
@@ -182,7 +195,8 @@ class GatedMLP(torch.nn.Module):
         if not isinstance(act, BoundActivation) or act.spec.kind != "elementwise":
             variants = ", ".join(f"{v} ({a})" for v, a in gated_variants().items())
             raise ValueError(
-                f"GatedMLP: activation must be an elementwise catalog activation or one of {variants}, got {activation!r}"
+                f"GatedMLP: activation must be an elementwise catalog activation or one of {variants}, "
+                f"got {activation!r}"
             )
         if act.learnable:
             raise ValueError(f"GatedMLP: learnable activation parameters are not supported, got {activation!r}")
@@ -204,8 +218,12 @@ class GatedMLP(torch.nn.Module):
 
         table = fewbit_table(self.act.spec, dict(self.act.params), bits)
         dtype = self.gate_proj.weight.dtype
-        self.register_buffer("fewbit_breakpoints", torch.as_tensor(table.breakpoints, dtype=dtype), persistent=False)
-        self.register_buffer("fewbit_levels", torch.as_tensor(table.levels, dtype=dtype), persistent=False)
+        self.register_buffer(
+            "fewbit_breakpoints", torch.tensor(list(map(float, table.breakpoints)), dtype=dtype), persistent=False
+        )
+        self.register_buffer(
+            "fewbit_levels", torch.tensor(list(map(float, table.levels)), dtype=dtype), persistent=False
+        )
         return bits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

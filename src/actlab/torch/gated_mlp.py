@@ -69,6 +69,11 @@ def unpack_codes(packed: torch.Tensor, bits: int, n: int) -> torch.Tensor:
     return codes.reshape(*packed.shape[:-1], -1)[..., :n].long()
 
 
+def _accumulate(acc: torch.Tensor | None, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """acc + a @ b, in place (a @ b alone for the first block)."""
+    return a @ b if acc is None else acc.addmm_(a, b)
+
+
 # One Function class per (spec, parameter values): its methods close over plain functions and
 # tuples only (torch.compile traces them and cannot wrap a Spec object).
 _CLASSES: dict[tuple, type] = {}
@@ -136,29 +141,30 @@ def _make_function(spec: Spec, params: dict[str, Any]) -> type:
         ) -> torch.Tensor:
             x2 = x.reshape(-1, x.shape[-1])
             n = x2.shape[0]
-            keep_all = recompute == "elementwise"
-            if keep_all:  # g and u whole (kept); the product h one block at a time
-                g, u = F.linear(x2, w_gate, b_gate), F.linear(x2, w_up, b_up)
-            s_all = torch.empty_like(g) if bits else None
+            keep_u = recompute == "elementwise"
+            keep_g = keep_u and not bits  # (few-bit: g one block at a time, its code kept)
+            g = F.linear(x2, w_gate, b_gate) if keep_g else None
+            u = F.linear(x2, w_up, b_up) if keep_u else None
+            s_all = torch.empty_like(u) if bits else None
+            codes = x2.new_empty((n, -(-w_gate.shape[0] * _code_width(bits) // 8)), dtype=torch.uint8) if bits else None
             y = x2.new_empty(n, w_down.shape[0])
             for i, j in blocks(n):
-                if keep_all:
-                    gb, ub = g[i:j], u[i:j]
-                else:
-                    gb, ub = F.linear(x2[i:j], w_gate, b_gate), F.linear(x2[i:j], w_up, b_up)
+                gb = g[i:j] if keep_g else F.linear(x2[i:j], w_gate, b_gate)
+                ub = u[i:j] if keep_u else F.linear(x2[i:j], w_up, b_up)
                 s = act(gb)
                 if s is gb:  # an identity activation: never write into g
                     s = s.clone()
-                if s_all is not None:
+                if bits:
                     s_all[i:j] = s
+                    codes[i:j] = pack_codes(torch.bucketize(gb, breakpoints, out_int32=True, right=True), bits)
                 y[i:j] = s.mul_(ub) @ w_down.t()
                 del s, gb, ub  # (the next block's temporaries reuse the memory)
             if b_down is not None:
                 y += b_down
             if bits:
-                kept: tuple = (s_all, u, pack_codes(torch.bucketize(g, breakpoints, right=True), bits))
+                kept: tuple = (s_all, u, codes)
             else:
-                kept = (g, u) if keep_all else ()
+                kept = (g, u) if keep_g else ()
             ctx.recompute, ctx.bits, ctx.hidden = recompute, bits, w_gate.shape[0]
             ctx.save_for_backward(x, w_gate, w_up, w_down, b_gate, b_up, levels, *kept)
             return y.reshape(*x.shape[:-1], w_down.shape[0])
@@ -171,11 +177,8 @@ def _make_function(spec: Spec, params: dict[str, Any]) -> type:
             n = x2.shape[0]
             gy = grad_y.reshape(n, -1)
             gx = torch.empty_like(x2) if need[0] else None
-            dw_gate = torch.zeros_like(w_gate) if need[1] else None
-            dw_up = torch.zeros_like(w_up) if need[2] else None
-            dw_down = torch.zeros_like(w_down) if need[3] else None
-            db_gate = x.new_zeros(ctx.hidden) if need[4] else None
-            db_up = x.new_zeros(ctx.hidden) if need[5] else None
+            # the weight gradients: the first block's product, then accumulated in place (no zero fill)
+            dw_gate = dw_up = dw_down = db_gate = db_up = None
             # Per block, at most three hidden-sized block temporaries live at once: (gh, s, h), then
             # (gh, gu, gg); every product that can is formed in place.
             for i, j in blocks(n):
@@ -190,8 +193,8 @@ def _make_function(spec: Spec, params: dict[str, Any]) -> type:
                     else:
                         gb, ub = F.linear(xb, w_gate, b_gate), F.linear(xb, w_up, b_up)
                     s = act(gb)
-                if dw_down is not None:
-                    dw_down.addmm_(gyb.t(), s * ub)
+                if need[3]:
+                    dw_down = _accumulate(dw_down, gyb.t(), s * ub)
                 # gu = gh * act(g): in place where s is this block's own recomputed tensor
                 gu = gh * s if ctx.bits or s is gb else s.mul_(gh)
                 gh.mul_(ub)
@@ -201,17 +204,22 @@ def _make_function(spec: Spec, params: dict[str, Any]) -> type:
                     gg = act_grad(gb, gh)
                     del gb
                 del gh, s, ub
-                if dw_gate is not None:
-                    dw_gate.addmm_(gg.t(), xb)
-                if dw_up is not None:
-                    dw_up.addmm_(gu.t(), xb)
-                if db_gate is not None:
-                    db_gate += gg.sum(0)
-                if db_up is not None:
-                    db_up += gu.sum(0)
+                if need[1]:
+                    dw_gate = _accumulate(dw_gate, gg.t(), xb)
+                if need[2]:
+                    dw_up = _accumulate(dw_up, gu.t(), xb)
+                if need[4]:
+                    db_gate = gg.sum(0) if db_gate is None else db_gate.add_(gg.sum(0))
+                if need[5]:
+                    db_up = gu.sum(0) if db_up is None else db_up.add_(gu.sum(0))
                 if gx is not None:
                     gx[i:j] = torch.addmm(gg @ w_gate, gu, w_up)
                 del gg, gu
+            if n == 0:  # no tokens: zero gradients
+                dw_gate, dw_up, dw_down = (
+                    torch.zeros_like(w) if k else None for w, k in zip((w_gate, w_up, w_down), need[1:4])
+                )
+                db_gate, db_up = (x.new_zeros(ctx.hidden) if k else None for k in need[4:6])
             db_down = gy.sum(0) if need[6] else None
             gx = gx.reshape(x.shape) if gx is not None else None
             return gx, dw_gate, dw_up, dw_down, db_gate, db_up, db_down, None, None, None, None
