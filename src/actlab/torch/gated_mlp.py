@@ -175,7 +175,7 @@ def _make_function(spec: Spec, params: dict[str, Any]) -> type:
             need = ctx.needs_input_grad
             x2 = x.reshape(-1, x.shape[-1])
             n = x2.shape[0]
-            gy = grad_y.reshape(n, -1)
+            gy = grad_y.reshape(n, w_down.shape[0])
             gx = torch.empty_like(x2) if need[0] else None
             # the weight gradients: the first block's product, then accumulated in place (no zero fill)
             dw_gate = dw_up = dw_down = db_gate = db_up = None
