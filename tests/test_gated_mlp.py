@@ -283,3 +283,46 @@ def test_bad_configuration_is_a_clear_error(kwargs, match):
         GatedMLP(4, 6, **kwargs)
     with pytest.raises(ValueError, match="hidden_features must be an integer >= 1, got 0"):
         GatedMLP(4, 0)
+
+
+# ----------------------------------------------------------------------------- the existing gated layers
+def _layer_class(variant: str) -> type:
+    from actlab.nn.gated import _GatedLayer
+
+    return next(c for c in _GatedLayer.__subclasses__() if c.variant == variant)
+
+
+@variants
+@pytest.mark.parametrize("recompute", RECOMPUTE)
+def test_gated_layers_take_recompute(variant, act, recompute):
+    """SwiGLU(..., recompute=...) computes what the plain layer (the catalog's gated unit) does,
+    gradients included, and keeps less for backward."""
+    cls = _layer_class(variant)
+    torch.manual_seed(9)
+    plain = cls(5, 7, 3).double()
+    fused = cls(5, 7, 3, recompute=recompute).double()
+    fused.load_state_dict(plain.state_dict())
+    assert actlab.serialize(fused)["config"]["recompute"] == recompute
+    x = _seeded((CHUNK_ROWS + 5, 5), seed=10).requires_grad_(True)
+    r = _seeded((CHUNK_ROWS + 5, 3), seed=11)
+    got = torch.autograd.grad((fused(x) * r).sum(), [x, *fused.parameters()])
+    want = torch.autograd.grad((plain(x) * r).sum(), [x, *plain.parameters()])
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-11)
+    params = {p.untyped_storage().data_ptr() for p in plain.parameters()} | {
+        p.untyped_storage().data_ptr() for p in fused.parameters()
+    }
+
+    def kept(m) -> int:
+        return sum(v for k, v in _saved_storages(lambda: m(x)).items() if k not in params)
+
+    assert kept(fused) < kept(plain)
+
+
+def test_gated_layer_recompute_errors():
+    with pytest.raises(ValueError, match=r"gtu_layer: recompute='elementwise' needs a gate a \* act\(b\)"):
+        _layer_class("gtu")(4, 6, 4, recompute="elementwise")
+    with pytest.raises(ValueError, match=r"needs .* out_features \(the down projection\)"):
+        _layer_class("swiglu")(4, 6, recompute="projections")
+    with pytest.raises(ValueError, match=r"allowed: one of 'elementwise', 'projections' or None"):
+        _layer_class("swiglu")(4, 6, 4, recompute="all")

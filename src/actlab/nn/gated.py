@@ -45,10 +45,16 @@ class _GatedLayer(RegisteredLayer):
         hidden_features: int | None = None,
         out_features: int | None = None,
         bias: bool = True,
+        *,
+        recompute: str | None = None,
     ):
         super().__init__()
         cfg = self._configure(
-            in_features=in_features, hidden_features=hidden_features, out_features=out_features, bias=bias
+            in_features=in_features,
+            hidden_features=hidden_features,
+            out_features=out_features,
+            bias=bias,
+            recompute=recompute,
         )
         if cfg["in_features"] is None:
             raise ValueError(f"{self.registry_name}: in_features is required (an integer >= 1), got None")
@@ -63,7 +69,37 @@ class _GatedLayer(RegisteredLayer):
             else None
         )
 
+        self.recompute = cfg["recompute"]
+        self._fused = None
+        if self.recompute is not None:
+            variants = gated_variants()
+            if self.variant not in variants or self.out is None:
+                raise ValueError(
+                    f"{self.registry_name}: recompute={self.recompute!r} needs a gate a * act(b) (one of "
+                    f"{', '.join(sorted(variants))}) and out_features (the down projection); got {self.variant} "
+                    f"with out_features={self.out_features!r}"
+                )
+            from actlab.torch.gated_mlp import gated_mlp_function
+
+            act = get(variants[self.variant])
+            self._fused = gated_mlp_function(act.spec, act.params)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._fused is not None:  # proj's rows: [a (up); b (gate)]
+            h, w, b = self.hidden_features, self.proj.weight, self.proj.bias
+            return self._fused.apply(
+                x,
+                w[h:],
+                w[:h],
+                self.out.weight,
+                None if b is None else b[h:],
+                None if b is None else b[:h],
+                self.out.bias,
+                self.recompute,
+                None,
+                None,
+                0,
+            )
         h = self.gate(self.proj(x))
         return self.out(h) if self.out is not None else h
 
