@@ -250,7 +250,10 @@ class GatedMLP(torch.nn.Module):
                 f"GatedMLP: fewbit needs recompute='elementwise' (with recompute={recompute!r} the gate is "
                 "recomputed exactly: there is nothing for a code to replace)"
             )
-        from actlab.torch.fewbit import fewbit_table
+        try:
+            from actlab.torch.fewbit import fewbit_table
+        except ImportError as err:
+            raise ImportError(f"GatedMLP: fewbit= needs actlab.torch.fewbit (the few-bit tables): {err}") from None
 
         table = fewbit_table(self.act.spec, dict(self.act.params), bits)
         dtype = self.gate_proj.weight.dtype
