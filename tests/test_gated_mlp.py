@@ -102,6 +102,13 @@ def test_no_tokens():
     assert x.grad.shape == (0, 4) and all(torch.equal(p.grad, torch.zeros_like(p)) for p in m.parameters())
 
 
+def test_double_backward_is_a_clear_error():
+    m = GatedMLP(4, 6).double()
+    x = _seeded((3, 4)).requires_grad_(True)
+    with pytest.raises(RuntimeError, match=r"double backward \(create_graph=True\) is not supported"):
+        torch.autograd.grad(m(x).sum(), x, create_graph=True)
+
+
 def _saved_storages(fn) -> dict[int, int]:
     seen: dict[int, int] = {}
 

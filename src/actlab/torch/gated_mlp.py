@@ -171,6 +171,11 @@ def _make_function(spec: Spec, params: dict[str, Any]) -> type:
 
         @staticmethod
         def backward(ctx: Any, grad_y: torch.Tensor) -> tuple:
+            if torch.is_grad_enabled():  # create_graph=True: the in-place products below record no graph
+                raise RuntimeError(
+                    "gated MLP: double backward (create_graph=True) is not supported; use the composed form "
+                    "down(act(gate(x)) * up(x)) (or the gated layers without recompute=) for higher derivatives"
+                )
             x, w_gate, w_up, w_down, b_gate, b_up, levels, *kept = ctx.saved_tensors
             need = ctx.needs_input_grad
             x2 = x.reshape(-1, x.shape[-1])
