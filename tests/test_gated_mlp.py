@@ -4,9 +4,6 @@ bfloat16, torch.compile, LlamaMLP's state_dict, the few-bit codes, and bad confi
 
 from __future__ import annotations
 
-import sys
-import types
-
 import numpy as np
 import pytest
 import torch
@@ -209,34 +206,8 @@ def test_pack_codes_roundtrip(bits):
     assert int(packed[0, 0]) & ((1 << width) - 1) == int(codes[0, 0])
 
 
-@pytest.fixture
-def fewbit_table(monkeypatch):
-    """actlab.torch.fewbit.fewbit_table where installed, else a stand-in with its signature:
-    breakpoints at the N(0, 1) quantiles and levels f' at the bins' midpoints."""
-    try:
-        from actlab.torch.fewbit import fewbit_table as real  # noqa: F401
-
-        return
-    except ImportError:
-        pass
-    from scipy.stats import norm
-
-    from actlab.ops.numpy_ops import NUMPY
-
-    def stand_in(spec, params, bits):
-        k = 2**bits
-        bp = norm.ppf(np.arange(1, k) / k)
-        mids = np.concatenate([[bp[0] - 0.5], (bp[1:] + bp[:-1]) / 2, [bp[-1] + 0.5]])
-        levels = np.asarray(spec.derivative(mids, NUMPY, **params), dtype=np.float64)
-        return types.SimpleNamespace(breakpoints=bp.astype(np.float64), levels=levels)
-
-    module = types.ModuleType("actlab.torch.fewbit")
-    module.fewbit_table = stand_in
-    monkeypatch.setitem(sys.modules, "actlab.torch.fewbit", module)
-
-
 @pytest.mark.parametrize("bits", [1, 3])
-def test_fewbit_gradient_uses_the_tables_levels(fewbit_table, bits):
+def test_fewbit_gradient_uses_the_tables_levels(bits):
     torch.manual_seed(6)
     m = GatedMLP(5, 9, 4, activation="gelu", fewbit=bits, bias=True).double()
     assert m.fewbit_levels.shape == (2**bits,) and "fewbit_levels" not in m.state_dict()
@@ -260,7 +231,7 @@ def test_fewbit_gradient_uses_the_tables_levels(fewbit_table, bits):
     torch.testing.assert_close(grads["x"], gg @ m.gate_proj.weight + gu @ m.up_proj.weight)
 
 
-def test_fewbit_keeps_the_packed_code(fewbit_table):
+def test_fewbit_keeps_the_packed_code():
     n, d, hidden = 64, 8, 30
     m = GatedMLP(d, hidden, fewbit=3)
     x = _seeded((n, d), dtype=torch.float32).requires_grad_(True)
