@@ -304,3 +304,16 @@ def test_gated_layer_recompute_errors():
         _layer_class("swiglu")(4, 6, recompute="projections")
     with pytest.raises(ValueError, match=r"allowed: one of 'elementwise', 'projections' or None"):
         _layer_class("swiglu")(4, 6, 4, recompute="all")
+
+
+def test_bench_gated_measures_every_form():
+    from actlab.bench.gated import measure
+
+    costs, notes = measure(activation="relu", d_model=8, hidden=24, batch=2, tokens=64, repeats=1)
+    assert [c.form for c in costs][0].startswith("composed down(relu(gate(x))")
+    assert [c.form for c in costs][1:] == ["GatedMLP recompute='elementwise'", "GatedMLP recompute='projections'"]
+    assert notes and "fewbit=3 skipped" in notes[0]  # relu has no few-bit table (mask is its mode)
+    x_bytes, h_bytes = 2 * 64 * 8 * 4, 2 * 64 * 24 * 4
+    assert [c.saved_bytes for c in costs[1:]] == [x_bytes + 2 * h_bytes, x_bytes]
+    assert costs[0].saved_bytes > costs[1].saved_bytes
+    assert all(c.step_ms > 0 and c.peak_bytes > 0 for c in costs)

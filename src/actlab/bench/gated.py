@@ -83,7 +83,7 @@ def measure(
         notes = []
         try:
             fused[f"GatedMLP fewbit={fewbit}"] = GatedMLP(d_model, hidden, activation=activation, fewbit=fewbit)
-        except ImportError as err:
+        except (ImportError, ValueError) as err:  # no tables installed, or none for this activation
             notes.append(f"fewbit={fewbit} skipped: {err}")
         first = next(iter(fused.values()))
         act = first.act
