@@ -78,6 +78,24 @@ def test_gradients_match_the_composed_float64_form(variant, act, recompute, bias
         torch.testing.assert_close(got, ref, rtol=1e-11, atol=1e-11)
 
 
+@variants
+def test_float32_fused_path_is_close_to_float64(variant, act):
+    """float32 on CPU runs the activation through the fused kernels: within float32 rounding of the
+    float64 composed form (an approximate gelu, say, would be off by ~1e-3)."""
+    torch.manual_seed(12)
+    m = GatedMLP(6, 10, 4, activation=variant, bias=True)
+    x = _seeded((CHUNK_ROWS + 3, 6), seed=13, dtype=torch.float32).requires_grad_(True)
+    r = _seeded((CHUNK_ROWS + 3, 4), seed=14, dtype=torch.float32)
+    y = m(x)
+    got = torch.autograd.grad((y * r).sum(), [x, *_params(m)])
+    m64 = GatedMLP(6, 10, 4, activation=variant, bias=True).double()
+    m64.load_state_dict(m.state_dict())
+    want_y, want = _reference_grads(m64, variant, x.double(), r.double())
+    torch.testing.assert_close(y.double(), want_y, rtol=1e-5, atol=1e-5)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("recompute", RECOMPUTE)
 def test_three_dimensional_input_and_the_default_activation(recompute):
     m = GatedMLP(4, 6, recompute=recompute).double()  # silu, no biases, out = in
