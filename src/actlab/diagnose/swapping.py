@@ -128,11 +128,17 @@ class _Target:
     """What to build: a catalog activation, or a name + params for ``create_activation``."""
 
     def __init__(self, identifier: Any, argument: str):
+        self.identifier = identifier
+        # a drop-in class (actlab.nn.GELU): built per site, with the replaced torch module's own
+        # arguments where it is the class of the same name (torch.nn.LeakyReLU(0.2, inplace=True))
+        self.module_class = identifier if _is_drop_in_class(identifier) else None
+        if self.module_class is not None:
+            self.bound, self.name, self.params, self.per_channel, self.adds_parameters = None, None, {}, False, False
+            return
         try:
             parsed = parse_identifier(identifier)
         except (KeyError, ValueError, TypeError) as err:
             raise type(err)(f"{argument}: {err}") from None
-        self.identifier = identifier
         self.bound = parsed if isinstance(parsed, BoundActivation) else None
         self.name, self.params = (None, {}) if self.bound is not None else parsed
         self.per_channel = any(v == CHANNELS for v in self.params.values())
@@ -143,17 +149,29 @@ class _Target:
         self.adds_parameters = any(True for _ in probe.parameters())
 
     def label(self, channels: int | None = None) -> str:
+        if self.module_class is not None:
+            return f"actlab.nn.{self.module_class.__name__}"
         if self.bound is not None:
             return repr(self.bound)
         params = {k: (channels if v == CHANNELS and channels is not None else v) for k, v in self.params.items()}
         inner = ", ".join(f"{k}={v!r}" for k, v in params.items())
         return f"{self.name}({inner})" if inner else self.name
 
-    def build(self, channels: int | None) -> torch.nn.Module:
+    def build(self, channels: int | None, old: torch.nn.Module | None = None) -> torch.nn.Module:
+        if self.module_class is not None:
+            from actlab.nn.torch_named import arguments_of
+
+            return self.module_class(**arguments_of(old, self.module_class))
         if self.bound is not None:
             return _create(self.bound)
         params = {k: (channels if v == CHANNELS else v) for k, v in self.params.items()}
         return _create(self.name, **params)
+
+
+def _is_drop_in_class(value: Any) -> bool:
+    from actlab.nn.torch_named import TorchNamed
+
+    return isinstance(value, type) and issubclass(value, TorchNamed) and value is not TorchNamed
 
 
 def _create(identifier: Any, **params: Any) -> torch.nn.Module:
@@ -416,7 +434,7 @@ def swap(
                 if channels is None:
                     not_replaced.append(NotReplaced(site.name, "module", site.label, f"cannot size per channel: {why}"))
                     continue
-            new = target.build(channels)
+            new = target.build(channels, site.module)
             _place(new, site.module, like, site.module.training)
             new_for[id(site.module)] = new
         if site.name:

@@ -12,6 +12,7 @@ import torch
 
 from actlab.ops.torch_ops import TORCH
 from actlab.registry import BoundActivation, get, get_spec
+from actlab.torch import inplace as inplace_mod
 from actlab.torch.functional import apply, autograd_function
 
 __all__ = ["Activation", "create_activation"]
@@ -34,7 +35,7 @@ class Activation(torch.nn.Module):
     [('beta', (1,))]
     """
 
-    def __init__(self, identifier: Any = None, **params: Any):
+    def __init__(self, identifier: Any = None, *, inplace: bool = False, **params: Any):
         super().__init__()
         act = get(identifier, **params)
         if not isinstance(act, BoundActivation):
@@ -54,6 +55,13 @@ class Activation(torch.nn.Module):
                     self.register_parameter(name, torch.nn.Parameter(value))
         else:
             autograd_function(act.spec)  # built now, outside any torch.compile trace
+        # inplace=True: the output overwrites the input and backward keeps only it (actlab.torch.inplace)
+        self.inplace = inplace_mod.validate_flag(inplace, f"Activation({act.name})")
+        self._inplace_rule = None
+        if inplace:
+            if act.learnable:
+                raise ValueError(f"{act.name}: inplace=True is not possible with learnable parameters; use inplace=False")
+            self._inplace_rule = inplace_mod.check_inplace(act.spec, act.params, act.name)
 
     @property
     def spec(self) -> Any:
@@ -76,6 +84,8 @@ class Activation(torch.nn.Module):
     def forward(self, x: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
         """``where``: a boolean mask, for the normalisers only (softmax family, sparsemax, entmax)."""
         act = self.activation
+        if self._inplace_rule is not None and where is None:
+            return inplace_mod.apply_inplace(act.spec, x, act.params, self._inplace_rule)
         if not act.learnable:
             return apply(act.spec, x, act.params, training=self.training, where=where)
         if where is not None:
@@ -94,7 +104,7 @@ class Activation(torch.nn.Module):
 
     def extra_repr(self) -> str:
         cfg = self.activation.config
-        return ", ".join([self.name] + [f"{k}={v!r}" for k, v in cfg.items()])
+        return ", ".join([self.name] + [f"{k}={v!r}" for k, v in cfg.items()] + (["inplace=True"] if self.inplace else []))
 
 
 # ----------------------------------------------------------------------------- per-channel values
