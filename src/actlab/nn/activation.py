@@ -60,7 +60,7 @@ class Activation(torch.nn.Module):
         self._inplace_rule = None
         if inplace:
             if act.learnable:
-                raise ValueError(f"{act.name}: inplace=True is not possible with learnable parameters; use inplace=False")
+                raise ValueError(f"{act.name}: inplace=True is not possible with learnable parameters; use False")
             self._inplace_rule = inplace_mod.check_inplace(act.spec, act.params, act.name)
 
     @property
@@ -104,7 +104,8 @@ class Activation(torch.nn.Module):
 
     def extra_repr(self) -> str:
         cfg = self.activation.config
-        return ", ".join([self.name] + [f"{k}={v!r}" for k, v in cfg.items()] + (["inplace=True"] if self.inplace else []))
+        flags = ["inplace=True"] if self.inplace else []
+        return ", ".join([self.name] + [f"{k}={v!r}" for k, v in cfg.items()] + flags)
 
 
 # ----------------------------------------------------------------------------- per-channel values

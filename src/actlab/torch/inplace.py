@@ -146,7 +146,7 @@ def _linear_pieces(spec: Spec, params: dict[str, Any]) -> tuple[tuple | None, st
     for i, p in enumerate(pieces):
         for q in pieces[i + 1 :]:
             if p[2] != q[2] and _overlap(p, q):
-                at = max(p[0], q[0])
+                at = p[0] if p[0] == p[1] else q[0] if q[0] == q[1] else max(p[0], q[0])
                 return None, (
                     f"outputs at y = {at:g} come from inputs with slopes {p[2]:g} and {q[2]:g}, "
                     "so the output does not determine f'"
@@ -154,14 +154,21 @@ def _linear_pieces(spec: Spec, params: dict[str, Any]) -> tuple[tuple | None, st
     return tuple(sorted(set(pieces))), ""
 
 
+def _contains(piece: tuple, y: float) -> bool:
+    lo, hi, _ = piece
+    if lo == hi:
+        return y == lo
+    return (lo < y or (math.isinf(lo) and y == lo)) and (y < hi or (math.isinf(hi) and y == hi))
+
+
 def _overlap(p: tuple, q: tuple) -> bool:
+    """Some output value belongs to both pieces."""
+    if p[0] == p[1]:
+        return _contains(q, p[0])
+    if q[0] == q[1]:
+        return _contains(p, q[0])
     lo, hi = max(p[0], q[0]), min(p[1], q[1])
-    if lo < hi:
-        return True
-    if lo > hi:
-        return False
-    # one shared value: it belongs to both only where each contains it (points, infinite ends)
-    return all(r[0] == r[1] or math.isinf(lo) for r in (p, q))
+    return lo < hi or (lo == hi and math.isinf(lo))
 
 
 def _slopes_from_output(y: torch.Tensor, pieces: tuple) -> torch.Tensor:
