@@ -43,11 +43,13 @@ def test_generated_set():
     # known members (PyTorch's classes and timm's QuickGELU/GELUTanh) and exports
     for name in ("GELU", "SiLU", "Mish", "Hardswish", "ELU", "ReLU", "LeakyReLU", "Softplus", "Tanh", "Sigmoid"):
         assert name in TORCH_CLASSES
-    assert {"QuickGELU", "GELUTanh"} <= set(CLASSES)
+    assert {"QuickGELU", "GELUTanh", "SquaredReLU"} <= set(CLASSES)
+    # vector functions' timm MLP blocks are not drop-in activations
+    assert not {"GluMlp", "SwiGLUPacked"} & set(CLASSES)
     assert set(CLASSES) <= set(dir(anl)) and set(CLASSES) <= set(anl.__all__)
     # names actlab.nn already had keep their classes
-    assert torch_named.KEPT.keys() >= {"GLU", "RReLU"}
-    assert anl.GLU is anl.gated.GLU and anl.RReLU is anl.trainable.RReLU
+    assert torch_named.KEPT.keys() >= {"GLU", "RReLU", "Swish", "StarReLU"}
+    assert anl.GLU is anl.gated.GLU and anl.RReLU is anl.trainable.RReLU and anl.Swish is anl.trainable.Swish
 
 
 @pytest.mark.parametrize("name", CLASSES)
@@ -80,6 +82,7 @@ def test_matches_torch_class(name, alternative):
 def test_timm_classes_known_formulas():
     x = _input()
     torch.testing.assert_close(anl.QuickGELU()(x), x * torch.sigmoid(1.702 * x), rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(anl.SquaredReLU()(x), torch.relu(x) ** 2, rtol=1e-12, atol=0)
     torch.testing.assert_close(anl.GELUTanh()(x), torch.nn.functional.gelu(x, approximate="tanh"), rtol=1e-6, atol=0)
     assert str(inspect.signature(anl.QuickGELU)) == "(inplace: bool = False)"
 

@@ -2,7 +2,8 @@
 ``actlab.nn.ReLU(inplace=True)``, ``actlab.nn.QuickGELU()``, for ``act_layer=actlab.nn.GELU``.
 
 Generated from the specs' ``equivalents``: every class name a PyTorch, timm or Keras equivalent gives
-(its symbol's last component, or a capitalised lookup name: ``"ELU"``), PyTorch's first. A PyTorch
+(its symbol's last component, or a capitalised lookup name: ``"ELU"``), PyTorch's first
+(timm's SquaredReLU and QuickGELU come from timm's equivalents). A PyTorch
 class takes PyTorch's own constructor signature (read from ``torch.nn``); a timm or Keras one takes
 the spec's parameters the equivalent leaves free, with the equivalent's defaults. Arguments map to
 the spec's parameters by name or alias (``dim`` -> ``axis``); an argument with no counterpart
@@ -15,7 +16,7 @@ tensor and the input is left as it is. PyTorch's own ``SiLU``/``Mish``/``Hardswi
 write into the input but keep a clone of it for backward, so neither form saves memory there.
 
 A name that ``actlab.nn`` already uses for its own class (``GLU``, ``RReLU``, ``Swish``,
-``StarReLU``: see ``KEPT``) keeps that class.
+``StarReLU``: ``KEPT``) keeps that class.
 """
 
 from __future__ import annotations
@@ -40,13 +41,14 @@ def _class_like(name: str) -> bool:
     return name.isidentifier() and name[0].isupper()
 
 
-def _class_names(eq: Any) -> list[str]:
-    """Class names an equivalent gives: capitalised lookup names, and the symbol's last component
-    where the equivalent is a registered lookup name of its peer (not an MLP block like GluMlp)."""
+def _class_names(spec: Any, eq: Any) -> list[str]:
+    """Class names an equivalent gives: capitalised lookup names (``"ELU"``), and the symbol's last
+    component (``timm.layers.QuickGELU``). For a vector function only the lookup names: a peer
+    class of one without a lookup name is a gated MLP block with projections (timm's GluMlp,
+    SwiGLUPacked), not a drop-in activation."""
     names = [n for n in eq.names if _class_like(n)]
-    head = eq.symbol.split("(", 1)[0]
-    last = head.rsplit(".", 1)[-1]
-    if eq.names and "(" not in eq.symbol and _class_like(last) and last not in names:
+    last = eq.symbol.rsplit(".", 1)[-1]
+    if "(" not in eq.symbol and _class_like(last) and last not in names and (eq.names or spec.kind == "elementwise"):
         names.insert(0, last)
     return names
 
@@ -160,7 +162,7 @@ def _generate() -> tuple[dict[str, type], dict[str, str]]:
             for eq in spec.equivalents:
                 if eq.framework != framework:
                     continue
-                for name in _class_names(eq):
+                for name in _class_names(spec, eq):
                     if name in classes or name in kept:
                         continue
                     if name in _OWN:
