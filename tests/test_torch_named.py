@@ -36,7 +36,9 @@ def _arguments(name, alternative=False):
 
 def _input(seed=0):
     g = torch.Generator().manual_seed(seed)
-    return torch.cat([torch.linspace(-6, 6, 49, dtype=torch.float64), torch.randn(47, generator=g, dtype=torch.float64)])
+    return torch.cat(
+        [torch.linspace(-6, 6, 49, dtype=torch.float64), torch.randn(47, generator=g, dtype=torch.float64)]
+    )
 
 
 def test_generated_set():
@@ -90,7 +92,9 @@ def test_timm_classes_known_formulas():
 @pytest.mark.parametrize("name", TORCH_CLASSES)
 def test_signature_is_torchs(name):
     theirs = getattr(torch.nn, name)
-    expected = [] if theirs.__init__ is torch.nn.Module.__init__ else list(inspect.signature(theirs).parameters.values())
+    expected = (
+        [] if theirs.__init__ is torch.nn.Module.__init__ else list(inspect.signature(theirs).parameters.values())
+    )
     ours = list(inspect.signature(getattr(anl, name)).parameters.values())
     extra = ours[len(expected) :]
     # PyTorch's parameters in its order with its defaults, then inplace (timm passes it) if absent
