@@ -125,12 +125,21 @@ def test_half_precision_piecewise_gradient_exact():
 
 
 def test_torch_compile():
-    act = Activation("relu", inplace=True)
+    act = Activation("leaky_relu", negative_slope=0.1, inplace=True)
 
     def step(x):
         return act(x * 2).sum()
 
-    compiled = torch.compile(step, backend="eager")
+    # aot_eager: AOTAutograd functionalises the in-place Function (mark_dirty) into the graph
+    compiled = torch.compile(step, backend="aot_eager", fullgraph=True)
     x = torch.tensor([-1.0, 0.5, 2.0], requires_grad=True)
     compiled(x).backward()
-    assert x.grad.tolist() == [0.0, 2.0, 2.0]
+    assert x.grad.tolist() == pytest.approx([0.2, 2.0, 2.0])
+
+
+def test_where_refused_and_old_pickles():
+    with pytest.raises(TypeError, match="where= is accepted by the normalisers only"):
+        F.relu(torch.randn(3), inplace=True, where=torch.ones(3, dtype=torch.bool))
+    act = Activation("relu")
+    del act.inplace, act._inplace_rule  # a module pickled before inplace= existed
+    assert repr(act) == "Activation(relu)" and act(torch.tensor([-1.0])).tolist() == [0.0]

@@ -84,8 +84,9 @@ class Activation(torch.nn.Module):
     def forward(self, x: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
         """``where``: a boolean mask, for the normalisers only (softmax family, sparsemax, entmax)."""
         act = self.activation
-        if self._inplace_rule is not None and where is None:
-            return inplace_mod.apply_inplace(act.spec, x, act.params, self._inplace_rule)
+        rule = getattr(self, "_inplace_rule", None)  # (absent from modules pickled before inplace=)
+        if rule is not None and where is None:
+            return inplace_mod.apply_inplace(act.spec, x, act.params, rule)
         if not act.learnable:
             return apply(act.spec, x, act.params, training=self.training, where=where)
         if where is not None:
@@ -104,7 +105,7 @@ class Activation(torch.nn.Module):
 
     def extra_repr(self) -> str:
         cfg = self.activation.config
-        flags = ["inplace=True"] if self.inplace else []
+        flags = ["inplace=True"] if getattr(self, "inplace", False) else []
         return ", ".join([self.name] + [f"{k}={v!r}" for k, v in cfg.items()] + flags)
 
 

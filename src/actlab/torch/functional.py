@@ -365,7 +365,10 @@ def _make_function(spec: Spec) -> Callable[..., torch.Tensor]:
             from actlab.torch import inplace as inplace_mod
 
             if inplace_mod.validate_flag(inplace, spec.name):
-                return inplace_mod.apply_inplace(spec, x, params, inplace_mod.check_inplace(spec, params, spec.name))
+                rule = inplace_mod.check_inplace(spec, params, spec.name)  # elementwise only
+                if extra["where"] is not None:
+                    raise TypeError(f"{spec.name}: where= is accepted by the normalisers only")
+                return inplace_mod.apply_inplace(spec, x, params, rule)
         return apply(spec, x, params, **extra)
 
     activation.__name__ = activation.__qualname__ = spec.name
