@@ -143,3 +143,17 @@ def test_where_refused_and_old_pickles():
     act = Activation("relu")
     del act.inplace, act._inplace_rule  # a module pickled before inplace= existed
     assert repr(act) == "Activation(relu)" and act(torch.tensor([-1.0])).tolist() == [0.0]
+
+
+def test_create_activation_and_swap_target():
+    import actlab
+    from actlab.nn import create_activation
+
+    assert create_activation("relu", inplace=True).inplace
+    with pytest.raises(ValueError, match="inplace=True is for catalog functions"):
+        create_activation("prelu", inplace=True)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh())
+    model, _ = actlab.swap(model, "leaky_relu(negative_slope=0.1, inplace=True)")
+    assert repr(model[1]) == "Activation(leaky_relu, negative_slope=0.1, inplace=True)"
+    h = torch.tensor([[-1.0, 2.0, -3.0]])
+    assert model[1](h) is h and h[0].tolist() == pytest.approx([-0.1, 2.0, -0.3])

@@ -28,6 +28,10 @@ class Activation(torch.nn.Module):
     start at 0.5): it becomes an ``nn.Parameter`` of the same name, one value per channel with
     ``num_parameters=C`` (along ``channel_dim``, default 1):
 
+    ``inplace=True`` (keyword-only): the output is written into the input and only it is kept for
+    backward, for the functions whose derivative the output determines (:mod:`actlab.torch.inplace`:
+    relu family, selu, ...); a ValueError with the reason for the others, at construction.
+
     >>> act = Activation("swish", beta="learnable")
     >>> act
     Activation(swish, beta='learnable')
@@ -278,12 +282,13 @@ def layer_class(spec: Any) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def create_activation(identifier: Any = None, **params: Any) -> torch.nn.Module:
+def create_activation(identifier: Any = None, *, inplace: bool = False, **params: Any) -> torch.nn.Module:
     """A fresh module for any identifier :func:`actlab.get` accepts.
 
     Catalog functions give an :class:`Activation` (with ``nn.Parameter``s for ``'learnable'``
     parameters), layer entries their class (``"prelu(num_parameters=64)"`` -> :class:`PReLU`);
-    a module is returned as it is, a plain callable wrapped in a module.
+    a module is returned as it is, a plain callable wrapped in a module. ``inplace=True``: a catalog
+    function's :class:`Activation` runs in place (``"relu(inplace=True)"`` as a swap target).
 
     >>> create_activation("prelu(num_parameters=3)")
     PReLU(num_parameters=3)
@@ -291,12 +296,14 @@ def create_activation(identifier: Any = None, **params: Any) -> torch.nn.Module:
     Activation(elu, alpha='learnable')
     """
     if isinstance(identifier, torch.nn.Module):
-        if params:
+        if params or inplace is not False:
             raise TypeError("parameters cannot be applied to a module instance; pass an identifier instead")
         return identifier
     act = get(identifier, **params)
+    if inplace is not False and (not isinstance(act, BoundActivation) or act.spec.kind == "layer"):
+        raise ValueError(f"inplace=True is for catalog functions, not {act!r}; use inplace=False")
     if not isinstance(act, BoundActivation):
         return _FunctionModule(act)
     if act.spec.kind == "layer":
         return layer_class(act.spec)(**act.params)
-    return Activation(act)
+    return Activation(act, inplace=inplace)
