@@ -196,6 +196,25 @@ def test_swap_maps_torch_modules_to_drop_in_classes():
     assert len(report.replaced) == 2
 
 
+def test_swap_every_torch_module_to_its_counterpart():
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 8),
+        torch.nn.LeakyReLU(0.2, inplace=True),
+        torch.nn.GELU("tanh"),
+        torch.nn.PReLU(),
+        torch.nn.Softplus(2.0, 5.0),
+    ).double()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    swapped, report = actlab.swap(model, anl.TorchNamed, inplace=False)
+    assert [type(m).__name__ for m in swapped] == ["Linear", "LeakyReLU", "GELU", "PReLU", "Softplus"]
+    assert type(swapped[1]) is anl.LeakyReLU and type(swapped[3]) is torch.nn.PReLU
+    assert swapped[4].params == {"beta": 2.0, "threshold": 5.0}
+    torch.testing.assert_close(swapped(x), model(x), rtol=1e-12, atol=1e-12)
+    assert [n.name for n in report.not_replaced] == ["3"]  # PReLU: no class of that name here
+    with pytest.raises(ValueError, match="calls have none"):
+        actlab.swap(model, anl.TorchNamed, functional=True)
+
+
 @pytest.mark.parametrize("model_name", ["resnet18", "vit_tiny_patch16_224"])
 def test_timm_act_layer(model_name):
     timm = pytest.importorskip("timm", reason="timm is not installed (it needs torchvision)")

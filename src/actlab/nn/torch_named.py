@@ -125,6 +125,18 @@ def arguments_of(module: torch.nn.Module | None, cls: type) -> dict[str, Any]:
     return {n: getattr(module, n) for n in names if n in vars(module)}
 
 
+def counterpart(module: torch.nn.Module | None) -> type | None:
+    """The generated class of ``module``'s class name, where ``module`` computes that class's
+    function (as actlab recognises it: torch's classes by name, others also by a probe)."""
+    from actlab.nn.recognition import recognise_module
+
+    cls = CLASSES.get(type(module).__name__) if module is not None else None
+    if cls is None or isinstance(module, Activation):
+        return None
+    found = recognise_module(module)
+    return cls if found is not None and found[1] is not None and found[1].name == cls.spec_name else None
+
+
 def _same(value: Any, default: Any) -> bool:
     try:
         return value is default or (type(value) is type(default) and bool(value == default))
@@ -198,4 +210,4 @@ def _make_class(name: str, spec: Any, eq: Any, sig: inspect.Signature, peer: str
 
 CLASSES, KEPT = _generate()
 globals().update(CLASSES)
-__all__ = sorted(CLASSES)  # TorchNamed, arguments_of stay in this module
+__all__ = sorted(CLASSES) + ["TorchNamed"]
