@@ -351,6 +351,7 @@ def _make_function(spec: Spec) -> Callable[..., torch.Tensor]:
     resolved: dict[tuple, dict[str, Any]] = {}
 
     def activation(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        inplace = kwargs.pop("inplace", False)
         extra = {"where": kwargs.pop("where", None)}
         if stochastic:
             extra.update(training=kwargs.pop("training", False), generator=kwargs.pop("generator", None))
@@ -360,10 +361,22 @@ def _make_function(spec: Spec) -> Callable[..., torch.Tensor]:
             params = spec.resolve_params(**_bind_positional(spec, args, kwargs))
             if key is not None and len(resolved) < _RESOLVED_PER_FUNCTION:
                 resolved[key] = params
+        if inplace is not False:  # output written into x, only it kept (actlab.torch.inplace)
+            from actlab.torch import inplace as inplace_mod
+
+            if inplace_mod.validate_flag(inplace, spec.name):
+                rule = inplace_mod.check_inplace(spec, params, spec.name)  # elementwise only
+                if extra["where"] is not None:
+                    raise TypeError(f"{spec.name}: where= is accepted by the normalisers only")
+                return inplace_mod.apply_inplace(spec, x, params, rule)
         return apply(spec, x, params, **extra)
 
     activation.__name__ = activation.__qualname__ = spec.name
-    signature = ", ".join([f"{p.name}={p.default!r}" for p in spec.params] + (["where=None"] if spec.masked else []))
+    signature = ", ".join(
+        [f"{p.name}={p.default!r}" for p in spec.params]
+        + (["where=None"] if spec.masked else [])
+        + (["inplace=False"] if spec.kind == "elementwise" else [])
+    )
     activation.__doc__ = (
         f"{spec.name}(x, {signature})\n\n{spec.summary}" if signature else f"{spec.name}(x)\n\n{spec.summary}"
     )
