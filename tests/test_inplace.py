@@ -3,6 +3,8 @@ output is written into the input, only it is saved, and the gradients equal the 
 (torch autograd through actlab's ordinary path, the reference); everything else is refused with
 the reason at construction (Activation) or call (functional form)."""
 
+import math
+
 import pytest
 import torch
 
@@ -26,10 +28,45 @@ def _inputs(spec, dtype, seed=0):
 def test_issue_examples_are_classified():
     # known answers: the relu family and selu run in place; silu, mish, hardswish, gelu need the
     # input; |x| loses the sign (both slopes give y = 0... and every y > 0)
-    for name in ("relu", "leaky_relu", "relu6", "hard_tanh", "hard_sigmoid", "threshold", "selu", "softshrink"):
+    for name in ("relu", "leaky_relu", "relu6", "hard_tanh", "threshold", "selu", "softshrink"):
         assert name in ALLOWED, name
     for name in ("silu", "mish", "hardswish", "gelu", "absolute", "softmax", "rrelu"):
         assert name in REFUSED, name
+    # hard_sigmoid = clamp(x / 6 + 1/2, 0, 1): x / 6 + 1/2 rounds to 1 just below x = 3, where the
+    # saturated piece (slope 0) has the same output
+    spec = next(s for s in ELEMENTWISE if s.name == "hard_sigmoid")
+    assert "rounds to 1" in inplace_rule(spec, spec.defaults)[1]
+
+
+def _around_kinks(spec, dtype, count=64):
+    """The float32 inputs nearest each kink (``count`` on each side), in ``dtype``."""
+    out = []
+    for at, _ in spec.kink_points():
+        for direction in (-math.inf, math.inf):
+            v = torch.tensor([at], dtype=torch.float32)
+            for _ in range(count):
+                v = torch.nextafter(v, torch.tensor([direction]))
+                out.append(float(v))
+        out.append(at)
+    return torch.unique(torch.tensor(out, dtype=torch.float64).to(dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("name", ALLOWED)
+def test_slope_from_the_rounded_output_next_to_every_kink(name, dtype):
+    # where a sloped piece's output rounds onto another piece's value, the in-place backward would
+    # take the wrong slope: such functions are refused, the allowed ones must agree here
+    spec = next(s for s in ELEMENTWISE if s.name == name)
+    if inplace_rule(spec, spec.defaults)[0].formula or not spec.kink_points():
+        pytest.skip("f' from derivative_from_output, or no kink")
+    x0 = _around_kinks(spec, dtype)
+    a = x0.clone().requires_grad_()
+    (want,) = torch.autograd.grad(getattr(F, name)(a), a, torch.ones_like(a))
+    b = x0.clone().requires_grad_()
+    c = b * 1
+    (got,) = torch.autograd.grad(getattr(F, name)(c, inplace=True), b, torch.ones_like(b))
+    bad = (got != want).nonzero().flatten()
+    assert bad.numel() == 0, (x0[bad[:3]].tolist(), want[bad[:3]].tolist(), got[bad[:3]].tolist())
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

@@ -7,8 +7,9 @@ Allowed where the derivative is a function of the output, derived from the spec:
 - the function is piecewise linear with a derivative the output determines: between the spec's
   kinks the derivative is constant and the function linear (checked on the spec's own NumPy forward
   and derivative at the parameters given), and no output value comes from two pieces with different
-  slopes (relu, leaky_relu, hard_tanh, relu6, hard_sigmoid, softshrink, threshold at its default,
-  ...). Backward looks the slope up from the output's piece; at a kink, the kink's derivative (the
+  slopes, also once rounded to each dtype next to every kink (relu, leaky_relu, hard_tanh, relu6,
+  softshrink, threshold at its default, ...; not hard_sigmoid, whose x / 6 + 1/2 rounds to 1 just
+  below x = 3). Backward looks the slope up from the output's piece; at a kink, the kink's derivative (the
   catalog's convention, PyTorch's where PyTorch has the function).
 
 Everything else is refused at construction with the reason: f' needs the input (silu, gelu, mish,
@@ -151,7 +152,51 @@ def _linear_pieces(spec: Spec, params: dict[str, Any]) -> tuple[tuple | None, st
                     f"outputs at y = {at:g} come from inputs with slopes {p[2]:g} and {q[2]:g}, "
                     "so the output does not determine f'"
                 )
-    return tuple(sorted(set(pieces))), ""
+    result = tuple(sorted(set(pieces)))
+    rounded = _rounding_clash(spec, params, kinks, result)
+    if rounded:
+        return None, rounded
+    return result, ""
+
+
+def _near(at: float, dtype: torch.dtype) -> torch.Tensor:
+    """Inputs of ``dtype`` next to ``at`` on either side (and ``at``)."""
+    info = torch.finfo(dtype)
+    steps = np.arange(1, 65, dtype=np.float64)
+    if at == 0.0:
+        mags = np.concatenate([steps * info.smallest_normal * 2.0 ** -(info.bits // 2), steps * info.smallest_normal])
+        cands = np.concatenate([[0.0], mags, -mags])
+    else:
+        rel = steps * info.eps / 2.0
+        cands = np.concatenate([[at], at * (1.0 + rel), at * (1.0 - rel)])
+    return torch.unique(torch.tensor(cands, dtype=torch.float64).to(dtype))
+
+
+def _rounding_clash(spec: Spec, params: dict[str, Any], kinks: list, pieces: tuple) -> str:
+    """Why the rounded output does not determine f' ("" where it does): just inside a kink the
+    rounded output of a sloped piece can equal another piece's value (hard_sigmoid just below x = 3
+    rounds to 1, where the slope is 0). Probed in every dtype the kernels take."""
+    from actlab.torch.functional import apply
+
+    for loc, grad in kinks:
+        for dtype in (torch.float32, torch.bfloat16, torch.float16):
+            if not abs(loc) <= torch.finfo(dtype).max:
+                continue
+            x = _near(loc, dtype)
+            with torch.no_grad():
+                y = apply(spec, x, params)
+            xs = x.double().numpy()
+            want = np.where(xs == loc, grad, _f(spec, spec.derivative, xs, params))
+            got = _slopes_from_output(y.double(), pieces).numpy()
+            wrong = np.flatnonzero(got != want)
+            if wrong.size:
+                i = wrong[0]
+                return (
+                    f"in {str(dtype).removeprefix('torch.')} the output at x = {xs[i]:.9g} rounds to "
+                    f"{float(y[i]):g}, another piece's value (slope {got[i]:g}, not {want[i]:g}), "
+                    "so the rounded output does not determine f'"
+                )
+    return ""
 
 
 def _contains(piece: tuple, y: float) -> bool:
