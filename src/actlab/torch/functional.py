@@ -23,7 +23,7 @@ from actlab.catalog import Spec
 from actlab.catalog.vector import over_axes
 from actlab.ops.torch_ops import TORCH
 from actlab.registry import _bind_positional, all_specs, get_spec
-from actlab.torch import kernels, rows
+from actlab.torch import export, kernels, rows
 
 __all__ = ["apply", "autograd_function", "function_for"]
 
@@ -213,6 +213,8 @@ def _make_autograd_function(spec: Spec) -> type:
 
 def _function(spec: Spec) -> Any:
     """The Function's ``apply`` for this call: the traced variant while torch.compile traces."""
+    if export.exporting():  # torch.export, ONNX, jit.trace: plain ATen ops (actlab.torch.export)
+        return export.plain_call(spec)
     if torch.compiler.is_compiling():
         if spec.name not in _TRACED_CLASSES:  # normally built at construction or by an eager call
             autograd_function(spec)
@@ -283,7 +285,7 @@ def apply(
     entmax), which also take a tuple of axes and 0-d and empty inputs."""
     _check_input(spec, x)
     if spec.masked is not None and spec.kind == "vector":
-        if rows.takes(spec.name, x, params["axis"], where):  # the row-fused softmax family
+        if rows.takes(spec.name, x, params["axis"], where) and not export.exporting():  # the row-fused softmax family
             return rows.fused(spec.name, x, params["axis"])
         fn = _function(spec)
         names = spec.param_names
