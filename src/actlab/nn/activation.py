@@ -13,6 +13,7 @@ import torch
 from actlab.ops.torch_ops import TORCH
 from actlab.registry import BoundActivation, get, get_spec
 from actlab.torch import inplace as inplace_mod
+from actlab.torch.export import scriptable
 from actlab.torch.functional import apply, autograd_function
 
 __all__ = ["Activation", "create_activation"]
@@ -106,6 +107,10 @@ class Activation(torch.nn.Module):
             values[name] = per_channel(getattr(self, name), work, act.channel_dim, act.name)
         y = LEARNABLE_FORMS[act.name](work, **values)
         return y.to(x.dtype) if low else y
+
+    def __prepare_scriptable__(self) -> torch.nn.Module:
+        """torch.jit.script compiles a trace in plain ATen ops (actlab.torch.export.scriptable)."""
+        return scriptable(self)
 
     def extra_repr(self) -> str:
         cfg = self.activation.config
@@ -257,6 +262,9 @@ class RegisteredLayer(torch.nn.Module):
     @property
     def activation(self) -> BoundActivation | None:
         return None
+
+    def __prepare_scriptable__(self) -> torch.nn.Module:
+        return scriptable(self)  # a clear error: use torch.jit.trace or torch.export
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.layer_config.config.items())

@@ -300,7 +300,8 @@ def apply(
         return spec.train_forward(x, torch, generator=generator, **params)
     # PyTorch's half/bfloat16 kernels are not all within 1 ulp (sigmoid's and tanh's backward use
     # the rounded output, exp's rounds grad * exp(x) twice, erf's forward): actlab's own path there.
-    if spec.native and spec.torch_native is not None and x.dtype not in _LOW_PRECISION:
+    # (exporting: the spec's own forward, which ONNX_OPS keeps accurate; F.logsigmoid exports as Log(Sigmoid))
+    if spec.native and spec.torch_native is not None and x.dtype not in _LOW_PRECISION and not export.exporting():
         return spec.torch_native(x, torch, **params)
     if spec.kind == "vector":
         params = {**params, "axis": _normalise_axis(spec, x, params["axis"])}
