@@ -270,7 +270,7 @@ def test_jit_script_elementwise(spec):
     assert isinstance(scripted, torch.jit.ScriptModule)
     g = torch.Generator().manual_seed(2)
     for shape in _SHAPES:  # the trace serves every shape (elementwise code reads none)
-        for dtype in (torch.float32, torch.float64, torch.bfloat16):
+        for dtype in (torch.float32, torch.bfloat16):
             x = (4.0 * torch.randn(shape, generator=g, dtype=torch.float64)).to(dtype)
             with torch.no_grad():
                 want = module(x)
@@ -279,6 +279,8 @@ def test_jit_script_elementwise(spec):
             # plain eager torch code against actlab's default path (fused kernels in float32/bf16)
             tol = 16 * torch.finfo(dtype).eps
             torch.testing.assert_close(got, want, rtol=tol, atol=1e-300, equal_nan=True)
+    with pytest.raises(Exception, match="float32, float16 or bfloat16"):
+        scripted(torch.zeros(3, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("spec", [s for s in ALL if s.kind != "elementwise"], ids=lambda s: s.name)

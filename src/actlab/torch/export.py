@@ -12,8 +12,8 @@ ONNX and other runtimes do not know.
   ``log1p`` as Log(1 + x), ``logaddexp`` overflowing) written in operators it has; eager calls and
   ``torch.export`` for other runtimes keep PyTorch's accurate originals.
 - :func:`scriptable` is what ``torch.jit.script`` gets for an actlab module (its
-  ``__prepare_scriptable__``): the module traced to plain ops, once per float dtype, in a small
-  scripted dispatcher.
+  ``__prepare_scriptable__``): an elementwise module traced to plain ops in float32, in a small
+  scripted dispatcher (float16/bfloat16 through float32; float64 refused).
 """
 
 from __future__ import annotations
@@ -184,13 +184,14 @@ class ScriptError(TypeError):
 
 class _Dispatch(torch.nn.Module):
     """What torch.jit.script compiles for an elementwise actlab activation: the module traced to
-    plain ATen ops once in float32 and once in float64 (dtype-dependent constants are fixed when
-    traced), float16/bfloat16 computed in float32 and rounded once, as the eager path does."""
+    plain ATen ops in float32 (float16/bfloat16 computed in float32 and rounded once, as the eager
+    path does). float64 is refused: TorchScript's interpreter ran float64 traces of actlab's
+    double-word code ~1e-8..1e-6 relative off the same code run eagerly (some constants came out
+    rounded to float32; the cause is not found), which is float32's accuracy, not float64's."""
 
-    def __init__(self, f32: torch.nn.Module, f64: torch.nn.Module, name: str, stochastic: bool):
+    def __init__(self, f32: torch.nn.Module, name: str, stochastic: bool):
         super().__init__()
         self.f32 = f32
-        self.f64 = f64
         self.name = name
         self.stochastic = stochastic
 
@@ -199,11 +200,12 @@ class _Dispatch(torch.nn.Module):
             raise RuntimeError(self.name + ": the scripted module computes the eval() form only; call .eval()")
         if x.dtype == torch.float32:
             return self.f32(x)
-        if x.dtype == torch.float64:
-            return self.f64(x)
         if x.dtype == torch.float16 or x.dtype == torch.bfloat16:
             return self.f32(x.float()).to(x.dtype)
-        raise RuntimeError(self.name + ": needs a floating-point tensor (float32, float64, float16, bfloat16)")
+        raise RuntimeError(
+            self.name + ": the scripted module takes float32, float16 or bfloat16 (float64: use the eager "
+            "module or torch.export)"
+        )
 
 
 class _Eval(torch.nn.Module):
@@ -226,7 +228,8 @@ def scriptable(module: Any) -> torch.nn.Module:
     """What ``torch.jit.script`` compiles for an actlab module (its ``__prepare_scriptable__``).
 
     An elementwise activation (with at most one value per learnable parameter) is traced to plain
-    ATen ops; elementwise functions read no shapes, so the trace serves every input shape. Vector
+    ATen ops in float32; elementwise functions read no shapes, so the trace serves every input
+    shape (float16/bfloat16 through float32; float64 refused, see :class:`_Dispatch`). Vector
     functions and layers read their input's shape in Python (axes, groups, channels), which a
     trace would freeze: they raise :class:`ScriptError`, naming ``torch.jit.trace`` with an example
     input (plain ATen ops, that shape's layout) and ``torch.export`` (dynamic shapes) instead."""
@@ -249,6 +252,5 @@ def scriptable(module: Any) -> torch.nn.Module:
     example = torch.linspace(-4.0, 4.0, 16)
     with torch.no_grad():
         f32 = torch.jit.trace(wrapped, example, check_trace=False)
-        f64 = torch.jit.trace(wrapped, example.double(), check_trace=False)
-    out = _Dispatch(f32, f64, spec.name, spec.train_forward is not None)
+    out = _Dispatch(f32, spec.name, spec.train_forward is not None)
     return out.train(module.training)
