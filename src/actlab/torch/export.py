@@ -35,7 +35,13 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 def exporting() -> bool:
     """Whether torch.export (strict or not, also under ``torch.onnx.export(dynamo=True)``) or the
     TorchScript tracer (``torch.jit.trace``, ``torch.onnx.export(dynamo=False)``) records this call."""
-    return torch.compiler.is_exporting() or torch._C._is_tracing()
+    if torch.compiler.is_compiling():  # (Dynamo cannot trace _is_tracing; no jit trace runs under it)
+        return torch.compiler.is_exporting()
+    return torch._C._is_tracing()
+
+
+def _jit_tracing() -> bool:
+    return not torch.compiler.is_compiling() and torch._C._is_tracing()
 
 
 def _where_nonzero(x: Any) -> Any:
@@ -134,7 +140,7 @@ class OnnxOps(TorchOps):
         """erfc to ~1.2e-7 relative in float32 (the exporters write 1 - Erf(x): no digits left in
         the right tail); float64 keeps torch's (1 - Erf, absolute accuracy) except under the
         TorchScript exporter, which has no erfc."""
-        if x.dtype == torch.float64 and not torch._C._is_tracing():
+        if x.dtype == torch.float64 and not _jit_tracing():
             return torch.special.erfc(x)
         t, p = _erfc_parts(x)
         z = torch.abs(x)
@@ -164,7 +170,7 @@ def plain_call(spec: Any) -> Callable[..., torch.Tensor]:
     ops = TORCH_OPS
     if torch.onnx.is_in_onnx_export():
         ops = ONNX_OPS
-        if torch._C._is_tracing():
+        if _jit_tracing():
             _register_symbolics()
 
     def call(x: torch.Tensor, *values: Any) -> torch.Tensor:
