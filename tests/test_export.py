@@ -27,6 +27,13 @@ from actlab.registry import all_specs  # noqa: E402
 from actlab.torch.export import ONNX_OPS, ScriptError  # noqa: E402
 from actlab.verify.samples import parameter_samples, sample_label  # noqa: E402
 
+# torch 2.13 deprecates torch.jit; tracing the shape checks of vector functions and layers warns
+# (the trace is for that layout, as ScriptError says)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning"),
+]
+
 ALL = all_specs("all")
 ELEMENTWISE = [s for s in ALL if s.kind == "elementwise"]
 # Parameter samples beyond the defaults: the first few of the CI level per parametric spec.
