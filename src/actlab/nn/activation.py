@@ -34,7 +34,7 @@ class Activation(torch.nn.Module):
     [('beta', (1,))]
     """
 
-    def __init__(self, identifier: Any = None, **params: Any):
+    def __init__(self, identifier: Any = None, *, memory: str = "exact", bits: int | None = None, **params: Any):
         super().__init__()
         act = get(identifier, **params)
         if not isinstance(act, BoundActivation):
@@ -45,6 +45,17 @@ class Activation(torch.nn.Module):
                 f"actlab.nn.create_activation({repr(act)!r}) (or {act.spec.module.replace(':', '.')})"
             )
         self.activation = act
+        # memory="mask"/"fewbit" (actlab.torch.memory): validated here; None for "exact"
+        self.memory, self.bits, self._memory_call = memory, bits, None
+        if memory != "exact" or bits is not None:
+            if act.learnable:
+                raise ValueError(
+                    f"{act.name}: memory={memory!r} needs fixed parameters; {', '.join(sorted(act.learnable))} "
+                    f"learnable (use memory='exact')"
+                )
+            from actlab.torch.memory import memory_function
+
+            self._memory_call = memory_function(act.spec, act.params, memory, bits)
         if act.learnable:
             if act.name not in LEARNABLE_FORMS:  # a user spec marked trainable without a torch form
                 raise ValueError(f"{act.name} has no learnable form in actlab.nn (parameters {sorted(act.learnable)})")
@@ -76,6 +87,8 @@ class Activation(torch.nn.Module):
     def forward(self, x: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
         """``where``: a boolean mask, for the normalisers only (softmax family, sparsemax, entmax)."""
         act = self.activation
+        if self._memory_call is not None and where is None:
+            return self._memory_call(x)
         if not act.learnable:
             return apply(act.spec, x, act.params, training=self.training, where=where)
         if where is not None:
@@ -94,7 +107,8 @@ class Activation(torch.nn.Module):
 
     def extra_repr(self) -> str:
         cfg = self.activation.config
-        return ", ".join([self.name] + [f"{k}={v!r}" for k, v in cfg.items()])
+        memory = [f"memory={self.memory!r}"] + ([f"bits={self.bits!r}"] if self.bits is not None else [])
+        return ", ".join([self.name] + [f"{k}={v!r}" for k, v in cfg.items()] + (memory if self._memory_call else []))
 
 
 # ----------------------------------------------------------------------------- per-channel values
@@ -266,7 +280,9 @@ def layer_class(spec: Any) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def create_activation(identifier: Any = None, **params: Any) -> torch.nn.Module:
+def create_activation(
+    identifier: Any = None, *, memory: str = "exact", bits: int | None = None, **params: Any
+) -> torch.nn.Module:
     """A fresh module for any identifier :func:`actlab.get` accepts.
 
     Catalog functions give an :class:`Activation` (with ``nn.Parameter``s for ``'learnable'``
@@ -277,7 +293,17 @@ def create_activation(identifier: Any = None, **params: Any) -> torch.nn.Module:
     PReLU(num_parameters=3)
     >>> create_activation("elu(alpha='learnable')")
     Activation(elu, alpha='learnable')
+
+    ``memory``/``bits``: the memory mode of a catalog function (:mod:`actlab.torch.memory`).
     """
+    if memory != "exact" or bits is not None:
+        act = identifier if isinstance(identifier, torch.nn.Module) else get(identifier, **params)
+        if not isinstance(act, BoundActivation) or act.spec.kind == "layer":
+            raise ValueError(
+                f"memory={memory!r} applies to catalog functions (actlab.nn.Activation); "
+                f"{getattr(act, 'name', type(act).__name__)} is a layer, module or callable (use memory='exact')"
+            )
+        return Activation(act, memory=memory, bits=bits)
     if isinstance(identifier, torch.nn.Module):
         if params:
             raise TypeError("parameters cannot be applied to a module instance; pass an identifier instead")

@@ -352,6 +352,7 @@ def _make_function(spec: Spec) -> Callable[..., torch.Tensor]:
 
     def activation(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         extra = {"where": kwargs.pop("where", None)}
+        memory, bits = kwargs.pop("memory", "exact"), kwargs.pop("bits", None)
         if stochastic:
             extra.update(training=kwargs.pop("training", False), generator=kwargs.pop("generator", None))
         key = _call_key(args, kwargs)
@@ -360,10 +361,20 @@ def _make_function(spec: Spec) -> Callable[..., torch.Tensor]:
             params = spec.resolve_params(**_bind_positional(spec, args, kwargs))
             if key is not None and len(resolved) < _RESOLVED_PER_FUNCTION:
                 resolved[key] = params
+        if memory != "exact" or bits is not None:  # actlab.torch.memory: validated once, then cached
+            from actlab.torch.memory import memory_function
+
+            call = memory_function(spec, params, memory, bits)
+            if call is not None and extra["where"] is None:
+                return call(x)
         return apply(spec, x, params, **extra)
 
     activation.__name__ = activation.__qualname__ = spec.name
-    signature = ", ".join([f"{p.name}={p.default!r}" for p in spec.params] + (["where=None"] if spec.masked else []))
+    signature = ", ".join(
+        [f"{p.name}={p.default!r}" for p in spec.params]
+        + (["where=None"] if spec.masked else [])
+        + ["memory='exact'", "bits=None"]
+    )
     activation.__doc__ = (
         f"{spec.name}(x, {signature})\n\n{spec.summary}" if signature else f"{spec.name}(x)\n\n{spec.summary}"
     )
