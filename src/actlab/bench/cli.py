@@ -20,6 +20,7 @@ TOPICS = {
     ),
     "lstm": ("actlab.bench.recurrent", "actlab LSTM/GRU variants against torch.nn.LSTM/GRU, forward+backward"),
     "watch": ("actlab.bench.watch", "training-step overhead of actlab.watch on an MLP and a small CNN"),
+    "memory": ("actlab.bench.memory", "memory modes (exact, mask, fewbit): saved bytes, forward peak, time, block"),
 }
 DEFAULT_TOPIC = "activations"
 
