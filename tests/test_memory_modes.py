@@ -259,3 +259,15 @@ def test_unknown_mode_bits_without_fewbit_and_other_entry_points():
     # a parameter that makes a smooth function linear makes it eligible (swish with beta=0 is x/2)
     assert isinstance(create_activation("swish", beta=0.0, memory="mask"), Activation)
     assert "memory='mask'" in repr(Activation("relu", memory="mask"))
+
+
+def test_a_memory_mode_module_pickles_and_copies():
+    import copy
+    import pickle
+
+    act = Activation("hard_tanh", memory="mask")
+    x = _inputs([-1.0, 1.0], torch.float32)
+    _, g0, _ = _grad(act, x)
+    for clone in (pickle.loads(pickle.dumps(act)), copy.deepcopy(act)):
+        _, g1, _ = _grad(clone, x)
+        assert torch.equal(g0, g1) and _saved_bytes(clone, x) <= 1 / 8

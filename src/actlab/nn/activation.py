@@ -66,6 +66,19 @@ class Activation(torch.nn.Module):
         else:
             autograd_function(act.spec)  # built now, outside any torch.compile trace
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_memory_call"] = None  # a closure (not picklable): rebuilt from memory and bits
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        memory, bits = state.get("memory", "exact"), state.get("bits")
+        if memory != "exact" or bits is not None:
+            from actlab.torch.memory import memory_function
+
+            self._memory_call = memory_function(self.activation.spec, self.activation.params, memory, bits)
+
     @property
     def spec(self) -> Any:
         return self.activation.spec

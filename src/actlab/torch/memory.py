@@ -272,7 +272,9 @@ def _register_fakes() -> None:
         return x.new_empty(x.shape), x.new_empty(((x.numel() + 7) // 8 * bits,), dtype=torch.uint8)
 
     @torch.library.register_fake("actlab_kernels::mem_scale")
-    def _scale_fake(codes: torch.Tensor, grad: torch.Tensor, table: list, bits: int) -> torch.Tensor:
+    def _scale_fake(
+        codes: torch.Tensor, grad: torch.Tensor, table: list, bits: int, wide: bool = False
+    ) -> torch.Tensor:
         return grad.new_empty(grad.shape)
 
 
@@ -290,16 +292,18 @@ def torch_codes(x: torch.Tensor, breakpoints: tuple, lut: tuple, bits: int) -> t
     return ((word.unsqueeze(1) >> shifts) & 255).to(torch.uint8).reshape(-1)
 
 
-def torch_scale(codes: torch.Tensor, grad: torch.Tensor, table: tuple, bits: int) -> torch.Tensor:
-    """grad * table[code] by torch ops (float table for float32/half grads, as the kernel)."""
+def torch_scale(codes: torch.Tensor, grad: torch.Tensor, table: tuple, bits: int, wide: bool = False) -> torch.Tensor:
+    """grad * table[code] by torch ops: in float for float32/half grads (``wide``: in double, rounded to
+    float and then to the grad's dtype), as the kernel."""
     n = grad.numel()
     b = codes.view(-1, bits).to(torch.int32)
     word = (b << (8 * torch.arange(bits, device=grad.device, dtype=torch.int32))).sum(1, dtype=torch.int32)
     code = (word.unsqueeze(1) >> (bits * torch.arange(8, device=grad.device, dtype=torch.int32))) & (2**bits - 1)
     code = code.reshape(-1)[:n].long()
-    work = torch.float64 if grad.dtype == torch.float64 else torch.float32
+    work = torch.float64 if grad.dtype == torch.float64 or wide else torch.float32
     values = torch.tensor(table, dtype=work, device=grad.device)[code].view(grad.shape)
-    return (grad.to(work) * values).to(grad.dtype)
+    out = grad.to(work) * values
+    return out if grad.dtype == torch.float64 else out.float().to(grad.dtype)
 
 
 def memory_function(
@@ -331,6 +335,10 @@ def _make_call(spec: Spec, params: dict[str, Any], plan: Plan) -> Callable[[torc
     fused_dtypes = tuple(d for d in kernels.DTYPES if name is not None and kernels.has_kernel(spec, d))
     kernel_dtypes = tuple(kernels.DTYPES) if name is not None else ()
     t, lut, bits, table = list(plan.breakpoints), list(plan.lut), plan.bits, list(plan.table)
+    # PyTorch's own ops (the exact mode's float32 path of native specs) compare x with the parameters
+    # rounded to float32: so do the codes there, and the segments agree bit for bit.
+    with np.errstate(over="ignore"):
+        t32 = [float(np.float32(v)) for v in t]
     lossy, mode = plan.lossy, plan.mode
     label = spec.name
 
@@ -344,16 +352,22 @@ def _make_call(spec: Spec, params: dict[str, Any], plan: Plan) -> Callable[[torc
         return out.clone() if out is x else out
 
     def forward_codes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        at = t32 if mode == "mask" and native is not None and x.dtype == torch.float32 else t
         if x.device.type == "cpu" and kernels.enabled() and kernels.available():
             if x.dtype in fused_dtypes and kernels.eligible(x):  # f and the codes in one pass
-                return torch.ops.actlab_kernels.mem_forward(x, name, encoded, t, lut, bits)
-            return exact_forward(x), torch.ops.actlab_kernels.mem_codes(x, t, lut, bits)
-        return exact_forward(x), torch_codes(x, tuple(t), tuple(lut), bits)
+                return torch.ops.actlab_kernels.mem_forward(x, name, encoded, at, lut, bits)
+            return exact_forward(x), torch.ops.actlab_kernels.mem_codes(x, at, lut, bits)
+        return exact_forward(x), torch_codes(x, tuple(at), tuple(lut), bits)
+
+    # dtypes whose exact gradient is g * f' in double rounded once (the kernels' double form, where a
+    # parameter keeps the float form off): found by _probe_products below
+    wide_dtypes: list[torch.dtype] = []
 
     def scale(codes: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        wide = grad.dtype in wide_dtypes
         if grad.device.type == "cpu" and kernels.enabled() and kernels.available():
-            return torch.ops.actlab_kernels.mem_scale(codes, grad, table, bits)
-        return torch_scale(codes, grad, tuple(table), bits)
+            return torch.ops.actlab_kernels.mem_scale(codes, grad, table, bits, wide)
+        return torch_scale(codes, grad, tuple(table), bits, wide)
 
     class Scale(torch.autograd.Function):
         """grad -> grad * table[code]: linear in grad, its own adjoint (the mask's double backward)."""
@@ -398,4 +412,43 @@ def _make_call(spec: Spec, params: dict[str, Any], plan: Plan) -> Callable[[torc
         return exact_forward(x)  # nothing to keep: no codes
 
     call.plan = plan
+    if mode == "mask" and any(float(np.float32(v)) != v for v in table if math.isfinite(v)):
+        _probe_products(spec, params, plan, call, wide_dtypes)
     return call
+
+
+def _probe_products(spec: Spec, params: dict[str, Any], plan: Plan, call: Any, wide: list) -> None:
+    """A slope that is no float (0.2, 1/6) makes g * slope depend on the precision of the product: the
+    exact mode multiplies in float on the kernels' float form and PyTorch's ops, in double on the
+    kernels' double form (where a parameter rules the float form out). Per dtype, the product the
+    exact mode uses is found once on a probe (one point in each segment, seeded gradients)."""
+    from actlab.torch.functional import function_for
+
+    edges = [-math.inf, *plan.breakpoints, math.inf]
+    points = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        if math.isinf(a) and math.isinf(b):
+            points.append(1.0)
+        elif math.isinf(a):
+            points.append(b - 1.0 - abs(b))
+        elif math.isinf(b):
+            points.append(a + 1.0 + abs(a))
+        else:
+            points.append(a + (b - a) / 2)
+    exact = function_for(spec)
+    gen = torch.Generator().manual_seed(0)
+    base = torch.tensor(points * 16, dtype=torch.float64)
+    grad = torch.randn(base.shape, generator=gen, dtype=torch.float64)
+    for dtype in kernels.DTYPES:
+        x, g = base.to(dtype), grad.to(dtype)
+        results = []
+        for fn in (lambda t: exact(t, **params), call):
+            xr = x.clone().requires_grad_()
+            (gx,) = torch.autograd.grad(fn(xr), xr, g)
+            results.append(gx)
+        if not torch.equal(results[0], results[1]):
+            wide.append(dtype)
+            xr = x.clone().requires_grad_()
+            (gx,) = torch.autograd.grad(call(xr), xr, g)
+            if not torch.equal(results[0], gx):  # neither: keep the float product
+                wide.remove(dtype)

@@ -184,6 +184,8 @@ std::tuple<at::Tensor, at::Tensor> forward_codes_op(const at::Tensor& x, c10::st
   return {y, codes};
 }
 
+// out = g * tab[code], the product in A (float, or double rounded to float and then to T: what the
+// fused kernels' float and double forms do, so that a mask gradient is the exact mode's bit for bit)
 template <class T, class A>
 void scale_range(const uint8_t* codes, const T* g, T* out, int64_t start, int64_t n, const A* tab, int bits) {
   const uint32_t mask = (1u << bits) - 1u;
@@ -194,12 +196,25 @@ void scale_range(const uint8_t* codes, const T* g, T* out, int64_t start, int64_
     codes += bits;
     const int64_t w = std::min<int64_t>(8, start + n - i);
     for (int64_t j = 0; j < w; ++j)
-      out[i + j] = static_cast<T>(static_cast<A>(g[i + j]) * tab[(word >> (bits * j)) & mask]);
+      out[i + j] = static_cast<T>(static_cast<float>(static_cast<A>(g[i + j]) * tab[(word >> (bits * j)) & mask]));
+  }
+}
+
+void scale_double(const uint8_t* codes, const double* g, double* out, int64_t start, int64_t n, const double* tab,
+                  int bits) {
+  const uint32_t mask = (1u << bits) - 1u;
+  codes += start / 8 * bits;
+  for (int64_t i = start; i < start + n; i += 8) {
+    uint32_t word = 0;
+    for (int b = 0; b < bits; ++b) word |= static_cast<uint32_t>(codes[b]) << (8 * b);
+    codes += bits;
+    const int64_t w = std::min<int64_t>(8, start + n - i);
+    for (int64_t j = 0; j < w; ++j) out[i + j] = g[i + j] * tab[(word >> (bits * j)) & mask];
   }
 }
 
 at::Tensor scale_op(const at::Tensor& codes, const at::Tensor& grad, c10::ArrayRef<double> table_values,
-                    int64_t bits) {
+                    int64_t bits, bool wide) {
   check_cpu(grad);
   TORCH_CHECK(bits >= 1 && bits <= 4, "actlab_kernels: codes of 1 to 4 bits, got ", bits);
   TORCH_CHECK(static_cast<int64_t>(table_values.size()) == (int64_t{1} << bits), "actlab_kernels: a table of ",
@@ -220,16 +235,19 @@ at::Tensor scale_op(const at::Tensor& codes, const at::Tensor& grad, c10::ArrayR
       const int64_t len = std::min(kChunk, n - start);
       switch (gc.scalar_type()) {
         case at::kFloat:
-          scale_range(cp, gc.const_data_ptr<float>(), out.data_ptr<float>(), start, len, tf.data(), b);
+          if (wide) scale_range(cp, gc.const_data_ptr<float>(), out.data_ptr<float>(), start, len, td.data(), b);
+          else scale_range(cp, gc.const_data_ptr<float>(), out.data_ptr<float>(), start, len, tf.data(), b);
           break;
         case at::kBFloat16:
-          scale_range(cp, gc.const_data_ptr<c10::BFloat16>(), out.data_ptr<c10::BFloat16>(), start, len, tf.data(), b);
+          if (wide) scale_range(cp, gc.const_data_ptr<c10::BFloat16>(), out.data_ptr<c10::BFloat16>(), start, len, td.data(), b);
+          else scale_range(cp, gc.const_data_ptr<c10::BFloat16>(), out.data_ptr<c10::BFloat16>(), start, len, tf.data(), b);
           break;
         case at::kHalf:
-          scale_range(cp, gc.const_data_ptr<c10::Half>(), out.data_ptr<c10::Half>(), start, len, tf.data(), b);
+          if (wide) scale_range(cp, gc.const_data_ptr<c10::Half>(), out.data_ptr<c10::Half>(), start, len, td.data(), b);
+          else scale_range(cp, gc.const_data_ptr<c10::Half>(), out.data_ptr<c10::Half>(), start, len, tf.data(), b);
           break;
         case at::kDouble:
-          scale_range(cp, gc.const_data_ptr<double>(), out.data_ptr<double>(), start, len, td.data(), b);
+          scale_double(cp, gc.const_data_ptr<double>(), out.data_ptr<double>(), start, len, td.data(), b);
           break;
         default: TORCH_CHECK(false, "actlab_kernels: float grads only, got ", gc.scalar_type());
       }
@@ -244,7 +262,7 @@ at::Tensor scale_op(const at::Tensor& codes, const at::Tensor& grad, c10::ArrayR
 TORCH_LIBRARY_FRAGMENT(actlab_kernels, m) {
   m.def("mem_codes(Tensor x, float[] t, int[] lut, int bits) -> Tensor");
   m.def("mem_forward(Tensor x, str name, float[] params, float[] t, int[] lut, int bits) -> (Tensor, Tensor)");
-  m.def("mem_scale(Tensor codes, Tensor grad, float[] table, int bits) -> Tensor");
+  m.def("mem_scale(Tensor codes, Tensor grad, float[] table, int bits, bool wide=False) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(actlab_kernels, CPU, m) {
