@@ -173,7 +173,10 @@ def _mask_names() -> list[str]:
 
 
 def _fewbit_plan(spec: Spec, params: dict[str, Any], bits: int) -> Plan:
-    fewbit = importlib.import_module("actlab.torch.fewbit")
+    try:
+        fewbit = importlib.import_module("actlab.torch.fewbit")
+    except ImportError as err:
+        raise ImportError(f"memory='fewbit' needs the few-bit tables of actlab.torch.fewbit ({err})") from None
     tab = fewbit.fewbit_table(spec, dict(params), bits)
     b = np.asarray(tab.breakpoints, dtype=np.float64)
     levels = np.asarray(tab.levels, dtype=np.float64)
