@@ -271,3 +271,20 @@ def test_a_memory_mode_module_pickles_and_copies():
     for clone in (pickle.loads(pickle.dumps(act)), copy.deepcopy(act)):
         _, g1, _ = _grad(clone, x)
         assert torch.equal(g0, g1) and _saved_bytes(clone, x) <= 1 / 8
+
+
+def test_bench_memory_reports_the_saved_bytes(capsys):
+    import json
+
+    from actlab.cli import main
+
+    args = ["bench", "memory", "relu", "hard_tanh", "--size", "4096", "--repeats", "1", "--width", "8", "--tokens", "8"]
+    assert main([*args, "--format", "json", "--quiet"]) == 0
+    rows = {(r["activation"], r["mode"]): r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {("relu", "exact"), ("relu", "mask"), ("hard_tanh", "exact"), ("hard_tanh", "mask")}
+    assert rows["relu", "mask"]["saved"] == 0.125 and rows["hard_tanh", "exact"]["saved"] == 4.0
+    # the block keeps hard_tanh's input in exact mode and 1 bit per element of it in mask mode
+    hidden = 8 * 32 * 4 / 2**20
+    assert rows["hard_tanh", "exact"]["block"] - rows["hard_tanh", "mask"]["block"] == pytest.approx(hidden * 31 / 32)
+    with pytest.raises(SystemExit):
+        main(["bench", "memory", "relu", "--bits", "5"])
