@@ -9,7 +9,11 @@
   given parameters split the line into segments, and the spec's derivative must be constant on each
   (checked numerically on a dense grid, with the forward linear there too). A kink point itself gets
   the code of the derivative the spec returns there (relu'(0) = 0, leaky_relu'(0) = slope), so the
-  kink conventions match ``exact``.
+  kink conventions match ``exact``. The gradient is grad * slope, bit for bit actlab's own backward;
+  PyTorch's backward (the exact mode's for native specs in float32/float64) writes +0 where the
+  slope is 0, so a zero gradient's sign may differ there. Float32 inputs of native specs compare
+  with the kinks rounded to float32, as PyTorch's ops do; a slope that is no float (0.2) is
+  multiplied in the precision the exact mode uses for that dtype (found once on a probe).
 - ``"fewbit"`` with ``bits=1..4``: every other (smooth) elementwise function: the code is the number
   of breakpoints <= x, and the backward is grad * levels[code] (Novikov et al., "Few-Bit Backward",
   ICML 2023), with the table from :func:`actlab.torch.fewbit.fewbit_table` (cached per spec,
