@@ -17,6 +17,7 @@ import torch
 
 from actlab.nn import Activation, create_activation
 from actlab.ops.numpy_ops import apply_derivative
+from actlab.registry import get_spec
 from actlab.torch import memory as M
 from actlab.torch.functional import function_for
 from actlab.verify.samples import parameter_samples, sample_label
@@ -293,3 +294,16 @@ def test_bench_memory_reports_the_saved_bytes(capsys):
     assert rows["hard_tanh", "exact"]["block"] - rows["hard_tanh", "mask"]["block"] == pytest.approx(hidden * 31 / 32)
     with pytest.raises(SystemExit):
         main(["bench", "memory", "relu", "--bits", "5"])
+
+
+def test_functional_form_under_torch_compile():
+    f = function_for(get_spec("hard_sigmoid"))
+    x = torch.randn(40)
+    compiled = torch.compile(lambda t: f(t, memory="mask"), fullgraph=True, backend="aot_eager")
+    M.clear_cache()
+    with pytest.raises(Exception, match="first called inside torch.compile"):
+        compiled(x.clone().requires_grad_())
+    y0, g0, _ = _grad(lambda t: f(t, memory="mask"), x)  # prepared by an eager call
+    torch._dynamo.reset()
+    y1, g1, _ = _grad(compiled, x)
+    assert torch.equal(y0, y1) and torch.equal(g0, g1)

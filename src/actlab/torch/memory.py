@@ -211,6 +211,14 @@ def clear_cache() -> None:
     _MASK_NAMES = None
 
 
+def _not_while_compiling(spec: Spec, memory: str) -> None:
+    if torch.compiler.is_compiling():  # the plan's NumPy checks and its Function cannot be traced
+        raise RuntimeError(
+            f"{spec.name}(..., memory={memory!r}) is first called inside torch.compile: call it once outside "
+            f"(or use actlab.nn.Activation({spec.name!r}, memory={memory!r}), which prepares it at construction)"
+        )
+
+
 def resolve(spec: Spec, params: dict[str, Any], memory: Any = "exact", bits: Any = None) -> Plan | None:
     """Validate a memory mode for ``spec`` at (validated) ``params``: the plan, or None for "exact".
     A ValueError names what is wrong and what is allowed."""
@@ -227,6 +235,7 @@ def resolve(spec: Spec, params: dict[str, Any], memory: Any = "exact", bits: Any
     plan = _PLANS.get(key)
     if plan is not None:
         return plan
+    _not_while_compiling(spec, memory)
     if spec.kind != "elementwise":
         raise ValueError(
             f"{spec.name} is a {spec.kind} function: memory={memory!r} is for elementwise functions "
@@ -324,6 +333,7 @@ def memory_function(
     key = (spec.name, id(spec), _params_key(params), plan)
     call = _CALLS.get(key)
     if call is None:
+        _not_while_compiling(spec, memory)
         call = _CALLS[key] = _make_call(spec, params, plan)
     return call
 
