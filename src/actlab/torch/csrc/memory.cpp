@@ -95,6 +95,17 @@ void encode(const T* x, int64_t n, uint8_t* out, const Coder& c) {
     } else {
       for (size_t k = 0; k < m; ++k) p = p + v.gt(Vf(c.lo[k])) + v.ge(Vf(c.hi[k]));
     }
+    if (c.bits == 1 && w == kWidth) {  // a whole vector of 1-bit codes: its bytes from the lane mask
+      Vf code = p;
+      if (!count) {
+        code = Vf(static_cast<float>(c.lut[0]));
+        for (size_t k = 1; k < c.lut.size(); ++k)
+          code = Vf::blendv(code, Vf(static_cast<float>(c.lut[k])), p == Vf(static_cast<float>(k)));
+      }
+      const uint32_t lanes = ~static_cast<uint32_t>(code.zero_mask());  // bit j: lane j's code is 1
+      for (int64_t b = 0; b < kWidth / 8; ++b) *pack.out++ = static_cast<uint8_t>(lanes >> (8 * b));
+      continue;  // (pack holds no partial group here: every earlier vector was whole)
+    }
     p.store(pv);
     for (int64_t j = 0; j < w; ++j) {
       const int q = static_cast<int>(pv[j]);
