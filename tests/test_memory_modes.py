@@ -307,3 +307,14 @@ def test_functional_form_under_torch_compile():
     torch._dynamo.reset()
     y1, g1, _ = _grad(compiled, x)
     assert torch.equal(y0, y1) and torch.equal(g0, g1)
+
+
+@pytest.mark.parametrize("name", ["gelu", "silu", "mish"])
+def test_fewbit3_with_the_fitted_tables_is_close_to_exact(name):
+    # issue #12's figure: cosine similarity >= 0.99 with the exact gradient on N(0, 1) inputs
+    pytest.importorskip("actlab.torch.fewbit", reason="the fitted few-bit tables (actlab.torch.fewbit) are not here")
+    M.clear_cache()
+    x = torch.randn(1 << 14, generator=torch.Generator().manual_seed(0))
+    _, g0, g = _grad(Activation(name), x)
+    _, g1, _ = _grad(Activation(name, memory="fewbit", bits=3), x)
+    assert torch.nn.functional.cosine_similarity(g0, g1, dim=0) >= 0.99
