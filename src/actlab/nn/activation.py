@@ -12,6 +12,7 @@ import torch
 
 from actlab.ops.torch_ops import TORCH
 from actlab.registry import BoundActivation, get, get_spec
+from actlab.torch import inplace as inplace_mod
 from actlab.torch.functional import apply, autograd_function
 
 __all__ = ["Activation", "create_activation"]
@@ -27,6 +28,10 @@ class Activation(torch.nn.Module):
     start at 0.5): it becomes an ``nn.Parameter`` of the same name, one value per channel with
     ``num_parameters=C`` (along ``channel_dim``, default 1):
 
+    ``inplace=True`` (keyword-only): the output is written into the input and only it is kept for
+    backward, for the functions whose derivative the output determines (:mod:`actlab.torch.inplace`:
+    relu family, selu, ...); a ValueError with the reason for the others, at construction.
+
     >>> act = Activation("swish", beta="learnable")
     >>> act
     Activation(swish, beta='learnable')
@@ -34,7 +39,15 @@ class Activation(torch.nn.Module):
     [('beta', (1,))]
     """
 
-    def __init__(self, identifier: Any = None, *, memory: str = "exact", bits: int | None = None, **params: Any):
+    def __init__(
+        self,
+        identifier: Any = None,
+        *,
+        inplace: bool = False,
+        memory: str = "exact",
+        bits: int | None = None,
+        **params: Any,
+    ):
         super().__init__()
         act = get(identifier, **params)
         if not isinstance(act, BoundActivation):
@@ -48,6 +61,8 @@ class Activation(torch.nn.Module):
         # memory="mask"/"fewbit" (actlab.torch.memory): validated here; None for "exact"
         self.memory, self.bits, self._memory_call = memory, bits, None
         if memory != "exact" or bits is not None:
+            if inplace is not False:
+                raise ValueError(f"{act.name}: inplace=True keeps the output and memory={memory!r} a code: choose one")
             if act.learnable:
                 raise ValueError(
                     f"{act.name}: memory={memory!r} needs fixed parameters; {', '.join(sorted(act.learnable))} "
@@ -65,6 +80,13 @@ class Activation(torch.nn.Module):
                     self.register_parameter(name, torch.nn.Parameter(value))
         else:
             autograd_function(act.spec)  # built now, outside any torch.compile trace
+        # inplace=True: the output overwrites the input and backward keeps only it (actlab.torch.inplace)
+        self.inplace = inplace_mod.validate_flag(inplace, f"Activation({act.name})")
+        self._inplace_rule = None
+        if inplace:
+            if act.learnable:
+                raise ValueError(f"{act.name}: inplace=True is not possible with learnable parameters; use False")
+            self._inplace_rule = inplace_mod.check_inplace(act.spec, act.params, act.name)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -100,8 +122,12 @@ class Activation(torch.nn.Module):
     def forward(self, x: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
         """``where``: a boolean mask, for the normalisers only (softmax family, sparsemax, entmax)."""
         act = self.activation
-        if self._memory_call is not None and where is None:
-            return self._memory_call(x)
+        memory_call = getattr(self, "_memory_call", None)  # (absent from modules pickled before memory=)
+        if memory_call is not None and where is None:
+            return memory_call(x)
+        rule = getattr(self, "_inplace_rule", None)  # (absent from modules pickled before inplace=)
+        if rule is not None and where is None:
+            return inplace_mod.apply_inplace(act.spec, x, act.params, rule)
         if not act.learnable:
             return apply(act.spec, x, act.params, training=self.training, where=where)
         if where is not None:
@@ -120,8 +146,10 @@ class Activation(torch.nn.Module):
 
     def extra_repr(self) -> str:
         cfg = self.activation.config
-        memory = [f"memory={self.memory!r}"] + ([f"bits={self.bits!r}"] if self.bits is not None else [])
-        return ", ".join([self.name] + [f"{k}={v!r}" for k, v in cfg.items()] + (memory if self._memory_call else []))
+        flags = ["inplace=True"] if getattr(self, "inplace", False) else []
+        if getattr(self, "_memory_call", None) is not None:
+            flags += [f"memory={self.memory!r}"] + ([f"bits={self.bits!r}"] if self.bits is not None else [])
+        return ", ".join([self.name] + [f"{k}={v!r}" for k, v in cfg.items()] + flags)
 
 
 # ----------------------------------------------------------------------------- per-channel values
@@ -294,13 +322,14 @@ def layer_class(spec: Any) -> type:
 
 
 def create_activation(
-    identifier: Any = None, *, memory: str = "exact", bits: int | None = None, **params: Any
+    identifier: Any = None, *, inplace: bool = False, memory: str = "exact", bits: int | None = None, **params: Any
 ) -> torch.nn.Module:
     """A fresh module for any identifier :func:`actlab.get` accepts.
 
     Catalog functions give an :class:`Activation` (with ``nn.Parameter``s for ``'learnable'``
     parameters), layer entries their class (``"prelu(num_parameters=64)"`` -> :class:`PReLU`);
-    a module is returned as it is, a plain callable wrapped in a module.
+    a module is returned as it is, a plain callable wrapped in a module. ``inplace=True``: a catalog
+    function's :class:`Activation` runs in place (``"relu(inplace=True)"`` as a swap target).
 
     >>> create_activation("prelu(num_parameters=3)")
     PReLU(num_parameters=3)
@@ -316,14 +345,16 @@ def create_activation(
                 f"memory={memory!r} applies to catalog functions (actlab.nn.Activation); "
                 f"{getattr(act, 'name', type(act).__name__)} is a layer, module or callable (use memory='exact')"
             )
-        return Activation(act, memory=memory, bits=bits)
+        return Activation(act, inplace=inplace, memory=memory, bits=bits)
     if isinstance(identifier, torch.nn.Module):
-        if params:
+        if params or inplace is not False:
             raise TypeError("parameters cannot be applied to a module instance; pass an identifier instead")
         return identifier
     act = get(identifier, **params)
+    if inplace is not False and (not isinstance(act, BoundActivation) or act.spec.kind == "layer"):
+        raise ValueError(f"inplace=True is for catalog functions, not {act!r}; use inplace=False")
     if not isinstance(act, BoundActivation):
         return _FunctionModule(act)
     if act.spec.kind == "layer":
         return layer_class(act.spec)(**act.params)
-    return Activation(act)
+    return Activation(act, inplace=inplace)

@@ -351,6 +351,7 @@ def _make_function(spec: Spec) -> Callable[..., torch.Tensor]:
     resolved: dict[tuple, dict[str, Any]] = {}
 
     def activation(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        inplace = kwargs.pop("inplace", False)
         extra = {"where": kwargs.pop("where", None)}
         memory, bits = kwargs.pop("memory", "exact"), kwargs.pop("bits", None)
         if stochastic:
@@ -361,6 +362,16 @@ def _make_function(spec: Spec) -> Callable[..., torch.Tensor]:
             params = spec.resolve_params(**_bind_positional(spec, args, kwargs))
             if key is not None and len(resolved) < _RESOLVED_PER_FUNCTION:
                 resolved[key] = params
+        if inplace is not False and (memory != "exact" or bits is not None):
+            raise ValueError(f"{spec.name}: inplace=True keeps the output and memory={memory!r} a code: choose one")
+        if inplace is not False:  # output written into x, only it kept (actlab.torch.inplace)
+            from actlab.torch import inplace as inplace_mod
+
+            if inplace_mod.validate_flag(inplace, spec.name):
+                rule = inplace_mod.check_inplace(spec, params, spec.name)  # elementwise only
+                if extra["where"] is not None:
+                    raise TypeError(f"{spec.name}: where= is accepted by the normalisers only")
+                return inplace_mod.apply_inplace(spec, x, params, rule)
         if memory != "exact" or bits is not None:  # actlab.torch.memory: validated once, then cached
             from actlab.torch.memory import memory_function
 
@@ -373,6 +384,7 @@ def _make_function(spec: Spec) -> Callable[..., torch.Tensor]:
     signature = ", ".join(
         [f"{p.name}={p.default!r}" for p in spec.params]
         + (["where=None"] if spec.masked else [])
+        + (["inplace=False"] if spec.kind == "elementwise" else [])
         + ["memory='exact'", "bits=None"]
     )
     activation.__doc__ = (
