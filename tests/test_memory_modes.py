@@ -265,6 +265,10 @@ def test_unknown_mode_bits_without_fewbit_and_other_entry_points():
     # a parameter that makes a smooth function linear makes it eligible (swish with beta=0 is x/2)
     assert isinstance(create_activation("swish", beta=0.0, memory="mask"), Activation)
     assert "memory='mask'" in repr(Activation("relu", memory="mask"))
+    with pytest.raises(ValueError, match="choose one"):
+        Activation("relu", memory="mask", inplace=True)
+    with pytest.raises(ValueError, match="choose one"):
+        function_for(get_spec("relu"))(torch.randn(8), memory="mask", inplace=True)
 
 
 def test_a_memory_mode_module_pickles_and_copies():
