@@ -28,6 +28,7 @@ TOPICS = {
         "a LLaMA-style gated MLP training step: the composed form against actlab.nn.GatedMLP (memory, time)",
     ),
     "watch": ("actlab.bench.watch", "training-step overhead of actlab.watch on an MLP and a small CNN"),
+    "memory": ("actlab.bench.memory", "memory modes (exact, mask, fewbit): saved bytes, forward peak, time, block"),
 }
 DEFAULT_TOPIC = "activations"
 

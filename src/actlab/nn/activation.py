@@ -40,7 +40,15 @@ class Activation(torch.nn.Module):
     [('beta', (1,))]
     """
 
-    def __init__(self, identifier: Any = None, *, inplace: bool = False, **params: Any):
+    def __init__(
+        self,
+        identifier: Any = None,
+        *,
+        inplace: bool = False,
+        memory: str = "exact",
+        bits: int | None = None,
+        **params: Any,
+    ):
         super().__init__()
         act = get(identifier, **params)
         if not isinstance(act, BoundActivation):
@@ -51,6 +59,19 @@ class Activation(torch.nn.Module):
                 f"actlab.nn.create_activation({repr(act)!r}) (or {act.spec.module.replace(':', '.')})"
             )
         self.activation = act
+        # memory="mask"/"fewbit" (actlab.torch.memory): validated here; None for "exact"
+        self.memory, self.bits, self._memory_call = memory, bits, None
+        if memory != "exact" or bits is not None:
+            if inplace is not False:
+                raise ValueError(f"{act.name}: inplace=True keeps the output and memory={memory!r} a code: choose one")
+            if act.learnable:
+                raise ValueError(
+                    f"{act.name}: memory={memory!r} needs fixed parameters; {', '.join(sorted(act.learnable))} "
+                    f"learnable (use memory='exact')"
+                )
+            from actlab.torch.memory import memory_function
+
+            self._memory_call = memory_function(act.spec, act.params, memory, bits)
         if act.learnable:
             if act.name not in LEARNABLE_FORMS:  # a user spec marked trainable without a torch form
                 raise ValueError(f"{act.name} has no learnable form in actlab.nn (parameters {sorted(act.learnable)})")
@@ -67,6 +88,19 @@ class Activation(torch.nn.Module):
             if act.learnable:
                 raise ValueError(f"{act.name}: inplace=True is not possible with learnable parameters; use False")
             self._inplace_rule = inplace_mod.check_inplace(act.spec, act.params, act.name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_memory_call"] = None  # a closure (not picklable): rebuilt from memory and bits
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        memory, bits = state.get("memory", "exact"), state.get("bits")
+        if memory != "exact" or bits is not None:
+            from actlab.torch.memory import memory_function
+
+            self._memory_call = memory_function(self.activation.spec, self.activation.params, memory, bits)
 
     @property
     def spec(self) -> Any:
@@ -89,6 +123,9 @@ class Activation(torch.nn.Module):
     def forward(self, x: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
         """``where``: a boolean mask, for the normalisers only (softmax family, sparsemax, entmax)."""
         act = self.activation
+        memory_call = getattr(self, "_memory_call", None)  # (absent from modules pickled before memory=)
+        if memory_call is not None and where is None:
+            return memory_call(x)
         rule = getattr(self, "_inplace_rule", None)  # (absent from modules pickled before inplace=)
         if rule is not None and where is None:
             return inplace_mod.apply_inplace(act.spec, x, act.params, rule)
@@ -115,6 +152,8 @@ class Activation(torch.nn.Module):
     def extra_repr(self) -> str:
         cfg = self.activation.config
         flags = ["inplace=True"] if getattr(self, "inplace", False) else []
+        if getattr(self, "_memory_call", None) is not None:
+            flags += [f"memory={self.memory!r}"] + ([f"bits={self.bits!r}"] if self.bits is not None else [])
         return ", ".join([self.name] + [f"{k}={v!r}" for k, v in cfg.items()] + flags)
 
 
@@ -290,7 +329,9 @@ def layer_class(spec: Any) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def create_activation(identifier: Any = None, *, inplace: bool = False, **params: Any) -> torch.nn.Module:
+def create_activation(
+    identifier: Any = None, *, inplace: bool = False, memory: str = "exact", bits: int | None = None, **params: Any
+) -> torch.nn.Module:
     """A fresh module for any identifier :func:`actlab.get` accepts.
 
     Catalog functions give an :class:`Activation` (with ``nn.Parameter``s for ``'learnable'``
@@ -302,7 +343,17 @@ def create_activation(identifier: Any = None, *, inplace: bool = False, **params
     PReLU(num_parameters=3)
     >>> create_activation("elu(alpha='learnable')")
     Activation(elu, alpha='learnable')
+
+    ``memory``/``bits``: the memory mode of a catalog function (:mod:`actlab.torch.memory`).
     """
+    if memory != "exact" or bits is not None:
+        act = identifier if isinstance(identifier, torch.nn.Module) else get(identifier, **params)
+        if not isinstance(act, BoundActivation) or act.spec.kind == "layer":
+            raise ValueError(
+                f"memory={memory!r} applies to catalog functions (actlab.nn.Activation); "
+                f"{getattr(act, 'name', type(act).__name__)} is a layer, module or callable (use memory='exact')"
+            )
+        return Activation(act, inplace=inplace, memory=memory, bits=bits)
     if isinstance(identifier, torch.nn.Module):
         if params or inplace is not False:
             raise TypeError("parameters cannot be applied to a module instance; pass an identifier instead")

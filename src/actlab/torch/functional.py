@@ -356,6 +356,7 @@ def _make_function(spec: Spec) -> Callable[..., torch.Tensor]:
     def activation(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         inplace = kwargs.pop("inplace", False)
         extra = {"where": kwargs.pop("where", None)}
+        memory, bits = kwargs.pop("memory", "exact"), kwargs.pop("bits", None)
         if stochastic:
             extra.update(training=kwargs.pop("training", False), generator=kwargs.pop("generator", None))
         key = _call_key(args, kwargs)
@@ -364,6 +365,8 @@ def _make_function(spec: Spec) -> Callable[..., torch.Tensor]:
             params = spec.resolve_params(**_bind_positional(spec, args, kwargs))
             if key is not None and len(resolved) < _RESOLVED_PER_FUNCTION:
                 resolved[key] = params
+        if inplace is not False and (memory != "exact" or bits is not None):
+            raise ValueError(f"{spec.name}: inplace=True keeps the output and memory={memory!r} a code: choose one")
         if inplace is not False:  # output written into x, only it kept (actlab.torch.inplace)
             from actlab.torch import inplace as inplace_mod
 
@@ -372,6 +375,12 @@ def _make_function(spec: Spec) -> Callable[..., torch.Tensor]:
                 if extra["where"] is not None:
                     raise TypeError(f"{spec.name}: where= is accepted by the normalisers only")
                 return inplace_mod.apply_inplace(spec, x, params, rule)
+        if memory != "exact" or bits is not None:  # actlab.torch.memory: validated once, then cached
+            from actlab.torch.memory import memory_function
+
+            call = memory_function(spec, params, memory, bits)
+            if call is not None and extra["where"] is None:
+                return call(x)
         return apply(spec, x, params, **extra)
 
     activation.__name__ = activation.__qualname__ = spec.name
@@ -379,6 +388,7 @@ def _make_function(spec: Spec) -> Callable[..., torch.Tensor]:
         [f"{p.name}={p.default!r}" for p in spec.params]
         + (["where=None"] if spec.masked else [])
         + (["inplace=False"] if spec.kind == "elementwise" else [])
+        + ["memory='exact'", "bits=None"]
     )
     activation.__doc__ = (
         f"{spec.name}(x, {signature})\n\n{spec.summary}" if signature else f"{spec.name}(x)\n\n{spec.summary}"

@@ -254,7 +254,7 @@ def _cache_root() -> Path:
 
 
 def _all_sources() -> dict[str, str]:
-    names = ("actlab_kernels.h", "ops.cpp", "autograd.cpp", "rows.cpp")
+    names = ("actlab_kernels.h", "ops.cpp", "autograd.cpp", "rows.cpp", "memory.cpp")
     files = {name: (_CSRC / name).read_text() for name in names}
     files.update(sources())
     return files
