@@ -12,7 +12,7 @@ import torch
 
 from actlab.ops.torch_ops import TORCH
 from actlab.registry import BoundActivation, get, get_spec
-from actlab.torch.functional import apply, autograd_function
+from actlab.torch.functional import apply, autograd_function, bound_call
 
 __all__ = ["Activation", "create_activation"]
 
@@ -54,6 +54,17 @@ class Activation(torch.nn.Module):
                     self.register_parameter(name, torch.nn.Parameter(value))
         else:
             autograd_function(act.spec)  # built now, outside any torch.compile trace
+        self._fast_call = _fast_call(act)
+
+    # The prebuilt call is a closure (not picklable): rebuilt on unpickling and copying.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_fast_call", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._fast_call = _fast_call(self.activation)
 
     @property
     def spec(self) -> Any:
@@ -75,6 +86,8 @@ class Activation(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
         """``where``: a boolean mask, for the normalisers only (softmax family, sparsemax, entmax)."""
+        if where is None and self._fast_call is not None:
+            return self._fast_call(x)
         act = self.activation
         if not act.learnable:
             return apply(act.spec, x, act.params, training=self.training, where=where)
@@ -95,6 +108,15 @@ class Activation(torch.nn.Module):
     def extra_repr(self) -> str:
         cfg = self.activation.config
         return ", ".join([self.name] + [f"{k}={v!r}" for k, v in cfg.items()])
+
+
+def _fast_call(act: BoundActivation) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The prebuilt per-tensor call of a fixed deterministic elementwise activation (validated and
+    encoded once, here), or None where ``forward`` takes the general path."""
+    spec = act.spec
+    if act.learnable or spec.kind != "elementwise" or spec.train_forward is not None or spec.masked is not None:
+        return None
+    return bound_call(spec, act.params)
 
 
 # ----------------------------------------------------------------------------- per-channel values
