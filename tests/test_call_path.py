@@ -126,3 +126,16 @@ def test_transforms_and_forward_ad_take_the_function(call):
         dual = torch.autograd.forward_ad.make_dual(x, torch.ones_like(x))
         tangent = torch.autograd.forward_ad.unpack_dual(f(dual)).tangent
     torch.testing.assert_close(tangent, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_bound_calls_are_shared_by_equal_configurations():
+    """Each distinct (kernel, parameters) is bound once in C++: modules built in a loop do not grow the table."""
+    bind = torch.ops.actlab_kernels.bind
+    assert bind("leaky_relu", [0.25]) == bind("leaky_relu", [0.25])
+    assert bind("leaky_relu", [0.25]) != bind("leaky_relu", [0.5])
+    x = _x(seed=5)
+    for slope in (0.25, 0.5):
+        act = Activation("leaky_relu", negative_slope=slope)
+        torch.testing.assert_close(act(x), torch.where(x > 0, x, slope * x), rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="no kernel named"):
+        bind("not_a_kernel", [])

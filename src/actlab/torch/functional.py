@@ -285,12 +285,13 @@ def bound_call(spec: Spec, params: dict[str, Any]) -> Callable[[torch.Tensor], t
     cls = autograd_function(spec)
     fused = _FUSED.get(spec.name)
     native = spec.torch_native if spec.native else None
-    encoded = kernels.param_encoder(spec)(values) if fused is not None else None
+    # the kernel and its encoded parameters bound once in C++: the operators take (x, index)
+    bound = torch.ops.actlab_kernels.bind(fused, kernels.param_encoder(spec)(values)) if fused is not None else None
     base_apply = super(torch.autograd.Function, cls).apply  # torch._C._FunctionBase.apply
     public_apply = cls.apply
     # the operators' C++ callables (OpOverload.__call__ adds a Python frame)
-    forward_op = _unwrapped(torch.ops.actlab_kernels.forward.default) if fused is not None else None
-    train_op = _unwrapped(torch.ops.actlab_kernels.apply.default) if fused is not None else None
+    forward_op = _unwrapped(torch.ops.actlab_kernels.forward.bound) if fused is not None else None
+    train_op = _unwrapped(torch.ops.actlab_kernels.apply.bound) if fused is not None else None
     # module attributes read per call (kernels.use() and a failed load change them), and the
     # functions looked up once
     state = kernels.__dict__
@@ -319,8 +320,8 @@ def bound_call(spec: Spec, params: dict[str, Any]) -> Callable[[torch.Tensor], t
             and forward_ad._current_level < 0  # no dual tensors: the Function carries the jvp
         ):
             if x.requires_grad and grad_enabled():
-                return train_op(x, fused, encoded)
-            return forward_op(x, fused, encoded)
+                return train_op(x, bound)
+            return forward_op(x, bound)
         return base_apply(x, *values)
 
     call.__name__ = call.__qualname__ = f"{spec.name}_call"

@@ -12,7 +12,11 @@
 #include <torch/csrc/autograd/saved_variable.h>
 
 #include <array>
+#include <deque>
+#include <map>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 #include "actlab_kernels.h"
 
@@ -26,12 +30,51 @@ namespace {
 
 using torch::autograd::variable_list;
 
+// A kernel with its parameters, bound once (actlab_kernels::bind) and then called by index: the
+// per-call operators take (x, index), so no string or list is boxed per call.
+struct Bound {
+  const Entry* entry;
+  std::array<double, kMaxParams> params;
+  int64_t nparams;
+  std::string kernel;  // the spec's name: what eager_grad needs under create_graph
+};
+
+// Append-only, deduplicated by (name, parameters): bounded by the distinct configurations in use.
+// Entries are never moved (a deque), so a node may keep a pointer.
+struct BoundTable {
+  std::mutex mutex;
+  std::deque<Bound> calls;
+  std::map<std::pair<std::string, std::vector<double>>, int64_t> index;
+};
+
+BoundTable& bound_table() {
+  static BoundTable t;
+  return t;
+}
+
+const Bound& bound(int64_t id) {
+  BoundTable& t = bound_table();
+  std::lock_guard<std::mutex> lock(t.mutex);
+  TORCH_CHECK(id >= 0 && id < static_cast<int64_t>(t.calls.size()), "actlab_kernels: no bound call ", id);
+  return t.calls[id];
+}
+
+int64_t bind_op(c10::string_view name, c10::ArrayRef<double> params) {
+  const Entry& e = lookup(name, static_cast<int64_t>(params.size()));
+  BoundTable& t = bound_table();
+  std::lock_guard<std::mutex> lock(t.mutex);
+  auto key = std::make_pair(std::string(name), params.vec());
+  auto it = t.index.find(key);
+  if (it != t.index.end()) return it->second;
+  t.calls.push_back(Bound{&e, padded(params), static_cast<int64_t>(params.size()), std::string(name)});
+  const int64_t id = static_cast<int64_t>(t.calls.size()) - 1;
+  t.index.emplace(std::move(key), id);
+  return id;
+}
+
 struct ActlabFusedBackward : public torch::autograd::Node {
   torch::autograd::SavedVariable x_;
-  const Entry* entry = nullptr;
-  std::array<double, kMaxParams> params{};
-  int64_t nparams = 0;
-  std::string kernel;  // the spec's name: what eager_grad needs under create_graph
+  const Bound* call = nullptr;
 
   variable_list apply(variable_list&& grads) override {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -43,9 +86,9 @@ struct ActlabFusedBackward : public torch::autograd::Node {
                               .findSchemaOrThrow("actlab_kernels::eager_grad", "")
                               .typed<at::Tensor(const at::Tensor&, const at::Tensor&, c10::string_view,
                                                 c10::ArrayRef<double>)>();
-      return {eager.call(x, grad, kernel, c10::ArrayRef<double>(params.data(), nparams))};
+      return {eager.call(x, grad, call->kernel, c10::ArrayRef<double>(call->params.data(), call->nparams))};
     }
-    return {run_backward(*entry, x, grad, params.data())};
+    return {run_backward(*call->entry, x, grad, call->params.data())};
   }
 
   std::string name() const override { return "ActlabFusedBackward"; }
@@ -56,25 +99,32 @@ struct ActlabFusedBackward : public torch::autograd::Node {
   }
 };
 
-at::Tensor apply_autograd(const at::Tensor& x, c10::string_view name, c10::ArrayRef<double> params) {
-  const Entry& e = lookup(name, static_cast<int64_t>(params.size()));
-  auto prm = padded(params);
+// The fused forward, recording the backward node where the input requires grad.
+at::Tensor forward_recorded(const Bound& b, const at::Tensor& x) {
   at::Tensor out;
   {
     at::AutoDispatchBelowADInplaceOrView guard;
-    out = run_forward(e, x, prm.data());
+    out = run_forward(*b.entry, x, b.params.data());
   }
   if (torch::autograd::compute_requires_grad(x)) {
     auto node = c10::make_intrusive<ActlabFusedBackward>();
     node->set_next_edges(torch::autograd::collect_next_edges(x));
     node->x_ = torch::autograd::SavedVariable(x, /*is_output=*/false);
-    node->entry = &e;
-    node->params = prm;
-    node->nparams = static_cast<int64_t>(params.size());
-    node->kernel = std::string(name);
+    node->call = &b;
     torch::autograd::set_history(out, node);
   }
   return out;
+}
+
+at::Tensor apply_autograd(const at::Tensor& x, c10::string_view name, c10::ArrayRef<double> params) {
+  return forward_recorded(bound(bind_op(name, params)), x);
+}
+
+at::Tensor apply_bound_autograd(const at::Tensor& x, int64_t id) { return forward_recorded(bound(id), x); }
+
+at::Tensor forward_bound(const at::Tensor& x, int64_t id) {
+  const Bound& b = bound(id);
+  return run_forward(*b.entry, x, b.params.data());
 }
 
 }  // namespace
@@ -83,15 +133,23 @@ at::Tensor apply_autograd(const at::Tensor& x, c10::string_view name, c10::Array
 TORCH_LIBRARY_FRAGMENT(actlab_kernels, m) {
   m.def("apply(Tensor x, str name, float[] params) -> Tensor");
   m.def("eager_grad(Tensor x, Tensor grad, str name, float[] params) -> Tensor");
+  // eager only (actlab.torch.functional.bound_call): bind once, then call by index
+  m.def("bind(str name, float[] params) -> int", &actlab_k::bind_op);
+  m.def("forward.bound(Tensor x, int id) -> Tensor");
+  m.def("apply.bound(Tensor x, int id) -> Tensor");
 }
+
 
 TORCH_LIBRARY_IMPL(actlab_kernels, CPU, m) {
   m.impl("apply", [](const at::Tensor& x, c10::string_view name, c10::ArrayRef<double> params) {
     const actlab_k::Entry& e = actlab_k::lookup(name, static_cast<int64_t>(params.size()));
     return actlab_k::run_forward(e, x, actlab_k::padded(params).data());
   });
+  m.impl("forward.bound", &actlab_k::forward_bound);
+  m.impl("apply.bound", &actlab_k::forward_bound);
 }
 
 TORCH_LIBRARY_IMPL(actlab_kernels, Autograd, m) {
   m.impl("apply", &actlab_k::apply_autograd);
+  m.impl("apply.bound", &actlab_k::apply_bound_autograd);
 }
