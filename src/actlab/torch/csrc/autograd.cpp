@@ -40,10 +40,9 @@ struct Bound {
 };
 
 // Append-only, deduplicated by (name, parameters): bounded by the distinct configurations in use.
-// Entries are never moved (a deque), so a node may keep a pointer.
 struct BoundTable {
   std::mutex mutex;
-  std::deque<Bound> calls;
+  std::deque<Bound> calls;  // appending keeps references to earlier entries valid
   std::map<std::pair<std::string, std::vector<double>>, int64_t> index;
 };
 
@@ -74,7 +73,7 @@ int64_t bind_op(c10::string_view name, c10::ArrayRef<double> params) {
 
 struct ActlabFusedBackward : public torch::autograd::Node {
   torch::autograd::SavedVariable x_;
-  const Bound* call = nullptr;
+  Bound call;  // a copy (a short name stays in the string's own buffer): no lifetime to track
 
   variable_list apply(variable_list&& grads) override {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -86,9 +85,9 @@ struct ActlabFusedBackward : public torch::autograd::Node {
                               .findSchemaOrThrow("actlab_kernels::eager_grad", "")
                               .typed<at::Tensor(const at::Tensor&, const at::Tensor&, c10::string_view,
                                                 c10::ArrayRef<double>)>();
-      return {eager.call(x, grad, call->kernel, c10::ArrayRef<double>(call->params.data(), call->nparams))};
+      return {eager.call(x, grad, call.kernel, c10::ArrayRef<double>(call.params.data(), call.nparams))};
     }
-    return {run_backward(*call->entry, x, grad, call->params.data())};
+    return {run_backward(*call.entry, x, grad, call.params.data())};
   }
 
   std::string name() const override { return "ActlabFusedBackward"; }
@@ -110,14 +109,15 @@ at::Tensor forward_recorded(const Bound& b, const at::Tensor& x) {
     auto node = c10::make_intrusive<ActlabFusedBackward>();
     node->set_next_edges(torch::autograd::collect_next_edges(x));
     node->x_ = torch::autograd::SavedVariable(x, /*is_output=*/false);
-    node->call = &b;
+    node->call = b;
     torch::autograd::set_history(out, node);
   }
   return out;
 }
 
 at::Tensor apply_autograd(const at::Tensor& x, c10::string_view name, c10::ArrayRef<double> params) {
-  return forward_recorded(bound(bind_op(name, params)), x);
+  const Entry& e = lookup(name, static_cast<int64_t>(params.size()));
+  return forward_recorded(Bound{&e, padded(params), static_cast<int64_t>(params.size()), std::string(name)}, x);
 }
 
 at::Tensor apply_bound_autograd(const at::Tensor& x, int64_t id) { return forward_recorded(bound(id), x); }
