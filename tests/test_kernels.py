@@ -67,7 +67,7 @@ def test_the_fused_path_is_taken_forward_and_backward(spec):
         # training: actlab_kernels::apply runs the fused forward; its backward is the C++ node
         # that calls the fused backward loop
         assert "actlab_kernels::apply" in ops, (spec.name, dtype, ops)
-        assert any(op.endswith("CppNode<actlab_k::(anonymous namespace)::Fused>") for op in ops), (spec.name, ops)
+        assert "ActlabFusedBackward" in ops, (spec.name, ops)
         assert not any(op in ops for op in ("aten::exp", "aten::where", "aten::mul")), (spec.name, dtype, ops)
 
 
@@ -309,10 +309,11 @@ def test_functional_parameters_are_validated_once_per_distinct_call(monkeypatch)
 
     monkeypatch.setattr(Spec, "resolve_params", counting)
     x = torch.randn(4, generator=_gen(10))
+    # (a slope no other test uses: the cache lives for the process)
     for _ in range(3):
-        F.leaky_relu(x, 0.2)
+        F.leaky_relu(x, 0.2171)
     assert len(calls) == 1
-    F.leaky_relu(x, negative_slope=0.2)  # another spelling of the call: validated once more
+    F.leaky_relu(x, negative_slope=0.2171)  # another spelling of the call: validated once more
     assert len(calls) == 2
     F.elu(x, 1)
     with pytest.raises(ParameterError, match="expected a number"):

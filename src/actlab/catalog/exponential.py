@@ -9,7 +9,7 @@ Numerical notes shared by several specs:
 - A parameter that multiplies ``x`` inside an exponential tail (softplus' ``beta``, soft
   clipping's and soft exponential's ``alpha``) makes the rounding of ``beta * x`` an error
   amplified by |beta x| (e^u has condition number |u|; PyTorch's float32 softplus is 44-64 ulp
-  off for beta = 3 or 0.1 because of it). ``_scale`` returns ``beta * x`` as an unevaluated sum
+  off for beta = 3 or 0.1 because of it). ``actlab.ops.exact.scale`` returns ``beta * x`` as an unevaluated sum
   ``hi + lo`` (Dekker's exact product, including the rounding of ``beta`` itself to float32), and
   the tail is corrected to first order in ``lo``. Powers of two (1, 2, 0.5, ...) skip it.
 - ``loglog(x) = exp(-e^{-x})`` has condition number |x| e^{-x} on the left: a correctly rounded
@@ -32,7 +32,7 @@ from typing import Any
 
 from actlab.catalog._refs import CLEVERT_ELU, GOODFELLOW_DL, KLAMBAUER_SELU, WIKIPEDIA_TABLE
 from actlab.catalog.spec import Equivalent, Kernel, Kink, Param, Reference, Spec, Tolerance
-from actlab.ops.exact import split, two_prod, two_sum, veltkamp_constant
+from actlab.ops.exact import is_single, scale, two_prod, two_sum, veltkamp_constant
 
 INF = math.inf
 LN2 = 0.6931471805599453
@@ -191,52 +191,10 @@ def _log1p(u: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------- numeric helpers
-def _single(x: Any, ops: Any) -> bool:
-    """True when ``x`` is computed in single precision (float16/bfloat16 run in float32)."""
-    return float(ops.finfo(x).eps) > 1e-10
-
-
 def _to_f32(value: float) -> float:
     if abs(value) > 3.4028234663852886e38:
         return math.copysign(math.inf, value)
     return struct.unpack("f", struct.pack("f", value))[0]
-
-
-def _truncate(value: float, bits: int) -> float:
-    """``value`` with only its leading ``bits`` significant bits (toward zero)."""
-    if value == 0.0 or not math.isfinite(value):
-        return value
-    m, e = math.frexp(value)
-    return math.ldexp(math.trunc(m * 2.0**bits), e - bits)
-
-
-def _is_power_of_two(c: float) -> bool:
-    return c > 0 and math.isfinite(c) and math.frexp(c)[0] == 0.5
-
-
-def _scale(x: Any, ops: Any, c: float) -> tuple[Any, Any | None]:
-    """``c * x`` as ``hi + lo`` to about twice the working precision (``lo`` None when exact).
-
-    In float32 ``c`` is first rounded to float32 by the backend; what that rounding drops is
-    added to ``lo`` as well, so ``hi + lo`` approximates the product with the exact double ``c``.
-    """
-    if _is_power_of_two(c):
-        return x * c, None
-    single = _single(x, ops)
-    cw = _to_f32(c) if single else c
-    rest = c - cw
-    ch = _truncate(cw, 12 if single else 26)
-    cl = cw - ch
-    s = veltkamp_constant(x, ops)
-    big = 2.0**100 if single else 2.0**900  # beyond this x * s could overflow; lo is irrelevant
-    xs = ops.where(ops.abs(x) < big, x, 0.0)
-    hi = x * cw
-    his = xs * cw
-    xh, xl = split(xs, s)
-    lo = ((xh * ch - his) + xl * ch + xh * cl) + xl * cl
-    if rest:
-        lo = lo + xs * rest
-    return hi, lo
 
 
 # ln 2 split for Cody-Waite reduction: k * L1 is exact for |k| <= 15.
@@ -250,7 +208,7 @@ def _exp_double_word(t: Any, ops: Any) -> tuple[Any, Any]:
     """e^t as ``hi + lo`` with ``lo`` accurate to several bits more than the working precision,
     for 0 <= t <= 7 (callers clamp). Cody-Waite reduction t = k ln2 + r, |r| <= ln2/2, then
     e^r = 1 + r + r^2/2 + r^3/6 + (tail) summed with error-free transformations."""
-    single = _single(t, ops)
+    single = is_single(t, ops)
     s = veltkamp_constant(t, ops)
     k = ops.floor(t * 1.4426950408889634 + 0.5)  # 0 .. 10
     r1 = t - k * _LN2_HI[single]  # exact (Sterbenz)
@@ -591,7 +549,7 @@ def _softplus_fwd(x, ops, beta, threshold):
 def _softplus_exact(x, ops, beta):
     if beta == 1.0:
         return ops.softplus(x)
-    u, du = _scale(x, ops, beta)
+    u, du = scale(x, ops, beta)
     # softplus(u) = max(u, 0) + softplus(-|u|): the second term is the only rounding-sensitive one.
     v = -ops.abs(u)
     tail = ops.softplus(v)
@@ -611,7 +569,7 @@ def _softplus_der(x, ops, beta, threshold):
 def _softplus_exact_der(x, ops, beta):
     if beta == 1.0:
         return ops.sigmoid(x)
-    u, du = _scale(x, ops, beta)
+    u, du = scale(x, ops, beta)
     s = ops.sigmoid(u)
     if du is None:
         return s
@@ -1015,11 +973,11 @@ def _softexp_log_args(x, ops, g):
     """For alpha = -g < 0: u = g (x - g) and w = 1 + u, each to about one rounding of its own
     value, so that neither the root (u -> 0) nor the domain boundary (w -> 0) loses digits to
     the rounding of g x, g^2 or 1 - g^2 (all exact for g = 1: w = x)."""
-    single = _single(x, ops)
+    single = is_single(x, ops)
     g2 = Fraction(g) ** 2
     g2h, g2l = _pair(g2, single)
     bh, bl = _pair(1 - g2, single)
-    hi, lo = _scale(x, ops, g)
+    hi, lo = scale(x, ops, g)
     if lo is None:
         lo = 0.0
     u = (hi - g2h) + (lo - g2l)
@@ -1032,7 +990,7 @@ def _softexp_fwd(x, ops, alpha):
         return x * 1.0
     if alpha > 0:
         a2 = alpha * alpha
-        u, du = _scale(x, ops, alpha)  # e^u has condition number |u|: keep the rounding of alpha x
+        u, du = scale(x, ops, alpha)  # e^u has condition number |u|: keep the rounding of alpha x
         un = ops.maximum(u, -LN2)
         uf = ops.minimum(u, -LN2)
         em1 = ops.expm1(un)
@@ -1054,7 +1012,7 @@ def _softexp_der(x, ops, alpha):
     if alpha == 0:
         return ops.ones_like(x)
     if alpha > 0:
-        u, du = _scale(x, ops, alpha)
+        u, du = scale(x, ops, alpha)
         e = ops.exp(u)
         return e if du is None else ops.where(ops.isfinite(e), e + e * du, e)
     _, w = _softexp_log_args(x, ops, -alpha)
@@ -1145,7 +1103,7 @@ def _softclip_half(x, ops, alpha, correct):
     of e^(alpha x); e^(-alpha x) may overflow to inf, giving w = 0 where g underflows anyway)."""
     c = -math.expm1(-alpha)
     ea = math.exp(-alpha)
-    u, du = _scale(x, ops, alpha)
+    u, du = scale(x, ops, alpha)
     d = ops.exp(-u) + ea
     w = c / d  # = c e^u / (1 + e^u ea)
     if correct and du is not None:

@@ -18,18 +18,14 @@ import numpy as np
 
 from actlab.catalog._refs import HENDRYCKS_GELU
 from actlab.catalog.self_gated import (
-    _finite,
     _gelu_exact_der,
     _gelu_exact_fwd,
     _gelu_tanh_der,
     _gelu_tanh_fwd,
-    _limits,
-    _mul_const,
-    _precision,
     _sympy_expm1,
 )
 from actlab.catalog.spec import Equivalent, Kernel, Kink, Param, ParameterError, Reference, Spec, Tolerance
-from actlab.ops.exact import two_sum
+from actlab.ops.exact import finite, limits, mul_const, precision, two_sum
 
 INF = math.inf
 
@@ -352,8 +348,8 @@ _Q_TERMS = 19  # 1/20! ~ 4e-19: the series' truncation is below float64's roundi
 
 
 def _xielu_fwd(x: Any, ops: Any, alpha_p: float, alpha_n: float, beta: float, eps: float) -> Any:
-    xin, x = x, _finite(ops, x)
-    P = _precision(ops, x)
+    xin, x = x, finite(x, ops)
+    P = precision(x, ops)
     pos = (alpha_p * x + beta) * x
     # alpha_n (expm1(m) - x) + beta x, m = min(x, eps): below eps, expm1(x) - x is formed without
     # cancelling and the products and the sum are carried in double-word arithmetic, so what is left
@@ -366,20 +362,20 @@ def _xielu_fwd(x: Any, ops: Any, alpha_p: float, alpha_n: float, beta: float, ep
     qh, ql = _expm1_minus_x(ops, m, ops.where(small, ops.full_like(x, up), 1.0))
     qh = ops.where(flat, ops.expm1(ops.full_like(x, eps)) - x, qh)
     ql = ops.where(flat, 0.0, ql)
-    ph, pl = _mul_const(ops, qh, alpha_n, 0.0, P)
+    ph, pl = mul_const(qh, ops, alpha_n, 0.0, P)
     un = ops.where(small, ops.full_like(x, down), 1.0)  # powers of two: exact down to float's smallest normal number
     ph, pl = (ph * un) * un, (pl * un) * un
-    bh, bl = _mul_const(ops, x, beta, 0.0, P)
+    bh, bl = mul_const(x, ops, beta, 0.0, P)
     sh, se = two_sum(ph, bh)
     neg = sh + ((se + bl) + (pl + alpha_n * ql))
     y = ops.where(x > 0.0, pos, neg)
-    return _limits(ops, xin, y, -INF if beta > alpha_n else (INF if beta < alpha_n else -alpha_n), INF)
+    return limits(xin, ops, y, -INF if beta > alpha_n else (INF if beta < alpha_n else -alpha_n), INF)
 
 
 def _ceil_to_dtype(ops: Any, x: Any, c: float) -> tuple[float, bool]:
     """(the smallest value of x's working dtype >= c, whether c is exactly representable): x < c
     exactly (c a float64 parameter) is x < that value, and x == c is possible only if exact."""
-    t = _precision(ops, x).dtype.type
+    t = precision(x, ops).dtype.type
     r = t(c)
     if float(r) < c:
         r = np.nextafter(r, t(np.inf))
@@ -391,16 +387,16 @@ def _xielu_der(x: Any, ops: Any, alpha_p: float, alpha_n: float, beta: float, ep
     # alpha_n expm1(x) + beta cancels near f's minimum, log(1 - beta / alpha_n) (-15.9 at alpha_n = beta + 1
     # float32 ulp): expm1(x) = (e^x - 1 - x) + x and the product and the sum are carried in double-word
     # arithmetic, so what is left is the rounding of e^x, relative to f' its condition number over |x|
-    P = _precision(ops, x)
-    m = ops.minimum(_finite(ops, x), 0.0)  # f'(-inf) = beta - alpha_n is set below
+    P = precision(x, ops)
+    m = ops.minimum(finite(x, ops), 0.0)  # f'(-inf) = beta - alpha_n is set below
     qh, _ = _expm1_minus_x(ops, m)  # its low part is 0 above -1
     nh, nl = two_sum(qh, m)
     fh, fl = two_sum(ops.exp(m), ops.full_like(x, -1.0))  # exact for x <= -1 (1 + x is not beyond 2^24 in float32)
     near = m > -1.0
     eh, el = ops.where(near, nh, fh), ops.where(near, nl, fl)
-    ph, pl = _mul_const(ops, eh, alpha_n, 0.0, P)
+    ph, pl = mul_const(eh, ops, alpha_n, 0.0, P)
     sh, se = two_sum(ph, ops.full_like(x, beta))
-    below = _limits(ops, x, sh + (se + (pl + alpha_n * el)), beta - alpha_n, 0.0)
+    below = limits(x, ops, sh + (se + (pl + alpha_n * el)), beta - alpha_n, 0.0)
     flat = ops.full_like(x, beta - alpha_n)
     # at x == eps torch.minimum splits the gradient between its two equal arguments
     tie = ops.full_like(x, (0.5 * math.exp(eps) - 1.0) * alpha_n + beta)

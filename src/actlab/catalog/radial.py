@@ -6,6 +6,7 @@ from fractions import Fraction
 from actlab.catalog._refs import WIKIPEDIA_TABLE
 from actlab.catalog.sigmoidal import _fast_exp
 from actlab.catalog.spec import Equivalent, Kernel, Reference, Spec, Tolerance
+from actlab.ops.exact import is_single
 
 PARASCANDOLO_SINE = Reference(
     "Taming the waves: sine as activation function in deep neural networks",
@@ -95,7 +96,7 @@ def _gaussian_split(x, ops):
     r = lo (hi + |xc|) small and accurate: x^2 is never rounded as a whole, whose error 2 x^2 * u
     would be amplified into the result.
     """
-    if ops.finfo(x).eps > 1e-10:  # float32 (half and bfloat16 are computed in float32)
+    if is_single(x, ops):  # float32 (half and bfloat16 are computed in float32)
         limit, scale = 11.0, 256.0  # e^-121 is below the smallest float32 subnormal
     else:
         limit, scale = 40.0, 1048576.0  # e^-1600 is below the smallest float64 subnormal

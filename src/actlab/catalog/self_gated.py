@@ -32,7 +32,18 @@ import numpy as np
 
 from actlab.catalog._refs import HENDRYCKS_GELU, RAMACHANDRAN_SWISH
 from actlab.catalog.spec import Equivalent, Kernel, Kink, Param, ParameterError, Reference, Spec, Tolerance
-from actlab.ops.exact import split, two_prod, two_sum
+from actlab.ops.exact import (
+    F32,
+    Precision,
+    at_infinity,
+    finite,
+    is_power_of_two,
+    limits,
+    mul_const,
+    precision,
+    two_prod,
+    two_sum,
+)
 
 INF = math.inf
 
@@ -112,54 +123,6 @@ _INV_SQRT_2PI = 0.3989422804014327
 _LN2 = 0.6931471805599453
 
 
-class _Precision:
-    """Per-dtype constants for double-word arithmetic (float32 also serves float16/bfloat16,
-    which actlab computes in float32)."""
-
-    def __init__(self, dtype: Any, split: float, big: float, trig_dw: float) -> None:
-        self.dtype = np.dtype(dtype)
-        self.split = split  # Veltkamp: 2^ceil(p/2) + 1
-        self.big = big  # |x| above which products are not split (no overflow in x * split)
-        self.trig_dw = trig_dw  # |y| below which sin(y + lo) is corrected to second order in lo
-        self._cache: dict[tuple[float, float], tuple[float, float, float, float]] = {}
-
-    def const(self, hi: float, lo: float = 0.0) -> tuple[float, float, float, float]:
-        """(c, c_hi, c_lo, c_tail): c = hi + lo rounded to this dtype, c = c_hi + c_lo exactly
-        (each half has at most half the mantissa), c_tail = (hi + lo) - c rounded."""
-        key = (hi, lo)
-        hit = self._cache.get(key)
-        if hit is None:
-            t = self.dtype.type
-            c = t(hi)
-            tail = t((hi - float(c)) + lo)
-            big = c * t(self.split)
-            c_hi = big - (big - c)
-            c_lo = c - c_hi
-            hit = (float(c), float(c_hi), float(c_lo), float(tail))
-            self._cache[key] = hit
-        return hit
-
-
-_F32 = _Precision(np.float32, 4097.0, 2.0**100, 2.0**16)
-_F64 = _Precision(np.float64, 134217729.0, 2.0**900, 2.0**40)
-
-
-def _precision(ops: Any, x: Any) -> _Precision:
-    return _F64 if float(ops.finfo(x).eps) < 1e-10 else _F32
-
-
-def _mul_const(ops: Any, x: Any, hi: float, lo: float, P: _Precision) -> tuple[Any, Any]:
-    """x * (hi + lo) as an unevaluated sum (zh, zl); zl = 0 where |x| > P.big."""
-    c, ch, cl, ct = P.const(hi, lo)
-    zh = x * c
-    xs = ops.clip(x, -P.big, P.big)
-    ps = xs * c
-    xh, xl = split(xs, P.split)
-    e = ((xh * ch - ps) + xh * cl + xl * ch) + xl * cl
-    zl = e + xs * ct
-    return zh, ops.where(ops.abs(x) <= P.big, zl, 0.0)
-
-
 def _tail_exp(ops: Any, m: Any, z: Any, scale: float = 1.0, zl: Any = None) -> Any:
     """m * scale * e^(z + zl) for z < -64 without subnormal intermediates (other lanes: finite junk)."""
     zt = ops.minimum(z, -_T)
@@ -179,15 +142,6 @@ def _sigmoid_times(ops: Any, m: Any, zh: Any, zl: Any = None, m_tail: Any = None
     return ops.where(zh < -_T, tail, y)
 
 
-def _finite(ops: Any, x: Any) -> Any:
-    """x with +-inf replaced by 0, so that no inf * 0 is evaluated (the limits are set by _limits)."""
-    return ops.where(ops.isinf(x), 0.0, x)
-
-
-def _limits(ops: Any, x: Any, y: Any, at_neg_inf: float, at_pos_inf: float) -> Any:
-    return ops.where(x == -INF, at_neg_inf, ops.where(x == INF, at_pos_inf, y))
-
-
 def _split_exp(ops: Any, x: Any) -> tuple[Any, Any, Any]:
     """(x < 0, v = e^min(x, 0), w = e^-max(x, 0)): e^x on the left, e^-x on the right, no overflow."""
     return x < 0, ops.exp(ops.minimum(x, 0.0)), ops.exp(-ops.maximum(x, 0.0))
@@ -205,10 +159,6 @@ def _sympy_expm1(a: Any) -> Any:
     return expm1(a)
 
 
-def _is_power_of_two(v: float) -> bool:
-    return v > 0 and math.frexp(v)[0] == 0.5
-
-
 # ----------------------------------------------------------------------------- swish / silu
 _SILU_MIN = -0.2784645427610739  # min of u * sigmoid(u), at u = -1.27846...
 
@@ -216,29 +166,29 @@ _SILU_MIN = -0.2784645427610739  # min of u * sigmoid(u), at u = -1.27846...
 def _swish_z(ops: Any, x: Any, beta: float) -> tuple[Any, Any]:
     if beta == 1.0:
         return x, None
-    if _is_power_of_two(beta):
+    if is_power_of_two(beta):
         return x * beta, None
-    return _mul_const(ops, x, beta, 0.0, _precision(ops, x))
+    return mul_const(x, ops, beta, 0.0, precision(x, ops))
 
 
 def _swish_fwd(x: Any, ops: Any, beta: float = 1.0) -> Any:
     if beta == 0.0:
         return x * 0.5
-    xin, x = x, _finite(ops, x)
+    xin, x = x, finite(x, ops)
     zh, zl = _swish_z(ops, x, beta)
-    return _limits(ops, xin, _sigmoid_times(ops, x, zh, zl), 0.0, INF)
+    return limits(xin, ops, _sigmoid_times(ops, x, zh, zl), 0.0, INF)
 
 
 def _swish_der(x: Any, ops: Any, beta: float = 1.0) -> Any:
     # f' = sigmoid(z) (1 + z sigmoid(-z)), z = beta x; the left tail is e^z (1 + z).
     if beta == 0.0:
         return ops.where(ops.isnan(x), x, ops.full_like(x, 0.5))
-    xin, x = x, _finite(ops, x)
+    xin, x = x, finite(x, ops)
     zh, zl = _swish_z(ops, x, beta)
     zh = ops.clip(zh, -_Z_MAX, _Z_MAX)  # beta * x may overflow; sigmoid saturates long before
     m_tail = (1.0 + zh) if zl is None else (1.0 + zh) + zl
     y = _sigmoid_times(ops, 1.0 + zh * ops.sigmoid(-zh), zh, zl, m_tail)
-    return _limits(ops, xin, y, 0.0, 1.0)
+    return limits(xin, ops, y, 0.0, 1.0)
 
 
 def _swish_bounds(p: dict) -> tuple[float, float]:
@@ -419,21 +369,21 @@ _QG = (1.702, float(Fraction(851, 500) - Fraction(1.702)))  # 1.702 as hi + lo
 
 
 def _quick_gelu_z(ops: Any, x: Any) -> tuple[Any, Any]:
-    return _mul_const(ops, x, _QG[0], _QG[1], _precision(ops, x))
+    return mul_const(x, ops, _QG[0], _QG[1], precision(x, ops))
 
 
+@at_infinity(0.0, INF)
 def _quick_gelu_fwd(x: Any, ops: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     zh, zl = _quick_gelu_z(ops, x)
-    return _limits(ops, xin, _sigmoid_times(ops, x, zh, zl), 0.0, INF)
+    return _sigmoid_times(ops, x, zh, zl)
 
 
+@at_infinity(0.0, 1.0)
 def _quick_gelu_der(x: Any, ops: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     zh, zl = _quick_gelu_z(ops, x)
     zh = ops.clip(zh, -_Z_MAX, _Z_MAX)
     y = _sigmoid_times(ops, 1.0 + zh * ops.sigmoid(-zh), zh, zl, (1.0 + zh) + zl)
-    return _limits(ops, xin, y, 0.0, 1.0)
+    return y
 
 
 QUICK_GELU = Spec(
@@ -483,19 +433,19 @@ QUICK_GELU = Spec(
 
 
 # ----------------------------------------------------------------------------- mish
+@at_infinity(0.0, INF)
 def _mish_fwd(x: Any, ops: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     # tanh(softplus(x)) = n / (n + 2), n = e^x (e^x + 2)  [x < 0]
     #                   = (1 + 2w) / (1 + 2w + 2w^2), w = e^-x  [x >= 0]
     neg, v, w = _split_exp(ops, x)
     n = v * (v + 2.0)
     g = ops.where(neg, n / (n + 2.0), (1.0 + 2.0 * w) / (1.0 + 2.0 * w * (1.0 + w)))
     y = ops.where(x < -_T, _tail_exp(ops, x, x), x * g)
-    return _limits(ops, xin, y, 0.0, INF)
+    return y
 
 
+@at_infinity(0.0, 1.0)
 def _mish_der(x: Any, ops: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     # f' = g + x sigmoid(x) (1 - g^2)
     #   x < 0:  1 - g^2 = 4 (n + 1) / (n + 2)^2,   sigmoid = v / (1 + v)
     #   x >= 0: 1 - g^2 = 4 w^2 (1 + w)^2 / D^2,  sigmoid = 1 / (1 + w),  D = 1 + 2w + 2w^2
@@ -507,7 +457,7 @@ def _mish_der(x: Any, ops: Any) -> Any:
     d_pos = (1.0 + 2.0 * w) / D + x * (4.0 * w * w * (1.0 + w)) / (D * D)
     y = ops.where(neg, d_neg, d_pos)
     y = ops.where(x < -_T, _tail_exp(ops, 1.0 + x, x), y)
-    return _limits(ops, xin, y, 0.0, 1.0)
+    return y
 
 
 MISH = Spec(
@@ -585,7 +535,7 @@ _GT_R = 1024.0  # |x| beyond which z is not carried in double-word (sigmoid is 0
 _GELU_F32_TAIL = (-10.0, 7)
 
 
-def _half_square(ops: Any, x: Any, P: _Precision) -> tuple[Any, Any]:
+def _half_square(ops: Any, x: Any, P: Precision) -> tuple[Any, Any]:
     """x^2 / 2 as hi + lo (x clamped so that nothing overflows; exact halving)."""
     xs = ops.clip(x, -(2.0**60), 2.0**60)  # e^(-x^2/2) = 0 long before; x^2 stays finite
     qh, ql = two_prod(xs, xs, P.split)
@@ -594,8 +544,8 @@ def _half_square(ops: Any, x: Any, P: _Precision) -> tuple[Any, Any]:
 
 def _gelu_parts(ops: Any, x: Any) -> tuple[Any, Any, Any, Any]:
     """(t_hi, t_lo, E, P): t = -x / sqrt 2 as hi + lo and E = e^(-x^2/2)."""
-    P = _precision(ops, x)
-    th, tl = _mul_const(ops, x, -_INV_SQRT2[0], -_INV_SQRT2[1], P)
+    P = precision(x, ops)
+    th, tl = mul_const(x, ops, -_INV_SQRT2[0], -_INV_SQRT2[1], P)
     hh, hl = _half_square(ops, x, P)
     E = ops.exp(-hh)
     E = E - E * hl
@@ -610,11 +560,11 @@ def _gelu_tail_S(ops: Any, xt: Any, terms: int) -> Any:
     return s
 
 
-def _gelu_erfc(ops: Any, x: Any) -> tuple[Any, Any, _Precision]:
+def _gelu_erfc(ops: Any, x: Any) -> tuple[Any, Any, Precision]:
     """(erfc(-x / sqrt 2) = 2 Phi(x), E = e^(-x^2/2), precision)."""
     th, tl, E, P = _gelu_parts(ops, x)
     near = ops.erfc(th) - (_TWO_OVER_SQRT_PI * E) * tl
-    if P is _F32:
+    if P is F32:
         return near, E, P
     # float64, t > 0.75: SciPy's erfc loses 8 ulp near t = 1 (1 - erf), 31 at t = 7.6 and 121 at
     # t = 16 (it rounds -t^2 before exponentiating); erfcx (Faddeeva, <= 6 ulp) times the
@@ -624,42 +574,42 @@ def _gelu_erfc(ops: Any, x: Any) -> tuple[Any, Any, _Precision]:
     return ops.where(th > 0.75, far, near), E, P
 
 
+@at_infinity(0.0, INF, ops_first=True)
 def _gelu_exact_fwd(ops: Any, x: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     c, E, P = _gelu_erfc(ops, x)
     y = (0.5 * x) * c
-    if P is _F32:  # far tail: x Phi(x) = -phi(x) S(1/x^2)
+    if P is F32:  # far tail: x Phi(x) = -phi(x) S(1/x^2)
         x0, terms = _GELU_F32_TAIL
         xt = ops.minimum(x, x0)
         tail = -(_INV_SQRT_2PI * E) * _gelu_tail_S(ops, xt, terms)
         y = ops.where(x < x0, tail, y)
-    return _limits(ops, xin, y, 0.0, INF)
+    return y
 
 
+@at_infinity(0.0, 1.0, ops_first=True)
 def _gelu_exact_der(ops: Any, x: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     # Phi(x) + x phi(x); far tail (float32): phi(x) (x - S / x)
     c, E, P = _gelu_erfc(ops, x)
     phi = _INV_SQRT_2PI * E
     y = 0.5 * c + x * phi
-    if P is _F32:
+    if P is F32:
         x0, terms = _GELU_F32_TAIL
         xt = ops.minimum(x, x0)
         tail = phi * (xt - _gelu_tail_S(ops, xt, terms) / xt)
         y = ops.where(x < x0, tail, y)
-    return _limits(ops, xin, y, 0.0, 1.0)
+    return y
 
 
 def _gelu_tanh_z(
     ops: Any, x: Any, A: tuple[float, float] = _GT_A, B: tuple[float, float] = _GT_B
 ) -> tuple[Any, Any, Any]:
     """z = x (A + B x^2) as hi + lo, and z' = A + 3 B x^2 (A, B as hi + lo; gelu_fast has its own)."""
-    P = _precision(ops, x)
+    P = precision(x, ops)
     xs = ops.clip(x, -_GT_R, _GT_R)
     qh, ql = two_prod(xs, xs, P.split)  # x^2
     a, _, _, a_tail = P.const(*A)  # A and B rounded to the working dtype, plus their tails
     b = P.const(*B)[0]
-    mh, ml = _mul_const(ops, qh, B[0], B[1], P)  # B x^2
+    mh, ml = mul_const(qh, ops, B[0], B[1], P)  # B x^2
     ml = ml + b * ql
     sh, se = two_sum(a, mh)  # A + B x^2
     sl = (se + ml) + a_tail
@@ -673,20 +623,20 @@ def _gelu_tanh_z(
     return zh, zl, dz
 
 
+@at_infinity(0.0, INF, ops_first=True)
 def _gelu_tanh_fwd(ops: Any, x: Any, A: tuple[float, float] = _GT_A, B: tuple[float, float] = _GT_B) -> Any:
-    xin, x = x, _finite(ops, x)
     zh, zl, _ = _gelu_tanh_z(ops, x, A, B)
-    return _limits(ops, xin, _sigmoid_times(ops, x, zh, zl), 0.0, INF)
+    return _sigmoid_times(ops, x, zh, zl)
 
 
+@at_infinity(0.0, 1.0, ops_first=True)
 def _gelu_tanh_der(ops: Any, x: Any, A: tuple[float, float] = _GT_A, B: tuple[float, float] = _GT_B) -> Any:
-    xin, x = x, _finite(ops, x)
     # sigmoid(z) (1 + x z' sigmoid(-z)); far left tail: e^z (1 + x z')
     zh, zl, dz = _gelu_tanh_z(ops, x, A, B)
     zh = ops.clip(zh, -_Z_MAX, _Z_MAX)
     w = ops.clip(x, -_GT_R, _GT_R) * dz  # beyond |x| = 1024 sigmoid(-z) or e^z is 0 anyway
     y = _sigmoid_times(ops, 1.0 + w * ops.sigmoid(-zh), zh, zl, 1.0 + w)
-    return _limits(ops, xin, y, 0.0, 1.0)
+    return y
 
 
 def _gelu_fwd(x: Any, ops: Any, approximate: str = "none") -> Any:
@@ -909,12 +859,12 @@ def _lisht_fwd(x: Any, ops: Any) -> Any:
     return x * ops.tanh(x)
 
 
+@at_infinity(-1.0, 1.0)
 def _lisht_der(x: Any, ops: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     # tanh(x) + x sech^2(x), sech^2(x) = 4w / (1 + w)^2, w = e^(-2|x|) (1 - tanh^2 would cancel)
     w = ops.exp(-2.0 * ops.abs(x))
     y = ops.tanh(x) + x * (4.0 * w / ((1.0 + w) * (1.0 + w)))
-    return _limits(ops, xin, y, -1.0, 1.0)
+    return y
 
 
 LISHT = Spec(
@@ -954,15 +904,15 @@ LISHT = Spec(
 _TANHEXP_SAT = 30.0  # tanh(e^30) = 1 in float64; e^x is never evaluated above it
 
 
+@at_infinity(0.0, INF)
 def _tanhexp_fwd(x: Any, ops: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     v = ops.exp(ops.minimum(x, _TANHEXP_SAT))
     y = ops.where(x < -_T, _tail_exp(ops, x, x), x * ops.tanh(v))
-    return _limits(ops, xin, y, 0.0, INF)
+    return y
 
 
+@at_infinity(0.0, 1.0)
 def _tanhexp_der(x: Any, ops: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     # tanh(v) + x v sech^2(v), v = e^x; v sech^2(v) = 4 e^(x - 2v) / (1 + e^(-2v))^2
     xc = ops.minimum(x, _TANHEXP_SAT)
     v = ops.exp(xc)
@@ -970,7 +920,7 @@ def _tanhexp_der(x: Any, ops: Any) -> Any:
     term = x * (4.0 * ops.exp(xc - 2.0 * v) / ((1.0 + w) * (1.0 + w)))
     y = ops.tanh(v) + ops.where(x < _TANHEXP_SAT, term, 0.0)
     y = ops.where(x < -_T, _tail_exp(ops, 1.0 + x, x), y)
-    return _limits(ops, xin, y, 0.0, 1.0)
+    return y
 
 
 TANHEXP = Spec(
@@ -1018,20 +968,20 @@ TANHEXP = Spec(
 
 
 # ----------------------------------------------------------------------------- serf
+@at_infinity(0.0, INF)
 def _serf_fwd(x: Any, ops: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     y = x * ops.erf(ops.softplus(x))
     y = ops.where(x < -_T, _tail_exp(ops, x, x, _TWO_OVER_SQRT_PI), y)
-    return _limits(ops, xin, y, 0.0, INF)
+    return y
 
 
+@at_infinity(0.0, 1.0)
 def _serf_der(x: Any, ops: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     # erf(sp) + x (2/sqrt pi) e^(-sp^2) sigmoid(x); far left tail: (2/sqrt pi) e^x (1 + x)
     sp = ops.softplus(x)
     y = ops.erf(sp) + x * (_TWO_OVER_SQRT_PI * ops.exp(-sp * sp) * ops.sigmoid(x))
     y = ops.where(x < -_T, _tail_exp(ops, 1.0 + x, x, _TWO_OVER_SQRT_PI), y)
-    return _limits(ops, xin, y, 0.0, 1.0)
+    return y
 
 
 # erf(sp), sp >= 0, in float (C++ for serf's kernel): 2/sqrt(pi) sum_n (-1)^n u^n / (n! (2n + 1)), u = sp^2
@@ -1086,19 +1036,19 @@ SERF = Spec(
 
 
 # ----------------------------------------------------------------------------- smish
+@at_infinity(0.0, INF)
 def _smish_fwd(x: Any, ops: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     # tanh(log(1 + s)) = s (s + 2) / (s^2 + 2s + 2), s = sigmoid(x); in terms of v = e^x (x < 0)
     # v (3v + 2) / (5v^2 + 6v + 2), and of w = e^-x (x >= 0) (3 + 2w) / (5 + 6w + 2w^2)
     neg, v, w = _split_exp(ops, x)
     g_neg = v * (3.0 * v + 2.0) / ((5.0 * v + 6.0) * v + 2.0)
     g_pos = (3.0 + 2.0 * w) / (5.0 + (6.0 + 2.0 * w) * w)
     y = ops.where(x < -_T, _tail_exp(ops, x, x), x * ops.where(neg, g_neg, g_pos))
-    return _limits(ops, xin, y, 0.0, INF)
+    return y
 
 
+@at_infinity(0.0, 0.6)
 def _smish_der(x: Any, ops: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     # g' = 4 v (1 + v)(1 + 2v) / (5v^2 + 6v + 2)^2 = 4 w (1 + w)(2 + w) / (5 + 6w + 2w^2)^2
     neg, v, w = _split_exp(ops, x)
     dn = (5.0 * v + 6.0) * v + 2.0
@@ -1107,7 +1057,7 @@ def _smish_der(x: Any, ops: Any) -> Any:
     d_pos = (3.0 + 2.0 * w) / dp + x * (4.0 * w * (1.0 + w) * (2.0 + w)) / (dp * dp)
     y = ops.where(neg, d_neg, d_pos)
     y = ops.where(x < -_T, _tail_exp(ops, 1.0 + x, x), y)
-    return _limits(ops, xin, y, 0.0, 0.6)
+    return y
 
 
 # smish's gate g = n / dd as a rational function of e = e^(-|x|) (x >= 0: e^-x; x < 0: e^x), in C++
@@ -1167,21 +1117,21 @@ def _logish_sigmoid(ops: Any, x: Any) -> tuple[Any, Any, Any, Any]:
     return neg, v, w, s
 
 
+@at_infinity(0.0, INF)
 def _logish_fwd(x: Any, ops: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     _, _, _, s = _logish_sigmoid(ops, x)
     y = ops.where(x < -_T, _tail_exp(ops, x, x), x * ops.log1p(s))
-    return _limits(ops, xin, y, 0.0, INF)
+    return y
 
 
+@at_infinity(0.0, _LN2)
 def _logish_der(x: Any, ops: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     # log1p(s) + x s (1 - s) / (1 + s); s(1-s)/(1+s) = v / ((1+v)(1+2v)) = w / ((1+w)(2+w))
     neg, v, w, s = _logish_sigmoid(ops, x)
     r = ops.where(neg, v / ((1.0 + v) * (1.0 + 2.0 * v)), w / ((1.0 + w) * (2.0 + w)))
     y = ops.log1p(s) + x * r
     y = ops.where(x < -_T, _tail_exp(ops, 1.0 + x, x), y)
-    return _limits(ops, xin, y, 0.0, _LN2)
+    return y
 
 
 LOGISH = Spec(
@@ -1227,21 +1177,21 @@ LOGISH = Spec(
 
 
 # ----------------------------------------------------------------------------- elish
+@at_infinity(0.0, INF)
 def _elish_fwd(x: Any, ops: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     neg, v, w = _split_exp(ops, x)
     left = ops.expm1(ops.minimum(x, 0.0)) * (v / (1.0 + v))
     right = x / (1.0 + w)
-    return _limits(ops, xin, ops.where(neg, left, right), 0.0, INF)
+    return ops.where(neg, left, right)
 
 
+@at_infinity(0.0, 1.0)
 def _elish_der(x: Any, ops: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     # x < 0: v (v^2 + 2v - 1) / (1 + v)^2;  x >= 0: (1 + x w / (1 + w)) / (1 + w)
     neg, v, w = _split_exp(ops, x)
     left = v * (v * (v + 2.0) - 1.0) / ((1.0 + v) * (1.0 + v))
     right = (1.0 + x * (w / (1.0 + w))) / (1.0 + w)
-    return _limits(ops, xin, ops.where(neg, left, right), 0.0, 1.0)
+    return ops.where(neg, left, right)
 
 
 _EXPM1_TAYLOR = tuple(1.0 / math.factorial(k + 1) for k in range(11))  # (e^x - 1) / x
@@ -1399,19 +1349,19 @@ GCU = Spec(
 
 
 # ----------------------------------------------------------------------------- max_x_xexp
+@at_infinity(0.0, INF)
 def _max_x_xexp_fwd(x: Any, ops: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     xm = ops.minimum(x, 0.0)
     left = ops.where(x < -_T, _tail_exp(ops, x, x), xm * ops.exp(xm))
-    return _limits(ops, xin, ops.where(x < 0.0, left, x), 0.0, INF)
+    return ops.where(x < 0.0, left, x)
 
 
+@at_infinity(0.0, 1.0)
 def _max_x_xexp_der(x: Any, ops: Any) -> Any:
-    xin, x = x, _finite(ops, x)
     xm = ops.minimum(x, 0.0)
     left = ops.where(x < -_T, _tail_exp(ops, 1.0 + x, x), (1.0 + xm) * ops.exp(xm))
     y = ops.where(x < 0.0, left, 1.0)
-    return _limits(ops, xin, ops.where(ops.isnan(x), x, y), 0.0, 1.0)
+    return ops.where(ops.isnan(x), x, y)
 
 
 MAX_X_XEXP = Spec(
@@ -1464,19 +1414,19 @@ def _snake_y(ops: Any, x: Any, frequency: float) -> tuple[Any, Any]:
     so large that lo is no longer small, lo is 0 (no correction)."""
     if frequency == 1.0:
         return x, None
-    if _is_power_of_two(frequency):
+    if is_power_of_two(frequency):
         return x * frequency, None
-    P = _precision(ops, x)
-    yh, yl = _mul_const(ops, x, frequency, 0.0, P)
+    P = precision(x, ops)
+    yh, yl = mul_const(x, ops, frequency, 0.0, P)
     return yh, ops.where(ops.abs(yh) < P.trig_dw, yl, 0.0)
 
 
 _SNAKE_TRIG_MAX = 2.0**50  # beyond |a x| = 2^50, sin^2(a x) / a is below 2^-50 |x|: not evaluated
 
 
+@at_infinity(-INF, INF)
 def _snake_fwd(x: Any, ops: Any, frequency: float = 1.0) -> Any:
-    xin, x = x, _finite(ops, x)
-    return _limits(ops, xin, _snake_finite(ops, x, frequency), -INF, INF)
+    return _snake_finite(ops, x, frequency)
 
 
 def _snake_finite(ops: Any, x: Any, frequency: float) -> Any:
@@ -1490,7 +1440,7 @@ def _snake_finite(ops: Any, x: Any, frequency: float) -> Any:
     # near 0, (a x + sin^2(a x)) / a: the cancelling sum is formed before the division's rounding
     # (yh + s2 is exact where it cancels, by Sterbenz's lemma; yl is added last)
     near = yh + s2 if yl is None else (yh + s2) + yl
-    c, _, _, tail = _precision(ops, x).const(frequency)
+    c, _, _, tail = precision(x, ops).const(frequency)
     q_near, q_far = near / c, s2 / c
     if tail != 0.0:  # divide by the exact binary frequency, not its float32 rounding
         q_near, q_far = q_near - q_near * (tail / c), q_far - q_far * (tail / c)
@@ -1582,7 +1532,7 @@ def _tanhshrink_fwd(x: Any, ops: Any) -> Any:
     # P = u / (3 + u / (5 + u / (7 + ...))), u = x^2 (no cancellation; relative error 1e-9 / 1e-18 at 1.5)
     xs = ops.clip(x, -_TS_SWITCH, _TS_SWITCH)
     u = xs * xs
-    levels = _TS_LEVELS[_precision(ops, x).dtype]
+    levels = _TS_LEVELS[precision(x, ops).dtype]
     t = ops.full_like(xs, float(2 * levels + 1))
     for k in range(levels - 1, 0, -1):
         t = (2 * k + 1) + u / t

@@ -7,6 +7,7 @@ from decimal import Decimal, localcontext
 
 from actlab.catalog._refs import GOODFELLOW_DL, LECUN_EFFICIENT, WIKIPEDIA_TABLE
 from actlab.catalog.spec import Equivalent, Kernel, Kink, Param, Reference, Spec, Tolerance
+from actlab.ops.exact import is_single
 
 
 def _sech2(x, ops):
@@ -577,7 +578,7 @@ def _laplace_u(x, ops, mu, sigma):
     """u = (x - mu) / (sigma sqrt 2) as an unevaluated sum u_hi + u_lo, good to about twice the
     working precision. The left tail erfc(|u|) ~ e^-u^2 turns a relative error d in u into 2 u^2 d
     (u reaches 9 in float32 and 27 in float64), so u itself must be better than one rounding."""
-    single = ops.finfo(x).eps > 1e-10  # half and bfloat16 are computed in float32
+    single = is_single(x, ops)  # half and bfloat16 are computed in float32
     mu_hi, mu_lo, k_hi, k_lo, kh1, kh2, veltkamp, lo, hi = _laplace_constants(mu, sigma, single)
     xc = ops.clip(x, lo, hi)
     # x - mu_hi exactly as s + e (Knuth's TwoSum), then less mu's tail.
@@ -612,7 +613,7 @@ def _laplace(x, ops, mu, sigma):
     # erfc(-(u_hi + u_lo)) / 2 to first order in u_lo: the correction carries the tail's relative
     # accuracy (up to ~2 u^2 eps of the result); its own rounding is negligible.
     y = 0.5 * ops.erfc(-u_hi) + _INV_SQRT_PI * ops.exp(-(u_hi * u_hi)) * u_lo
-    if ops.name == "numpy" and ops.finfo(x).eps < 1e-10:
+    if ops.name == "numpy" and not is_single(x, ops):
         # SciPy's float64 erfc loses up to ~480 ulp in the tail (torch's does not): rebuild the
         # left tail from erfcx there.
         far = u_hi < -0.5
@@ -624,7 +625,7 @@ def _laplace(x, ops, mu, sigma):
 
 def _laplace_derivative(x, ops, mu, sigma):
     k = 1.0 / (sigma * math.sqrt(2.0))
-    lo, hi = _laplace_constants(mu, sigma, ops.finfo(x).eps > 1e-10)[-2:]
+    lo, hi = _laplace_constants(mu, sigma, is_single(x, ops))[-2:]
     u = (ops.clip(x, lo, hi) - mu) * k
     return (k * _INV_SQRT_PI) * ops.exp(-(u * u))
 

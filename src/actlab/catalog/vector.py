@@ -56,7 +56,7 @@ from actlab.catalog._refs import (
     SHAZEER_GLU,
 )
 from actlab.catalog.spec import Equivalent, Param, Reference, Spec, Tolerance
-from actlab.ops.exact import square, veltkamp_constant
+from actlab.ops.exact import is_single, square, veltkamp_constant
 
 BRIDLE_SOFTMAX = Reference(
     "Probabilistic Interpretation of Feedforward Classification Network Outputs, with Relationships "
@@ -576,7 +576,7 @@ def _gelu_parts(b: Any, ops: Any) -> tuple[Any, Any, Any, Any]:
     """
     finfo = ops.finfo(b)
     b_split = -math.sqrt(2.0 * (-math.log(float(finfo.tiny)) - 4.0))
-    b_x = b_split if (float(finfo.eps) > 1e-10 or ops.name == "torch") else _GELU_TAIL
+    b_x = b_split if (is_single(b, ops) or ops.name == "torch") else _GELU_TAIL
     one = ops.ones_like(b)
     # main region
     bm = ops.clip(b, b_x, 64.0)

@@ -14,7 +14,7 @@ from actlab.ops.torch_ops import TORCH
 from actlab.registry import BoundActivation, get, get_spec
 from actlab.torch import inplace as inplace_mod
 from actlab.torch.export import scriptable
-from actlab.torch.functional import apply, autograd_function
+from actlab.torch.functional import apply, autograd_function, bound_call
 
 __all__ = ["Activation", "create_activation"]
 
@@ -88,19 +88,29 @@ class Activation(torch.nn.Module):
             if act.learnable:
                 raise ValueError(f"{act.name}: inplace=True is not possible with learnable parameters; use False")
             self._inplace_rule = inplace_mod.check_inplace(act.spec, act.params, act.name)
+        self._fast_call = self._plain_call()
 
+    def _plain_call(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        # the prebuilt call serves the plain form only (not inplace=, not a memory mode)
+        if getattr(self, "_inplace_rule", None) is not None or getattr(self, "_memory_call", None) is not None:
+            return None
+        return _fast_call(self.activation)
+
+    # The prebuilt calls are closures (not picklable): rebuilt on unpickling and copying.
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_memory_call"] = None  # a closure (not picklable): rebuilt from memory and bits
+        state["_memory_call"] = None  # rebuilt from memory and bits
+        state.pop("_fast_call", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        super().__setstate__(state)
         memory, bits = state.get("memory", "exact"), state.get("bits")
         if memory != "exact" or bits is not None:
             from actlab.torch.memory import memory_function
 
             self._memory_call = memory_function(self.activation.spec, self.activation.params, memory, bits)
+        self._fast_call = self._plain_call()
 
     @property
     def spec(self) -> Any:
@@ -122,6 +132,8 @@ class Activation(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
         """``where``: a boolean mask, for the normalisers only (softmax family, sparsemax, entmax)."""
+        if where is None and self._fast_call is not None:
+            return self._fast_call(x)
         act = self.activation
         memory_call = getattr(self, "_memory_call", None)  # (absent from modules pickled before memory=)
         if memory_call is not None and where is None:
@@ -155,6 +167,15 @@ class Activation(torch.nn.Module):
         if getattr(self, "_memory_call", None) is not None:
             flags += [f"memory={self.memory!r}"] + ([f"bits={self.bits!r}"] if self.bits is not None else [])
         return ", ".join([self.name] + [f"{k}={v!r}" for k, v in cfg.items()] + flags)
+
+
+def _fast_call(act: BoundActivation) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The prebuilt per-tensor call of a fixed deterministic elementwise activation (validated and
+    encoded once, here), or None where ``forward`` takes the general path."""
+    spec = act.spec
+    if act.learnable or spec.kind != "elementwise" or spec.train_forward is not None or spec.masked is not None:
+        return None
+    return bound_call(spec, act.params)
 
 
 # ----------------------------------------------------------------------------- per-channel values

@@ -97,6 +97,7 @@ class TorchNamed(Activation):
         self.inplace = inplace
         # where in place is impossible the output is a new tensor (documented; PyTorch clones the input)
         self._inplace_rule = inplace_mod.inplace_rule(spec, self.activation.params)[0] if inplace else None
+        self._fast_call = self._plain_call()  # (the prebuilt plain call is for out-of-place use only)
         self._arguments = {
             k: v
             for k, v in bound.arguments.items()

@@ -25,7 +25,7 @@ from actlab.ops.torch_ops import TORCH
 from actlab.registry import _bind_positional, all_specs, get_spec
 from actlab.torch import export, kernels, rows
 
-__all__ = ["apply", "autograd_function", "function_for"]
+__all__ = ["apply", "autograd_function", "bound_call", "function_for"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -270,6 +270,67 @@ def _eager_call(spec: Spec) -> Callable[..., torch.Tensor]:
     return call
 
 
+def _unwrapped(op: Any) -> Callable[..., Any]:
+    return getattr(op, "_op", op)
+
+
+def bound_call(spec: Spec, params: dict[str, Any]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x -> apply(spec, x, params)`` for already-validated ``params``, with everything that does not
+    depend on ``x`` done once, here: the parameter values and their kernel encoding, the Function, the
+    operators. What ``actlab.nn.Activation`` and each distinct functional call run per tensor.
+
+    Elementwise deterministic specs get the prebuilt closure; the others (normalisers, stochastic
+    ones) call :func:`apply`. While torch.compile traces, the closure calls :func:`apply` too."""
+    if spec.kind != "elementwise" or spec.train_forward is not None or spec.masked is not None:
+        return lambda x: apply(spec, x, params)
+    values = tuple(params[n] for n in spec.param_names)
+    cls = autograd_function(spec)
+    fused = _FUSED.get(spec.name)
+    native = spec.torch_native if spec.native else None
+    # the kernel and its encoded parameters bound once in C++: the operators take (x, index)
+    bound = torch.ops.actlab_kernels.bind(fused, kernels.param_encoder(spec)(values)) if fused is not None else None
+    base_apply = super(torch.autograd.Function, cls).apply  # torch._C._FunctionBase.apply
+    public_apply = cls.apply
+    # the operators' C++ callables (OpOverload.__call__ adds a Python frame)
+    forward_op = _unwrapped(torch.ops.actlab_kernels.forward.bound) if fused is not None else None
+    train_op = _unwrapped(torch.ops.actlab_kernels.apply.bound) if fused is not None else None
+    # module attributes read per call (kernels.use() and a failed load change them), and the
+    # functions looked up once
+    state = kernels.__dict__
+    fused_dtypes = frozenset(kernels.DTYPES)
+    low = frozenset(_LOW_PRECISION)
+    tensor = torch.Tensor
+    compiling = torch.compiler.is_compiling
+    jit_tracing = torch._C._is_tracing  # torch.jit.trace, the TorchScript ONNX exporter
+    transforms_active = torch._C._are_functorch_transforms_active
+    grad_enabled = torch.is_grad_enabled
+
+    def call(x: torch.Tensor) -> torch.Tensor:
+        if compiling() or jit_tracing():  # traced: the general path (apply routes export to plain ops)
+            return apply(spec, x, params)
+        if not isinstance(x, tensor) or not x.is_floating_point():
+            _check_input(spec, x)
+        if native is not None and x.dtype not in low:
+            return native(x, torch, **params)
+        if transforms_active():  # vmap, grad, jvp: the Function with its vmap rule and jvp
+            return public_apply(x, *values)
+        if (
+            fused is not None
+            and x.is_cpu
+            and x.dtype in fused_dtypes
+            and state["_enabled"]
+            and state["_loaded"] is True
+            and forward_ad._current_level < 0  # no dual tensors: the Function carries the jvp
+        ):
+            if x.requires_grad and grad_enabled():
+                return train_op(x, bound)
+            return forward_op(x, bound)
+        return base_apply(x, *values)
+
+    call.__name__ = call.__qualname__ = f"{spec.name}_call"
+    return call
+
+
 def apply(
     spec: Spec,
     x: torch.Tensor,
@@ -316,6 +377,8 @@ def _normalise_axis(spec: Spec, x: torch.Tensor, axis: int) -> int:
 
 
 _RESOLVED_PER_FUNCTION = 256
+# keywords of the call, not parameters: the in-place and memory-saving forms (not the bound fast call)
+_MODE_KEYWORDS = ("inplace", "memory", "bits")
 _PLAIN = (int, float, str, bool, type(None))
 
 
@@ -349,16 +412,28 @@ def _make_function(spec: Spec) -> Callable[..., torch.Tensor]:
     stochastic = spec.train_forward is not None
     autograd_function(spec)
 
-    # Validated parameters per distinct call (the values with their exact types, so 1, 1.0 and True
-    # stay apart): validation costs ~10 us, the op on a small tensor a few.
+    # The bound call per distinct call (the values with their exact types, so 1, 1.0 and True stay
+    # apart): validating and encoding parameters costs ~10 us, the op on a small tensor a few.
+    calls: dict[tuple, Callable[[torch.Tensor], torch.Tensor]] = {}
+    # validated parameters per distinct call, for the calls with inplace= or memory=
     resolved: dict[tuple, dict[str, Any]] = {}
+    # keywords that are not parameters: passed through to apply
+    extras = ("where", "training", "generator") if stochastic else ("where",)
 
     def activation(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if not kwargs or not any(k in kwargs for k in extras + _MODE_KEYWORDS):
+            key = _call_key(args, kwargs)
+            call = calls.get(key) if key is not None else None
+            if call is not None:
+                return call(x)
+            if key is not None and not torch.compiler.is_compiling():  # (built eagerly, traced when called)
+                call = bound_call(spec, spec.resolve_params(**_bind_positional(spec, args, kwargs)))
+                if len(calls) < _RESOLVED_PER_FUNCTION:
+                    calls[key] = call
+                return call(x)
         inplace = kwargs.pop("inplace", False)
-        extra = {"where": kwargs.pop("where", None)}
         memory, bits = kwargs.pop("memory", "exact"), kwargs.pop("bits", None)
-        if stochastic:
-            extra.update(training=kwargs.pop("training", False), generator=kwargs.pop("generator", None))
+        extra = {k: kwargs.pop(k) for k in extras if k in kwargs}
         key = _call_key(args, kwargs)
         params = resolved.get(key) if key is not None else None
         if params is None:
@@ -372,14 +447,14 @@ def _make_function(spec: Spec) -> Callable[..., torch.Tensor]:
 
             if inplace_mod.validate_flag(inplace, spec.name):
                 rule = inplace_mod.check_inplace(spec, params, spec.name)  # elementwise only
-                if extra["where"] is not None:
+                if extra.get("where") is not None:
                     raise TypeError(f"{spec.name}: where= is accepted by the normalisers only")
                 return inplace_mod.apply_inplace(spec, x, params, rule)
         if memory != "exact" or bits is not None:  # actlab.torch.memory: validated once, then cached
             from actlab.torch.memory import memory_function
 
             call = memory_function(spec, params, memory, bits)
-            if call is not None and extra["where"] is None:
+            if call is not None and extra.get("where") is None:
                 return call(x)
         return apply(spec, x, params, **extra)
 

@@ -11,8 +11,6 @@ std::unordered_map<std::string, Entry>& table() {
   return entries;
 }
 
-namespace {
-
 // The parameters padded to kMaxParams (the loops copy that many).
 std::array<double, kMaxParams> padded(c10::ArrayRef<double> params) {
   TORCH_CHECK(static_cast<int64_t>(params.size()) <= kMaxParams, "actlab_kernels: at most ", kMaxParams,
@@ -30,6 +28,8 @@ const Entry& lookup(c10::string_view name, int64_t nparams) {
   return it->second;
 }
 
+namespace {
+
 int slot_of(const at::Tensor& x) {
   TORCH_CHECK(x.device().is_cpu(), "actlab_kernels: CPU tensors only, got ", x.device());
   const int slot = dtype_slot(x.scalar_type());
@@ -39,18 +39,17 @@ int slot_of(const at::Tensor& x) {
 
 }  // namespace
 
-at::Tensor forward_op(const at::Tensor& x, c10::string_view name, c10::ArrayRef<double> params) {
-  const Entry& e = lookup(name, static_cast<int64_t>(params.size()));
+// The loops, given the kernel's entry and padded parameters (apply's backward node keeps both).
+at::Tensor run_forward(const Entry& e, const at::Tensor& x, const double* params) {
   const int slot = slot_of(x);
   // empty_like keeps a dense input's layout (channels_last stays channels_last), as the fake does.
   at::Tensor out = at::empty_like(x);
   auto iter = at::TensorIteratorConfig().add_output(out).add_const_input(x).build();
-  e.forward[slot](iter, padded(params).data());
+  e.forward[slot](iter, params);
   return out;
 }
 
-at::Tensor backward_op(const at::Tensor& x, const at::Tensor& grad, c10::string_view name, c10::ArrayRef<double> params) {
-  const Entry& e = lookup(name, static_cast<int64_t>(params.size()));
+at::Tensor run_backward(const Entry& e, const at::Tensor& x, const at::Tensor& grad, const double* params) {
   const int slot = slot_of(x);
   TORCH_CHECK(grad.scalar_type() == x.scalar_type(), "actlab_kernels: grad dtype ", grad.scalar_type(),
               " differs from the input's ", x.scalar_type());
@@ -58,8 +57,16 @@ at::Tensor backward_op(const at::Tensor& x, const at::Tensor& grad, c10::string_
               x.sizes());
   at::Tensor out = at::empty_like(x);
   auto iter = at::TensorIteratorConfig().add_output(out).add_const_input(x).add_const_input(grad).build();
-  e.backward[slot](iter, padded(params).data());
+  e.backward[slot](iter, params);
   return out;
+}
+
+at::Tensor forward_op(const at::Tensor& x, c10::string_view name, c10::ArrayRef<double> params) {
+  return run_forward(lookup(name, static_cast<int64_t>(params.size())), x, padded(params).data());
+}
+
+at::Tensor backward_op(const at::Tensor& x, const at::Tensor& grad, c10::string_view name, c10::ArrayRef<double> params) {
+  return run_backward(lookup(name, static_cast<int64_t>(params.size())), x, grad, padded(params).data());
 }
 
 namespace {
