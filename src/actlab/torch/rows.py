@@ -21,7 +21,7 @@ backward): it runs the spec's vjp, whose torch ops autograd can differentiate. A
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.autograd import forward_ad
@@ -38,14 +38,26 @@ ROW_KERNELS: dict[str, tuple[bool, bool]] = {
 }
 # sparsemax and entmax15 (actlab_kernels::sparse_forward/backward): the value is ``entmax``.
 SPARSE_KERNELS: dict[str, bool] = {"sparsemax": False, "entmax15": True}
-# The gated units: (gate of a, gate of b), each an elementwise spec's name and the parameter values
-# its kernel runs with, or None for the identity. out = fA(a) * fB(b) (catalog.vector's _glu etc.).
-GATED_KERNELS: dict[str, tuple[tuple[str, dict[str, Any]] | None, tuple[str, dict[str, Any]] | None]] = {
-    "glu": (None, ("sigmoid", {})),
-    "reglu": (None, ("relu", {})),
-    "geglu": (None, ("gelu", {"approximate": "none"})),  # the exact-erf gelu, as the spec's Phi
-    "swiglu": (None, ("silu", {})),
-    "gtu": (("tanh", {}), ("sigmoid", {})),
+
+
+class Gate(NamedTuple):
+    """An elementwise gate of a gated unit: the spec whose Kernel computes it, the parameter values it
+    runs with, and (where f' has a root that its formula cancels at) the catalog.vector Taylor
+    series that the eager code takes there: the prefix of ``_<X>_ROOT/_RADIUS/_SERIES``."""
+
+    spec: str
+    params: dict[str, Any]
+    series: str | None = None
+
+
+# The gated units: (gate of a, gate of b), None for the identity: out = fA(a) * fB(b), as
+# catalog.vector's _glu, _reglu, ... compute them.
+GATED_KERNELS: dict[str, tuple[Gate | None, Gate | None]] = {
+    "glu": (None, Gate("sigmoid", {})),
+    "reglu": (None, Gate("relu", {})),
+    "geglu": (None, Gate("gelu", {"approximate": "none"}, "_GELU")),  # the exact-erf gelu, as the spec's Phi
+    "swiglu": (None, Gate("silu", {}, "_SILU")),
+    "gtu": (Gate("tanh", {}), Gate("sigmoid", {})),
     "bilinear": (None, None),
 }
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -195,18 +207,42 @@ def fused(name: str, x: torch.Tensor, axis: int) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- build
-def _gate_struct(ident: str, spec_name: str, values: dict[str, Any]) -> str:
+def _series_source(prefix: str | None) -> str:
+    """f' near its root as the catalog's Taylor series (catalog.vector._root_series), in double."""
+    if prefix is None:
+        return "static constexpr bool has_series = false;"
+    from actlab.catalog import vector
+
+    root = getattr(vector, f"{prefix}_ROOT")
+    radius = float(getattr(vector, f"{prefix}_RADIUS"))
+    coeffs = getattr(vector, f"{prefix}_SERIES")
+    horner = f"Vd q = d * {coeffs[-1]!r} + {coeffs[-2]!r};\n    " + "\n    ".join(
+        f"q = q * d + {c!r};" for c in reversed(coeffs[:-2])
+    )
+    return f"""static constexpr bool has_series = true;
+  // lanes within {radius} of f''s root {root[0]!r}: (mask, the series); others clamped (finite)
+  static Vd near(const Vd& b) {{ return abs(b - {root[0]!r}) < {radius!r}; }}
+  static Vd series(const Vd& b) {{
+    const Vd bs = min(max(b, {root[0] - radius!r}), {root[0] + radius!r});
+    const Vd d = ((bs - {root[0]!r}) - {root[1]!r}) - {root[2]!r};
+    {horner}
+    return q * d;
+  }}"""
+
+
+def _gate_struct(ident: str, gate: Gate) -> str:
     """A gate for csrc/rows_gated.h from an elementwise spec's Kernel (the bodies as kernels.py
     generates them, with the parameter values fixed)."""
     import math
 
     from actlab.registry import get_spec
 
+    spec_name = gate.spec
     spec = get_spec(spec_name)
     k = spec.kernel
     if k is None or spec.kind != "elementwise":
         raise ValueError(f"rows: gate {spec_name!r} has no elementwise Kernel")
-    params = spec.resolve_params(**values)
+    params = spec.resolve_params(**gate.params)
     encoded = kernels.param_encoder(spec)(params[n] for n in spec.param_names)
     prm = ", ".join("std::numeric_limits<double>::quiet_NaN()" if math.isnan(v) else repr(float(v)) for v in encoded)
     decl = kernels._declarations(spec)
@@ -230,6 +266,7 @@ struct {ident} {{
   static constexpr bool has_fast = {"true" if k.fast_where is not None else "false"};
   static constexpr bool always_fast = false;
   static inline const double prm[kMaxParams] = {{{prm}}};
+  {_series_source(gate.series)}
 struct Ref {{
   using V = Vd;
   using S = double;
@@ -246,17 +283,18 @@ def sources() -> dict[str, str]:
     static loops (csrc/rows_gated.h) and one generated file with the gates and the operators."""
     gates: dict[tuple, str] = {}
     structs = []
+
+    def key(gate: Gate) -> tuple:
+        return gate.spec, tuple(sorted(gate.params.items())), gate.series
+
     for pair in GATED_KERNELS.values():
         for gate in pair:
-            if gate is None:
-                continue
-            key = (gate[0], tuple(sorted(gate[1].items())))
-            if key not in gates:
-                gates[key] = f"gate_{len(gates)}_{kernels._identifier(gate[0])}"
-                structs.append(_gate_struct(gates[key], gate[0], gate[1]))
+            if gate is not None and key(gate) not in gates:
+                gates[key(gate)] = f"gate_{len(gates)}_{kernels._identifier(gate.spec)}"
+                structs.append(_gate_struct(gates[key(gate)], gate))
 
-    def gate_type(gate: Any) -> str:
-        return "Identity" if gate is None else gates[(gate[0], tuple(sorted(gate[1].items())))]
+    def gate_type(gate: Gate | None) -> str:
+        return "Identity" if gate is None else gates[key(gate)]
 
     entries = ",\n      ".join(
         f'{{"{name}", make_gated<{gate_type(a)}, {gate_type(b)}>()}}' for name, (a, b) in GATED_KERNELS.items()

@@ -8,7 +8,8 @@
 // `fast_where` holds (a float product of two values within the catalog's ulps, rounded once more),
 // and otherwise the double forms with the product in double, rounded once: a * sigmoid(b) stays
 // accurate where sigmoid(b) alone is subnormal or 0 in float (b < -87) but the product is not.
-// Backward: ga = g fB(b) fA'(a), gb = g fA(a) fB'(b), the products in double (no overflow or
+// Near the root of gelu' or silu' (geglu, swiglu) fB' is the catalog's Taylor series there, as in
+// the eager code. Backward: ga = g fB(b) fA'(a), gb = g fA(a) fB'(b), the products in double (no overflow or
 // underflow of g * a on the way) and rounded once; an exact zero derivative gives an exact 0 (as
 // the eager code's where(b > 0, g a, 0) for reglu, whatever a is).
 //
@@ -28,6 +29,7 @@ namespace gated {
 struct Identity {
   static constexpr bool has_fast = true;
   static constexpr bool always_fast = true;
+  static constexpr bool has_series = false;
   static inline const double prm[kMaxParams] = {};
   struct Ref {
     static Vd forward(const Vd& x, const double*) { return x; }
@@ -116,6 +118,17 @@ inline void backward_group(const Vf& a, const Vf& b, const Vf& g, Vf& ga, Vf& gb
     fb1 = B::Ref::forward(b1, B::prm);
     db0 = B::Ref::derivative(b0, B::prm);
     db1 = B::Ref::derivative(b1, B::prm);
+  }
+  // f' near a root where its formula cancels (gelu', silu'): the catalog's Taylor series (relative
+  // accuracy there; the elementwise kernel is only held to ulps of max |f'|)
+  if constexpr (B::has_series) {
+    Vd b0, b1;
+    widen(b, b0, b1);
+    const Vd n0 = B::near(b0), n1 = B::near(b1);
+    if (n0.zero_mask() != (1 << Vd::size()) - 1 || n1.zero_mask() != (1 << Vd::size()) - 1) {
+      db0 = Vd::blendv(db0, B::series(b0), n0);
+      db1 = Vd::blendv(db1, B::series(b1), n1);
+    }
   }
   Vd ga0, ga1, gb0, gb1;
   grads_half(g0, fa0, da0, fb0, db0, ga0, gb0);
