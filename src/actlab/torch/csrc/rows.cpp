@@ -260,8 +260,8 @@ void log_softmax_backward_row(const float* y, const float* g, float* out, int64_
 // sparsemax and entmax15 of one row, in double: z = x - max (sparsemax) or (x - max) / 2 (entmax15).
 // tau >= -1 in both (the maximum's own term is at most 1), so only entries with z > -1 can be in the
 // support: those are sorted (descending) and the support size found from prefix sums exactly as the
-// eager code does (catalog.vector._sorted_prefix); tau from the support, then (entmax15) two Newton
-// steps on sum (z - tau)_+^2 = 1; each output is rounded once. Rows with a NaN or an infinite
+// eager code does (catalog.vector._sorted_prefix); tau from the support in closed form; each output
+// is rounded once. Rows with a NaN or an infinite
 // maximum: the eager limits (special_row). `cand` is scratch of n doubles.
 template <bool Entmax>
 void sparse_forward_row(const float* x, float* y, int64_t n, double* cand) {
@@ -309,16 +309,10 @@ void sparse_forward_row(const float* x, float* y, int64_t n, double* cand) {
     mean /= static_cast<double>(size);
     double ss = 0.0;
     for (int64_t j = 0; j < size; ++j) ss += (cand[j] - mean) * (cand[j] - mean);
+    // In double this is tau to a few ulps: the support condition tau <= min z keeps (1 - ss) / size
+    // away from 0 (>= (mean - min z)^2, and ~1/size when the entries are close), so the eager
+    // code's Newton steps (for float32's rounding) change nothing here.
     tau = mean - std::sqrt(std::max((1.0 - ss) / static_cast<double>(size), 0.0));
-    for (int step = 0; step < 2; ++step) {  // Newton on F(t) = sum (z - t)_+^2 - 1 (F' = -2 sum p)
-      double sp = 0.0, sp2 = 0.0;
-      for (int64_t j = 0; j < k; ++j) {
-        const double p = std::max(cand[j] - tau, 0.0);
-        sp += p;
-        sp2 += p * p;
-      }
-      if (sp > 0.0) tau += (sp2 - 1.0) / (2.0 * sp);
-    }
   } else {
     double s = 0.0;
     for (int64_t j = 0; j < size; ++j) s += cand[j];
