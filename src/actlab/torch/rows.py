@@ -208,23 +208,32 @@ def fused(name: str, x: torch.Tensor, axis: int) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- build
 def _series_source(prefix: str | None) -> str:
-    """f' near its root as the catalog's Taylor series (catalog.vector._root_series), in double."""
+    """f' near its root as the catalog's Taylor series (catalog.vector._root_series), in float as the
+    eager float32 code evaluates it, with the terms below 2^-30 of the first over the radius dropped."""
     if prefix is None:
         return "static constexpr bool has_series = false;"
     from actlab.catalog import vector
 
     root = getattr(vector, f"{prefix}_ROOT")
     radius = float(getattr(vector, f"{prefix}_RADIUS"))
-    coeffs = getattr(vector, f"{prefix}_SERIES")
-    horner = f"Vd q = d * {coeffs[-1]!r} + {coeffs[-2]!r};\n    " + "\n    ".join(
-        f"q = q * d + {c!r};" for c in reversed(coeffs[:-2])
+    coeffs = list(getattr(vector, f"{prefix}_SERIES"))
+    while len(coeffs) > 2 and abs(coeffs[-1]) * radius ** (len(coeffs) - 1) < 2.0**-30 * abs(coeffs[0]):
+        coeffs.pop()
+
+    def f(v: float) -> str:
+        return f"{v!r}f"
+
+    horner = f"V q = d * {f(coeffs[-1])} + {f(coeffs[-2])};\n    " + "\n    ".join(
+        f"q = q * d + {f(c)};" for c in reversed(coeffs[:-2])
     )
     return f"""static constexpr bool has_series = true;
-  // lanes within {radius} of f''s root {root[0]!r}: (mask, the series); others clamped (finite)
-  static Vd near(const Vd& b) {{ return abs(b - {root[0]!r}) < {radius!r}; }}
-  static Vd series(const Vd& b) {{
-    const Vd bs = min(max(b, {root[0] - radius!r}), {root[0] + radius!r});
-    const Vd d = ((bs - {root[0]!r}) - {root[1]!r}) - {root[2]!r};
+  // lanes within {radius} of f''s root {root[0]!r} (mask) and the series there ({len(coeffs)} terms);
+  // the argument is clamped so that the other lanes stay finite
+  static Vf near(const Vf& b) {{ return abs(b - {f(root[0])}) < {f(radius)}; }}
+  static Vf series(const Vf& b) {{
+    using V = Vf;
+    const V bs = min(max(b, {f(root[0] - radius)}), {f(root[0] + radius)});
+    const V d = ((bs - {f(root[0])}) - {f(root[1])}) - {f(root[2])};
     {horner}
     return q * d;
   }}"""

@@ -8,8 +8,9 @@
 // `fast_where` holds (a float product of two values within the catalog's ulps, rounded once more),
 // and otherwise the double forms with the product in double, rounded once: a * sigmoid(b) stays
 // accurate where sigmoid(b) alone is subnormal or 0 in float (b < -87) but the product is not.
-// Near the root of gelu' or silu' (geglu, swiglu) fB' is the catalog's Taylor series there, as in
-// the eager code. Backward: ga = g fB(b) fA'(a), gb = g fA(a) fB'(b), the products in double (no overflow or
+// Near the root of gelu' or silu' (geglu, swiglu) fB' is the catalog's Taylor series there, in float
+// as the eager float32 code evaluates it (the elementwise kernels are held to ulps of max |f'|, the
+// vjp of a gated unit to ulps of |g a f'(b)|). Backward: ga = g fB(b) fA'(a), gb = g fA(a) fB'(b), the products in double (no overflow or
 // underflow of g * a on the way) and rounded once; an exact zero derivative gives an exact 0 (as
 // the eager code's where(b > 0, g a, 0) for reglu, whatever a is).
 //
@@ -119,15 +120,15 @@ inline void backward_group(const Vf& a, const Vf& b, const Vf& g, Vf& ga, Vf& gb
     db0 = B::Ref::derivative(b0, B::prm);
     db1 = B::Ref::derivative(b1, B::prm);
   }
-  // f' near a root where its formula cancels (gelu', silu'): the catalog's Taylor series (relative
-  // accuracy there; the elementwise kernel is only held to ulps of max |f'|)
+  // f' near a root where its formula cancels (gelu', silu'): the catalog's Taylor series
   if constexpr (B::has_series) {
-    Vd b0, b1;
-    widen(b, b0, b1);
-    const Vd n0 = B::near(b0), n1 = B::near(b1);
-    if (n0.zero_mask() != (1 << Vd::size()) - 1 || n1.zero_mask() != (1 << Vd::size()) - 1) {
-      db0 = Vd::blendv(db0, B::series(b0), n0);
-      db1 = Vd::blendv(db1, B::series(b1), n1);
+    const Vf nf = B::near(b);
+    if (nf.zero_mask() != (1 << kWidth) - 1) {  // some lane near the root
+      Vd s0, s1, m0, m1;
+      widen(B::series(b), s0, s1);
+      widen(Vf::blendv(Vf(0.0f), Vf(1.0f), nf), m0, m1);
+      db0 = Vd::blendv(db0, s0, m0 == Vd(1.0));
+      db1 = Vd::blendv(db1, s1, m1 == Vd(1.0));
     }
   }
   Vd ga0, ga1, gb0, gb1;
