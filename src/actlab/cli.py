@@ -227,10 +227,46 @@ def _formula(act: Any) -> str | None:
         return spec.latex()
 
 
+def _fewbit_info(identifier: str, bits: int) -> dict[str, Any]:
+    """``actlab show NAME --fewbit K``: the optimal K-bit derivative table (actlab.torch.fewbit)."""
+    from actlab.registry import BoundActivation, get
+    from actlab.torch.fewbit import fewbit_table
+
+    act = get(identifier)
+    if not isinstance(act, BoundActivation):
+        raise IdentifierError(f"{identifier!r} is a plain callable, not a registered activation")
+    table = fewbit_table(act.spec, act.params, bits)
+    edges = [-math.inf, *table.breakpoints.tolist(), math.inf]
+    return {
+        "bits": table.bits,
+        "bytes_per_element": table.bits / 8,
+        "weighted_mse": table.weighted_mse,
+        "cosine": table.cosine,
+        "codes": [
+            {"code": k, "from": edges[k], "to": edges[k + 1], "level": float(level)}
+            for k, level in enumerate(table.levels)
+        ],
+    }
+
+
+def _fewbit_lines(fb: dict[str, Any]) -> list[str]:
+    out = [
+        f"few-bit derivative, {fb['bits']} bit(s) (memory='fewbit', {fb['bytes_per_element']:g} bytes per element):",
+        "  backward uses f'(x) ~ level of the code of x: from <= x < to; fitted for x ~ N(0, 1)",
+        f"  weighted MSE E[(f' - q)^2] = {fb['weighted_mse']:.6g}   cosine(f', q) = {fb['cosine']:.6f}",
+        f"  {'code':>4}  {'from':>12}  {'to':>12}  {'level':>12}",
+    ]
+    for c in fb["codes"]:
+        out.append(f"  {c['code']:>4}  {c['from']:>12.6g}  {c['to']:>12.6g}  {c['level']:>12.6g}")
+    return out
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     try:
         info = describe(args.name)
-    except (IdentifierError, ParameterError, TypeError) as err:  # a malformed call, a bad parameter
+        if args.fewbit is not None:
+            info["fewbit"] = _fewbit_info(args.name, args.fewbit)
+    except (IdentifierError, ParameterError, TypeError, ValueError) as err:  # a malformed call, a bad parameter
         print(f"actlab: {err}", file=sys.stderr)
         return 2
     if args.format == "json":
@@ -294,6 +330,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         out.append("  " + f"{'x':>9}" + "".join(f"{v['x']:>12g}" for v in info["values"]))
         out.append("  " + f"{'f(x)':>9}" + "".join(f"{v['f']:>12.6g}" for v in info["values"]))
         out.append("  " + f"{'df/dx':>9}" + "".join(f"{v['df']:>12.6g}" for v in info["values"]))
+    if "fewbit" in info:
+        out += _fewbit_lines(info["fewbit"])
     print("\n".join(out))
     return 0
 
@@ -604,6 +642,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="formula, parameters, properties, references and equivalents of one activation")
     p.add_argument("name")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--fewbit",
+        type=int,
+        metavar="K",
+        help="also the optimal K-bit (1-4) piecewise-constant derivative of memory='fewbit' (smooth activations)",
+    )
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("accuracy", help="max error in ulps against the mpmath oracle, actlab beside PyTorch")

@@ -19,7 +19,16 @@ TOPICS = {
         "paths (the default topic)",
     ),
     "lstm": ("actlab.bench.recurrent", "actlab LSTM/GRU variants against torch.nn.LSTM/GRU, forward+backward"),
+    "fewbit": (
+        "actlab.bench.fewbit",
+        "gradient cosine similarity of the few-bit backward (memory='fewbit') per code width, fit and measured",
+    ),
+    "gated": (
+        "actlab.bench.gated",
+        "a LLaMA-style gated MLP training step: the composed form against actlab.nn.GatedMLP (memory, time)",
+    ),
     "watch": ("actlab.bench.watch", "training-step overhead of actlab.watch on an MLP and a small CNN"),
+    "memory": ("actlab.bench.memory", "memory modes (exact, mask, fewbit): saved bytes, forward peak, time, block"),
 }
 DEFAULT_TOPIC = "activations"
 

@@ -1230,6 +1230,11 @@ SQUARED_RELU = Spec(
             "ACT2CLS['relu2']: square(relu(x)) (Primer)",
             names=("relu2",),
         ),
+        Equivalent(
+            "timm",
+            "timm.models.metaformer.SquaredReLU",
+            "torch.square(relu(x)); the module takes inplace (passed to its ReLU); not in timm's act-layer table",
+        ),
     ),
 )
 

@@ -461,6 +461,15 @@ def _gated_layer(variant: str, cls: str, what: str, references: tuple[Reference,
             _size("hidden_features", "size of each half of the projection (default: in_features)"),
             _size("out_features", "size of the output projection (default None: no output projection)"),
             Param("bias", True, kind=bool, doc="biases in the projections"),
+            Param(
+                "recompute",
+                None,
+                choices=("elementwise", "projections"),
+                kind=str,
+                nullable=True,
+                doc="None: keep proj's output and the gated product; 'elementwise'/'projections': the fused "
+                "MLP of actlab.nn.GatedMLP (needs out_features and a gate a * act(b))",
+            ),
         ),
         module=f"actlab.nn.gated:{cls}",
         weights=(

@@ -1034,7 +1034,7 @@ _GLU_CONVENTION = (
 
 GLU = Spec(
     name="glu",
-    aliases=("gated_linear_unit",),
+    aliases=("gated_linear_unit", "sigmoid_glu"),
     family="vector",
     kind="vector",
     summary="Gated linear unit a * sigmoid(b), [a, b] = the two halves of x along axis.",

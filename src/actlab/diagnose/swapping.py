@@ -128,11 +128,18 @@ class _Target:
     """What to build: a catalog activation, or a name + params for ``create_activation``."""
 
     def __init__(self, identifier: Any, argument: str):
+        self.identifier = identifier
+        # a drop-in class (actlab.nn.GELU): built per site, with the replaced torch module's own
+        # arguments where it is the class of the same name (torch.nn.LeakyReLU(0.2, inplace=True));
+        # their base actlab.nn.TorchNamed: each module's own counterpart (nn.ReLU -> actlab.nn.ReLU)
+        self.module_class = identifier if _is_drop_in_class(identifier) else None
+        if self.module_class is not None:
+            self.bound, self.name, self.params, self.per_channel, self.adds_parameters = None, None, {}, False, False
+            return
         try:
             parsed = parse_identifier(identifier)
         except (KeyError, ValueError, TypeError) as err:
             raise type(err)(f"{argument}: {err}") from None
-        self.identifier = identifier
         self.bound = parsed if isinstance(parsed, BoundActivation) else None
         self.name, self.params = (None, {}) if self.bound is not None else parsed
         self.per_channel = any(v == CHANNELS for v in self.params.values())
@@ -143,17 +150,31 @@ class _Target:
         self.adds_parameters = any(True for _ in probe.parameters())
 
     def label(self, channels: int | None = None) -> str:
+        if self.module_class is not None:
+            return f"actlab.nn.{self.module_class.__name__}"  # (TorchNamed: the same-named class)
         if self.bound is not None:
             return repr(self.bound)
         params = {k: (channels if v == CHANNELS and channels is not None else v) for k, v in self.params.items()}
         inner = ", ".join(f"{k}={v!r}" for k, v in params.items())
         return f"{self.name}({inner})" if inner else self.name
 
-    def build(self, channels: int | None) -> torch.nn.Module:
+    def build(self, channels: int | None, old: torch.nn.Module | None = None) -> torch.nn.Module | None:
+        """The new module (None: ``TorchNamed`` and ``old`` has no class of its name in actlab.nn)."""
+        if self.module_class is not None:
+            from actlab.nn.torch_named import TorchNamed, arguments_of, counterpart
+
+            cls = counterpart(old) if self.module_class is TorchNamed else self.module_class
+            return None if cls is None else cls(**arguments_of(old, cls))
         if self.bound is not None:
             return _create(self.bound)
         params = {k: (channels if v == CHANNELS else v) for k, v in self.params.items()}
         return _create(self.name, **params)
+
+
+def _is_drop_in_class(value: Any) -> bool:
+    from actlab.nn.torch_named import TorchNamed
+
+    return isinstance(value, type) and issubclass(value, TorchNamed)
 
 
 def _create(identifier: Any, **params: Any) -> torch.nn.Module:
@@ -382,6 +403,8 @@ def swap(
             "pass example_inputs=(x,) with inputs the model accepts"
         )
     _refuse_distributed(model, plan, functional)
+    if functional and any(t.module_class is not None and t.module_class.__name__ == "TorchNamed" for _, t in plan):
+        raise ValueError("swap: actlab.nn.TorchNamed maps modules to their same-named classes; calls have none")
     target_model = model if inplace else copy.deepcopy(model)
 
     def selected(name: str) -> bool:
@@ -416,7 +439,10 @@ def swap(
                 if channels is None:
                     not_replaced.append(NotReplaced(site.name, "module", site.label, f"cannot size per channel: {why}"))
                     continue
-            new = target.build(channels)
+            new = target.build(channels, site.module)
+            if new is None:
+                not_replaced.append(NotReplaced(site.name, "module", site.label, "actlab.nn has no class of its name"))
+                continue
             _place(new, site.module, like, site.module.training)
             new_for[id(site.module)] = new
         if site.name:

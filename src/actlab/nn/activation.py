@@ -12,6 +12,8 @@ import torch
 
 from actlab.ops.torch_ops import TORCH
 from actlab.registry import BoundActivation, get, get_spec
+from actlab.torch import inplace as inplace_mod
+from actlab.torch.export import scriptable
 from actlab.torch.functional import apply, autograd_function
 
 __all__ = ["Activation", "create_activation"]
@@ -27,6 +29,10 @@ class Activation(torch.nn.Module):
     start at 0.5): it becomes an ``nn.Parameter`` of the same name, one value per channel with
     ``num_parameters=C`` (along ``channel_dim``, default 1):
 
+    ``inplace=True`` (keyword-only): the output is written into the input and only it is kept for
+    backward, for the functions whose derivative the output determines (:mod:`actlab.torch.inplace`:
+    relu family, selu, ...); a ValueError with the reason for the others, at construction.
+
     >>> act = Activation("swish", beta="learnable")
     >>> act
     Activation(swish, beta='learnable')
@@ -34,7 +40,15 @@ class Activation(torch.nn.Module):
     [('beta', (1,))]
     """
 
-    def __init__(self, identifier: Any = None, **params: Any):
+    def __init__(
+        self,
+        identifier: Any = None,
+        *,
+        inplace: bool = False,
+        memory: str = "exact",
+        bits: int | None = None,
+        **params: Any,
+    ):
         super().__init__()
         act = get(identifier, **params)
         if not isinstance(act, BoundActivation):
@@ -45,6 +59,19 @@ class Activation(torch.nn.Module):
                 f"actlab.nn.create_activation({repr(act)!r}) (or {act.spec.module.replace(':', '.')})"
             )
         self.activation = act
+        # memory="mask"/"fewbit" (actlab.torch.memory): validated here; None for "exact"
+        self.memory, self.bits, self._memory_call = memory, bits, None
+        if memory != "exact" or bits is not None:
+            if inplace is not False:
+                raise ValueError(f"{act.name}: inplace=True keeps the output and memory={memory!r} a code: choose one")
+            if act.learnable:
+                raise ValueError(
+                    f"{act.name}: memory={memory!r} needs fixed parameters; {', '.join(sorted(act.learnable))} "
+                    f"learnable (use memory='exact')"
+                )
+            from actlab.torch.memory import memory_function
+
+            self._memory_call = memory_function(act.spec, act.params, memory, bits)
         if act.learnable:
             if act.name not in LEARNABLE_FORMS:  # a user spec marked trainable without a torch form
                 raise ValueError(f"{act.name} has no learnable form in actlab.nn (parameters {sorted(act.learnable)})")
@@ -54,6 +81,26 @@ class Activation(torch.nn.Module):
                     self.register_parameter(name, torch.nn.Parameter(value))
         else:
             autograd_function(act.spec)  # built now, outside any torch.compile trace
+        # inplace=True: the output overwrites the input and backward keeps only it (actlab.torch.inplace)
+        self.inplace = inplace_mod.validate_flag(inplace, f"Activation({act.name})")
+        self._inplace_rule = None
+        if inplace:
+            if act.learnable:
+                raise ValueError(f"{act.name}: inplace=True is not possible with learnable parameters; use False")
+            self._inplace_rule = inplace_mod.check_inplace(act.spec, act.params, act.name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_memory_call"] = None  # a closure (not picklable): rebuilt from memory and bits
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        memory, bits = state.get("memory", "exact"), state.get("bits")
+        if memory != "exact" or bits is not None:
+            from actlab.torch.memory import memory_function
+
+            self._memory_call = memory_function(self.activation.spec, self.activation.params, memory, bits)
 
     @property
     def spec(self) -> Any:
@@ -76,6 +123,12 @@ class Activation(torch.nn.Module):
     def forward(self, x: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
         """``where``: a boolean mask, for the normalisers only (softmax family, sparsemax, entmax)."""
         act = self.activation
+        memory_call = getattr(self, "_memory_call", None)  # (absent from modules pickled before memory=)
+        if memory_call is not None and where is None:
+            return memory_call(x)
+        rule = getattr(self, "_inplace_rule", None)  # (absent from modules pickled before inplace=)
+        if rule is not None and where is None:
+            return inplace_mod.apply_inplace(act.spec, x, act.params, rule)
         if not act.learnable:
             return apply(act.spec, x, act.params, training=self.training, where=where)
         if where is not None:
@@ -92,9 +145,16 @@ class Activation(torch.nn.Module):
         y = LEARNABLE_FORMS[act.name](work, **values)
         return y.to(x.dtype) if low else y
 
+    def __prepare_scriptable__(self) -> torch.nn.Module:
+        """torch.jit.script compiles a trace in plain ATen ops (actlab.torch.export.scriptable)."""
+        return scriptable(self)
+
     def extra_repr(self) -> str:
         cfg = self.activation.config
-        return ", ".join([self.name] + [f"{k}={v!r}" for k, v in cfg.items()])
+        flags = ["inplace=True"] if getattr(self, "inplace", False) else []
+        if getattr(self, "_memory_call", None) is not None:
+            flags += [f"memory={self.memory!r}"] + ([f"bits={self.bits!r}"] if self.bits is not None else [])
+        return ", ".join([self.name] + [f"{k}={v!r}" for k, v in cfg.items()] + flags)
 
 
 # ----------------------------------------------------------------------------- per-channel values
@@ -242,6 +302,9 @@ class RegisteredLayer(torch.nn.Module):
     def activation(self) -> BoundActivation | None:
         return None
 
+    def __prepare_scriptable__(self) -> torch.nn.Module:
+        return scriptable(self)  # a clear error: use torch.jit.trace or torch.export
+
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.layer_config.config.items())
 
@@ -266,25 +329,40 @@ def layer_class(spec: Any) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def create_activation(identifier: Any = None, **params: Any) -> torch.nn.Module:
+def create_activation(
+    identifier: Any = None, *, inplace: bool = False, memory: str = "exact", bits: int | None = None, **params: Any
+) -> torch.nn.Module:
     """A fresh module for any identifier :func:`actlab.get` accepts.
 
     Catalog functions give an :class:`Activation` (with ``nn.Parameter``s for ``'learnable'``
     parameters), layer entries their class (``"prelu(num_parameters=64)"`` -> :class:`PReLU`);
-    a module is returned as it is, a plain callable wrapped in a module.
+    a module is returned as it is, a plain callable wrapped in a module. ``inplace=True``: a catalog
+    function's :class:`Activation` runs in place (``"relu(inplace=True)"`` as a swap target).
 
     >>> create_activation("prelu(num_parameters=3)")
     PReLU(num_parameters=3)
     >>> create_activation("elu(alpha='learnable')")
     Activation(elu, alpha='learnable')
+
+    ``memory``/``bits``: the memory mode of a catalog function (:mod:`actlab.torch.memory`).
     """
+    if memory != "exact" or bits is not None:
+        act = identifier if isinstance(identifier, torch.nn.Module) else get(identifier, **params)
+        if not isinstance(act, BoundActivation) or act.spec.kind == "layer":
+            raise ValueError(
+                f"memory={memory!r} applies to catalog functions (actlab.nn.Activation); "
+                f"{getattr(act, 'name', type(act).__name__)} is a layer, module or callable (use memory='exact')"
+            )
+        return Activation(act, inplace=inplace, memory=memory, bits=bits)
     if isinstance(identifier, torch.nn.Module):
-        if params:
+        if params or inplace is not False:
             raise TypeError("parameters cannot be applied to a module instance; pass an identifier instead")
         return identifier
     act = get(identifier, **params)
+    if inplace is not False and (not isinstance(act, BoundActivation) or act.spec.kind == "layer"):
+        raise ValueError(f"inplace=True is for catalog functions, not {act!r}; use inplace=False")
     if not isinstance(act, BoundActivation):
         return _FunctionModule(act)
     if act.spec.kind == "layer":
         return layer_class(act.spec)(**act.params)
-    return Activation(act)
+    return Activation(act, inplace=inplace)

@@ -23,7 +23,7 @@ from actlab.catalog import Spec
 from actlab.catalog.vector import over_axes
 from actlab.ops.torch_ops import TORCH
 from actlab.registry import _bind_positional, all_specs, get_spec
-from actlab.torch import kernels, rows
+from actlab.torch import export, kernels, rows
 
 __all__ = ["apply", "autograd_function", "function_for"]
 
@@ -213,6 +213,8 @@ def _make_autograd_function(spec: Spec) -> type:
 
 def _function(spec: Spec) -> Any:
     """The Function's ``apply`` for this call: the traced variant while torch.compile traces."""
+    if export.exporting():  # torch.export, ONNX, jit.trace: plain ATen ops (actlab.torch.export)
+        return export.plain_call(spec)
     if torch.compiler.is_compiling():
         if spec.name not in _TRACED_CLASSES:  # normally built at construction or by an eager call
             autograd_function(spec)
@@ -283,7 +285,7 @@ def apply(
     entmax), which also take a tuple of axes and 0-d and empty inputs."""
     _check_input(spec, x)
     if spec.masked is not None and spec.kind == "vector":
-        if rows.takes(spec.name, x, params["axis"], where):  # the row-fused normalisers
+        if rows.takes(spec.name, x, params["axis"], where) and not export.exporting():  # the row-fused normalisers
             return rows.fused(spec.name, x, params["axis"])
         fn = _function(spec)
         names = spec.param_names
@@ -298,11 +300,12 @@ def apply(
         return spec.train_forward(x, torch, generator=generator, **params)
     # PyTorch's half/bfloat16 kernels are not all within 1 ulp (sigmoid's and tanh's backward use
     # the rounded output, exp's rounds grad * exp(x) twice, erf's forward): actlab's own path there.
-    if spec.native and spec.torch_native is not None and x.dtype not in _LOW_PRECISION:
+    # (exporting: the spec's own forward, which ONNX_OPS keeps accurate; F.logsigmoid exports as Log(Sigmoid))
+    if spec.native and spec.torch_native is not None and x.dtype not in _LOW_PRECISION and not export.exporting():
         return spec.torch_native(x, torch, **params)
     if spec.kind == "vector":
         params = {**params, "axis": _normalise_axis(spec, x, params["axis"])}
-        if rows.takes(spec.name, x, params["axis"], None):  # the row-fused gated units
+        if rows.takes(spec.name, x, params["axis"], None) and not export.exporting():  # the row-fused gated units
             return rows.fused(spec.name, x, params["axis"])
     return _function(spec)(x, *(params[n] for n in spec.param_names))
 
@@ -353,7 +356,9 @@ def _make_function(spec: Spec) -> Callable[..., torch.Tensor]:
     resolved: dict[tuple, dict[str, Any]] = {}
 
     def activation(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        inplace = kwargs.pop("inplace", False)
         extra = {"where": kwargs.pop("where", None)}
+        memory, bits = kwargs.pop("memory", "exact"), kwargs.pop("bits", None)
         if stochastic:
             extra.update(training=kwargs.pop("training", False), generator=kwargs.pop("generator", None))
         key = _call_key(args, kwargs)
@@ -362,10 +367,31 @@ def _make_function(spec: Spec) -> Callable[..., torch.Tensor]:
             params = spec.resolve_params(**_bind_positional(spec, args, kwargs))
             if key is not None and len(resolved) < _RESOLVED_PER_FUNCTION:
                 resolved[key] = params
+        if inplace is not False and (memory != "exact" or bits is not None):
+            raise ValueError(f"{spec.name}: inplace=True keeps the output and memory={memory!r} a code: choose one")
+        if inplace is not False:  # output written into x, only it kept (actlab.torch.inplace)
+            from actlab.torch import inplace as inplace_mod
+
+            if inplace_mod.validate_flag(inplace, spec.name):
+                rule = inplace_mod.check_inplace(spec, params, spec.name)  # elementwise only
+                if extra["where"] is not None:
+                    raise TypeError(f"{spec.name}: where= is accepted by the normalisers only")
+                return inplace_mod.apply_inplace(spec, x, params, rule)
+        if memory != "exact" or bits is not None:  # actlab.torch.memory: validated once, then cached
+            from actlab.torch.memory import memory_function
+
+            call = memory_function(spec, params, memory, bits)
+            if call is not None and extra["where"] is None:
+                return call(x)
         return apply(spec, x, params, **extra)
 
     activation.__name__ = activation.__qualname__ = spec.name
-    signature = ", ".join([f"{p.name}={p.default!r}" for p in spec.params] + (["where=None"] if spec.masked else []))
+    signature = ", ".join(
+        [f"{p.name}={p.default!r}" for p in spec.params]
+        + (["where=None"] if spec.masked else [])
+        + (["inplace=False"] if spec.kind == "elementwise" else [])
+        + ["memory='exact'", "bits=None"]
+    )
     activation.__doc__ = (
         f"{spec.name}(x, {signature})\n\n{spec.summary}" if signature else f"{spec.name}(x)\n\n{spec.summary}"
     )
