@@ -308,4 +308,5 @@ def test_jit_script_refuses_vector_functions_and_layers_clearly(spec):
     with torch.no_grad():
         traced = torch.jit.trace(module.eval(), x)
         assert "actlab_kernels" not in str(traced.inlined_graph)
-        torch.testing.assert_close(traced(x), module(x), rtol=16 * 2.0**-23, atol=1e-30)
+        want = module(x)  # the fused path: ulps from the traced eager ops, which a layer's Linear can amplify
+        torch.testing.assert_close(traced(x), want, rtol=16 * 2.0**-23, atol=16 * 2.0**-23 * float(want.abs().max()))

@@ -1,4 +1,5 @@
-"""The row-fused softmax family (actlab.torch.rows, csrc/rows.cpp): taken where it should be, as
+"""The row kernels (actlab.torch.rows, csrc/rows.cpp, csrc/rows_gated.h): the softmax family, then
+sparsemax/entmax15 and the gated units (glu family). The softmax family: taken where it should be, as
 accurate as the catalog requires (mpmath row oracle; closed-form mpmath truth for long rows), and
 equal across layouts, dtypes, torch.compile, double backward and forward-mode AD. The generated
 tests (test_vector, test_low_precision, test_forward_ad) also run through it, via ``apply``."""
@@ -329,3 +330,261 @@ def test_threads_do_not_change_the_result():
     finally:
         torch.set_num_threads(before)
     assert torch.equal(one, two)
+
+
+# ============================================================================ gated units, sparse
+# The glu family (gated_forward/backward, the halves' gates from the elementwise kernels) and
+# sparsemax/entmax15 (sparse_forward/backward). The spec lists come from the registry.
+def _vector_specs_with(table: dict) -> list[str]:
+    from actlab.registry import all_specs
+
+    return sorted(s.name for s in all_specs() if s.kind == "vector" and rows.has_kernel(s.name) and s.name in table)
+
+
+GATED = _vector_specs_with(rows.GATED_KERNELS)
+SPARSE = _vector_specs_with(rows.SPARSE_KERNELS)
+OTHERS = GATED + SPARSE
+others = pytest.mark.parametrize("name", OTHERS)
+_OPS = {**{n: "gated" for n in GATED}, **{n: "sparse" for n in SPARSE}}
+
+
+def test_the_row_kernels_cover_registered_specs():
+    """Every table entry names a registered vector spec of the right kind (gated: saves its input and
+    splits the axis; sparse: a normaliser that saves its output)."""
+    assert set(GATED) == set(rows.GATED_KERNELS) and set(SPARSE) == set(rows.SPARSE_KERNELS)
+    assert len(GATED) >= 6 and len(SPARSE) >= 2
+    for name in GATED:
+        spec = get_spec(name)
+        assert spec.saves == "input" and spec.masked is None, name
+        with pytest.raises(ValueError, match="not divisible by 2"):
+            _run(name, torch.ones(3, 5))  # an odd split still says what is wrong
+    for name in SPARSE:
+        spec = get_spec(name)
+        assert spec.saves == "output" and spec.masked is not None, name
+
+
+@others
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_the_fused_gated_and_sparse_paths_are_taken(name, dtype):
+    x = torch.randn(4, 34, generator=_gen(21)).to(dtype).requires_grad_()
+    fwd, bwd = f"actlab_kernels::{_OPS[name]}_forward", f"actlab_kernels::{_OPS[name]}_backward"
+
+    def step():
+        y = _run(name, x)
+        y.backward(torch.ones_like(y))
+
+    ops = dispatched_ops(step)
+    assert fwd in ops and bwd in ops, ops
+    assert "aten::sigmoid" not in ops and "aten::sort" not in ops  # none of the eager chain
+    with kernels.use(False):
+        ops = dispatched_ops(step)
+    assert fwd not in ops and bwd not in ops
+    assert fwd not in dispatched_ops(lambda: _run(name, x.detach().double()))  # float64: the eager reference
+
+
+@others
+def test_gated_units_save_the_input_and_sparse_ones_the_output(name):
+    x = torch.randn(3, 20, generator=_gen(22)).requires_grad_()
+    y = _run(name, x)
+    (saved,) = y.grad_fn.saved_tensors
+    assert saved.data_ptr() == (x.data_ptr() if name in GATED else y.data_ptr())
+
+
+def _compare(name: str, x: torch.Tensor, g: torch.Tensor, axis: int) -> None:
+    """Fused (x's dtype) against the float64 eager path: float32 forward within 4 ulp, the vjp within
+    8 ulp of the float64 value or of sum |g_i J_ij| (sparsemax/entmax: of max |g| on the row); half
+    precision within one step of the float64 value."""
+    y, gx = _fwd_bwd(name, x, g, axis)
+    assert y.dtype == x.dtype and gx.dtype == x.dtype and gx.shape == x.shape
+    with kernels.use(False):
+        ye, ge = _fwd_bwd(name, x.double(), g.double(), axis)
+    if x.dtype != torch.float32:
+        eps, tiny = torch.finfo(x.dtype).eps, torch.finfo(x.dtype).tiny
+        for got, want in ((y, ye), (gx, ge)):
+            assert bool(((got.double() - want).abs() <= eps * want.abs().clamp_min(tiny)).all()), name
+        return
+    f_err, f_bad = ulp_errors(y.double().numpy(), ye.numpy(), "float32")
+    if name in GATED:  # each gradient element is one product: sum |g J| is |true|
+        floor = 0.0
+    else:
+        row = g.double().abs().amax(dim=axis, keepdim=True).expand_as(g)
+        floor = ulp(row.numpy(), "float32") / 2.0
+    v_err, v_bad = ulp_errors(gx.double().numpy(), ge.numpy(), "float32", floor=floor)
+    assert not f_bad.any() and not v_bad.any()
+    assert f_err.max() <= FORWARD_LIMIT["float32"], (name, f_err.max())
+    assert v_err.max() <= DERIVATIVE_LIMIT, (name, v_err.max())
+
+
+@others
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_gated_and_sparse_against_float64_across_axes_and_layouts(name, dtype):
+    """Axes 0, 1, -1 of 2-d and 3-d inputs, a transposed and a strided view, rows of one pair (or
+    one element) and empty inputs."""
+    r = _gen(23)
+    cases = [
+        (torch.randn(5, 74, generator=r) * 3, -1),  # 37 pairs: vector tails
+        (torch.randn(3, 8, 7, generator=r) * 3, 1),
+        (torch.randn(6, 3, 5, generator=r) * 3, 0),
+        (torch.randn(40, 6, generator=r).t() * 3, 0),  # non-contiguous
+        ((torch.randn(4, 20, generator=r) * 3)[:, ::2], 1),  # strided
+        (torch.randn(7, 2, generator=r) * 3, -1),  # one pair (gated) per row
+        (torch.randn(7, 1, generator=r) * 3, -1) if name in SPARSE else (torch.randn(2, 2, 1, generator=r), 1),
+    ]
+    for x, axis in cases:
+        y = _run(name, x, axis)
+        g = torch.randn(y.shape, generator=r).to(dtype)
+        _compare(name, x.to(dtype), g, axis)
+    empty = torch.zeros(0, 6, dtype=dtype)
+    assert _run(name, empty).shape == _run(name, empty.double()).shape
+
+
+def _gated_hard_rows() -> np.ndarray:
+    """a * act(b) where act(b) is subnormal or 0 in float32 but the product is not (b down to -150,
+    a up to 1e38), b near the roots of gelu' (-0.7518) and silu' (-1.2785), large and tiny gates."""
+    r = np.random.default_rng(24)
+    b = np.array([-150.0, -100.0, -90.0, -40.0, -13.0, -0.7517915, -0.76, -1.2784646, -1.3, 0.0, 1e-20, 17.0, 90.0])
+    a = np.array([1e38, 1e30, 3e35, 1e15, 1e3, 1.0, -2.0, 1.0, 0.5, 3.0, -1.0, 1.0, 2.0])
+    rows_ = [np.r_[a, b], np.r_[r.normal(0, 1, 13), r.normal(0, 4, 13)], np.r_[b[::-1] / 3, a[::-1] * 1e-30]]
+    return np.stack(rows_).astype(np.float32).astype(np.float64)
+
+
+def _sparse_hard_rows() -> np.ndarray:
+    """Supports of 1, 2, several and all entries, ties, a large offset, tiny spreads."""
+    r = np.random.default_rng(25)
+    w = 21
+    out = [
+        np.r_[r.normal(0, 1, w - 1), 25.0],  # support of one
+        np.r_[r.normal(0, 0.01, w)],  # all
+        np.r_[[3.0, 2.9], r.normal(0, 1, w - 2)],
+        r.normal(0, 3, w),
+        1e4 + r.normal(0, 2, w),
+        r.choice([-1.0, 0.0, 0.5, 2.0], w),
+    ]
+    return np.stack(out).astype(np.float32).astype(np.float64)
+
+
+@others
+def test_gated_and_sparse_hard_rows_against_the_row_oracle(name):
+    """The mpmath row oracle (actlab.verify.vector) on rows where a float-only evaluation fails: the
+    catalog's limits (forward 4 ulp, vjp 8 ulp or 4 ulp of sum |g J|; condition allowance where the
+    spec declares one)."""
+    spec = get_spec(name)
+    xs = _gated_hard_rows() if name in GATED else _sparse_hard_rows()
+    gs = np.random.default_rng(26).normal(0, 1, (xs.shape[0], xs.shape[1] // (2 if name in GATED else 1)))
+    gs = gs.astype(np.float32).astype(np.float64)
+    truth = _truth(spec, spec.resolve_params(), xs, gs, _TINY["float32"])
+    y, gx = _fwd_bwd(name, torch.tensor(xs, dtype=torch.float32), torch.tensor(gs, dtype=torch.float32))
+    cond = truth["cond"] if spec.tolerance.condition_allowance else np.ones_like(truth["forward"])
+    f_err, f_bad = ulp_errors(y.double().numpy(), truth["forward"], "float32")
+    v_err, v_bad = ulp_errors(gx.double().numpy(), truth["vjp"], "float32", floor=ulp(truth["absg"], "float32") / 2)
+    v_err = np.where(truth["kink"], 0.0, v_err)
+    if spec.tolerance.condition_allowance:
+        v_err = v_err / np.max(cond, axis=1, keepdims=True)
+    assert not f_bad.any() and not v_bad.any()
+    assert (f_err / cond).max() <= (spec.tolerance.forward_ulps or FORWARD_LIMIT["float32"]), (f_err / cond).max()
+    assert v_err.max() <= (spec.tolerance.derivative_ulps or DERIVATIVE_LIMIT), v_err.max()
+
+
+@others
+def test_gated_and_sparse_special_values_match_the_float64_eager_path(name):
+    inf, nan = math.inf, math.nan
+    x = torch.tensor(
+        [[inf, 1.0, -2.0, 0.0], [-inf, 1.0, -inf, 0.0], [nan, 1.0, 2.0, 3.0], [0.0, -0.0, 1e-40, -1e-40]]
+        + ([[inf, inf, 0.0, 1.0], [-inf, -inf, -inf, -inf]] if name in SPARSE else [[1.0, 2.0, inf, -inf]])
+    )
+    y = _run(name, x)
+    g = torch.tensor([[0.5, -1.0, 2.0, 1.0][: y.shape[1]]] * len(x))
+    y, gx = _fwd_bwd(name, x, g)
+    with kernels.use(False):
+        ye, ge = _fwd_bwd(name, x.double(), g.double())
+    if name in GATED:
+        # a * act(-inf) with a finite: the limit 0, where the eager swiglu forms (a p1) (b p2) = 0 * NaN
+        a, b = x.chunk(2, dim=1)
+        limit = ye.isnan() & (b == -inf) & a.isfinite()
+        assert bool((y[limit] == 0).all())
+        y, ye = y[~limit], ye[~limit]
+    torch.testing.assert_close(y, ye.float(), equal_nan=True, rtol=3e-7, atol=0)
+    finite = torch.isfinite(x).all(dim=1) if name in GATED else torch.ones(len(x), dtype=torch.bool)
+    # gated: inf * 0 in the gradient of an infinite half is NaN either way or 0 by the exact-zero rule
+    torch.testing.assert_close(gx[finite], ge.float()[finite], equal_nan=True, rtol=3e-7, atol=1e-45)
+
+
+@others
+def test_gated_and_sparse_double_backward_forward_ad_and_vmap(name):
+    """create_graph=True takes the spec's eager vjp; jvp and vmap the eager Function."""
+    x = torch.randn(3, 10, generator=_gen(27)) * 2
+    g = torch.randn(_run(name, x).shape, generator=_gen(28))
+    v = torch.randn(3, 10, generator=_gen(29))
+
+    def hvp(t: torch.Tensor) -> torch.Tensor:
+        t = t.clone().requires_grad_()
+        (gx,) = torch.autograd.grad(_run(name, t), t, g.to(t.dtype), create_graph=True)
+        (h,) = torch.autograd.grad(gx, t, v.to(t.dtype))
+        return h
+
+    torch.testing.assert_close(hvp(x), hvp(x.double()).float(), rtol=1e-4, atol=1e-5)
+    _, tangent = torch.func.jvp(lambda t: _run(name, t), (x,), (v,))
+    _, tangent64 = torch.func.jvp(lambda t: _run(name, t), (x.double(),), (v.double(),))
+    torch.testing.assert_close(tangent, tangent64.float(), rtol=1e-5, atol=1e-6)
+    batched = torch.func.vmap(lambda t: _run(name, t))(x)
+    torch.testing.assert_close(batched, _run(name, x), rtol=3e-7, atol=0)
+
+
+@others
+@pytest.mark.parametrize("mode", ["grad", "no_grad"])
+def test_gated_and_sparse_compiled_fullgraph(name, mode):
+    """torch.compile(fullgraph=True) through the fakes: values and gradients equal eager."""
+    torch._dynamo.reset()
+    fn = getattr(F, name)
+    fwd = f"actlab_kernels::{_OPS[name]}_forward"
+
+    def model(t: torch.Tensor) -> torch.Tensor:
+        return fn(t * 2.0, dim=1).sum(dim=(1, 2)) + fn(t, dim=-1).sum(dim=(1, 2))
+
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    x = torch.randn(4, 6, 10, generator=_gen(30))
+    if mode == "grad":
+        xr = x.clone().requires_grad_()
+        out = compiled(xr)
+        ops = dispatched_ops(lambda: torch.autograd.grad(compiled(xr), xr, torch.ones_like(out)))
+        assert fwd in ops and f"actlab_kernels::{_OPS[name]}_backward" in ops
+        (gc,) = torch.autograd.grad(out, xr, torch.ones_like(out))
+        xe = x.clone().requires_grad_()
+        want = model(xe)
+        (ge,) = torch.autograd.grad(want, xe, torch.ones_like(want))
+        torch.testing.assert_close(out, want, rtol=0, atol=0)
+        torch.testing.assert_close(gc, ge, rtol=0, atol=0)
+    else:
+        with torch.no_grad():
+            ops = dispatched_ops(lambda: compiled(x))
+            torch.testing.assert_close(compiled(x), model(x), rtol=0, atol=0)
+        assert fwd in ops
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2])
+def test_gated_and_sparse_fakes_agree_with_the_real_kernels(dim):
+    """torch.library.opcheck of the four operators' schemas and fakes (shapes, strides, dtypes)."""
+    x = torch.randn(4, 6, 8, generator=_gen(31))
+    ops = torch.ops.actlab_kernels
+    checks = ("test_schema", "test_faketensor")
+    for entmax in (False, True):
+        y = ops.sparse_forward(x, dim, entmax)
+        torch.library.opcheck(ops.sparse_forward.default, (x, dim, entmax), test_utils=checks)
+        torch.library.opcheck(ops.sparse_backward.default, (y, x * 0.5, dim, entmax), test_utils=checks)
+    for name in GATED:
+        y = ops.gated_forward(x, dim, name)
+        torch.library.opcheck(ops.gated_forward.default, (x, dim, name), test_utils=checks)
+        torch.library.opcheck(ops.gated_backward.default, (x, y * 0.5, dim, name), test_utils=checks)
+
+
+def test_inductor_compiles_gated_and_sparse_kernels():
+    """Inductor (not only aot_eager) around the gated and sparse operators, under no_grad: the fakes'
+    layouts are what the code after them reads."""
+    torch._dynamo.reset()
+
+    def model(t: torch.Tensor) -> torch.Tensor:
+        return F.swiglu(t, dim=1) * 3.0 + F.sparsemax(t[:, :3], dim=0) - F.entmax15(t[:, 3:], dim=-1)
+
+    x = torch.randn(5, 6, 4, generator=_gen(32)) * 2
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(model, fullgraph=True)(x), model(x), rtol=1e-6, atol=1e-6)

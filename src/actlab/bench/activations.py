@@ -241,6 +241,10 @@ def _has_kernel(kernels: Any, spec: Any, dtype: Any, device: Any) -> bool:
     try:
         if not kernels.available():
             return False
+        if spec.kind == "vector":  # the row kernels (actlab.torch.rows): CPU float32/bfloat16/float16
+            from actlab.torch import rows
+
+            return rows.has_kernel(spec.name) and dtype in kernels.DTYPES and device.type == "cpu"
         accepted = inspect.signature(kernels.has_kernel).parameters
         extra = {k: v for k, v in (("dtype", dtype), ("device", device)) if k in accepted}
         return bool(kernels.has_kernel(spec, **extra))
@@ -587,7 +591,7 @@ def _no_kernel(kernels: Any, spec: Any, dtype: Any, device: Any) -> str:
         return "the kernels did not load in this process"
     if spec.native:
         return "actlab runs PyTorch's op (native): no kernel of its own"
-    if spec.kind != "elementwise" or not _safe(lambda: kernels.has_kernel(spec)):
+    if spec.kind == "vector" or not _safe(lambda: kernels.has_kernel(spec)):
         return "no fused kernel for this activation"
     return f"no fused kernel for {str(dtype).replace('torch.', '')} on {device.type}"
 

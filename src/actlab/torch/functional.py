@@ -82,7 +82,7 @@ def _make_autograd_function(spec: Spec) -> type:
     elementwise = spec.kind == "elementwise"
     # The fused kernel's name where this spec has one (the library is built here, outside tracing).
     fused = kernels.kernel_name(spec) if elementwise else None
-    if spec.name in rows.ROW_KERNELS:
+    if rows.has_kernel(spec.name):
         kernels.build()  # now, outside any torch.compile trace (rows.takes needs it loaded)
     encoders = kernels.param_encoder(spec)
 
@@ -346,7 +346,7 @@ def apply(
     entmax), which also take a tuple of axes and 0-d and empty inputs."""
     _check_input(spec, x)
     if spec.masked is not None and spec.kind == "vector":
-        if rows.takes(spec.name, x, params["axis"], where) and not export.exporting():  # the row-fused softmax family
+        if rows.takes(spec.name, x, params["axis"], where) and not export.exporting():  # the row-fused normalisers
             return rows.fused(spec.name, x, params["axis"])
         fn = _function(spec)
         names = spec.param_names
@@ -366,6 +366,8 @@ def apply(
         return spec.torch_native(x, torch, **params)
     if spec.kind == "vector":
         params = {**params, "axis": _normalise_axis(spec, x, params["axis"])}
+        if rows.takes(spec.name, x, params["axis"], None) and not export.exporting():  # the row-fused gated units
+            return rows.fused(spec.name, x, params["axis"])
     return _function(spec)(x, *(params[n] for n in spec.param_names))
 
 

@@ -254,9 +254,12 @@ def _cache_root() -> Path:
 
 
 def _all_sources() -> dict[str, str]:
+    from actlab.torch import rows
+
     names = ("actlab_kernels.h", "ops.cpp", "autograd.cpp", "rows.cpp", "memory.cpp")
     files = {name: (_CSRC / name).read_text() for name in names}
     files.update(sources())
+    files.update(rows.sources())  # the gated units' row kernels (csrc/rows_gated.h + generated gates)
     return files
 
 
@@ -312,6 +315,7 @@ def _compile(target: Path, files: dict[str, str]) -> None:
 
 def _register_python_side() -> None:
     """Shapes for torch.compile/export (fake tensors) and vmap rules for the two operators."""
+    from actlab.torch import rows
 
     @torch.library.register_fake("actlab_kernels::forward")
     def _forward_fake(x: torch.Tensor, name: str, params: list[float]) -> torch.Tensor:
@@ -361,6 +365,8 @@ def _register_python_side() -> None:
 
         spec = get_spec(name)
         return input_gradient(spec, x, grad, decode_params(spec, params))
+
+    rows.register_fakes()  # the sparse and gated row kernels' operators
 
 
 def build(*, quiet: bool = False) -> bool:

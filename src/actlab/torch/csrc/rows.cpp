@@ -21,6 +21,8 @@
 // ulp (or 4 ulp of sum |g J|), against the mpmath oracle.
 #include "actlab_kernels.h"
 
+#include <algorithm>
+#include <functional>
 #include <vector>
 
 namespace actlab_k {
@@ -254,6 +256,128 @@ void log_softmax_backward_row(const float* y, const float* g, float* out, int64_
   }
 }
 
+// ------------------------------------------------------------------------------------- sparse
+// sparsemax and entmax15 of one row, in double: z = x - max (sparsemax) or (x - max) / 2 (entmax15).
+// tau >= -1 in both (the maximum's own term is at most 1), so only entries with z > -1 can be in the
+// support: those are sorted (descending) and the support size found from prefix sums exactly as the
+// eager code does (catalog.vector._sorted_prefix); tau from the support in closed form; each output
+// is rounded once. Rows with a NaN or an infinite
+// maximum: the eager limits (special_row). `cand` is scratch of n doubles.
+template <bool Entmax>
+void sparse_forward_row(const float* x, float* y, int64_t n, double* cand) {
+  Vf t0(-kInfF);
+  for (int64_t i = 0; i < n; i += kWidth) t0 = fast_max(t0, load<false>(x + i, std::min(kWidth, n - i), -kInfF));
+  const float mf = hmax(t0);
+  bool nan = false;
+  if (std::isfinite(mf)) {
+    for (int64_t i = 0; i < n; ++i) nan |= std::isnan(x[i]);
+  }
+  if (!std::isfinite(mf) || nan) {
+    special_row<false, false>(x, y, n, nan ? std::numeric_limits<float>::quiet_NaN() : mf);
+    return;
+  }
+  const double m = mf;
+  const double scale = Entmax ? 0.5 : 1.0;
+  int64_t k = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double z = (static_cast<double>(x[i]) - m) * scale;
+    if (z > -1.0) cand[k++] = z;
+  }
+  std::sort(cand, cand + k, std::greater<double>());
+  // the support size: the number of prefixes k' whose own threshold lies below their last entry
+  int64_t size = 0;
+  double s1 = 0.0, s2 = 0.0;
+  for (int64_t j = 0; j < k; ++j) {
+    const double z = cand[j];
+    const double kk = static_cast<double>(j + 1);
+    s1 += z;
+    if constexpr (Entmax) {
+      s2 += z * z;
+      const double mean = s1 / kk;
+      const double ss = s2 - kk * mean * mean;
+      const double tau = mean - std::sqrt(std::max((1.0 - ss) / kk, 0.0));
+      size += tau <= z;
+    } else {
+      size += 1.0 + kk * z > s1;
+    }
+  }
+  size = std::max<int64_t>(size, 1);
+  double tau;
+  if constexpr (Entmax) {
+    double mean = 0.0;
+    for (int64_t j = 0; j < size; ++j) mean += cand[j];
+    mean /= static_cast<double>(size);
+    double ss = 0.0;
+    for (int64_t j = 0; j < size; ++j) ss += (cand[j] - mean) * (cand[j] - mean);
+    // In double this is tau to a few ulps: the support condition tau <= min z keeps (1 - ss) / size
+    // away from 0 (>= (mean - min z)^2, and ~1/size when the entries are close), so the eager
+    // code's Newton steps (for float32's rounding) change nothing here.
+    tau = mean - std::sqrt(std::max((1.0 - ss) / static_cast<double>(size), 0.0));
+  } else {
+    double s = 0.0;
+    for (int64_t j = 0; j < size; ++j) s += cand[j];
+    tau = (s - 1.0) / static_cast<double>(size);
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const double p = std::max((static_cast<double>(x[i]) - m) * scale - tau, 0.0);
+    y[i] = static_cast<float>(Entmax ? p * p : p);
+  }
+}
+
+// sparsemax's vjp from its output: g_i - mean of g over the support, on the support (else 0);
+// entmax15's: s_i (g_i S - T) / S with s = sqrt(y) on the support, S = sum s, T = sum g s, the
+// dominant entry (s_k > S/2) from the sums over the others (no cancellation, as softmax's).
+// A NaN output stays NaN (the eager code's + 0 * y).
+template <bool Entmax>
+void sparse_backward_row(const float* y, const float* g, float* out, int64_t n) {
+  if constexpr (!Entmax) {
+    double sum = 0.0;
+    int64_t count = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      if (y[i] > 0.0f) {
+        sum += g[i];
+        ++count;
+      }
+    }
+    const double mean = sum / static_cast<double>(std::max<int64_t>(count, 1));
+    for (int64_t i = 0; i < n; ++i)
+      out[i] = std::isnan(y[i]) ? y[i] : (y[i] > 0.0f ? static_cast<float>(static_cast<double>(g[i]) - mean) : 0.0f);
+  } else {
+    double S = 0.0, T = 0.0, top = 0.0;
+    int64_t k = -1;
+    for (int64_t i = 0; i < n; ++i) {
+      if (y[i] > 0.0f) {
+        const double s = std::sqrt(static_cast<double>(y[i]));
+        S += s;
+        T += s * g[i];
+        if (s > top) top = s, k = i;
+      }
+    }
+    const double D = std::max(S, 1.0);
+    for (int64_t i = 0; i < n; ++i) {
+      if (std::isnan(y[i])) {
+        out[i] = y[i];
+      } else if (y[i] > 0.0f) {
+        const double s = std::sqrt(static_cast<double>(y[i]));
+        out[i] = static_cast<float>(s * (static_cast<double>(g[i]) * S - T) / D);
+      } else {
+        out[i] = 0.0f;
+      }
+    }
+    if (k >= 0 && top > 0.5 * S) {  // the dominant entry: R and U over the others
+      double R = 0.0, U = 0.0;
+      for (int64_t i = 0; i < n; ++i) {
+        if (i != k && y[i] > 0.0f) {
+          const double s = std::sqrt(static_cast<double>(y[i]));
+          R += s;
+          U += s * g[i];
+        }
+      }
+      out[k] = static_cast<float>(top * (static_cast<double>(g[k]) * R - U) / D);
+    }
+  }
+}
+
 // ------------------------------------------------------------------------------------- rows
 int64_t grain_for(int64_t n) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)); }
 
@@ -309,6 +433,33 @@ void backward_rows(const T* y, const T* g, T* out, int64_t rows, int64_t n, bool
       float* o = out_row(out + r * n, ob);
       if (log) log_softmax_backward_row(yr, gr, o, n);
       else softmax_backward_row<Neg>(yr, gr, o, n);
+      narrow(o, out + r * n, n);
+    }
+  });
+}
+
+template <class T, bool Entmax>
+void sparse_forward_rows(const T* x, T* y, int64_t rows, int64_t n) {
+  at::parallel_for(0, rows, grain_for(n), [&](int64_t begin, int64_t end) {
+    std::vector<double> cand(n);
+    const int64_t wide = std::is_same_v<T, float> ? 0 : n;
+    std::vector<float> xb(wide), yb(wide);
+    for (int64_t r = begin; r < end; ++r) {
+      float* yr = out_row(y + r * n, yb);
+      sparse_forward_row<Entmax>(as_float(x + r * n, n, xb), yr, n, cand.data());
+      narrow(yr, y + r * n, n);
+    }
+  });
+}
+
+template <class T, bool Entmax>
+void sparse_backward_rows(const T* y, const T* g, T* out, int64_t rows, int64_t n) {
+  at::parallel_for(0, rows, grain_for(n), [&](int64_t begin, int64_t end) {
+    const int64_t wide = std::is_same_v<T, float> ? 0 : n;
+    std::vector<float> yb(wide), gb(wide), ob(wide);
+    for (int64_t r = begin; r < end; ++r) {
+      float* o = out_row(out + r * n, ob);
+      sparse_backward_row<Entmax>(as_float(y + r * n, n, yb), as_float(g + r * n, n, gb), o, n);
       narrow(o, out + r * n, n);
     }
   });
@@ -373,15 +524,56 @@ at::Tensor softmax_backward(const at::Tensor& y, const at::Tensor& grad, int64_t
   return out.movedim(-1, dim);
 }
 
+at::Tensor sparse_forward(const at::Tensor& x, int64_t dim, bool entmax) {
+  check(x, "sparse_forward");
+  dim = c10::maybe_wrap_dim(dim, x.dim());
+  const at::Tensor xt = x.movedim(dim, -1).contiguous();
+  at::Tensor out = at::empty(xt.sizes(), xt.options());
+  const int64_t n = xt.size(-1);
+  if (xt.numel() > 0) {
+    const int64_t rows = xt.numel() / n;
+    dispatch(x.scalar_type(), entmax, [&](auto tag, auto ent) {
+      using T = decltype(tag);
+      sparse_forward_rows<T, decltype(ent)::value>(xt.const_data_ptr<T>(), out.mutable_data_ptr<T>(), rows, n);
+    });
+  }
+  return out.movedim(-1, dim);
+}
+
+at::Tensor sparse_backward(const at::Tensor& y, const at::Tensor& grad, int64_t dim, bool entmax) {
+  check(y, "sparse_backward");
+  TORCH_CHECK(grad.scalar_type() == y.scalar_type() && grad.sizes() == y.sizes(),
+              "actlab_kernels.sparse_backward: grad of dtype ", grad.scalar_type(), " and shape ", grad.sizes(),
+              " for an output of ", y.scalar_type(), " ", y.sizes());
+  dim = c10::maybe_wrap_dim(dim, y.dim());
+  const at::Tensor yt = y.movedim(dim, -1).contiguous();
+  const at::Tensor gt = grad.movedim(dim, -1).contiguous();
+  at::Tensor out = at::empty(yt.sizes(), yt.options());
+  const int64_t n = yt.size(-1);
+  if (yt.numel() > 0) {
+    const int64_t rows = yt.numel() / n;
+    dispatch(y.scalar_type(), entmax, [&](auto tag, auto ent) {
+      using T = decltype(tag);
+      sparse_backward_rows<T, decltype(ent)::value>(yt.const_data_ptr<T>(), gt.const_data_ptr<T>(),
+                                                   out.mutable_data_ptr<T>(), rows, n);
+    });
+  }
+  return out.movedim(-1, dim);
+}
+
 }  // namespace
 }  // namespace actlab_k
 
 TORCH_LIBRARY_FRAGMENT(actlab_kernels, m) {
   m.def("softmax_forward(Tensor x, int dim, bool log=False, bool negate=False) -> Tensor");
   m.def("softmax_backward(Tensor y, Tensor grad, int dim, bool log=False, bool negate=False) -> Tensor");
+  m.def("sparse_forward(Tensor x, int dim, bool entmax=False) -> Tensor");
+  m.def("sparse_backward(Tensor y, Tensor grad, int dim, bool entmax=False) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(actlab_kernels, CPU, m) {
   m.impl("softmax_forward", &actlab_k::softmax_forward);
   m.impl("softmax_backward", &actlab_k::softmax_backward);
+  m.impl("sparse_forward", &actlab_k::sparse_forward);
+  m.impl("sparse_backward", &actlab_k::sparse_backward);
 }
