@@ -144,10 +144,15 @@ def test_torch_export_is_plain_aten(grad):
     assert not custom, f"actlab's custom ops in the exported graph: {custom}"
     with torch.no_grad():
         got, want = program.module()(*inputs), model(*inputs)
-    for label, g, w in zip(model.labels, got, want):
+    for (label, spec, _), g, w in zip(cases, got, want):
         # the exported graph is the spec's eager torch code, the module the fused kernel: both
-        # within a few ulp of the true value
-        torch.testing.assert_close(g, w, rtol=16 * 2.0**-23, atol=1e-30, equal_nan=True, msg=lambda m: f"{label}: {m}")
+        # within a few ulp of the true value (in a layer, a Linear after a gated unit turns a 1-ulp
+        # difference into an absolute one: there, a floor at the output's scale)
+        layer = spec.kind == "layer" and w.numel()
+        floor = 16 * 2.0**-23 * float(w.detach().abs().nan_to_num(posinf=0.0, neginf=0.0).max()) if layer else 0.0
+        torch.testing.assert_close(
+            g, w, rtol=16 * 2.0**-23, atol=max(floor, 1e-30), equal_nan=True, msg=lambda m: f"{label}: {m}"
+        )
 
 
 # ----------------------------------------------------------------------------- ONNX
