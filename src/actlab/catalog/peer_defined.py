@@ -565,10 +565,10 @@ SQRTSOFTPLUS = Spec(
             V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
             V s = where(x >= 0.0, d, e * d);
             return where(x < -40.0, 0.5 * exp(0.5 * x), s / (2.0 * sqrt(max(x, 0.0) + log1p(e))));""",
-        fast_forward="return sqrt(max(x, 0.0) + log1p(exp(-abs(x))));",
+        fast_forward="return sqrt(max(x, 0.0) + log1p_unit(exp(-abs(x))));",
         fast_derivative="""
             V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
-            return where(x >= 0.0, d, e * d) / (2.0 * sqrt(max(x, 0.0) + log1p(e)));""",
+            return where(x >= 0.0, d, e * d) / (2.0 * sqrt(max(x, 0.0) + log1p_unit(e)));""",
         fast_where="x > -40.0",
     ),
 )
