@@ -501,8 +501,11 @@ class BoundActivation:
         self.options = {p.name: p.validate(options[p.name], spec.name) for p in _OPTIONS if p.name in options}
         self.options = {k: v for k, v in self.options.items() if v != _OPTION_DEFAULTS[k]}
         # (False, "exact" and None are dropped: the plain function's identifier stays as it was)
-        checked = {p.name: p.validate(module_options[p.name], spec.name) for p in MODULE_OPTIONS if p.name in module_options}
-        self.module_options = {k: v for p in MODULE_OPTIONS if (k := p.name) in checked and (v := checked[k]) != p.default}
+        self.module_options = {}
+        for p in MODULE_OPTIONS:
+            value = p.validate(module_options[p.name], spec.name) if p.name in module_options else p.default
+            if value != p.default:
+                self.module_options[p.name] = value
 
     @property
     def name(self) -> str:
