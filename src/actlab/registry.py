@@ -83,6 +83,15 @@ _OPTIONS = (
     Param("channel_dim", 1, kind=int, doc="the channel axis of the input (1: channels-first, -1: channels-last)"),
 )
 _OPTION_NAMES = tuple(p.name for p in _OPTIONS)
+# How a module runs the function (actlab.nn.Activation's keyword-only arguments), carried by an
+# identifier so that "gelu(memory='fewbit', bits=3)" names an arena entry or a swap target.
+# Validated here for type and range; whether the function allows them, by the module.
+MODULE_OPTIONS = (
+    Param("inplace", False, kind=bool, doc="write the output into the input (actlab.torch.inplace)"),
+    Param("memory", "exact", choices=("exact", "mask", "fewbit"), kind=str, doc="what backward keeps"),
+    Param("bits", None, low=1, high=4, kind=int, nullable=True, doc="bits per element of memory='fewbit'"),
+)
+_MODULE_OPTION_NAMES = tuple(p.name for p in MODULE_OPTIONS)
 
 
 class IdentifierError(ValueError):
@@ -458,15 +467,19 @@ class BoundActivation:
     :func:`get` parses back to an equal object.
     """
 
-    __slots__ = ("spec", "params", "learnable", "options")
+    __slots__ = ("spec", "params", "learnable", "options", "module_options")
 
     def __init__(self, spec: Spec, params: Mapping[str, Any] | None = None):
         given = spec.canonical_names(params or {})
         learnable = []
         options = {}
+        module_options = {}
         for name in list(given):
             if name in _OPTION_NAMES and name not in spec.param_names and spec.kind != "layer":
                 options[name] = given.pop(name)
+                continue
+            if name in _MODULE_OPTION_NAMES and name not in spec.param_names and spec.kind != "layer":
+                module_options[name] = given.pop(name)
                 continue
             init = _learnable_init(spec, name, given[name])
             if init is not _NOT_LEARNABLE:
@@ -487,6 +500,12 @@ class BoundActivation:
             )
         self.options = {p.name: p.validate(options[p.name], spec.name) for p in _OPTIONS if p.name in options}
         self.options = {k: v for k, v in self.options.items() if v != _OPTION_DEFAULTS[k]}
+        # (False, "exact" and None are dropped: the plain function's identifier stays as it was)
+        self.module_options = {}
+        for p in MODULE_OPTIONS:
+            value = p.validate(module_options[p.name], spec.name) if p.name in module_options else p.default
+            if value != p.default:
+                self.module_options[p.name] = value
 
     @property
     def name(self) -> str:
@@ -502,7 +521,15 @@ class BoundActivation:
             elif self.spec.param(k).default != v:
                 cfg[k] = v
         cfg.update(self.options)
+        cfg.update(self.module_options)
         return cfg
+
+    def split_module_options(self) -> tuple[BoundActivation, dict[str, Any]]:
+        """(this activation without its module options, the options): what a module is built from."""
+        if not self.module_options:
+            return self, {}
+        config = {k: v for k, v in {**self.params, **self.config}.items() if k not in self.module_options}
+        return BoundActivation(self.spec, config), dict(self.module_options)
 
     @property
     def num_parameters(self) -> int:
@@ -514,6 +541,10 @@ class BoundActivation:
 
     def __call__(self, x: Any, **kwargs: Any) -> Any:
         if _is_tensor(x):
+            if self.module_options:  # inplace / memory: the functional form takes them
+                from actlab.torch.functional import function_for
+
+                return function_for(self.spec)(x, **self.params, **self.module_options, **kwargs)
             from actlab.torch.functional import apply
 
             return apply(self.spec, x, self.params, **kwargs)
@@ -547,10 +578,16 @@ class BoundActivation:
             # (a deepcopy) are equal when every field is.
             if is_registered(self.spec) or is_registered(other.spec) or self.spec != other.spec:
                 return False
-        return self.params == other.params and self.learnable == other.learnable and self.options == other.options
+        return (
+            self.params == other.params
+            and self.learnable == other.learnable
+            and self.options == other.options
+            and self.module_options == other.module_options
+        )
 
     def __hash__(self) -> int:
-        return hash((self.spec.name, tuple(sorted(self.params.items())), self.learnable, tuple(self.options.items())))
+        options = (tuple(self.options.items()), tuple(self.module_options.items()))
+        return hash((self.spec.name, tuple(sorted(self.params.items())), self.learnable, options))
 
     def __reduce__(self) -> tuple:
         if not is_registered(self.spec):  # pickles the spec itself (its functions must be picklable)

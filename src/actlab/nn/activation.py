@@ -53,6 +53,11 @@ class Activation(torch.nn.Module):
         act = get(identifier, **params)
         if not isinstance(act, BoundActivation):
             raise TypeError(f"Activation needs a registered activation, got the callable {identifier!r}")
+        # options an identifier carries ("gelu(memory='fewbit', bits=3)"); the keywords win
+        act, carried = act.split_module_options()
+        inplace = carried.get("inplace", False) if inplace is False else inplace
+        memory = carried.get("memory", "exact") if memory == "exact" else memory
+        bits = carried.get("bits") if bits is None else bits
         if act.spec.kind == "layer":
             raise TypeError(
                 f"{act.name} is a layer with trained weights: build it with "
