@@ -164,10 +164,11 @@ def _declarations(spec: Spec) -> str:
     return "\n    ".join(lines)
 
 
-def _kernel_source(spec: Spec) -> str:
+def kernel_structs(spec: Spec) -> str:
+    """The C++ of a spec's Kernel: ``struct Ref`` (the double form) and ``struct Fast`` (the float
+    form, empty without one), the parameters read from ``prm`` (also used by the row kernels)."""
     k = spec.kernel
     assert k is not None
-    ident = _identifier(spec.name)
     decl = _declarations(spec)
 
     def body(code: str) -> str:
@@ -184,16 +185,23 @@ def _kernel_source(spec: Spec) -> str:
 }};"""
     else:
         fast = "struct Fast {};"
-    return f"""
-// {spec.name}: {spec.summary}
-namespace k_{ident} {{
-struct Ref {{
+    return f"""struct Ref {{
   using V = Vd;
   using S = double;
   static V forward(const V& x, const double* prm) {body(k.forward)}
   static V derivative(const V& x, const double* prm) {body(k.derivative)}
 }};
-{fast}
+{fast}"""
+
+
+def _kernel_source(spec: Spec) -> str:
+    k = spec.kernel
+    assert k is not None
+    ident = _identifier(spec.name)
+    return f"""
+// {spec.name}: {spec.summary}
+namespace k_{ident} {{
+{kernel_structs(spec)}
 struct K {{
   using Ref = k_{ident}::Ref;
   using Fast = k_{ident}::Fast;

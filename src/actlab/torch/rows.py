@@ -254,21 +254,6 @@ def _gate_struct(ident: str, gate: Gate) -> str:
     params = spec.resolve_params(**gate.params)
     encoded = kernels.param_encoder(spec)(params[n] for n in spec.param_names)
     prm = ", ".join("std::numeric_limits<double>::quiet_NaN()" if math.isnan(v) else repr(float(v)) for v in encoded)
-    decl = kernels._declarations(spec)
-
-    def body(code: str) -> str:
-        return f"{{\n    (void)prm;\n    {decl}\n    {code.strip()}\n  }}"
-
-    fast = "struct Fast {};"
-    if k.fast_where is not None:
-        mask = k.fast_where.strip() or "(x == x) | (x != x)"
-        fast = f"""struct Fast {{
-  using V = Vf;
-  using S = float;
-  static V ok(const V& x, const double* prm) {body("return " + mask + ";")}
-  static V forward(const V& x, const double* prm) {body(k.fast_forward)}
-  static V derivative(const V& x, const double* prm) {body(k.fast_derivative)}
-}};"""
     return f"""
 // {spec_name} {params}: {spec.summary}
 struct {ident} {{
@@ -276,13 +261,7 @@ struct {ident} {{
   static constexpr bool always_fast = false;
   static inline const double prm[kMaxParams] = {{{prm}}};
   {_series_source(gate.series)}
-struct Ref {{
-  using V = Vd;
-  using S = double;
-  static V forward(const V& x, const double* prm) {body(k.forward)}
-  static V derivative(const V& x, const double* prm) {body(k.derivative)}
-}};
-{fast}
+{kernels.kernel_structs(spec)}
 }};
 """
 
