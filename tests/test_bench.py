@@ -306,3 +306,11 @@ def test_summary_lists_the_missed_targets() -> None:
     assert result("bfloat16", saved_bytes_per_element=4.0).summary_rows()[0]["misses"] == "saved>1 tensor"
     table = bench.render(bad, "table", "summary")
     assert "misses f+b>3.5×clone (issue #11 target): f" in table
+
+
+def test_memory_flag_is_the_memory_topic() -> None:
+    from actlab.bench.cli import with_default_topic
+
+    assert with_default_topic(["--memory", "relu", "gelu"]) == ["memory", "relu", "gelu"]
+    assert with_default_topic(["relu", "--memory"]) == ["memory", "relu"]
+    assert with_default_topic(["relu"]) == ["activations", "relu"]

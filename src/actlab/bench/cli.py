@@ -36,7 +36,8 @@ DESCRIPTION = (
     "Benchmarks: speed and memory as ratios to a reference measured in the same run.\n\n"
     "A first argument that is not a topic starts the activation benchmark: `actlab bench gelu silu "
     "--size 1e6` is `actlab bench activations gelu silu --size 1e6`, and `actlab bench` alone measures "
-    "every elementwise activation (see `actlab bench activations --help`)."
+    "every elementwise activation (see `actlab bench activations --help`); `actlab bench --memory NAMES` "
+    "is `actlab bench memory NAMES`."
 )
 
 
@@ -58,6 +59,8 @@ def with_default_topic(argv: Sequence[str]) -> list[str]:
     argv = list(argv)
     if argv and (argv[0] in TOPICS or argv[0] in ("-h", "--help")):
         return argv
+    if "--memory" in argv:  # issue #12's spelling: `actlab bench --memory NAMES` is the memory topic
+        return ["memory", *(a for a in argv if a != "--memory")]
     return [DEFAULT_TOPIC, *argv]
 
 

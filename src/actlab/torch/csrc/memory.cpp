@@ -196,7 +196,8 @@ std::tuple<at::Tensor, at::Tensor> forward_codes_op(const at::Tensor& x, c10::st
 }
 
 // out = g * tab[code], the product in A (float, or double rounded to float and then to T: what the
-// fused kernels' float and double forms do, so that a mask gradient is the exact mode's bit for bit)
+// fused kernels' float and double forms do, so that a mask gradient is the exact mode's bit for bit);
+// float64 tensors: the product in double, rounded once
 template <class T, class A>
 void scale_range(const uint8_t* codes, const T* g, T* out, int64_t start, int64_t n, const A* tab, int bits) {
   const uint32_t mask = (1u << bits) - 1u;
@@ -206,21 +207,11 @@ void scale_range(const uint8_t* codes, const T* g, T* out, int64_t start, int64_
     for (int b = 0; b < bits; ++b) word |= static_cast<uint32_t>(codes[b]) << (8 * b);
     codes += bits;
     const int64_t w = std::min<int64_t>(8, start + n - i);
-    for (int64_t j = 0; j < w; ++j)
-      out[i + j] = static_cast<T>(static_cast<float>(static_cast<A>(g[i + j]) * tab[(word >> (bits * j)) & mask]));
-  }
-}
-
-void scale_double(const uint8_t* codes, const double* g, double* out, int64_t start, int64_t n, const double* tab,
-                  int bits) {
-  const uint32_t mask = (1u << bits) - 1u;
-  codes += start / 8 * bits;
-  for (int64_t i = start; i < start + n; i += 8) {
-    uint32_t word = 0;
-    for (int b = 0; b < bits; ++b) word |= static_cast<uint32_t>(codes[b]) << (8 * b);
-    codes += bits;
-    const int64_t w = std::min<int64_t>(8, start + n - i);
-    for (int64_t j = 0; j < w; ++j) out[i + j] = g[i + j] * tab[(word >> (bits * j)) & mask];
+    for (int64_t j = 0; j < w; ++j) {
+      const A product = static_cast<A>(g[i + j]) * tab[(word >> (bits * j)) & mask];
+      if constexpr (std::is_same_v<T, double>) out[i + j] = product;
+      else out[i + j] = static_cast<T>(static_cast<float>(product));
+    }
   }
 }
 
@@ -258,7 +249,7 @@ at::Tensor scale_op(const at::Tensor& codes, const at::Tensor& grad, c10::ArrayR
           else scale_range(cp, gc.const_data_ptr<c10::Half>(), out.data_ptr<c10::Half>(), start, len, tf.data(), b);
           break;
         case at::kDouble:
-          scale_double(cp, gc.const_data_ptr<double>(), out.data_ptr<double>(), start, len, td.data(), b);
+          scale_range(cp, gc.const_data_ptr<double>(), out.data_ptr<double>(), start, len, td.data(), b);
           break;
         default: TORCH_CHECK(false, "actlab_kernels: float grads only, got ", gc.scalar_type());
       }
