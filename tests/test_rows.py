@@ -241,28 +241,6 @@ def test_half_precision_against_float64(name, dtype):
 
 # ----------------------------------------------------------------------------- autograd, compile
 @names
-def test_double_backward_and_forward_ad_take_the_eager_formulas(name):
-    """create_graph=True records the spec's vjp (second derivatives match float64); forward-mode AD
-    and vmap take the eager Function (its jvp)."""
-    x = torch.randn(3, 9, generator=_gen(7)) * 2
-    g = torch.randn(3, 9, generator=_gen(8))
-    v = torch.randn(3, 9, generator=_gen(9))
-
-    def hvp(t: torch.Tensor) -> torch.Tensor:
-        t = t.clone().requires_grad_()
-        (gx,) = torch.autograd.grad(_run(name, t), t, g, create_graph=True)
-        (h,) = torch.autograd.grad(gx, t, v)
-        return h
-
-    torch.testing.assert_close(hvp(x), hvp(x.double()).float(), rtol=1e-4, atol=1e-5)
-    _, tangent = torch.func.jvp(lambda t: _run(name, t), (x,), (v,))
-    _, tangent64 = torch.func.jvp(lambda t: _run(name, t), (x.double(),), (v.double(),))
-    torch.testing.assert_close(tangent, tangent64.float(), rtol=1e-5, atol=1e-6)
-    batched = torch.func.vmap(lambda t: _run(name, t))(x)
-    torch.testing.assert_close(batched, _run(name, x), rtol=3e-7, atol=0)
-
-
-@names
 @pytest.mark.parametrize("mode", ["grad", "no_grad"])
 def test_compiled_fullgraph(name, mode):
     """torch.compile(fullgraph=True) through the fake kernels: values and gradients equal eager."""
@@ -509,9 +487,10 @@ def test_gated_and_sparse_special_values_match_the_float64_eager_path(name):
     torch.testing.assert_close(gx[finite], ge.float()[finite], equal_nan=True, rtol=3e-7, atol=1e-45)
 
 
-@others
-def test_gated_and_sparse_double_backward_forward_ad_and_vmap(name):
-    """create_graph=True takes the spec's eager vjp; jvp and vmap the eager Function."""
+@pytest.mark.parametrize("name", NAMES + OTHERS)
+def test_double_backward_forward_ad_and_vmap_take_the_eager_formulas(name):
+    """Every row kernel: create_graph=True records the spec's vjp (second derivatives match
+    float64); forward-mode AD and vmap take the eager Function (its jvp)."""
     x = torch.randn(3, 10, generator=_gen(27)) * 2
     g = torch.randn(_run(name, x).shape, generator=_gen(28))
     v = torch.randn(3, 10, generator=_gen(29))
