@@ -487,78 +487,57 @@ void dispatch(at::ScalarType t, bool negate, const F& f) {
   }
 }
 
-at::Tensor softmax_forward(const at::Tensor& x, int64_t dim, bool log, bool negate) {
-  check(x, "softmax_forward");
-  dim = c10::maybe_wrap_dim(dim, x.dim());
-  const at::Tensor xt = x.movedim(dim, -1).contiguous();
-  at::Tensor out = at::empty(xt.sizes(), xt.options());
-  const int64_t n = xt.size(-1);
-  if (xt.numel() > 0) {
-    const int64_t rows = xt.numel() / n;
-    dispatch(x.scalar_type(), negate, [&](auto tag, auto neg) {
+// The rows of `a` (and of `grad`, for a backward) along `dim`, moved last and made contiguous;
+// f(T{}, flag, a_rows, grad_rows or nullptr, out_rows, rows, n) fills the output, moved back.
+template <class F>
+at::Tensor over_rows(const at::Tensor& a, const at::Tensor* grad, int64_t dim, bool flag, const char* what,
+                     const F& f) {
+  check(a, what);
+  if (grad != nullptr)
+    TORCH_CHECK(grad->scalar_type() == a.scalar_type() && grad->sizes() == a.sizes(), "actlab_kernels.", what,
+                ": grad of dtype ", grad->scalar_type(), " and shape ", grad->sizes(), " for an output of ",
+                a.scalar_type(), " ", a.sizes());
+  dim = c10::maybe_wrap_dim(dim, a.dim());
+  const at::Tensor at_rows = a.movedim(dim, -1).contiguous();
+  const at::Tensor g_rows = grad != nullptr ? grad->movedim(dim, -1).contiguous() : at::Tensor();
+  at::Tensor out = at::empty(at_rows.sizes(), at_rows.options());
+  const int64_t n = at_rows.size(-1);
+  if (at_rows.numel() > 0) {
+    dispatch(a.scalar_type(), flag, [&](auto tag, auto fl) {
       using T = decltype(tag);
-      forward_rows<T, decltype(neg)::value>(xt.const_data_ptr<T>(), out.mutable_data_ptr<T>(), rows, n, log);
+      f(tag, fl, at_rows.const_data_ptr<T>(), grad != nullptr ? g_rows.const_data_ptr<T>() : nullptr,
+        out.mutable_data_ptr<T>(), at_rows.numel() / n, n);
     });
   }
   return out.movedim(-1, dim);
+}
+
+at::Tensor softmax_forward(const at::Tensor& x, int64_t dim, bool log, bool negate) {
+  return over_rows(x, nullptr, dim, negate, "softmax_forward", [&](auto tag, auto neg, auto in, auto, auto out,
+                                                                   int64_t rows, int64_t n) {
+    forward_rows<decltype(tag), decltype(neg)::value>(in, out, rows, n, log);
+  });
 }
 
 at::Tensor softmax_backward(const at::Tensor& y, const at::Tensor& grad, int64_t dim, bool log, bool negate) {
-  check(y, "softmax_backward");
-  TORCH_CHECK(grad.scalar_type() == y.scalar_type() && grad.sizes() == y.sizes(),
-              "actlab_kernels.softmax_backward: grad of dtype ", grad.scalar_type(), " and shape ", grad.sizes(),
-              " for an output of ", y.scalar_type(), " ", y.sizes());
-  dim = c10::maybe_wrap_dim(dim, y.dim());
-  const at::Tensor yt = y.movedim(dim, -1).contiguous();
-  const at::Tensor gt = grad.movedim(dim, -1).contiguous();
-  at::Tensor out = at::empty(yt.sizes(), yt.options());
-  const int64_t n = yt.size(-1);
-  if (yt.numel() > 0) {
-    const int64_t rows = yt.numel() / n;
-    dispatch(y.scalar_type(), negate, [&](auto tag, auto neg) {
-      using T = decltype(tag);
-      backward_rows<T, decltype(neg)::value>(yt.const_data_ptr<T>(), gt.const_data_ptr<T>(),
-                                             out.mutable_data_ptr<T>(), rows, n, log);
-    });
-  }
-  return out.movedim(-1, dim);
+  return over_rows(y, &grad, dim, negate, "softmax_backward", [&](auto tag, auto neg, auto in, auto g, auto out,
+                                                                  int64_t rows, int64_t n) {
+    backward_rows<decltype(tag), decltype(neg)::value>(in, g, out, rows, n, log);
+  });
 }
 
 at::Tensor sparse_forward(const at::Tensor& x, int64_t dim, bool entmax) {
-  check(x, "sparse_forward");
-  dim = c10::maybe_wrap_dim(dim, x.dim());
-  const at::Tensor xt = x.movedim(dim, -1).contiguous();
-  at::Tensor out = at::empty(xt.sizes(), xt.options());
-  const int64_t n = xt.size(-1);
-  if (xt.numel() > 0) {
-    const int64_t rows = xt.numel() / n;
-    dispatch(x.scalar_type(), entmax, [&](auto tag, auto ent) {
-      using T = decltype(tag);
-      sparse_forward_rows<T, decltype(ent)::value>(xt.const_data_ptr<T>(), out.mutable_data_ptr<T>(), rows, n);
-    });
-  }
-  return out.movedim(-1, dim);
+  return over_rows(x, nullptr, dim, entmax, "sparse_forward", [&](auto tag, auto ent, auto in, auto, auto out,
+                                                                  int64_t rows, int64_t n) {
+    sparse_forward_rows<decltype(tag), decltype(ent)::value>(in, out, rows, n);
+  });
 }
 
 at::Tensor sparse_backward(const at::Tensor& y, const at::Tensor& grad, int64_t dim, bool entmax) {
-  check(y, "sparse_backward");
-  TORCH_CHECK(grad.scalar_type() == y.scalar_type() && grad.sizes() == y.sizes(),
-              "actlab_kernels.sparse_backward: grad of dtype ", grad.scalar_type(), " and shape ", grad.sizes(),
-              " for an output of ", y.scalar_type(), " ", y.sizes());
-  dim = c10::maybe_wrap_dim(dim, y.dim());
-  const at::Tensor yt = y.movedim(dim, -1).contiguous();
-  const at::Tensor gt = grad.movedim(dim, -1).contiguous();
-  at::Tensor out = at::empty(yt.sizes(), yt.options());
-  const int64_t n = yt.size(-1);
-  if (yt.numel() > 0) {
-    const int64_t rows = yt.numel() / n;
-    dispatch(y.scalar_type(), entmax, [&](auto tag, auto ent) {
-      using T = decltype(tag);
-      sparse_backward_rows<T, decltype(ent)::value>(yt.const_data_ptr<T>(), gt.const_data_ptr<T>(),
-                                                   out.mutable_data_ptr<T>(), rows, n);
-    });
-  }
-  return out.movedim(-1, dim);
+  return over_rows(y, &grad, dim, entmax, "sparse_backward", [&](auto tag, auto ent, auto in, auto g, auto out,
+                                                                 int64_t rows, int64_t n) {
+    sparse_backward_rows<decltype(tag), decltype(ent)::value>(in, g, out, rows, n);
+  });
 }
 
 }  // namespace
