@@ -16,6 +16,12 @@ kernels switched on and loaded: :func:`actlab.torch.kernels.eligible`) along one
 functorch transforms) keeps the eager path, and so does a backward that records a graph (double
 backward): it runs the spec's vjp, whose torch ops autograd can differentiate. An odd split axis
 (gated units) also takes the eager path, which raises its ValueError.
+
+Eagerly, a call is one operator, ``actlab_kernels::row_apply(x, dim, id)`` (``csrc/rows.cpp``): the
+kernel bound once by :func:`bind`, its backward a C++ autograd node (``ActlabRowBackward``) that keeps
+what the Functions below keep, so a small call costs what PyTorch's op costs; :func:`bound_call` is
+the per-call closure of the functional form and of ``actlab.nn.Activation``. torch.compile traces
+the autograd Functions below instead (their forward and backward operators have fakes).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from torch.autograd import forward_ad
 
 from actlab.torch import kernels
 
-__all__ = ["ROW_KERNELS", "SPARSE_KERNELS", "GATED_KERNELS", "has_kernel", "takes", "fused", "sources"]
+__all__ = ["ROW_KERNELS", "SPARSE_KERNELS", "GATED_KERNELS", "has_kernel", "takes", "fused", "bind", "bound_call", "sources"]
 
 # The specs with a row kernel, by name: (log, negate) of actlab_kernels::softmax_forward/backward.
 ROW_KERNELS: dict[str, tuple[bool, bool]] = {
@@ -187,9 +193,74 @@ class SparseFunction(torch.autograd.Function):
         return gx, None, None, None
 
 
+# row_bind's kinds (csrc/rows.cpp RowKind)
+_SOFTMAX, _SPARSE, _GATED = 0, 1, 2
+# name -> the bound index of actlab_kernels::row_apply (filled by bind; read per call)
+_BOUND: dict[str, int] = {}
+
+
+def bind(name: str) -> int:
+    """The index under which ``actlab_kernels::row_apply`` runs the row kernel ``name`` (bound once
+    per process; the library must be loaded)."""
+    ident = _BOUND.get(name)
+    if ident is None:
+        if name in GATED_KERNELS:
+            kind, flag, negate = _GATED, False, False
+        elif name in SPARSE_KERNELS:
+            kind, flag, negate = _SPARSE, SPARSE_KERNELS[name], False
+        else:
+            kind, (flag, negate) = _SOFTMAX, ROW_KERNELS[name]
+        ident = _BOUND[name] = torch.ops.actlab_kernels.row_bind(name, kind, flag, negate)
+    return ident
+
+
+def bound_call(spec: Any, params: dict[str, Any], fallback: Any) -> Any:
+    """``x -> fallback(x)`` for a row-kernel spec with validated ``params``, running
+    ``actlab_kernels::row_apply`` directly where :func:`takes` would take the kernel (checked here with
+    what is bound once: the axis, the tables, the functions). Anything else, and every call while
+    torch.compile or a tracer records, goes to ``fallback`` (:func:`actlab.torch.functional.apply`)."""
+    name, axis = spec.name, params.get("axis")
+    if not has_kernel(name) or not isinstance(axis, int) or isinstance(axis, bool):
+        return fallback
+    gated = name in GATED_KERNELS
+    # module attributes read per call (kernels.use() and a failed load change them), functions once
+    state = kernels.__dict__
+    dtypes = frozenset(kernels.DTYPES)
+    tensor = torch.Tensor
+    compiling = torch.compiler.is_compiling
+    jit_tracing = torch._C._is_tracing
+    transforms_active = torch._C._are_functorch_transforms_active
+    bound: list = []  # [the operator's C++ callable, the index]: on the first call the library is loaded
+
+    def call(x: torch.Tensor) -> Any:
+        if (
+            isinstance(x, tensor)
+            and x.is_cpu
+            and x.dtype in dtypes
+            and state["_enabled"]
+            and state["_loaded"] is True
+            and forward_ad._current_level < 0  # no dual tensors: the eager Function has the jvp
+            and not compiling()
+            and not jit_tracing()
+            and not transforms_active()
+        ):
+            n = x.dim()
+            if -n <= axis < n and x.numel() and not (gated and x.shape[axis] % 2):
+                if not bound:  # (OpOverload.__call__ adds a Python frame: its _op is the C++ callable)
+                    bound[:] = [torch.ops.actlab_kernels.row_apply.default._op, bind(name)]
+                return bound[0](x, axis, bound[1])
+        return fallback(x)
+
+    call.__name__ = call.__qualname__ = f"{name}_call"
+    return call
+
+
 def fused(name: str, x: torch.Tensor, axis: int) -> torch.Tensor:
     """``name`` (see :func:`has_kernel`) of ``x`` along ``axis`` by the row kernel (see :func:`takes`)."""
     dim = axis % x.dim()
+    if not torch.compiler.is_compiling():  # one operator, its backward a C++ autograd node
+        return torch.ops.actlab_kernels.row_apply(x, dim, bind(name))
+    # traced: the Functions (Dynamo traces their forward and backward operators through the fakes)
     grad = x.requires_grad and torch.is_grad_enabled()
     # nothing to record: the kernel alone (Dynamo also mis-traces a Function whose input needs no grad)
     if name in GATED_KERNELS:
@@ -318,8 +389,9 @@ TORCH_LIBRARY_IMPL(actlab_kernels, CPU, m) {{
 
 
 def register_fakes() -> None:
-    """Shapes for torch.compile/export (fake tensors) of the sparse and gated operators; called by
-    :func:`actlab.torch.kernels.build` once the library is loaded."""
+    """Shapes for torch.compile/export (fake tensors) of the sparse, gated and bound operators, and
+    row_apply's create_graph backward; called by :func:`actlab.torch.kernels.build` once the library
+    is loaded."""
 
     @torch.library.register_fake("actlab_kernels::sparse_forward")
     def _sparse_forward_fake(x: torch.Tensor, dim: int, entmax: bool = False) -> torch.Tensor:
@@ -340,3 +412,21 @@ def register_fakes() -> None:
     @torch.library.register_fake("actlab_kernels::gated_backward")
     def _gated_backward_fake(x: torch.Tensor, grad: torch.Tensor, dim: int, name: str) -> torch.Tensor:
         return x.new_empty(x.shape)
+
+    @torch.library.register_fake("actlab_kernels::row_apply")
+    def _row_apply_fake(x: torch.Tensor, dim: int, ident: int) -> torch.Tensor:
+        name = next(n for n, i in _BOUND.items() if i == ident)
+        if name in GATED_KERNELS:
+            return _gated_forward_fake(x, dim, name)
+        return _sparse_forward_fake(x, dim % x.dim())
+
+    # The C++ backward of row_apply calls this under create_graph: the spec's vjp in torch ops, which
+    # record a graph (double backward); half precision from the float32 output recomputed from x.
+    @torch.library.impl("actlab_kernels::row_eager_grad", "CompositeImplicitAutograd")
+    def _row_eager_grad(saved: torch.Tensor, grad: torch.Tensor, dim: int, name: str) -> torch.Tensor:
+        if name in GATED_KERNELS:
+            return _vjp_from_input(name, saved, grad, dim)
+        if saved.dtype in _LOW_PRECISION:  # the input was kept: y again, differentiably, in float32
+            y = fused(name, saved.float(), dim)
+            return _vjp_eager(name, y, grad.float(), dim).to(saved.dtype)
+        return _vjp_eager(name, saved, grad, dim)

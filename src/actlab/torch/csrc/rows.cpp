@@ -19,10 +19,18 @@
 // float and then to the narrow type (a second rounding that can matter only at an exact float tie).
 // Measured (float32, 96 seeded rows of 16 and rows up to 4096): forward within 2 ulp, vjp within 3
 // ulp (or 4 ulp of sum |g J|), against the mpmath oracle.
+#include <torch/csrc/autograd/functions/utils.h>
+#include <torch/csrc/autograd/saved_variable.h>
+
 #include "actlab_kernels.h"
+#include "rows_gated.h"
 
 #include <algorithm>
+#include <deque>
 #include <functional>
+#include <map>
+#include <mutex>
+#include <tuple>
 #include <vector>
 
 namespace actlab_k {
@@ -540,10 +548,150 @@ at::Tensor sparse_backward(const at::Tensor& y, const at::Tensor& grad, int64_t 
   });
 }
 
+// ------------------------------------------------------------------------------------- autograd
+// actlab_kernels::row_apply(x, dim, id): a row kernel bound once (row_bind) with its backward as a
+// plain C++ autograd Node, as autograd.cpp does for the elementwise kernels: one dispatcher call per
+// training step from Python, no torch.autograd.Function. The node keeps what the Python Functions
+// kept (rows.py): the output for float32 softmax/log_softmax/softmin/sparsemax/entmax15, the input
+// for half precision (the backward recomputes the float32 output from it) and for the gated units,
+// as a SavedVariable (saved_tensors_hooks, and "backward through the graph a second time", behave
+// as for PyTorch's own ops). Under create_graph the backward is actlab_kernels::row_eager_grad,
+// implemented in Python from the spec's vjp with differentiable torch ops (double backward).
+
+enum class RowKind : int64_t { Softmax = 0, Sparse = 1, Gated = 2 };
+
+struct RowCall {
+  RowKind kind;
+  bool flag;    // Softmax: log_softmax; Sparse: entmax15
+  bool negate;  // Softmax: softmin
+  const gated::GatedEntry* gated;  // Gated: the entry (no lookup per call)
+  std::string name;                // the spec's name, for row_eager_grad
+};
+
+// Append-only, deduplicated: bounded by the row kernels (a dozen)
+struct RowTable {
+  std::mutex mutex;
+  std::deque<RowCall> calls;  // appending keeps pointers to earlier entries valid
+  std::map<std::tuple<std::string, int64_t, bool, bool>, int64_t> index;
+};
+
+RowTable& row_table() {
+  static RowTable t;
+  return t;
+}
+
+const RowCall& row_call(int64_t id) {
+  RowTable& t = row_table();
+  std::lock_guard<std::mutex> lock(t.mutex);
+  TORCH_CHECK(id >= 0 && id < static_cast<int64_t>(t.calls.size()), "actlab_kernels: no bound row kernel ", id);
+  return t.calls[id];
+}
+
+int64_t row_bind(c10::string_view name, int64_t kind, bool flag, bool negate) {
+  TORCH_CHECK(kind >= 0 && kind <= 2, "actlab_kernels.row_bind: kind 0 (softmax), 1 (sparse) or 2 (gated), got ",
+              kind);
+  const RowKind k = static_cast<RowKind>(kind);
+  const gated::GatedEntry* entry = k == RowKind::Gated ? &gated::lookup(name) : nullptr;  // raises if unknown
+  RowTable& t = row_table();
+  std::lock_guard<std::mutex> lock(t.mutex);
+  auto key = std::make_tuple(std::string(name), kind, flag, negate);
+  auto it = t.index.find(key);
+  if (it != t.index.end()) return it->second;
+  t.calls.push_back(RowCall{k, flag, negate, entry, std::string(name)});
+  const int64_t id = static_cast<int64_t>(t.calls.size()) - 1;
+  t.index.emplace(std::move(key), id);
+  return id;
+}
+
+// The forward as it runs, and whether the node keeps the output (else the input)
+at::Tensor row_forward(const RowCall& c, const at::Tensor& x, int64_t dim) {
+  switch (c.kind) {
+    case RowKind::Softmax: return softmax_forward(x, dim, c.flag, c.negate);
+    case RowKind::Sparse: return sparse_forward(x, dim, c.flag);
+    default: return gated::forward_with(*c.gated, x, dim);
+  }
+}
+
+bool keeps_output(const RowCall& c, const at::Tensor& x) {
+  return c.kind != RowKind::Gated && x.scalar_type() == at::kFloat;
+}
+
+// The vjp from what the node kept: the output y (float32), or the input x (the gated units; half
+// precision, whose rounded output has lost the digits the vjp needs: y recomputed in float32, the
+// result rounded once, as the eager path does)
+at::Tensor row_backward(const RowCall& c, const at::Tensor& saved, const at::Tensor& grad, int64_t dim) {
+  if (c.kind == RowKind::Gated) return gated::backward_with(*c.gated, saved, grad, dim);
+  const bool low = saved.scalar_type() != at::kFloat;
+  const at::Tensor y = low ? row_forward(c, saved.to(at::kFloat), dim) : saved;
+  const at::Tensor g = low ? grad.to(at::kFloat) : grad;
+  const at::Tensor gx =
+      c.kind == RowKind::Softmax ? softmax_backward(y, g, dim, c.flag, c.negate) : sparse_backward(y, g, dim, c.flag);
+  return low ? gx.to(saved.scalar_type()) : gx;
+}
+
+struct ActlabRowBackward : public torch::autograd::Node {
+  torch::autograd::SavedVariable saved_;
+  const RowCall* call = nullptr;  // an entry of the append-only table: valid for the process
+  int64_t dim = 0;
+  bool output = false;  // saved_ holds the output
+
+  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // raises if the graph was freed by an earlier backward; an output unpacks with this node as
+    // its grad_fn (what a create_graph backward differentiates through)
+    const at::Tensor saved = saved_.unpack(output ? getptr() : nullptr);
+    const at::Tensor& grad = grads[0];
+    if (!grad.defined()) return {at::Tensor()};
+    if (at::GradMode::is_enabled()) {  // create_graph: a differentiable backward
+      static auto eager = c10::Dispatcher::singleton()
+                              .findSchemaOrThrow("actlab_kernels::row_eager_grad", "")
+                              .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, c10::string_view)>();
+      return {eager.call(saved, grad, dim, call->name)};
+    }
+    return {row_backward(*call, saved, grad, dim)};
+  }
+
+  std::string name() const override { return "ActlabRowBackward"; }
+
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    saved_.reset_data();
+  }
+};
+
+at::Tensor row_apply_cpu(const at::Tensor& x, int64_t dim, int64_t id) {
+  return row_forward(row_call(id), x, dim);
+}
+
+at::Tensor row_apply_autograd(const at::Tensor& x, int64_t dim, int64_t id) {
+  const RowCall& c = row_call(id);
+  dim = c10::maybe_wrap_dim(dim, x.dim());
+  at::Tensor out;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    out = row_forward(c, x, dim);
+  }
+  if (torch::autograd::compute_requires_grad(x)) {
+    auto node = c10::make_intrusive<ActlabRowBackward>();
+    node->set_next_edges(torch::autograd::collect_next_edges(x));
+    node->call = &c;
+    node->dim = dim;
+    node->output = keeps_output(c, x);
+    torch::autograd::set_history(out, node);
+    // (after set_history: a saved output records its grad_fn)
+    node->saved_ = torch::autograd::SavedVariable(node->output ? out : x, /*is_output=*/node->output);
+  }
+  return out;
+}
+
 }  // namespace
 }  // namespace actlab_k
 
 TORCH_LIBRARY_FRAGMENT(actlab_kernels, m) {
+  // the row kernels bound once (actlab.torch.rows.bind), then run by index with the autograd node
+  m.def("row_bind(str name, int kind, bool flag, bool negate) -> int", &actlab_k::row_bind);
+  m.def("row_apply(Tensor x, int dim, int id) -> Tensor");
+  m.def("row_eager_grad(Tensor saved, Tensor grad, int dim, str name) -> Tensor");
   m.def("softmax_forward(Tensor x, int dim, bool log=False, bool negate=False) -> Tensor");
   m.def("softmax_backward(Tensor y, Tensor grad, int dim, bool log=False, bool negate=False) -> Tensor");
   m.def("sparse_forward(Tensor x, int dim, bool entmax=False) -> Tensor");
@@ -555,4 +703,7 @@ TORCH_LIBRARY_IMPL(actlab_kernels, CPU, m) {
   m.impl("softmax_backward", &actlab_k::softmax_backward);
   m.impl("sparse_forward", &actlab_k::sparse_forward);
   m.impl("sparse_backward", &actlab_k::sparse_backward);
+  m.impl("row_apply", &actlab_k::row_apply_cpu);
 }
+
+TORCH_LIBRARY_IMPL(actlab_kernels, Autograd, m) { m.impl("row_apply", &actlab_k::row_apply_autograd); }
