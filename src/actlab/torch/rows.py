@@ -34,7 +34,17 @@ from torch.autograd import forward_ad
 
 from actlab.torch import kernels
 
-__all__ = ["ROW_KERNELS", "SPARSE_KERNELS", "GATED_KERNELS", "has_kernel", "takes", "fused", "bind", "bound_call", "sources"]
+__all__ = [
+    "ROW_KERNELS",
+    "SPARSE_KERNELS",
+    "GATED_KERNELS",
+    "has_kernel",
+    "takes",
+    "fused",
+    "bind",
+    "bound_call",
+    "sources",
+]
 
 # The specs with a row kernel, by name: (log, negate) of actlab_kernels::softmax_forward/backward.
 ROW_KERNELS: dict[str, tuple[bool, bool]] = {
