@@ -622,6 +622,9 @@ def test_every_call_form_records_the_cpp_node(name):
             getattr(F, name)(torch.ones(3, 5, requires_grad=True))
     with pytest.raises(ValueError, match="out of range"):
         getattr(F, name)(x, dim=2)
+    for dim in (0, -2):  # the bound call's axis, against the float64 eager path
+        want = getattr(F, name)(x.detach().double(), dim=dim).float()
+        torch.testing.assert_close(getattr(F, name)(x, dim=dim).detach(), want, rtol=1e-5, atol=1e-6)
     v = torch.randn(4, 12, generator=_gen(41))
     _, tangent = torch.func.jvp(getattr(F, name), (x.detach(),), (v,))
     _, tangent64 = torch.func.jvp(getattr(F, name), (x.detach().double(),), (v.double(),))
