@@ -244,14 +244,14 @@ def bound_call(spec: Any, params: dict[str, Any], fallback: Any) -> Any:
 
     def call(x: torch.Tensor) -> Any:
         if (
-            isinstance(x, tensor)
+            not compiling()  # traced (torch.compile, export, jit.trace): the general path
+            and not jit_tracing()
+            and isinstance(x, tensor)
             and x.is_cpu
             and x.dtype in dtypes
             and state["_enabled"]
             and state["_loaded"] is True
             and forward_ad._current_level < 0  # no dual tensors: the eager Function has the jvp
-            and not compiling()
-            and not jit_tracing()
             and not transforms_active()
         ):
             n = x.dim()

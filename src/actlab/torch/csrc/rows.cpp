@@ -506,8 +506,11 @@ at::Tensor over_rows(const at::Tensor& a, const at::Tensor* grad, int64_t dim, b
                 ": grad of dtype ", grad->scalar_type(), " and shape ", grad->sizes(), " for an output of ",
                 a.scalar_type(), " ", a.sizes());
   dim = c10::maybe_wrap_dim(dim, a.dim());
-  const at::Tensor at_rows = a.movedim(dim, -1).contiguous();
-  const at::Tensor g_rows = grad != nullptr ? grad->movedim(dim, -1).contiguous() : at::Tensor();
+  // the last dim needs no move (and the output is then a plain tensor, not a view)
+  const bool last = dim == a.dim() - 1;
+  const at::Tensor at_rows = last ? a.contiguous() : a.movedim(dim, -1).contiguous();
+  const at::Tensor g_rows =
+      grad == nullptr ? at::Tensor() : (last ? grad->contiguous() : grad->movedim(dim, -1).contiguous());
   at::Tensor out = at::empty(at_rows.sizes(), at_rows.options());
   const int64_t n = at_rows.size(-1);
   if (at_rows.numel() > 0) {
@@ -517,7 +520,7 @@ at::Tensor over_rows(const at::Tensor& a, const at::Tensor* grad, int64_t dim, b
         out.mutable_data_ptr<T>(), at_rows.numel() / n, n);
     });
   }
-  return out.movedim(-1, dim);
+  return last ? out : out.movedim(-1, dim);
 }
 
 at::Tensor softmax_forward(const at::Tensor& x, int64_t dim, bool log, bool negate) {
