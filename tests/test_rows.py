@@ -582,13 +582,18 @@ def test_inductor_compiles_gated_and_sparse_kernels():
 # Eagerly a row kernel is one operator (actlab_kernels::row_apply) whose backward is ActlabRowBackward,
 # a plain C++ autograd node (no torch.autograd.Function on the path): it must keep the graph semantics
 # of PyTorch's own nodes and the values of the Python Functions it replaces.
-ALL = NAMES + OTHERS
+DOUBLING = _vector_specs_with(rows.DOUBLING_KERNELS)
+ALL = NAMES + OTHERS + DOUBLING
 every = pytest.mark.parametrize("name", ALL)
 
 
 def _through_function(name: str, x: torch.Tensor, g: torch.Tensor, dim: int) -> torch.Tensor:
-    """The gradient through the Python autograd Functions (what torch.compile traces)."""
+    """The gradient through the Python autograd Functions (what torch.compile traces); crelu (no
+    Function, exact in every dtype): the float64 eager path's, rounded."""
     xr = x.detach().clone().requires_grad_()
+    if name in rows.DOUBLING_KERNELS:
+        with kernels.use(False):
+            return _fwd_bwd(name, x.double(), g.double(), dim)[1].to(x.dtype)
     if name in rows.GATED_KERNELS:
         y = rows.GatedFunction.apply(xr, dim, name)
     elif name in rows.SPARSE_KERNELS:
@@ -644,7 +649,8 @@ def test_the_cpp_node_equals_the_functions_and_the_float64_eager_path(name, dtyp
         g = torch.randn(y.shape, generator=_gen(43)).to(dtype)
         _, gx = _fwd_bwd(name, x.to(dtype), g, dim)
         assert torch.equal(gx, _through_function(name, x.to(dtype), g, dim)), dim
-        _compare(name, x.to(dtype), g, dim)
+        if name not in DOUBLING:  # (crelu: exact, the line above)
+            _compare(name, x.to(dtype), g, dim)
 
 
 @every
@@ -663,7 +669,7 @@ def test_a_freed_graph_raises_and_an_inplace_change_is_caught(name):
     inner = x.detach().clone().requires_grad_()
     t = inner * 1.0
     y = getattr(F, name)(t)
-    (y if name not in GATED else t).mul_(2.0)  # the saved tensor: the output, or the gated input
+    (t if get_spec(name).saves == "input" else y).mul_(2.0)  # the saved tensor
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.backward(g)
 
@@ -697,6 +703,9 @@ def test_double_backward_in_half_precision_through_the_node(name):
         t = t.clone().requires_grad_()
         y = _run(name, t)
         (gx,) = torch.autograd.grad(y, t, g.to(t.dtype), create_graph=True)
+        if name in DOUBLING:  # piecewise linear: a gradient that does not depend on x, no graph
+            assert not gx.requires_grad
+            return torch.zeros(t.shape, dtype=torch.float64)
         assert gx.requires_grad
         (h,) = torch.autograd.grad(gx, t, v.to(t.dtype))
         return h.double()
@@ -720,3 +729,57 @@ def test_row_kernels_are_bound_once(monkeypatch):
     after = F.swiglu(x), module(x), F.sparsemax(x, dim=0)
     for a, b in zip(before, after):
         assert b.grad_fn.name() == NODE and torch.equal(a, b)
+
+
+# ============================================================================ crelu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_crelu_kernel_is_exact_against_the_float64_eager_path(dtype):
+    """crelu's kernel: every output and gradient entry is an input or gradient entry (or its
+    negation), so it equals the float64 eager path rounded, bitwise, signed zeros, infinities and
+    NaNs included, along every axis and through non-contiguous views; the axis doubles."""
+    assert DOUBLING == ["crelu"] and get_spec("crelu").saves == "input"
+    r = _gen(60)
+    special = torch.tensor([[0.0, -0.0, math.inf, -math.inf], [math.nan, 1e-40, -1e-40, 3e38]])
+    cases = [
+        (torch.randn(5, 37, generator=r) * 3, -1),
+        (torch.randn(3, 4, 5, generator=r), 1),
+        (torch.randn(3, 4, 5, generator=r), 0),
+        (torch.randn(40, 6, generator=r).t(), 0),  # non-contiguous
+        ((torch.randn(4, 20, generator=r))[:, ::2], 1),  # strided
+        (special, 1),
+        (special, 0),
+    ]
+    for x, axis in cases:
+        x = x.to(dtype)
+        g = torch.randn(_run("crelu", x, axis).shape, generator=r).to(dtype)
+        y, gx = _fwd_bwd("crelu", x, g, axis)
+        with kernels.use(False):
+            ye, ge = _fwd_bwd("crelu", x.double(), g.double(), axis)
+        assert y.shape[axis % x.dim()] == 2 * x.shape[axis] and y.dtype == dtype and gx.dtype == dtype
+        for got, want in ((y, ye.to(dtype)), (gx, ge.to(dtype))):
+            assert torch.equal(got.isnan(), want.isnan()), (axis, x)
+            ok = ~want.isnan()
+            assert torch.equal(got[ok], want[ok]) and torch.equal(got[ok].signbit(), want[ok].signbit()), (axis, x)
+
+
+@pytest.mark.parametrize("mode", ["grad", "no_grad"])
+def test_crelu_compiles_through_its_eager_code(mode):
+    """crelu has no traced Function: torch.compile (fullgraph) traces its eager code, equal to the
+    kernel's values and gradients."""
+    torch._dynamo.reset()
+
+    def model(t: torch.Tensor) -> torch.Tensor:
+        return F.crelu(t * 2.0, dim=1) * 3.0
+
+    x = torch.randn(4, 6, 5, generator=_gen(61))
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    if mode == "grad":
+        xr, xe = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out, want = compiled(xr), model(xe)
+        assert want.grad_fn is not None
+        g = torch.randn(out.shape, generator=_gen(62))
+        torch.testing.assert_close(torch.autograd.grad(out, xr, g), torch.autograd.grad(want, xe, g), rtol=0, atol=0)
+    else:
+        with torch.no_grad():
+            out, want = compiled(x), model(x)
+    torch.testing.assert_close(out, want, rtol=0, atol=0)

@@ -8,7 +8,9 @@ at the accuracy of actlab's eager code.
 - the gated units glu, reglu, geglu, swiglu, gtu, bilinear (``csrc/rows_gated.h`` and the generated
   ``rows_gated.cpp``, :func:`sources`): ``fA(a) * fB(b)`` over the halves with the gates' own
   elementwise kernels (the catalog's sigmoid, gelu, silu, tanh, relu :class:`~actlab.catalog.Kernel`),
-  both halves' gradients in one pass (saves the input).
+  both halves' gradients in one pass (saves the input);
+- crelu (``csrc/rows.cpp``): both halves in one pass, exact in every dtype (saves the input); it has
+  no traced Function, so torch.compile traces its eager code.
 
 :func:`actlab.torch.functional.apply` takes it for CPU float32/bfloat16/float16 tensors (the fused
 kernels switched on and loaded: :func:`actlab.torch.kernels.eligible`) along one int axis without a
@@ -38,6 +40,7 @@ __all__ = [
     "ROW_KERNELS",
     "SPARSE_KERNELS",
     "GATED_KERNELS",
+    "DOUBLING_KERNELS",
     "has_kernel",
     "takes",
     "fused",
@@ -76,12 +79,14 @@ GATED_KERNELS: dict[str, tuple[Gate | None, Gate | None]] = {
     "gtu": (Gate("tanh", {}), Gate("sigmoid", {})),
     "bilinear": (None, None),
 }
+# The kernels whose output doubles the axis: [relu(x), relu(-x)] (actlab_kernels::row_apply only).
+DOUBLING_KERNELS: frozenset[str] = frozenset({"crelu"})
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def has_kernel(name: str) -> bool:
     """Whether the vector spec ``name`` has a row kernel (whether or not the library is loaded)."""
-    return name in ROW_KERNELS or name in SPARSE_KERNELS or name in GATED_KERNELS
+    return name in ROW_KERNELS or name in SPARSE_KERNELS or name in GATED_KERNELS or name in DOUBLING_KERNELS
 
 
 def takes(name: str, x: torch.Tensor, axis: Any, where: Any) -> bool:
@@ -92,6 +97,8 @@ def takes(name: str, x: torch.Tensor, axis: Any, where: Any) -> bool:
         return False  # 0-d, empty, or an axis out of range (the eager path says so)
     if name in GATED_KERNELS and x.shape[axis] % 2:
         return False  # an odd split: the eager path raises its ValueError
+    if name in DOUBLING_KERNELS and torch.compiler.is_compiling():
+        return False  # no traced Function: torch.compile traces the eager code
     if not torch.compiler.is_compiling():
         if torch._C._are_functorch_transforms_active() or forward_ad._current_level >= 0:
             return False  # vmap/jvp/forward-mode AD: the eager Function (it has the jvp)
@@ -204,7 +211,7 @@ class SparseFunction(torch.autograd.Function):
 
 
 # row_bind's kinds (csrc/rows.cpp RowKind)
-_SOFTMAX, _SPARSE, _GATED = 0, 1, 2
+_SOFTMAX, _SPARSE, _GATED, _DOUBLING = 0, 1, 2, 3
 # name -> the bound index of actlab_kernels::row_apply (filled by bind; read per call)
 _BOUND: dict[str, int] = {}
 
@@ -218,6 +225,8 @@ def bind(name: str) -> int:
             kind, flag, negate = _GATED, False, False
         elif name in SPARSE_KERNELS:
             kind, flag, negate = _SPARSE, SPARSE_KERNELS[name], False
+        elif name in DOUBLING_KERNELS:
+            kind, flag, negate = _DOUBLING, False, False
         else:
             kind, (flag, negate) = _SOFTMAX, ROW_KERNELS[name]
         ident = _BOUND[name] = torch.ops.actlab_kernels.row_bind(name, kind, flag, negate)
@@ -428,13 +437,17 @@ def register_fakes() -> None:
         name = next(n for n, i in _BOUND.items() if i == ident)
         if name in GATED_KERNELS:
             return _gated_forward_fake(x, dim, name)
+        if name in DOUBLING_KERNELS:
+            shape = list(x.shape)
+            shape[dim % x.dim()] *= 2
+            return x.new_empty(shape)  # contiguous, as the kernel's
         return _sparse_forward_fake(x, dim % x.dim())
 
     # The C++ backward of row_apply calls this under create_graph: the spec's vjp in torch ops, which
     # record a graph (double backward); half precision from the float32 output recomputed from x.
     @torch.library.impl("actlab_kernels::row_eager_grad", "CompositeImplicitAutograd")
     def _row_eager_grad(saved: torch.Tensor, grad: torch.Tensor, dim: int, name: str) -> torch.Tensor:
-        if name in GATED_KERNELS:
+        if name in GATED_KERNELS or name in DOUBLING_KERNELS:  # the input was kept
             return _vjp_from_input(name, saved, grad, dim)
         if saved.dtype in _LOW_PRECISION:  # the input was kept: y again, differentiably, in float32
             y = fused(name, saved.float(), dim)

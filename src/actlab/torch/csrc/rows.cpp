@@ -551,17 +551,113 @@ at::Tensor sparse_backward(const at::Tensor& y, const at::Tensor& grad, int64_t 
   });
 }
 
+// ------------------------------------------------------------------------------------- crelu
+// crelu: [max(x, 0), max(-x, 0)] concatenated along dim (which doubles). x (contiguous) is viewed
+// as (outer, M), M = dim's size times the inner dims, and the output as (outer, 2, M), so both
+// halves are contiguous runs. As torch.clamp_min in the eager code: a NaN stays NaN in both halves
+// and a zero keeps its sign;
+// the backward is (x > 0 ? g+ : 0) - (x < 0 ? g- : 0) (the eager where()s; 0 at x = 0 and NaN).
+// Each value is one input or gradient entry (or its negation): exact in every dtype.
+inline std::pair<int64_t, int64_t> outer_and_run(const at::Tensor& x, int64_t dim) {
+  int64_t outer = 1;
+  for (int64_t d = 0; d < dim; ++d) outer *= x.size(d);
+  return {outer, outer > 0 ? x.numel() / outer : 0};
+}
+
+template <class T>
+void crelu_forward_rows(const T* x, T* y, int64_t outer, int64_t M) {
+  at::parallel_for(0, outer, std::max<int64_t>(1, 32768 / std::max<int64_t>(M, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t o = b; o < e; ++o) {
+      const T* px = x + o * M;
+      T* pp = y + o * 2 * M;
+      T* pn = pp + M;
+      for (int64_t j = 0; j < M; ++j) {
+        const float v = static_cast<float>(px[j]);
+        const float w = -v;
+        pp[j] = static_cast<T>(v < 0.0f ? 0.0f : v);  // clamp_min(x, 0): NaN and -0 kept
+        pn[j] = static_cast<T>(w < 0.0f ? 0.0f : w);
+      }
+    }
+  });
+}
+
+template <class T>
+void crelu_backward_rows(const T* x, const T* g, T* gx, int64_t outer, int64_t M) {
+  at::parallel_for(0, outer, std::max<int64_t>(1, 32768 / std::max<int64_t>(M, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t o = b; o < e; ++o) {
+      const T* px = x + o * M;
+      const T* gp = g + o * 2 * M;
+      const T* gn = gp + M;
+      T* out = gx + o * M;
+      for (int64_t j = 0; j < M; ++j) {
+        const float v = static_cast<float>(px[j]);
+        const float a = v > 0.0f ? static_cast<float>(gp[j]) : 0.0f;
+        const float c = v < 0.0f ? static_cast<float>(gn[j]) : 0.0f;
+        out[j] = static_cast<T>(a - c);
+      }
+    }
+  });
+}
+
+template <class F>
+void by_dtype(at::ScalarType t, const F& f) {
+  switch (t) {
+    case at::kFloat: f(float{}); break;
+    case at::kBFloat16: f(c10::BFloat16{}); break;
+    case at::kHalf: f(c10::Half{}); break;
+    default: TORCH_CHECK(false, "actlab_kernels: unsupported dtype ", t);
+  }
+}
+
+at::Tensor crelu_forward(const at::Tensor& x, int64_t dim) {
+  check(x, "crelu_forward");
+  dim = c10::maybe_wrap_dim(dim, x.dim());
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape[dim] *= 2;
+  at::Tensor out = at::empty(shape, x.options().memory_format(at::MemoryFormat::Contiguous));
+  if (x.numel() > 0) {
+    const at::Tensor xc = x.contiguous();
+    const auto [outer, M] = outer_and_run(xc, dim);
+    by_dtype(x.scalar_type(), [&](auto tag) {
+      using T = decltype(tag);
+      crelu_forward_rows<T>(xc.const_data_ptr<T>(), out.mutable_data_ptr<T>(), outer, M);
+    });
+  }
+  return out;
+}
+
+at::Tensor crelu_backward(const at::Tensor& x, const at::Tensor& grad, int64_t dim) {
+  check(x, "crelu_backward");
+  dim = c10::maybe_wrap_dim(dim, x.dim());
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape[dim] *= 2;
+  TORCH_CHECK(grad.scalar_type() == x.scalar_type() && grad.sizes() == c10::IntArrayRef(shape),
+              "actlab_kernels.crelu_backward: grad of dtype ", grad.scalar_type(), " and shape ", grad.sizes(),
+              " for an input of ", x.scalar_type(), " ", x.sizes(), " doubled along dim ", dim);
+  at::Tensor out = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
+  if (x.numel() > 0) {
+    const at::Tensor xc = x.contiguous();
+    const at::Tensor gc = grad.contiguous();
+    const auto [outer, M] = outer_and_run(xc, dim);
+    by_dtype(x.scalar_type(), [&](auto tag) {
+      using T = decltype(tag);
+      crelu_backward_rows<T>(xc.const_data_ptr<T>(), gc.const_data_ptr<T>(), out.mutable_data_ptr<T>(), outer, M);
+    });
+  }
+  return out;
+}
+
 // ------------------------------------------------------------------------------------- autograd
 // actlab_kernels::row_apply(x, dim, id): a row kernel bound once (row_bind) with its backward as a
 // plain C++ autograd Node, as autograd.cpp does for the elementwise kernels: one dispatcher call per
 // training step from Python, no torch.autograd.Function. The node keeps what the Python Functions
 // kept (rows.py): the output for float32 softmax/log_softmax/softmin/sparsemax/entmax15, the input
-// for half precision (the backward recomputes the float32 output from it) and for the gated units,
-// as a SavedVariable (saved_tensors_hooks, and "backward through the graph a second time", behave
+// for half precision (the backward recomputes the float32 output from it), for the gated units and
+// crelu, as a SavedVariable (saved_tensors_hooks, and "backward through the graph a second time", behave
 // as for PyTorch's own ops). Under create_graph the backward is actlab_kernels::row_eager_grad,
 // implemented in Python from the spec's vjp with differentiable torch ops (double backward).
 
-enum class RowKind : int64_t { Softmax = 0, Sparse = 1, Gated = 2 };
+enum class RowKind : int64_t { Softmax = 0, Sparse = 1, Gated = 2, Crelu = 3 };
 
 struct RowCall {
   RowKind kind;
@@ -591,8 +687,8 @@ const RowCall& row_call(int64_t id) {
 }
 
 int64_t row_bind(c10::string_view name, int64_t kind, bool flag, bool negate) {
-  TORCH_CHECK(kind >= 0 && kind <= 2, "actlab_kernels.row_bind: kind 0 (softmax), 1 (sparse) or 2 (gated), got ",
-              kind);
+  TORCH_CHECK(kind >= 0 && kind <= 3,
+              "actlab_kernels.row_bind: kind 0 (softmax), 1 (sparse), 2 (gated) or 3 (crelu), got ", kind);
   const RowKind k = static_cast<RowKind>(kind);
   const gated::GatedEntry* entry = k == RowKind::Gated ? &gated::lookup(name) : nullptr;  // raises if unknown
   RowTable& t = row_table();
@@ -611,19 +707,21 @@ at::Tensor row_forward(const RowCall& c, const at::Tensor& x, int64_t dim) {
   switch (c.kind) {
     case RowKind::Softmax: return softmax_forward(x, dim, c.flag, c.negate);
     case RowKind::Sparse: return sparse_forward(x, dim, c.flag);
+    case RowKind::Crelu: return crelu_forward(x, dim);
     default: return gated::forward_with(*c.gated, x, dim);
   }
 }
 
 bool keeps_output(const RowCall& c, const at::Tensor& x) {
-  return c.kind != RowKind::Gated && x.scalar_type() == at::kFloat;
+  return (c.kind == RowKind::Softmax || c.kind == RowKind::Sparse) && x.scalar_type() == at::kFloat;
 }
 
-// The vjp from what the node kept: the output y (float32), or the input x (the gated units; half
+// The vjp from what the node kept: the output y (float32), or the input x (gated units, crelu; half
 // precision, whose rounded output has lost the digits the vjp needs: y recomputed in float32, the
 // result rounded once, as the eager path does)
 at::Tensor row_backward(const RowCall& c, const at::Tensor& saved, const at::Tensor& grad, int64_t dim) {
   if (c.kind == RowKind::Gated) return gated::backward_with(*c.gated, saved, grad, dim);
+  if (c.kind == RowKind::Crelu) return crelu_backward(saved, grad, dim);
   const bool low = saved.scalar_type() != at::kFloat;
   const at::Tensor y = low ? row_forward(c, saved.to(at::kFloat), dim) : saved;
   const at::Tensor g = low ? grad.to(at::kFloat) : grad;
