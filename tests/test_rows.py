@@ -42,7 +42,8 @@ def _gen(seed: int) -> torch.Generator:
 
 
 def _run(name: str, x: torch.Tensor, axis: int = -1) -> torch.Tensor:
-    return apply(get_spec(name), x, {"axis": axis})
+    spec = get_spec(name)
+    return apply(spec, x, spec.resolve_params(axis=axis))  # (maxout: its default pieces)
 
 
 def _fwd_bwd(name: str, x: torch.Tensor, g: torch.Tensor, axis: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -582,16 +583,16 @@ def test_inductor_compiles_gated_and_sparse_kernels():
 # Eagerly a row kernel is one operator (actlab_kernels::row_apply) whose backward is ActlabRowBackward,
 # a plain C++ autograd node (no torch.autograd.Function on the path): it must keep the graph semantics
 # of PyTorch's own nodes and the values of the Python Functions it replaces.
-DOUBLING = _vector_specs_with(rows.DOUBLING_KERNELS)
-ALL = NAMES + OTHERS + DOUBLING
+EAGER_ONLY = _vector_specs_with(rows.EAGER_ONLY_KERNELS)
+ALL = NAMES + OTHERS + EAGER_ONLY
 every = pytest.mark.parametrize("name", ALL)
 
 
 def _through_function(name: str, x: torch.Tensor, g: torch.Tensor, dim: int) -> torch.Tensor:
-    """The gradient through the Python autograd Functions (what torch.compile traces); crelu (no
-    Function, exact in every dtype): the float64 eager path's, rounded."""
+    """The gradient through the Python autograd Functions (what torch.compile traces); crelu and
+    maxout (no Function, exact in every dtype): the float64 eager path's, rounded."""
     xr = x.detach().clone().requires_grad_()
-    if name in rows.DOUBLING_KERNELS:
+    if name in rows.EAGER_ONLY_KERNELS:
         with kernels.use(False):
             return _fwd_bwd(name, x.double(), g.double(), dim)[1].to(x.dtype)
     if name in rows.GATED_KERNELS:
@@ -649,7 +650,7 @@ def test_the_cpp_node_equals_the_functions_and_the_float64_eager_path(name, dtyp
         g = torch.randn(y.shape, generator=_gen(43)).to(dtype)
         _, gx = _fwd_bwd(name, x.to(dtype), g, dim)
         assert torch.equal(gx, _through_function(name, x.to(dtype), g, dim)), dim
-        if name not in DOUBLING:  # (crelu: exact, the line above)
+        if name not in EAGER_ONLY:  # (crelu, maxout: exact, the line above)
             _compare(name, x.to(dtype), g, dim)
 
 
@@ -703,7 +704,7 @@ def test_double_backward_in_half_precision_through_the_node(name):
         t = t.clone().requires_grad_()
         y = _run(name, t)
         (gx,) = torch.autograd.grad(y, t, g.to(t.dtype), create_graph=True)
-        if name in DOUBLING:  # piecewise linear: a gradient that does not depend on x, no graph
+        if name in EAGER_ONLY:  # piecewise linear: a gradient that does not depend on x, no graph
             assert not gx.requires_grad
             return torch.zeros(t.shape, dtype=torch.float64)
         assert gx.requires_grad
@@ -720,56 +721,85 @@ def test_row_kernels_are_bound_once(monkeypatch):
 
     x = torch.randn(4, 10, generator=_gen(51)).requires_grad_()
     module = Activation("swiglu")
-    before = F.swiglu(x), module(x), F.sparsemax(x, dim=0)
+    before = F.swiglu(x), module(x), F.sparsemax(x, dim=0), F.maxout(x, pieces=5)
 
     def refuse(name: str) -> int:
         raise AssertionError(f"bound again: {name}")
 
     monkeypatch.setattr(rows, "bind", refuse)
-    after = F.swiglu(x), module(x), F.sparsemax(x, dim=0)
+    after = F.swiglu(x), module(x), F.sparsemax(x, dim=0), F.maxout(x, pieces=5)
     for a, b in zip(before, after):
         assert b.grad_fn.name() == NODE and torch.equal(a, b)
 
 
-# ============================================================================ crelu
+# ============================================================================ crelu, maxout
+def _maxout_rows() -> torch.Tensor:
+    """Groups with ties (the first maximal entry takes the gradient), a NaN, infinities, signed zeros."""
+    inf, nan = math.inf, math.nan
+    return torch.tensor(
+        [
+            [1.0, 1.0, -2.0, 3.0, 3.0, 3.0],
+            [nan, 5.0, 2.0, nan, -inf, -inf],
+            [0.0, -0.0, -0.0, 0.0, inf, 1.0],
+            [-1e-40, -3e38, 2.0, -2.0, 7.0, 7.0],
+        ]
+    )
+
+
+@pytest.mark.parametrize("name", ["crelu", "maxout"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-def test_crelu_kernel_is_exact_against_the_float64_eager_path(dtype):
-    """crelu's kernel: every output and gradient entry is an input or gradient entry (or its
-    negation), so it equals the float64 eager path rounded, bitwise, signed zeros, infinities and
-    NaNs included, along every axis and through non-contiguous views; the axis doubles."""
-    assert DOUBLING == ["crelu"] and get_spec("crelu").saves == "input"
+def test_eager_only_kernels_are_exact_against_the_float64_eager_path(name, dtype):
+    """crelu's and maxout's kernels: every output and gradient entry is an input or gradient entry
+    (or its negation), so they equal the float64 eager path rounded, bitwise (signed zeros,
+    infinities, NaNs, maxout's ties included), along every axis, through non-contiguous views, for
+    maxout with 1, 2 and 3 pieces."""
+    assert EAGER_ONLY == ["crelu", "maxout"]
+    assert all(get_spec(n).saves == "input" for n in EAGER_ONLY)
     r = _gen(60)
-    special = torch.tensor([[0.0, -0.0, math.inf, -math.inf], [math.nan, 1e-40, -1e-40, 3e38]])
+    special = torch.tensor([[0.0, -0.0, math.inf, -math.inf, 1.0, 1.0], [math.nan, 1e-40, -1e-40, 3e38, -2.0, 5.0]])
     cases = [
-        (torch.randn(5, 37, generator=r) * 3, -1),
-        (torch.randn(3, 4, 5, generator=r), 1),
-        (torch.randn(3, 4, 5, generator=r), 0),
-        (torch.randn(40, 6, generator=r).t(), 0),  # non-contiguous
-        ((torch.randn(4, 20, generator=r))[:, ::2], 1),  # strided
-        (special, 1),
-        (special, 0),
+        (torch.randn(5, 36, generator=r) * 3, -1, 2),
+        (torch.randn(3, 6, 5, generator=r), 1, 3),
+        (torch.randn(4, 3, 5, generator=r), 0, 2),
+        (torch.randn(40, 6, generator=r).t(), 0, 3),  # non-contiguous
+        ((torch.randn(4, 24, generator=r))[:, ::2], 1, 2),  # strided
+        (torch.randn(4, 6, generator=r), 1, 1),
+        (special, 1, 2),
+        (special, 0, 2),
+        (_maxout_rows(), 1, 3),
+        (_maxout_rows(), 1, 2),
     ]
-    for x, axis in cases:
+    for x, axis, pieces in cases:
+        params = {"axis": axis, "pieces": pieces} if name == "maxout" else {"axis": axis}
         x = x.to(dtype)
-        g = torch.randn(_run("crelu", x, axis).shape, generator=r).to(dtype)
-        y, gx = _fwd_bwd("crelu", x, g, axis)
+        y = apply(get_spec(name), x, params)
+        g = torch.randn(y.shape, generator=r).to(dtype)
+        xr = x.clone().requires_grad_()
+        y = apply(get_spec(name), xr, params)
+        assert y.grad_fn.name() == NODE and y.dtype == dtype
+        (gx,) = torch.autograd.grad(y, xr, g)
         with kernels.use(False):
-            ye, ge = _fwd_bwd("crelu", x.double(), g.double(), axis)
-        assert y.shape[axis % x.dim()] == 2 * x.shape[axis] and y.dtype == dtype and gx.dtype == dtype
-        for got, want in ((y, ye.to(dtype)), (gx, ge.to(dtype))):
-            assert torch.equal(got.isnan(), want.isnan()), (axis, x)
+            x64 = x.double().requires_grad_()
+            ye = apply(get_spec(name), x64, params)
+            (ge,) = torch.autograd.grad(ye, x64, g.double())
+        for got, want in ((y.detach(), ye.detach().to(dtype)), (gx, ge.to(dtype))):
+            assert got.shape == want.shape and torch.equal(got.isnan(), want.isnan()), (axis, pieces, x)
             ok = ~want.isnan()
             assert torch.equal(got[ok], want[ok]) and torch.equal(got[ok].signbit(), want[ok].signbit()), (axis, x)
+    with pytest.raises(ValueError, match="not divisible by pieces=4"):
+        F.maxout(torch.ones(3, 6), pieces=4)  # the eager error, from the bound call too
 
 
+@pytest.mark.parametrize("name", ["crelu", "maxout"])
 @pytest.mark.parametrize("mode", ["grad", "no_grad"])
-def test_crelu_compiles_through_its_eager_code(mode):
-    """crelu has no traced Function: torch.compile (fullgraph) traces its eager code, equal to the
-    kernel's values and gradients."""
+def test_eager_only_kernels_compile_through_their_eager_code(name, mode):
+    """crelu and maxout have no traced Function: torch.compile (fullgraph) traces their eager code,
+    equal to the kernel's values and gradients."""
     torch._dynamo.reset()
+    fn = getattr(F, name)
 
     def model(t: torch.Tensor) -> torch.Tensor:
-        return F.crelu(t * 2.0, dim=1) * 3.0
+        return fn(t * 2.0, dim=1) * 3.0
 
     x = torch.randn(4, 6, 5, generator=_gen(61))
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)

@@ -369,8 +369,9 @@ def apply(
         return spec.torch_native(x, torch, **params)
     if spec.kind == "vector":
         params = {**params, "axis": _normalise_axis(spec, x, params["axis"])}
-        if rows.takes(spec.name, x, params["axis"], None) and not export.exporting():  # the row-fused gated units
-            return rows.fused(spec.name, x, params["axis"])
+        pieces = params.get("pieces", 1)  # (maxout)
+        if rows.takes(spec.name, x, params["axis"], None, pieces) and not export.exporting():  # gated, crelu, maxout
+            return rows.fused(spec.name, x, params["axis"], pieces)
     return _function(spec)(x, *(params[n] for n in spec.param_names))
 
 

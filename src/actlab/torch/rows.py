@@ -9,8 +9,8 @@ at the accuracy of actlab's eager code.
   ``rows_gated.cpp``, :func:`sources`): ``fA(a) * fB(b)`` over the halves with the gates' own
   elementwise kernels (the catalog's sigmoid, gelu, silu, tanh, relu :class:`~actlab.catalog.Kernel`),
   both halves' gradients in one pass (saves the input);
-- crelu (``csrc/rows.cpp``): both halves in one pass, exact in every dtype (saves the input); it has
-  no traced Function, so torch.compile traces its eager code.
+- crelu and maxout (``csrc/rows.cpp``): one pass each way, exact in every dtype (saves the input);
+  they have no traced Function, so torch.compile traces their eager code.
 
 :func:`actlab.torch.functional.apply` takes it for CPU float32/bfloat16/float16 tensors (the fused
 kernels switched on and loaded: :func:`actlab.torch.kernels.eligible`) along one int axis without a
@@ -40,7 +40,7 @@ __all__ = [
     "ROW_KERNELS",
     "SPARSE_KERNELS",
     "GATED_KERNELS",
-    "DOUBLING_KERNELS",
+    "EAGER_ONLY_KERNELS",
     "has_kernel",
     "takes",
     "fused",
@@ -79,26 +79,27 @@ GATED_KERNELS: dict[str, tuple[Gate | None, Gate | None]] = {
     "gtu": (Gate("tanh", {}), Gate("sigmoid", {})),
     "bilinear": (None, None),
 }
-# The kernels whose output doubles the axis: [relu(x), relu(-x)] (actlab_kernels::row_apply only).
-DOUBLING_KERNELS: frozenset[str] = frozenset({"crelu"})
+# The kernels run by actlab_kernels::row_apply only (no traced Function), by their RowKind in
+# csrc/rows.cpp: crelu ([relu(x), relu(-x)], the axis doubles), maxout (groups of `pieces`).
+EAGER_ONLY_KERNELS: dict[str, int] = {"crelu": 3, "maxout": 4}
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def has_kernel(name: str) -> bool:
     """Whether the vector spec ``name`` has a row kernel (whether or not the library is loaded)."""
-    return name in ROW_KERNELS or name in SPARSE_KERNELS or name in GATED_KERNELS or name in DOUBLING_KERNELS
+    return name in ROW_KERNELS or name in SPARSE_KERNELS or name in GATED_KERNELS or name in EAGER_ONLY_KERNELS
 
 
-def takes(name: str, x: torch.Tensor, axis: Any, where: Any) -> bool:
-    """Whether the call ``name(x, axis, where)`` runs the row kernel."""
+def takes(name: str, x: torch.Tensor, axis: Any, where: Any, pieces: int = 1) -> bool:
+    """Whether the call ``name(x, axis, where)`` (maxout: with ``pieces``) runs the row kernel."""
     if not has_kernel(name) or where is not None or not isinstance(axis, int):
         return False
     if not isinstance(x, torch.Tensor) or x.numel() == 0 or not -x.dim() <= axis < x.dim():
         return False  # 0-d, empty, or an axis out of range (the eager path says so)
     if name in GATED_KERNELS and x.shape[axis] % 2:
         return False  # an odd split: the eager path raises its ValueError
-    if name in DOUBLING_KERNELS and torch.compiler.is_compiling():
-        return False  # no traced Function: torch.compile traces the eager code
+    if name in EAGER_ONLY_KERNELS and (torch.compiler.is_compiling() or x.shape[axis] % pieces):
+        return False  # no traced Function: torch.compile traces the eager code (which also raises)
     if not torch.compiler.is_compiling():
         if torch._C._are_functorch_transforms_active() or forward_ad._current_level >= 0:
             return False  # vmap/jvp/forward-mode AD: the eager Function (it has the jvp)
@@ -147,15 +148,16 @@ class RowFunction(torch.autograd.Function):
         return gx, None, None, None, None
 
 
-def _vjp_from_input(name: str, x: torch.Tensor, grad: torch.Tensor, dim: int) -> torch.Tensor:
-    """The gated spec's vjp in torch ops (differentiable: double backward); half precision in float32."""
+def _vjp_from_input(name: str, x: torch.Tensor, grad: torch.Tensor, dim: int, *params: Any) -> torch.Tensor:
+    """The spec's vjp from its input in torch ops (differentiable: double backward); half precision in
+    float32. ``params``: the parameters after the axis (maxout's pieces)."""
     from actlab.ops.torch_ops import TORCH
     from actlab.registry import get_spec
 
     vjp = get_spec(name).vjp
     if x.dtype in _LOW_PRECISION:
-        return vjp(x.float(), None, grad.float(), TORCH, dim).to(x.dtype)
-    return vjp(x, None, grad, TORCH, dim)
+        return vjp(x.float(), None, grad.float(), TORCH, dim, *params).to(x.dtype)
+    return vjp(x, None, grad, TORCH, dim, *params)
 
 
 class GatedFunction(torch.autograd.Function):
@@ -210,26 +212,27 @@ class SparseFunction(torch.autograd.Function):
         return gx, None, None, None
 
 
-# row_bind's kinds (csrc/rows.cpp RowKind)
-_SOFTMAX, _SPARSE, _GATED, _DOUBLING = 0, 1, 2, 3
-# name -> the bound index of actlab_kernels::row_apply (filled by bind; read per call)
-_BOUND: dict[str, int] = {}
+# row_bind's kinds (csrc/rows.cpp RowKind; EAGER_ONLY_KERNELS hold their own)
+_SOFTMAX, _SPARSE, _GATED = 0, 1, 2
+# (name, pieces) -> the bound index of actlab_kernels::row_apply (filled by bind; read per call)
+_BOUND: dict[tuple[str, int], int] = {}
 
 
-def bind(name: str) -> int:
-    """The index under which ``actlab_kernels::row_apply`` runs the row kernel ``name`` (bound once
-    per process; the library must be loaded)."""
-    ident = _BOUND.get(name)
+def bind(name: str, pieces: int = 1) -> int:
+    """The index under which ``actlab_kernels::row_apply`` runs the row kernel ``name`` (maxout: with
+    ``pieces`` per group), bound once per process; the library must be loaded."""
+    ident = _BOUND.get((name, pieces))
     if ident is None:
         if name in GATED_KERNELS:
             kind, flag, negate = _GATED, False, False
         elif name in SPARSE_KERNELS:
             kind, flag, negate = _SPARSE, SPARSE_KERNELS[name], False
-        elif name in DOUBLING_KERNELS:
-            kind, flag, negate = _DOUBLING, False, False
+        elif name in EAGER_ONLY_KERNELS:
+            kind, flag, negate = EAGER_ONLY_KERNELS[name], False, False
         else:
             kind, (flag, negate) = _SOFTMAX, ROW_KERNELS[name]
-        ident = _BOUND[name] = torch.ops.actlab_kernels.row_bind(name, kind, flag, negate)
+        ident = torch.ops.actlab_kernels.row_bind(name, kind, flag, negate, pieces)
+        _BOUND[name, pieces] = ident
     return ident
 
 
@@ -238,10 +241,10 @@ def bound_call(spec: Any, params: dict[str, Any], fallback: Any) -> Any:
     ``actlab_kernels::row_apply`` directly where :func:`takes` would take the kernel (checked here with
     what is bound once: the axis, the tables, the functions). Anything else, and every call while
     torch.compile or a tracer records, goes to ``fallback`` (:func:`actlab.torch.functional.apply`)."""
-    name, axis = spec.name, params.get("axis")
-    if not has_kernel(name) or not isinstance(axis, int) or isinstance(axis, bool):
+    name, axis, pieces = spec.name, params.get("axis"), params.get("pieces", 1)
+    if not has_kernel(name) or not isinstance(axis, int) or isinstance(axis, bool) or not isinstance(pieces, int):
         return fallback
-    gated = name in GATED_KERNELS
+    split = 2 if name in GATED_KERNELS else pieces  # the axis must divide by this (else: the eager error)
     # module attributes read per call (kernels.use() and a failed load change them), functions once
     state = kernels.__dict__
     dtypes = frozenset(kernels.DTYPES)
@@ -264,9 +267,9 @@ def bound_call(spec: Any, params: dict[str, Any], fallback: Any) -> Any:
             and not transforms_active()
         ):
             n = x.dim()
-            if -n <= axis < n and x.numel() and not (gated and x.shape[axis] % 2):
+            if -n <= axis < n and x.numel() and not x.shape[axis] % split:
                 if not bound:  # (OpOverload.__call__ adds a Python frame: its _op is the C++ callable)
-                    bound[:] = [torch.ops.actlab_kernels.row_apply.default._op, bind(name)]
+                    bound[:] = [torch.ops.actlab_kernels.row_apply.default._op, bind(name, pieces)]
                 return bound[0](x, axis, bound[1])
         return fallback(x)
 
@@ -274,11 +277,11 @@ def bound_call(spec: Any, params: dict[str, Any], fallback: Any) -> Any:
     return call
 
 
-def fused(name: str, x: torch.Tensor, axis: int) -> torch.Tensor:
+def fused(name: str, x: torch.Tensor, axis: int, pieces: int = 1) -> torch.Tensor:
     """``name`` (see :func:`has_kernel`) of ``x`` along ``axis`` by the row kernel (see :func:`takes`)."""
     dim = axis % x.dim()
     if not torch.compiler.is_compiling():  # one operator, its backward a C++ autograd node
-        return torch.ops.actlab_kernels.row_apply(x, dim, bind(name))
+        return torch.ops.actlab_kernels.row_apply(x, dim, bind(name, pieces))
     # traced: the Functions (Dynamo traces their forward and backward operators through the fakes)
     grad = x.requires_grad and torch.is_grad_enabled()
     # nothing to record: the kernel alone (Dynamo also mis-traces a Function whose input needs no grad)
@@ -434,21 +437,21 @@ def register_fakes() -> None:
 
     @torch.library.register_fake("actlab_kernels::row_apply")
     def _row_apply_fake(x: torch.Tensor, dim: int, ident: int) -> torch.Tensor:
-        name = next(n for n, i in _BOUND.items() if i == ident)
+        name, pieces = next(key for key, i in _BOUND.items() if i == ident)
         if name in GATED_KERNELS:
             return _gated_forward_fake(x, dim, name)
-        if name in DOUBLING_KERNELS:
+        if name in EAGER_ONLY_KERNELS:  # crelu doubles the axis, maxout divides it by pieces
             shape = list(x.shape)
-            shape[dim % x.dim()] *= 2
+            shape[dim % x.dim()] = shape[dim % x.dim()] * 2 if name == "crelu" else shape[dim % x.dim()] // pieces
             return x.new_empty(shape)  # contiguous, as the kernel's
         return _sparse_forward_fake(x, dim % x.dim())
 
     # The C++ backward of row_apply calls this under create_graph: the spec's vjp in torch ops, which
     # record a graph (double backward); half precision from the float32 output recomputed from x.
     @torch.library.impl("actlab_kernels::row_eager_grad", "CompositeImplicitAutograd")
-    def _row_eager_grad(saved: torch.Tensor, grad: torch.Tensor, dim: int, name: str) -> torch.Tensor:
-        if name in GATED_KERNELS or name in DOUBLING_KERNELS:  # the input was kept
-            return _vjp_from_input(name, saved, grad, dim)
+    def _row_eager_grad(saved: torch.Tensor, grad: torch.Tensor, dim: int, name: str, size: int = 1) -> torch.Tensor:
+        if name in GATED_KERNELS or name in EAGER_ONLY_KERNELS:  # the input was kept
+            return _vjp_from_input(name, saved, grad, dim, *([size] if name == "maxout" else []))
         if saved.dtype in _LOW_PRECISION:  # the input was kept: y again, differentiably, in float32
             y = fused(name, saved.float(), dim)
             return _vjp_eager(name, y, grad.float(), dim).to(saved.dtype)

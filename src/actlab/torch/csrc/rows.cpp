@@ -647,23 +647,122 @@ at::Tensor crelu_backward(const at::Tensor& x, const at::Tensor& grad, int64_t d
   return out;
 }
 
+// ------------------------------------------------------------------------------------- maxout
+// maxout: the maximum over groups of k consecutive entries along dim (which shrinks k-fold). x
+// (contiguous) is viewed as (outer, C/k, k, inner) and the output as (outer, C/k, inner). As the
+// eager code: a NaN in a group makes its output NaN (amax), and the backward sends the whole
+// gradient to the first maximal entry (or the first NaN), 0 elsewhere. Exact in every dtype.
+template <class T>
+inline float group_max(const T* p, int64_t k, int64_t inner) {
+  float m = static_cast<float>(p[0]);
+  for (int64_t q = 1; q < k; ++q) {
+    const float v = static_cast<float>(p[q * inner]);
+    if (!std::isnan(m) && !(v <= m)) m = v;  // a NaN v (or a larger one) takes over; a NaN m stays
+  }
+  return m;
+}
+
+template <class T>
+void maxout_forward_rows(const T* x, T* y, int64_t groups, int64_t k, int64_t inner) {
+  // group t (of outer * C/k) holds k runs of `inner` entries: x + t * k * inner
+  at::parallel_for(0, groups, std::max<int64_t>(1, 8192 / std::max<int64_t>(k * inner, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const T* p = x + t * k * inner;
+      T* q = y + t * inner;
+      for (int64_t j = 0; j < inner; ++j) q[j] = static_cast<T>(group_max(p + j, k, inner));
+    }
+  });
+}
+
+template <class T>
+void maxout_backward_rows(const T* x, const T* g, T* gx, int64_t groups, int64_t k, int64_t inner) {
+  at::parallel_for(0, groups, std::max<int64_t>(1, 8192 / std::max<int64_t>(k * inner, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const T* p = x + t * k * inner;
+      T* out = gx + t * k * inner;
+      for (int64_t j = 0; j < k * inner; ++j) out[j] = static_cast<T>(0.0f);
+      for (int64_t j = 0; j < inner; ++j) {
+        const float m = group_max(p + j, k, inner);
+        int64_t q = 0;
+        while (q + 1 < k) {  // the first entry equal to the maximum (or NaN)
+          const float v = static_cast<float>(p[j + q * inner]);
+          if (v == m || std::isnan(v)) break;
+          ++q;
+        }
+        out[j + q * inner] = g[t * inner + j];
+      }
+    }
+  });
+}
+
+// (groups, inner) of x grouped by k along dim; checks the size is divisible
+inline std::pair<int64_t, int64_t> maxout_sizes(const at::Tensor& x, int64_t dim, int64_t k, const char* what) {
+  TORCH_CHECK(k >= 1, "actlab_kernels.", what, ": pieces must be at least 1, got ", k);
+  const int64_t c = x.size(dim);
+  TORCH_CHECK(c % k == 0, "actlab_kernels.", what, ": dimension ", dim, " of size ", c, " is not divisible by ", k);
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < dim; ++d) outer *= x.size(d);
+  for (int64_t d = dim + 1; d < x.dim(); ++d) inner *= x.size(d);
+  return {outer * (c / k), inner};
+}
+
+at::Tensor maxout_forward(const at::Tensor& x, int64_t dim, int64_t k) {
+  check(x, "maxout_forward");
+  dim = c10::maybe_wrap_dim(dim, x.dim());
+  const auto [groups, inner] = maxout_sizes(x, dim, k, "maxout_forward");
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape[dim] /= k;
+  at::Tensor out = at::empty(shape, x.options().memory_format(at::MemoryFormat::Contiguous));
+  if (out.numel() > 0) {
+    const at::Tensor xc = x.contiguous();
+    by_dtype(x.scalar_type(), [&](auto tag) {
+      using T = decltype(tag);
+      maxout_forward_rows<T>(xc.const_data_ptr<T>(), out.mutable_data_ptr<T>(), groups, k, inner);
+    });
+  }
+  return out;
+}
+
+at::Tensor maxout_backward(const at::Tensor& x, const at::Tensor& grad, int64_t dim, int64_t k) {
+  check(x, "maxout_backward");
+  dim = c10::maybe_wrap_dim(dim, x.dim());
+  const auto [groups, inner] = maxout_sizes(x, dim, k, "maxout_backward");
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape[dim] /= k;
+  TORCH_CHECK(grad.scalar_type() == x.scalar_type() && grad.sizes() == c10::IntArrayRef(shape),
+              "actlab_kernels.maxout_backward: grad of dtype ", grad.scalar_type(), " and shape ", grad.sizes(),
+              " for an input of ", x.scalar_type(), " ", x.sizes(), " grouped by ", k, " along dim ", dim);
+  at::Tensor out = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
+  if (out.numel() > 0) {
+    const at::Tensor xc = x.contiguous();
+    const at::Tensor gc = grad.contiguous();
+    by_dtype(x.scalar_type(), [&](auto tag) {
+      using T = decltype(tag);
+      maxout_backward_rows<T>(xc.const_data_ptr<T>(), gc.const_data_ptr<T>(), out.mutable_data_ptr<T>(), groups, k,
+                              inner);
+    });
+  }
+  return out;
+}
+
 // ------------------------------------------------------------------------------------- autograd
 // actlab_kernels::row_apply(x, dim, id): a row kernel bound once (row_bind) with its backward as a
 // plain C++ autograd Node, as autograd.cpp does for the elementwise kernels: one dispatcher call per
 // training step from Python, no torch.autograd.Function. The node keeps what the Python Functions
 // kept (rows.py): the output for float32 softmax/log_softmax/softmin/sparsemax/entmax15, the input
-// for half precision (the backward recomputes the float32 output from it), for the gated units and
-// crelu, as a SavedVariable (saved_tensors_hooks, and "backward through the graph a second time", behave
+// for half precision (the backward recomputes the float32 output from it), for the gated units,
+// crelu and maxout, as a SavedVariable (saved_tensors_hooks, and "backward through the graph a second time", behave
 // as for PyTorch's own ops). Under create_graph the backward is actlab_kernels::row_eager_grad,
 // implemented in Python from the spec's vjp with differentiable torch ops (double backward).
 
-enum class RowKind : int64_t { Softmax = 0, Sparse = 1, Gated = 2, Crelu = 3 };
+enum class RowKind : int64_t { Softmax = 0, Sparse = 1, Gated = 2, Crelu = 3, Maxout = 4 };
 
 struct RowCall {
   RowKind kind;
   bool flag;    // Softmax: log_softmax; Sparse: entmax15
   bool negate;  // Softmax: softmin
   const gated::GatedEntry* gated;  // Gated: the entry (no lookup per call)
+  int64_t size;                    // Maxout: the pieces per group (else 1)
   std::string name;                // the spec's name, for row_eager_grad
 };
 
@@ -671,7 +770,7 @@ struct RowCall {
 struct RowTable {
   std::mutex mutex;
   std::deque<RowCall> calls;  // appending keeps pointers to earlier entries valid
-  std::map<std::tuple<std::string, int64_t, bool, bool>, int64_t> index;
+  std::map<std::tuple<std::string, int64_t, bool, bool, int64_t>, int64_t> index;
 };
 
 RowTable& row_table() {
@@ -686,17 +785,18 @@ const RowCall& row_call(int64_t id) {
   return t.calls[id];
 }
 
-int64_t row_bind(c10::string_view name, int64_t kind, bool flag, bool negate) {
-  TORCH_CHECK(kind >= 0 && kind <= 3,
-              "actlab_kernels.row_bind: kind 0 (softmax), 1 (sparse), 2 (gated) or 3 (crelu), got ", kind);
+int64_t row_bind(c10::string_view name, int64_t kind, bool flag, bool negate, int64_t size) {
+  TORCH_CHECK(kind >= 0 && kind <= 4,
+              "actlab_kernels.row_bind: kind 0 (softmax), 1 (sparse), 2 (gated), 3 (crelu) or 4 (maxout), got ", kind);
+  TORCH_CHECK(size >= 1, "actlab_kernels.row_bind: size must be at least 1, got ", size);
   const RowKind k = static_cast<RowKind>(kind);
   const gated::GatedEntry* entry = k == RowKind::Gated ? &gated::lookup(name) : nullptr;  // raises if unknown
   RowTable& t = row_table();
   std::lock_guard<std::mutex> lock(t.mutex);
-  auto key = std::make_tuple(std::string(name), kind, flag, negate);
+  auto key = std::make_tuple(std::string(name), kind, flag, negate, size);
   auto it = t.index.find(key);
   if (it != t.index.end()) return it->second;
-  t.calls.push_back(RowCall{k, flag, negate, entry, std::string(name)});
+  t.calls.push_back(RowCall{k, flag, negate, entry, size, std::string(name)});
   const int64_t id = static_cast<int64_t>(t.calls.size()) - 1;
   t.index.emplace(std::move(key), id);
   return id;
@@ -708,6 +808,7 @@ at::Tensor row_forward(const RowCall& c, const at::Tensor& x, int64_t dim) {
     case RowKind::Softmax: return softmax_forward(x, dim, c.flag, c.negate);
     case RowKind::Sparse: return sparse_forward(x, dim, c.flag);
     case RowKind::Crelu: return crelu_forward(x, dim);
+    case RowKind::Maxout: return maxout_forward(x, dim, c.size);
     default: return gated::forward_with(*c.gated, x, dim);
   }
 }
@@ -716,12 +817,13 @@ bool keeps_output(const RowCall& c, const at::Tensor& x) {
   return (c.kind == RowKind::Softmax || c.kind == RowKind::Sparse) && x.scalar_type() == at::kFloat;
 }
 
-// The vjp from what the node kept: the output y (float32), or the input x (gated units, crelu; half
-// precision, whose rounded output has lost the digits the vjp needs: y recomputed in float32, the
-// result rounded once, as the eager path does)
+// The vjp from what the node kept: the output y (float32), or the input x (gated units, crelu,
+// maxout; half precision, whose rounded output has lost the digits the vjp needs: y recomputed in
+// float32, the result rounded once, as the eager path does)
 at::Tensor row_backward(const RowCall& c, const at::Tensor& saved, const at::Tensor& grad, int64_t dim) {
   if (c.kind == RowKind::Gated) return gated::backward_with(*c.gated, saved, grad, dim);
   if (c.kind == RowKind::Crelu) return crelu_backward(saved, grad, dim);
+  if (c.kind == RowKind::Maxout) return maxout_backward(saved, grad, dim, c.size);
   const bool low = saved.scalar_type() != at::kFloat;
   const at::Tensor y = low ? row_forward(c, saved.to(at::kFloat), dim) : saved;
   const at::Tensor g = low ? grad.to(at::kFloat) : grad;
@@ -746,8 +848,9 @@ struct ActlabRowBackward : public torch::autograd::Node {
     if (at::GradMode::is_enabled()) {  // create_graph: a differentiable backward
       static auto eager = c10::Dispatcher::singleton()
                               .findSchemaOrThrow("actlab_kernels::row_eager_grad", "")
-                              .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, c10::string_view)>();
-      return {eager.call(saved, grad, dim, call->name)};
+                              .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, c10::string_view,
+                                                int64_t)>();
+      return {eager.call(saved, grad, dim, call->name, call->size)};
     }
     return {row_backward(*call, saved, grad, dim)};
   }
@@ -790,9 +893,9 @@ at::Tensor row_apply_autograd(const at::Tensor& x, int64_t dim, int64_t id) {
 
 TORCH_LIBRARY_FRAGMENT(actlab_kernels, m) {
   // the row kernels bound once (actlab.torch.rows.bind), then run by index with the autograd node
-  m.def("row_bind(str name, int kind, bool flag, bool negate) -> int", &actlab_k::row_bind);
+  m.def("row_bind(str name, int kind, bool flag, bool negate, int size=1) -> int", &actlab_k::row_bind);
   m.def("row_apply(Tensor x, int dim, int id) -> Tensor");
-  m.def("row_eager_grad(Tensor saved, Tensor grad, int dim, str name) -> Tensor");
+  m.def("row_eager_grad(Tensor saved, Tensor grad, int dim, str name, int size=1) -> Tensor");
   m.def("softmax_forward(Tensor x, int dim, bool log=False, bool negate=False) -> Tensor");
   m.def("softmax_backward(Tensor y, Tensor grad, int dim, bool log=False, bool negate=False) -> Tensor");
   m.def("sparse_forward(Tensor x, int dim, bool entmax=False) -> Tensor");
