@@ -652,44 +652,56 @@ at::Tensor crelu_backward(const at::Tensor& x, const at::Tensor& grad, int64_t d
 // (contiguous) is viewed as (outer, C/k, k, inner) and the output as (outer, C/k, inner). As the
 // eager code: a NaN in a group makes its output NaN (amax), and the backward sends the whole
 // gradient to the first maximal entry (or the first NaN), 0 elsewhere. Exact in every dtype.
+// m[j] = the maximum of group entries p[q * inner + j], q < k: a NaN entry (or a larger one) takes
+// over, a NaN m stays. Selects over runs of `inner` (vectorisable), not branches (random data would
+// mispredict half of them).
 template <class T>
-inline float group_max(const T* p, int64_t k, int64_t inner) {
-  float m = static_cast<float>(p[0]);
+inline void group_max(const T* p, int64_t k, int64_t inner, float* m) {
+  for (int64_t j = 0; j < inner; ++j) m[j] = static_cast<float>(p[j]);
   for (int64_t q = 1; q < k; ++q) {
-    const float v = static_cast<float>(p[q * inner]);
-    if (!std::isnan(m) && !(v <= m)) m = v;  // a NaN v (or a larger one) takes over; a NaN m stays
+    const T* row = p + q * inner;
+    for (int64_t j = 0; j < inner; ++j) {
+      const float v = static_cast<float>(row[j]);
+      m[j] = ((!(v <= m[j])) & (m[j] == m[j])) ? v : m[j];
+    }
   }
-  return m;
+}
+
+inline int64_t maxout_grain(int64_t k, int64_t inner) {
+  return std::max<int64_t>(1, 8192 / std::max<int64_t>(k * inner, 1));
 }
 
 template <class T>
 void maxout_forward_rows(const T* x, T* y, int64_t groups, int64_t k, int64_t inner) {
-  // group t (of outer * C/k) holds k runs of `inner` entries: x + t * k * inner
-  at::parallel_for(0, groups, std::max<int64_t>(1, 8192 / std::max<int64_t>(k * inner, 1)), [&](int64_t b, int64_t e) {
+  // group t (of outer * C/k) holds k runs of `inner` entries from x + t * k * inner
+  at::parallel_for(0, groups, maxout_grain(k, inner), [&](int64_t b, int64_t e) {
+    std::vector<float> m(inner);
     for (int64_t t = b; t < e; ++t) {
-      const T* p = x + t * k * inner;
+      group_max(x + t * k * inner, k, inner, m.data());
       T* q = y + t * inner;
-      for (int64_t j = 0; j < inner; ++j) q[j] = static_cast<T>(group_max(p + j, k, inner));
+      for (int64_t j = 0; j < inner; ++j) q[j] = static_cast<T>(m[j]);
     }
   });
 }
 
 template <class T>
 void maxout_backward_rows(const T* x, const T* g, T* gx, int64_t groups, int64_t k, int64_t inner) {
-  at::parallel_for(0, groups, std::max<int64_t>(1, 8192 / std::max<int64_t>(k * inner, 1)), [&](int64_t b, int64_t e) {
+  at::parallel_for(0, groups, maxout_grain(k, inner), [&](int64_t b, int64_t e) {
+    std::vector<float> m(inner);
+    std::vector<uint8_t> done(inner);
     for (int64_t t = b; t < e; ++t) {
       const T* p = x + t * k * inner;
+      const T* gt = g + t * inner;
       T* out = gx + t * k * inner;
-      for (int64_t j = 0; j < k * inner; ++j) out[j] = static_cast<T>(0.0f);
-      for (int64_t j = 0; j < inner; ++j) {
-        const float m = group_max(p + j, k, inner);
-        int64_t q = 0;
-        while (q + 1 < k) {  // the first entry equal to the maximum (or NaN)
-          const float v = static_cast<float>(p[j + q * inner]);
-          if (v == m || std::isnan(v)) break;
-          ++q;
+      group_max(p, k, inner, m.data());
+      std::fill(done.begin(), done.end(), uint8_t{0});
+      for (int64_t q = 0; q < k; ++q) {  // the gradient to the first entry equal to m (or NaN), 0 elsewhere
+        for (int64_t j = 0; j < inner; ++j) {
+          const float v = static_cast<float>(p[q * inner + j]);
+          const uint8_t hit = static_cast<uint8_t>(((v == m[j]) | (v != v)) & (done[j] == 0));
+          out[q * inner + j] = hit ? gt[j] : static_cast<T>(0.0f);
+          done[j] |= hit;
         }
-        out[j + q * inner] = g[t * inner + j];
       }
     }
   });
