@@ -164,15 +164,32 @@ def _declarations(spec: Spec) -> str:
     return "\n    ".join(lines)
 
 
+def _body(spec: Spec, code: str) -> str:
+    return f"{{\n    (void)prm;\n    {_declarations(spec)}\n    {code.strip()}\n  }}"
+
+
+def ref_struct(spec: Spec, qualifier: str = "") -> str:
+    """``struct Ref``: the spec's double form (``forward``, ``derivative``), the parameters read from
+    ``prm``. ``qualifier`` goes before each function (the CUDA source passes ``ACTLAB_FN``)."""
+    k = spec.kernel
+    assert k is not None
+    q = f"{qualifier} " if qualifier else ""
+    return f"""struct Ref {{
+  using V = Vd;
+  using S = double;
+  static {q}V forward(const V& x, const double* prm) {_body(spec, k.forward)}
+  static {q}V derivative(const V& x, const double* prm) {_body(spec, k.derivative)}
+}};"""
+
+
 def kernel_structs(spec: Spec) -> str:
     """The C++ of a spec's Kernel: ``struct Ref`` (the double form) and ``struct Fast`` (the float
     form, empty without one), the parameters read from ``prm`` (also used by the row kernels)."""
     k = spec.kernel
     assert k is not None
-    decl = _declarations(spec)
 
     def body(code: str) -> str:
-        return f"{{\n    (void)prm;\n    {decl}\n    {code.strip()}\n  }}"
+        return _body(spec, code)
 
     if k.fast_where is not None:
         mask = k.fast_where.strip() or "(x == x) | (x != x)"  # every lane
@@ -185,13 +202,7 @@ def kernel_structs(spec: Spec) -> str:
 }};"""
     else:
         fast = "struct Fast {};"
-    return f"""struct Ref {{
-  using V = Vd;
-  using S = double;
-  static V forward(const V& x, const double* prm) {body(k.forward)}
-  static V derivative(const V& x, const double* prm) {body(k.derivative)}
-}};
-{fast}"""
+    return f"{ref_struct(spec)}\n{fast}"
 
 
 def _kernel_source(spec: Spec) -> str:
