@@ -340,13 +340,13 @@ def _host_launchers(spec_list: Sequence[Spec]) -> str:
                     f"    {name}({call}, p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p15);\n"
                     f"  }}\n}}"
                 )
-    out.append(
-        'extern "C" unsigned short host_to_half(float f) { return actlab_cu::to_half(f).bits; }\n'
-        'extern "C" unsigned short host_to_bf16(float f) { return actlab_cu::to_bf16(f).bits; }\n'
-        'extern "C" float host_half_to_float(unsigned short h) { return actlab_cu::to_float(actlab_cu::half_t{h}); }\n'
-        'extern "C" float host_bf16_to_float(unsigned short h) { return actlab_cu::to_float(actlab_cu::bf16_t{h}); }\n'
-        'extern "C" float host_float_below(double t) { return actlab_cu::float_below(t); }'
-    )
+    # the conversions, over arrays (one ctypes call per array)
+    for fn, a, b, expr in (("to_half", "float", "unsigned short", "actlab_cu::to_half(in[i]).bits"),
+                           ("to_bf16", "float", "unsigned short", "actlab_cu::to_bf16(in[i]).bits"),
+                           ("half_to_float", "unsigned short", "float", "actlab_cu::to_float(actlab_cu::half_t{in[i]})"),
+                           ("bf16_to_float", "unsigned short", "float", "actlab_cu::to_float(actlab_cu::bf16_t{in[i]})")):  # fmt: skip
+        out.append(f'extern "C" void host_{fn}(const {a}* in, {b}* out, int n) {{\n'
+                   f"  for (int i = 0; i < n; ++i) out[i] = {expr};\n}}")  # fmt: skip
     return "\n".join(out) + "\n"
 
 

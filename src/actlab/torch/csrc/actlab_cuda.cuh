@@ -97,7 +97,7 @@ ACTLAB_FN Vd operator|(bool a, Vd b) { return mask(a || b.v != 0.0); }
 ACTLAB_FN Vd operator|(Vd a, bool b) { return mask(a.v != 0.0 || b); }
 
 constexpr int kMaxParams = 16;  // the kernels take the parameters padded to this many (ops.cpp's kMaxParams)
-constexpr double inf = __builtin_huge_val();
+constexpr double inf = __builtin_bit_cast(double, 0x7ff0000000000000ULL);  // NVRTC has no __builtin_huge_val
 constexpr double pi = 3.14159265358979323846;
 
 // ------------------------------------------------------------------------------- the bodies' API

