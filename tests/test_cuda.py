@@ -33,7 +33,9 @@ from conftest import HAS_COMPILER
 pytestmark = pytest.mark.skipif(not HAS_COMPILER, reason="no C++ compiler")
 
 SPECS = cuda.specs()
-GRID = 1000  # test_param_samples' SAMPLE_GRID: the oracle's cache serves both
+# the grids of tests/test_elementwise.py (defaults) and tests/test_param_samples.py (samples): the
+# oracle's cache serves both
+GRID, SAMPLE_GRID = 3000, 1000
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
@@ -73,16 +75,17 @@ def _cases():
     out = []
     for spec in SPECS:
         for i, params in enumerate(parameter_samples(spec, "ci")):
-            out.append(pytest.param(spec, params, id=f"{spec.name}[{'defaults' if i == 0 else sample_label(spec, params)}]"))
+            label = "defaults" if i == 0 else sample_label(spec, params)
+            out.append(pytest.param(spec, params, GRID if i == 0 else SAMPLE_GRID, id=f"{spec.name}[{label}]"))
     return out
 
 
 # ----------------------------------------------------------------------------- host instantiation
-@pytest.mark.parametrize(("spec", "params"), _cases())
-def test_host_kernels_reach_the_catalog_accuracy(spec, params, host):
+@pytest.mark.parametrize(("spec", "params", "size"), _cases())
+def test_host_kernels_reach_the_catalog_accuracy(spec, params, size, host):
     """float32 forward and backward of the CUDA kernels, against the oracle, within the spec's limits."""
     encoded = _encoded(spec, params)
-    row = measure(spec, "float32", params=params, size=GRID, with_torch=False,
+    row = measure(spec, "float32", params=params, size=size, with_torch=False,
                   paths={"cuda": lambda t: _HostFunction.apply(t, spec.name, encoded)})  # fmt: skip
     p = row.paths["cuda"]
     assert row.path_passed("cuda"), (
@@ -234,3 +237,123 @@ def test_nvrtc_compiles_one_spec_as_the_runtime_does():
         pytest.skip("libnvrtc not found")
     res, log, _ = _nvrtc_compile(lib, cuda.spec_source(get_spec("gelu"), (torch.bfloat16,)), "90")
     assert res == 0, log[-4000:]
+
+
+# ----------------------------------------------------------------------------- the launch path (CPU)
+def _reference(spec, x, enc, grad=None):
+    if grad is None:
+        return torch.ops.actlab_kernels.forward(x.contiguous(), spec.name, enc)
+    return torch.ops.actlab_kernels.backward(x.contiguous(), grad.contiguous(), spec.name, enc)
+
+
+@pytest.mark.parametrize("name", ["elu", "softplus", "srelu"])
+def test_launch_pads_and_passes_parameters(name, host):
+    """Non-default parameters reach the kernel in their places (padded to 16 doubles), as on the CPU."""
+    spec = get_spec(name)
+    params = parameter_samples(spec, "ci")[-1]
+    assert params != spec.resolve_params()
+    enc = _encoded(spec, params)
+    x = torch.linspace(-6, 6, 1001)
+    g = torch.linspace(-1, 2, 1001)
+    torch.testing.assert_close(cuda.forward_impl(x, name, enc), _reference(spec, x, enc))
+    torch.testing.assert_close(cuda.backward_impl(x, g, name, enc), _reference(spec, x, enc, g))
+    with pytest.raises(ValueError, match="parameters"):
+        cuda.forward_impl(x, name, enc + [0.0])
+    with pytest.raises(ValueError, match="at most 16"):
+        cuda._padded([1.0] * 17)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_launch_handles_layouts_like_the_cpu_operator(dtype, host):
+    """Transposed, strided and channels_last inputs (and a grad laid out differently): the output has
+    the strides the CPU operator and the fake give it, and the values of the contiguous computation."""
+    spec = get_spec("gelu")
+    enc = _encoded(spec, spec.resolve_params())
+    gen = torch.Generator().manual_seed(3)
+    base = (torch.randn(4, 6, 5, 7, generator=gen) * 4).to(dtype)
+    for x in (base.transpose(1, 3), base[:, ::2], base.to(memory_format=torch.channels_last), base[1]):
+        g = torch.randn(x.shape, generator=gen).to(dtype).transpose(-1, -2).contiguous().transpose(-1, -2)
+        y = cuda.forward_impl(x, "gelu", enc)
+        cpu = torch.ops.actlab_kernels.forward(x, "gelu", enc)
+        assert y.shape == x.shape and y.stride() == cpu.stride()
+        assert torch.equal(y.contiguous(), cuda.forward_impl(x.contiguous(), "gelu", enc))
+        assert not _close(y.contiguous(), cpu.contiguous(), 1 if dtype != torch.float32 else 8, dtype).any()
+        d = cuda.backward_impl(x, g, "gelu", enc)
+        assert d.stride() == torch.ops.actlab_kernels.backward(x, g, "gelu", enc).stride()
+        assert torch.equal(d.contiguous(), cuda.backward_impl(x.contiguous(), g.contiguous(), "gelu", enc))
+    with pytest.raises(ValueError, match="float32, bfloat16 or float16"):
+        cuda.forward_impl(base.double(), "gelu", enc)
+    with pytest.raises(ValueError, match="grad shape"):
+        cuda.backward_impl(base, base[0], "gelu", enc)
+    with pytest.raises(ValueError, match="no kernel named"):
+        cuda.forward_impl(base, "softmax", [])
+
+
+def test_launch_splits_large_tensors_into_chunks(host, monkeypatch):
+    """Tensors above the 32-bit launch limit go in pieces (here the limit made small): every element is
+    computed once, each launch within the limit, the last one the remainder."""
+    monkeypatch.setattr(cuda, "CHUNK", 1000)
+    x = torch.linspace(-8, 8, 2500)
+    y = cuda.forward_impl(x, "silu", [])
+    assert [n for _, n in host.launches] == [1000, 1000, 500]
+    assert [grid for grid, _ in host.launches] == [3, 3, 2]  # 768 threads for 1000: the grid-stride loop
+    host.launches.clear()
+    d = cuda.backward_impl(x, torch.ones_like(x), "silu", [])
+    assert [n for _, n in host.launches] == [1000, 1000, 500]
+    monkeypatch.setattr(cuda, "CHUNK", 1 << 30)
+    host.launches.clear()
+    assert torch.equal(y, cuda.forward_impl(x, "silu", [])) and [n for _, n in host.launches] == [2500]
+    assert torch.equal(d, cuda.backward_impl(x, torch.ones_like(x), "silu", []))
+    torch.testing.assert_close(y, torch.ops.actlab_kernels.forward(x, "silu", []))
+    host.launches.clear()
+    assert cuda.forward_impl(torch.empty(0, 3), "silu", []).shape == (0, 3) and host.launches == []
+
+
+def test_bound_calls_reach_the_same_kernel(host):
+    spec = get_spec("elu")
+    enc = _encoded(spec, {"alpha": 0.5})
+    bound = torch.ops.actlab_kernels.bind("elu", enc)
+    assert torch.ops.actlab_kernels.bound_info(bound) == ("elu", enc)
+    x = torch.linspace(-5, 5, 300)
+    assert torch.equal(cuda.bound_forward_impl(x, bound), cuda.forward_impl(x, "elu", enc))
+
+
+# ----------------------------------------------------------------------------- routing (fake CUDA tensors)
+def _fake_cuda(*shape, dtype=torch.float32, requires_grad=False):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    mode = FakeTensorMode()
+    with mode:
+        x = torch.empty(*shape, device="cuda", dtype=dtype, requires_grad=requires_grad)
+    return mode, x
+
+
+def test_cuda_tensors_are_eligible_only_where_the_cuda_path_is(monkeypatch):
+    from actlab.torch import rows
+
+    assert kernels.build()
+    mode, x = _fake_cuda(8, 4)
+    with mode:
+        monkeypatch.setattr(kernels, "_cuda_ready", False)
+        assert not kernels.eligible(x) and not kernels.has_kernel(get_spec("gelu"), torch.float32, "cuda")
+        monkeypatch.setattr(kernels, "_cuda_ready", True)
+        assert kernels.eligible(x) and kernels.has_kernel(get_spec("gelu"), torch.bfloat16, "cuda")
+        assert not kernels.eligible(x.double())  # float64: eager on both devices
+        assert not kernels.has_kernel(get_spec("gelu"), torch.float64, "cuda")
+        assert not rows.takes("softmax", x, -1, None)  # the row kernels stay eager on CUDA
+    if not torch.cuda.is_available():
+        assert not cuda.available()
+
+
+def test_autograd_node_routes_other_devices_through_the_dispatcher():
+    """actlab_kernels::apply and apply.bound on a tensor off the CPU: the C++ autograd path calls the
+    operators through the dispatcher, forward and backward (on a GPU to actlab.torch.cuda's
+    implementations; here, on the meta device, to the fakes) instead of the CPU loops. (A fake CUDA
+    tensor cannot carry an autograd graph in a CPU-only torch.)"""
+    assert kernels.build()
+    x = torch.empty(16, device="meta", requires_grad=True)
+    bound = torch.ops.actlab_kernels.bind("elu", [0.5])
+    for y in (torch.ops.actlab_kernels.apply(x, "elu", [0.5]), torch.ops.actlab_kernels.apply.bound(x, bound)):
+        assert y.device.type == "meta" and y.grad_fn.name() == "ActlabFusedBackward"
+        (g,) = torch.autograd.grad(y, x, torch.empty_like(y))
+        assert g.shape == x.shape and g.device.type == "meta"
