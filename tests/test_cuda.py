@@ -158,7 +158,9 @@ def test_half_and_bfloat16_conversions_match_torch(host_lib):
                                       (torch.bfloat16, "host_to_bf16", "host_bf16_to_float")):  # fmt: skip
         narrow = patterns.view(dtype)
         wide = torch.empty(2**16, dtype=torch.float32)
-        getattr(lib, from_name)(ctypes.c_void_p(patterns.data_ptr()), ctypes.c_void_p(wide.data_ptr()), ctypes.c_int(2**16))
+        getattr(lib, from_name)(
+            ctypes.c_void_p(patterns.data_ptr()), ctypes.c_void_p(wide.data_ptr()), ctypes.c_int(2**16)
+        )
         ref = narrow.float()
         same = (wide.view(torch.int32) == ref.view(torch.int32)) | (wide.isnan() & ref.isnan())
         assert same.all(), f"{dtype} -> float32 differs at bits {patterns[~same][:8].tolist()}"
@@ -171,7 +173,9 @@ def test_half_and_bfloat16_conversions_match_torch(host_lib):
                                           0x33000001, 0x32FFFFFF], dtype=torch.int32)]).view(torch.float32)  # fmt: skip
         probes = probes.contiguous()
         out = torch.empty(probes.numel(), dtype=torch.int16)
-        getattr(lib, to_name)(ctypes.c_void_p(probes.data_ptr()), ctypes.c_void_p(out.data_ptr()), ctypes.c_int(probes.numel()))
+        getattr(lib, to_name)(
+            ctypes.c_void_p(probes.data_ptr()), ctypes.c_void_p(out.data_ptr()), ctypes.c_int(probes.numel())
+        )
         got, want = out.view(dtype), probes.to(dtype)
         same = (got.view(torch.int16) == want.view(torch.int16)) | (got.isnan() & want.isnan())
         assert same.all(), (
@@ -357,3 +361,107 @@ def test_autograd_node_routes_other_devices_through_the_dispatcher():
         assert y.device.type == "meta" and y.grad_fn.name() == "ActlabFusedBackward"
         (g,) = torch.autograd.grad(y, x, torch.empty_like(y))
         assert g.shape == x.shape and g.device.type == "meta"
+
+
+# ----------------------------------------------------------------------------- on a GPU
+GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def _gpu_ready():
+    assert kernels.build() and cuda.available(), "CUDA present but the fused CUDA path is not available"
+
+
+@pytest.mark.gpu
+@GPU
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_gpu_kernels_match_the_cpu_kernels(spec):
+    """Every spec and dtype: forward and backward on the GPU against the CPU fused kernels (special
+    values and a dense grid in float32; every 16-bit input in float16 and bfloat16)."""
+    _gpu_ready()
+    enc = _encoded(spec, spec.resolve_params())
+    f_limit = spec.tolerance.forward_ulps or 4.0
+    d_limit = spec.tolerance.derivative_ulps or 8.0
+    bits = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16)
+    inputs = {
+        torch.float32: _specials(),
+        torch.float16: bits.view(torch.float16),
+        torch.bfloat16: bits.view(torch.bfloat16),
+    }
+    for dtype, x in inputs.items():
+        g = torch.full_like(x, 0.75)
+        y = torch.ops.actlab_kernels.forward(x.cuda(), spec.name, enc).cpu()
+        d = torch.ops.actlab_kernels.backward(x.cuda(), g.cuda(), spec.name, enc).cpu()
+        y_cpu = torch.ops.actlab_kernels.forward(x, spec.name, enc)
+        d_cpu = torch.ops.actlab_kernels.backward(x, g, spec.name, enc)
+        for what, got, ref, units in (("forward", y, y_cpu, 2 * f_limit), ("backward", d, d_cpu, 2 * d_limit)):
+            bad = _close(got, ref, 1.0 if dtype != torch.float32 else units, dtype)
+            assert not bad.any(), (
+                f"{spec.name} {dtype} {what}: x = {x[bad][:6].tolist()}: {got[bad][:6].tolist()} "
+                f"vs {ref[bad][:6].tolist()}"
+            )
+    # a dense float32 grid: the GPU's double functions against the host build of the same source
+    x = torch.linspace(-30, 30, 100_001)
+    launcher = cuda.HostLauncher(cuda.host_library(), max_grid=64)
+    host = launcher.kernels(spec, torch.float32, x.device)
+    want = torch.empty_like(x)
+    launcher.launch(host[0], launcher.grid(x.numel(), x.device), [x, want, x.numel(), *cuda._padded(enc)])
+    torch.testing.assert_close(
+        torch.ops.actlab_kernels.forward(x.cuda(), spec.name, enc).cpu(), want, rtol=4e-7, atol=1e-12
+    )
+
+
+GRAD_CASES = [("gelu", {}), ("silu", {}), ("mish", {}), ("elu", {"alpha": 0.5}), ("softplus", {"beta": 2.0})]
+
+
+@pytest.mark.gpu
+@GPU
+@pytest.mark.parametrize(("name", "params"), GRAD_CASES, ids=[c[0] for c in GRAD_CASES])
+def test_gpu_module_training_step_matches_eager(name, params):
+    """actlab.nn.Activation on CUDA: fused (one operator forward, one backward, one saved tensor) and
+    within the catalog's limits of the float64 eager path, value and gradient."""
+    from actlab.nn import Activation
+
+    _gpu_ready()
+    spec = get_spec(name)
+    x = (torch.randn(4096, generator=torch.Generator().manual_seed(5)) * 6).cuda().requires_grad_()
+    g = torch.rand(4096, generator=torch.Generator().manual_seed(6)).cuda()
+    act = Activation(name, **params)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = act(x)
+    assert len({t.untyped_storage().data_ptr() for t in saved}) == 1, "one saved tensor"
+    assert y.grad_fn.name() == "ActlabFusedBackward"
+    (dx,) = torch.autograd.grad(y, x, g)
+    with kernels.use(False):
+        x64 = x.detach().double().cpu().requires_grad_()
+        y64 = Activation(name, **params)(x64)
+        (dx64,) = torch.autograd.grad(y64, x64, g.double().cpu())
+    torch.testing.assert_close(
+        y.detach().cpu(), y64.float(), rtol=(spec.tolerance.forward_ulps or 4.0) * 2**-23, atol=1e-6
+    )
+    torch.testing.assert_close(dx.cpu(), dx64.float(), rtol=(spec.tolerance.derivative_ulps or 8.0) * 2**-23, atol=1e-6)
+
+
+@pytest.mark.gpu
+@GPU
+def test_gpu_compiled_inference_runs_the_fused_operator():
+    from actlab.nn import Activation
+
+    _gpu_ready()
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), Activation("gelu"), torch.nn.Linear(64, 8)).cuda()
+    x = torch.randn(32, 64, device="cuda")
+    with torch.no_grad():
+        want = model(x)
+        got = torch.compile(model, fullgraph=True)(x)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.gpu
+@GPU
+def test_gpu_kernels_are_cached_on_disk_and_chunked(monkeypatch):
+    _gpu_ready()
+    x = torch.linspace(-5, 5, 5000, device="cuda", dtype=torch.bfloat16)
+    y = torch.ops.actlab_kernels.forward(x, "mish", [])
+    assert any(p.name.startswith("actlab_fwd_mish_bf16") for p in cuda._cache_dir().glob("*.cubin"))
+    monkeypatch.setattr(cuda, "CHUNK", 1024)
+    assert torch.equal(torch.ops.actlab_kernels.forward(x, "mish", []), y)
