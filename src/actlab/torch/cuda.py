@@ -244,15 +244,23 @@ def _padded(params: Sequence[float]) -> list[float]:
     return [float(p) for p in params] + [0.0] * (MAX_PARAMS - len(params))
 
 
-def _spec_of(name: str, nparams: int) -> Spec:
-    from actlab.registry import get_spec
+_SPECS: dict[tuple[str, int], Spec] = {}
 
-    spec = get_spec(name)
-    if spec.kernel is None or spec.kind != "elementwise":
-        raise ValueError(f"actlab_kernels: no kernel named {name!r}")
-    if len(spec.params) != nparams:
-        raise ValueError(f"actlab_kernels: {name!r} takes {len(spec.params)} parameters, got {nparams}")
-    return spec
+
+def _spec_of(name: str, nparams: int) -> Spec:
+    spec = _SPECS.get((name, nparams))
+    if spec is not None:
+        return spec
+    from actlab.registry import all_specs
+
+    found = {s.name: s for s in specs()}.get(name)
+    if found is None:
+        known = {s.name for s in all_specs()}
+        raise ValueError(f"actlab_kernels: no kernel named {name!r}" + ("" if name in known else " (no such spec)"))
+    if len(found.params) != nparams:
+        raise ValueError(f"actlab_kernels: {name!r} takes {len(found.params)} parameters, got {nparams}")
+    _SPECS[(name, nparams)] = found
+    return found
 
 
 def _run(which: int, spec: Spec, x: torch.Tensor, grad: torch.Tensor | None, params: Sequence[float]) -> torch.Tensor:
