@@ -465,3 +465,31 @@ def test_gpu_kernels_are_cached_on_disk_and_chunked(monkeypatch):
     assert any(p.name.startswith("actlab_fwd_mish_bf16") for p in cuda._cache_dir().glob("*.cubin"))
     monkeypatch.setattr(cuda, "CHUNK", 1024)
     assert torch.equal(torch.ops.actlab_kernels.forward(x, "mish", []), y)
+
+
+def test_bound_call_routes_cuda_tensors_to_the_fused_operator(monkeypatch):
+    """actlab.nn.Activation's per-call path (functional.bound_call) on a (fake) CUDA tensor: the bound
+    fused operator where the CUDA path is available, the eager ops where it is not."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from actlab.torch.functional import bound_call
+
+    class Record(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    assert kernels.build()
+    spec = get_spec("silu")
+    call = bound_call(spec, spec.resolve_params())
+    mode, x = _fake_cuda(8, dtype=torch.bfloat16)
+    for ready in (True, False):
+        monkeypatch.setattr(kernels, "_cuda_ready", ready)
+        with mode, Record() as rec:
+            call(x)
+        fused = [op for op in rec.ops if op.startswith("actlab_kernels.")]
+        assert fused == (["actlab_kernels.forward.bound"] if ready else []), rec.ops

@@ -385,6 +385,10 @@ def _register_python_side() -> None:
     def _apply_fake(x: torch.Tensor, name: str, params: list[float]) -> torch.Tensor:
         return torch.empty_like(x)
 
+    # the bound operators (eager only: functional.bound_call) on fake and meta tensors
+    for op in ("actlab_kernels::forward.bound", "actlab_kernels::apply.bound"):
+        torch.library.register_fake(op)(lambda x, id: torch.empty_like(x))
+
     # The C++ backward of ``apply`` calls this under create_graph: g * f'(x) from the spec's eager
     # derivative, as torch ops that record a graph (double backward).
     @torch.library.impl("actlab_kernels::eager_grad", "CompositeImplicitAutograd")
