@@ -88,7 +88,8 @@ def available() -> bool:
 
 
 def has_kernel(spec: Spec, dtype: Any = None, device: Any = None) -> bool:
-    """Whether ``spec`` runs fused for tensors of this dtype and device (default float32, CPU)."""
+    """Whether ``spec`` runs fused for tensors of this dtype and device (default float32, CPU; CUDA where
+    :func:`actlab.torch.cuda.available`)."""
     if spec.kernel is None or spec.kind != "elementwise" or not build() or spec.name not in _names:
         return False
     dtype = torch.float32 if dtype is None else dtype
