@@ -34,6 +34,7 @@ def status(build: bool = False) -> dict:
         out["loaded"] = kernels.build()
         out["seconds"] = round(time.monotonic() - started, 2)
         out["built"] = kernels.library_path().exists()
+    out["cuda"] = _cuda_status()
     elementwise = [s for s in all_specs() if s.kind == "elementwise"]
     fused = [s for s in elementwise if s.kernel is not None]
     out["fused"] = [s.name for s in fused if not s.native]
@@ -42,6 +43,19 @@ def status(build: bool = False) -> dict:
     out["pytorch_native"] = [s.name + ("" if s.kernel is None else "*") for s in elementwise if s.native]
     out["eager_only"] = [s.name for s in elementwise if s.kernel is None and not s.native]
     return out
+
+
+def _cuda_status() -> str:
+    """Whether CUDA tensors take the fused CUDA kernels here, and if not why."""
+    import torch
+
+    from actlab.torch import cuda
+
+    if not torch.cuda.is_available():
+        return "no (no CUDA device: CUDA tensors would run the eager path)"
+    if not cuda.available():
+        return "no (NVRTC or torch's kernel loader missing: the eager path)"
+    return f"yes (NVRTC, compiled per activation and dtype on first use, cached in {cuda._cache_dir()})"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     fused = escape(", ".join(info["fused"]))  # names are text, not rich markup
     table.add_row("fused", f"{len(info['fused'])} (float form: {len(info['float_form'])}): {fused}")
     table.add_row("PyTorch's op", escape(", ".join(info["pytorch_native"])) + " (*: fused in bfloat16/float16)")
+    table.add_row("CUDA", escape(info["cuda"]))
     table.add_row("eager only", escape(", ".join(info["eager_only"])) or "none")
     Console(file=sys.stdout, width=100).print(table)
     return 0 if info.get("loaded", True) else 1

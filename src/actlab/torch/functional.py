@@ -319,7 +319,7 @@ def bound_call(spec: Spec, params: dict[str, Any]) -> Callable[[torch.Tensor], t
             return public_apply(x, *values)
         if (
             fused is not None
-            and x.is_cpu
+            and (x.is_cpu or (x.is_cuda and state["_cuda_ready"]))
             and x.dtype in fused_dtypes
             and state["_enabled"]
             and state["_loaded"] is True

@@ -7,6 +7,10 @@ version and CPU capability into a disk cache and loaded in later processes in we
 The accurate eager path (:mod:`actlab.torch.functional`) stays the reference, and the fallback
 where no C++ compiler exists (one warning) or where the kernels are turned off.
 
+CUDA tensors run the same operators, implemented for CUDA by :mod:`actlab.torch.cuda` (kernels
+generated from the same specs' double bodies, compiled with NVRTC on first use); they need the CPU
+library loaded too (it defines the operators).
+
 Environment:
 - ``ACTLAB_KERNELS=0`` turns the fast path off (``1``, the default, uses it).
 - ``ACTLAB_KERNEL_CACHE``: the cache folder (default ``$XDG_CACHE_HOME/actlab/kernels``, else
@@ -57,6 +61,8 @@ _enabled = os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "off", "
 # None: not tried yet; True: loaded; False: failed (warned once, eager from then on).
 _loaded: bool | None = None
 _names: frozenset[str] = frozenset()
+# Whether CUDA tensors take the fused path (a CUDA device and NVRTC; set by build()).
+_cuda_ready = False
 _lock = threading.Lock()
 
 
@@ -82,19 +88,24 @@ def available() -> bool:
 
 
 def has_kernel(spec: Spec, dtype: Any = None, device: Any = None) -> bool:
-    """Whether ``spec`` runs fused for tensors of this dtype and device (default float32, CPU)."""
+    """Whether ``spec`` runs fused for tensors of this dtype and device (default float32, CPU; CUDA where
+    :func:`actlab.torch.cuda.available`)."""
     if spec.kernel is None or spec.kind != "elementwise" or not build() or spec.name not in _names:
         return False
     dtype = torch.float32 if dtype is None else dtype
     device = torch.device("cpu" if device is None else device)
     if spec.native and spec.torch_native is not None and dtype == torch.float32:
         return False  # PyTorch's own op (accurate there); the kernel serves bfloat16 and float16
-    return dtype in DTYPES and device.type == "cpu"
+    return dtype in DTYPES and (device.type == "cpu" or (device.type == "cuda" and _cuda_ready))
 
 
 def eligible(x: torch.Tensor) -> bool:
-    """Whether the fused path takes this tensor now (switched on, loaded, CPU, a supported dtype)."""
-    return _enabled and _loaded is True and x.device.type == "cpu" and x.dtype in DTYPES
+    """Whether the fused path takes this tensor now (switched on, loaded, a supported dtype, on the CPU
+    or on CUDA where the CUDA path is available)."""
+    if not (_enabled and _loaded is True and x.dtype in DTYPES):
+        return False
+    kind = x.device.type
+    return kind == "cpu" or (kind == "cuda" and _cuda_ready)
 
 
 def kernel_name(spec: Spec) -> str | None:
@@ -164,15 +175,32 @@ def _declarations(spec: Spec) -> str:
     return "\n    ".join(lines)
 
 
+def _body(spec: Spec, code: str) -> str:
+    return f"{{\n    (void)prm;\n    {_declarations(spec)}\n    {code.strip()}\n  }}"
+
+
+def ref_struct(spec: Spec, qualifier: str = "") -> str:
+    """``struct Ref``: the spec's double form (``forward``, ``derivative``), the parameters read from
+    ``prm``. ``qualifier`` goes before each function (the CUDA source passes ``ACTLAB_FN``)."""
+    k = spec.kernel
+    assert k is not None
+    q = f"{qualifier} " if qualifier else ""
+    return f"""struct Ref {{
+  using V = Vd;
+  using S = double;
+  static {q}V forward(const V& x, const double* prm) {_body(spec, k.forward)}
+  static {q}V derivative(const V& x, const double* prm) {_body(spec, k.derivative)}
+}};"""
+
+
 def kernel_structs(spec: Spec) -> str:
     """The C++ of a spec's Kernel: ``struct Ref`` (the double form) and ``struct Fast`` (the float
     form, empty without one), the parameters read from ``prm`` (also used by the row kernels)."""
     k = spec.kernel
     assert k is not None
-    decl = _declarations(spec)
 
     def body(code: str) -> str:
-        return f"{{\n    (void)prm;\n    {decl}\n    {code.strip()}\n  }}"
+        return _body(spec, code)
 
     if k.fast_where is not None:
         mask = k.fast_where.strip() or "(x == x) | (x != x)"  # every lane
@@ -185,13 +213,7 @@ def kernel_structs(spec: Spec) -> str:
 }};"""
     else:
         fast = "struct Fast {};"
-    return f"""struct Ref {{
-  using V = Vd;
-  using S = double;
-  static V forward(const V& x, const double* prm) {body(k.forward)}
-  static V derivative(const V& x, const double* prm) {body(k.derivative)}
-}};
-{fast}"""
+    return f"{ref_struct(spec)}\n{fast}"
 
 
 def _kernel_source(spec: Spec) -> str:
@@ -364,6 +386,10 @@ def _register_python_side() -> None:
     def _apply_fake(x: torch.Tensor, name: str, params: list[float]) -> torch.Tensor:
         return torch.empty_like(x)
 
+    # the bound operators (eager only: functional.bound_call) on fake and meta tensors
+    for op in ("actlab_kernels::forward.bound", "actlab_kernels::apply.bound"):
+        torch.library.register_fake(op)(lambda x, id: torch.empty_like(x))
+
     # The C++ backward of ``apply`` calls this under create_graph: g * f'(x) from the spec's eager
     # derivative, as torch ops that record a graph (double backward).
     @torch.library.impl("actlab_kernels::eager_grad", "CompositeImplicitAutograd")
@@ -376,13 +402,17 @@ def _register_python_side() -> None:
 
     rows.register_fakes()  # the sparse and gated row kernels' operators
 
+    from actlab.torch import cuda
+
+    cuda.register()  # the elementwise operators' CUDA implementations (used where cuda.available())
+
 
 def build(*, quiet: bool = False) -> bool:
     """Load the kernels, compiling them first if this source/torch/CPU has no cached library.
 
     Returns False (after one warning) where they cannot be built; never raises for that. Called at
     construction of activations and by the first eager call, never while torch.compile traces."""
-    global _loaded, _names
+    global _loaded, _names, _cuda_ready
     if _loaded is not None or not _enabled:
         return bool(_loaded)
     if torch.compiler.is_compiling():
@@ -409,6 +439,7 @@ def build(*, quiet: bool = False) -> bool:
             _register_python_side()
             _names = frozenset(s.name for s in _specs_with_kernels())
             _loaded = True
+            _cuda_ready = _cuda_available()
         except Exception as err:  # no compiler, no headers, a failed build: eager path, said once
             _loaded = False
             warnings.warn(
@@ -418,6 +449,12 @@ def build(*, quiet: bool = False) -> bool:
                 stacklevel=2,
             )
     return _loaded
+
+
+def _cuda_available() -> bool:
+    from actlab.torch import cuda
+
+    return cuda.available()
 
 
 def _first_error(err: Exception) -> str:

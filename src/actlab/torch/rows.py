@@ -104,7 +104,7 @@ def takes(name: str, x: torch.Tensor, axis: Any, where: Any, pieces: int = 1) ->
         if torch._C._are_functorch_transforms_active() or forward_ad._current_level >= 0:
             return False  # vmap/jvp/forward-mode AD: the eager Function (it has the jvp)
         kernels.build()
-    return kernels.eligible(x)
+    return kernels.eligible(x) and x.device.type == "cpu"  # the row kernels: CPU only (CUDA: eager)
 
 
 def _vjp_eager(name: str, y: torch.Tensor, grad: torch.Tensor, dim: int) -> torch.Tensor:

@@ -15,6 +15,8 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <string>
+#include <tuple>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -76,6 +78,25 @@ int64_t bind_op(c10::string_view name, c10::ArrayRef<double> params) {
   return id;
 }
 
+// Tensors off the CPU (CUDA) go through the dispatcher to the operators' implementations for their
+// device (registered from Python: actlab/torch/cuda.py); the CPU keeps the direct call.
+at::Tensor forward_any(const Bound& b, const at::Tensor& x) {
+  if (x.is_cpu()) return run_forward(*b.entry, x, b.params.data());
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("actlab_kernels::forward", "")
+                       .typed<at::Tensor(const at::Tensor&, c10::string_view, c10::ArrayRef<double>)>();
+  return op.call(x, b.kernel, c10::ArrayRef<double>(b.params.data(), b.nparams));
+}
+
+at::Tensor backward_any(const Bound& b, const at::Tensor& x, const at::Tensor& grad) {
+  if (x.is_cpu()) return run_backward(*b.entry, x, grad, b.params.data());
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("actlab_kernels::backward", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, c10::string_view,
+                                         c10::ArrayRef<double>)>();
+  return op.call(x, grad, b.kernel, c10::ArrayRef<double>(b.params.data(), b.nparams));
+}
+
 struct ActlabFusedBackward : public torch::autograd::Node {
   torch::autograd::SavedVariable x_;
   Bound call;  // a copy (a short name stays in the string's own buffer): no lifetime to track
@@ -92,7 +113,7 @@ struct ActlabFusedBackward : public torch::autograd::Node {
                                                 c10::ArrayRef<double>)>();
       return {eager.call(x, grad, call.kernel, c10::ArrayRef<double>(call.params.data(), call.nparams))};
     }
-    return {run_backward(*call.entry, x, grad, call.params.data())};
+    return {backward_any(call, x, grad)};
   }
 
   std::string name() const override { return "ActlabFusedBackward"; }
@@ -108,7 +129,7 @@ at::Tensor forward_recorded(const Bound& b, const at::Tensor& x) {
   at::Tensor out;
   {
     at::AutoDispatchBelowADInplaceOrView guard;
-    out = run_forward(*b.entry, x, b.params.data());
+    out = forward_any(b, x);
   }
   if (torch::autograd::compute_requires_grad(x)) {
     auto node = c10::make_intrusive<ActlabFusedBackward>();
@@ -127,6 +148,12 @@ at::Tensor apply_autograd(const at::Tensor& x, c10::string_view name, c10::Array
 
 at::Tensor apply_bound_autograd(const at::Tensor& x, int64_t id) { return forward_recorded(bound(id), x); }
 
+// The kernel's name and parameters of a bound call (the CUDA side looks them up once per id).
+std::tuple<std::string, std::vector<double>> bound_info(int64_t id) {
+  const Bound& b = bound(id);
+  return {b.kernel, std::vector<double>(b.params.begin(), b.params.begin() + b.nparams)};
+}
+
 at::Tensor forward_bound(const at::Tensor& x, int64_t id) {
   const Bound& b = bound(id);
   return run_forward(*b.entry, x, b.params.data());
@@ -142,6 +169,7 @@ TORCH_LIBRARY_FRAGMENT(actlab_kernels, m) {
   m.def("bind(str name, float[] params) -> int", &actlab_k::bind_op);
   m.def("forward.bound(Tensor x, int id) -> Tensor");
   m.def("apply.bound(Tensor x, int id) -> Tensor");
+  m.def("bound_info(int id) -> (str, float[])", &actlab_k::bound_info);
 }
 
 
