@@ -671,8 +671,31 @@ inline int64_t maxout_grain(int64_t k, int64_t inner) {
   return std::max<int64_t>(1, 8192 / std::max<int64_t>(k * inner, 1));
 }
 
+// The last axis (inner == 1): groups of k contiguous entries, one selection chain each; K > 0 fixes
+// k at compile time (k = 2, the common case, runs vectorised over groups)
+template <int64_t K, class T>
+inline void maxout_last_forward(const T* x, T* y, int64_t b, int64_t e, int64_t k) {
+  const int64_t kk = K > 0 ? K : k;
+  for (int64_t t = b; t < e; ++t) {
+    const T* p = x + t * kk;
+    float m = static_cast<float>(p[0]);
+    for (int64_t q = 1; q < kk; ++q) {
+      const float v = static_cast<float>(p[q]);
+      m = ((!(v <= m)) & (m == m)) ? v : m;
+    }
+    y[t] = static_cast<T>(m);
+  }
+}
+
 template <class T>
 void maxout_forward_rows(const T* x, T* y, int64_t groups, int64_t k, int64_t inner) {
+  if (inner == 1) {
+    at::parallel_for(0, groups, 16384, [&](int64_t b, int64_t e) {
+      if (k == 2) maxout_last_forward<2>(x, y, b, e, k);
+      else maxout_last_forward<0>(x, y, b, e, k);
+    });
+    return;
+  }
   // group t (of outer * C/k) holds k runs of `inner` entries from x + t * k * inner
   at::parallel_for(0, groups, maxout_grain(k, inner), [&](int64_t b, int64_t e) {
     std::vector<float> m(inner);
@@ -684,8 +707,35 @@ void maxout_forward_rows(const T* x, T* y, int64_t groups, int64_t k, int64_t in
   });
 }
 
+template <int64_t K, class T>
+inline void maxout_last_backward(const T* x, const T* g, T* gx, int64_t b, int64_t e, int64_t k) {
+  const int64_t kk = K > 0 ? K : k;
+  for (int64_t t = b; t < e; ++t) {
+    const T* p = x + t * kk;
+    float m = static_cast<float>(p[0]);
+    for (int64_t q = 1; q < kk; ++q) {
+      const float v = static_cast<float>(p[q]);
+      m = ((!(v <= m)) & (m == m)) ? v : m;
+    }
+    bool done = false;
+    for (int64_t q = 0; q < kk; ++q) {  // the first entry equal to m (or NaN) takes the gradient
+      const float v = static_cast<float>(p[q]);
+      const bool hit = ((v == m) | (v != v)) & !done;
+      gx[t * kk + q] = hit ? g[t] : static_cast<T>(0.0f);
+      done |= hit;
+    }
+  }
+}
+
 template <class T>
 void maxout_backward_rows(const T* x, const T* g, T* gx, int64_t groups, int64_t k, int64_t inner) {
+  if (inner == 1) {
+    at::parallel_for(0, groups, 16384, [&](int64_t b, int64_t e) {
+      if (k == 2) maxout_last_backward<2>(x, g, gx, b, e, k);
+      else maxout_last_backward<0>(x, g, gx, b, e, k);
+    });
+    return;
+  }
   at::parallel_for(0, groups, maxout_grain(k, inner), [&](int64_t b, int64_t e) {
     std::vector<float> m(inner);
     std::vector<uint8_t> done(inner);
