@@ -32,6 +32,9 @@ NAMES = sorted(rows.ROW_KERNELS)
 names = pytest.mark.parametrize("name", NAMES)
 FORWARD_OP = "actlab_kernels::softmax_forward"
 BACKWARD_OP = "actlab_kernels::softmax_backward"
+# eagerly every row kernel is one operator whose backward is a C++ autograd node (csrc/rows.cpp)
+ROW_OP = "actlab_kernels::row_apply"
+NODE = "ActlabRowBackward"
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -39,7 +42,8 @@ def _gen(seed: int) -> torch.Generator:
 
 
 def _run(name: str, x: torch.Tensor, axis: int = -1) -> torch.Tensor:
-    return apply(get_spec(name), x, {"axis": axis})
+    spec = get_spec(name)
+    return apply(spec, x, spec.resolve_params(axis=axis))  # (maxout: its default pieces)
 
 
 def _fwd_bwd(name: str, x: torch.Tensor, g: torch.Tensor, axis: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,26 +68,43 @@ def test_the_fused_path_is_taken_forward_and_backward(name, dtype):
         _run(name, x).backward(torch.ones(4, 33, dtype=dtype))
 
     ops = dispatched_ops(step)
-    assert FORWARD_OP in ops and BACKWARD_OP in ops, ops
+    assert ROW_OP in ops and NODE in ops, ops
     assert "aten::amax" not in ops  # none of the eager chain
     with kernels.use(False):
         ops = dispatched_ops(step)
-    assert FORWARD_OP not in ops and BACKWARD_OP not in ops
+    assert ROW_OP not in ops and NODE not in ops
     # float64, a where= mask and a tuple of axes stay on the eager path
     for call in (
         lambda: _run(name, x.detach().double()),
         lambda: apply(get_spec(name), x.detach().float(), {"axis": -1}, where=torch.ones(4, 33, dtype=torch.bool)),
         lambda: apply(get_spec(name), x.detach().float().reshape(4, 3, 11), {"axis": (1, 2)}),
     ):
-        assert FORWARD_OP not in dispatched_ops(call)
+        ops = dispatched_ops(call)
+        assert ROW_OP not in ops and FORWARD_OP not in ops
+
+
+def _packed(fn, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """fn(x) and the tensors its graph saved, as saved_tensors_hooks see them."""
+    packed: list[torch.Tensor] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        packed.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = fn(x)
+    return y, packed
 
 
 @names
 def test_backward_saves_only_the_output(name):
+    """float32 keeps the output; half precision the input (its rounded output lost the vjp's digits)."""
     x = torch.randn(3, 20, generator=_gen(2)).requires_grad_()
-    y = _run(name, x)
-    saved = y.grad_fn.saved_tensors
+    y, saved = _packed(lambda t: _run(name, t), x)
     assert len(saved) == 1 and saved[0].data_ptr() == y.data_ptr()
+    xb = x.detach().bfloat16().requires_grad_()
+    yb, saved = _packed(lambda t: _run(name, t), xb)
+    assert len(saved) == 1 and saved[0].data_ptr() == xb.data_ptr()
 
 
 # ----------------------------------------------------------------------------- accuracy
@@ -358,20 +379,19 @@ def test_the_fused_gated_and_sparse_paths_are_taken(name, dtype):
         y.backward(torch.ones_like(y))
 
     ops = dispatched_ops(step)
-    assert fwd in ops and bwd in ops, ops
+    assert ROW_OP in ops and NODE in ops, ops
     assert "aten::sigmoid" not in ops and "aten::sort" not in ops  # none of the eager chain
     with kernels.use(False):
         ops = dispatched_ops(step)
-    assert fwd not in ops and bwd not in ops
-    assert fwd not in dispatched_ops(lambda: _run(name, x.detach().double()))  # float64: the eager reference
+    assert ROW_OP not in ops and NODE not in ops and fwd not in ops and bwd not in ops
+    assert ROW_OP not in dispatched_ops(lambda: _run(name, x.detach().double()))  # float64: the eager reference
 
 
 @others
 def test_gated_units_save_the_input_and_sparse_ones_the_output(name):
     x = torch.randn(3, 20, generator=_gen(22)).requires_grad_()
-    y = _run(name, x)
-    (saved,) = y.grad_fn.saved_tensors
-    assert saved.data_ptr() == (x.data_ptr() if name in GATED else y.data_ptr())
+    y, saved = _packed(lambda t: _run(name, t), x)
+    assert len(saved) == 1 and saved[0].data_ptr() == (x.data_ptr() if name in GATED else y.data_ptr())
 
 
 def _compare(name: str, x: torch.Tensor, g: torch.Tensor, axis: int) -> None:
@@ -557,3 +577,239 @@ def test_inductor_compiles_gated_and_sparse_kernels():
     x = torch.randn(5, 6, 4, generator=_gen(32)) * 2
     with torch.no_grad():
         torch.testing.assert_close(torch.compile(model, fullgraph=True)(x), model(x), rtol=1e-6, atol=1e-6)
+
+
+# ============================================================================ the C++ autograd node
+# Eagerly a row kernel is one operator (actlab_kernels::row_apply) whose backward is ActlabRowBackward,
+# a plain C++ autograd node (no torch.autograd.Function on the path): it must keep the graph semantics
+# of PyTorch's own nodes and the values of the Python Functions it replaces.
+EAGER_ONLY = _vector_specs_with(rows.EAGER_ONLY_KERNELS)
+ALL = NAMES + OTHERS + EAGER_ONLY
+every = pytest.mark.parametrize("name", ALL)
+
+
+def _through_function(name: str, x: torch.Tensor, g: torch.Tensor, dim: int) -> torch.Tensor:
+    """The gradient through the Python autograd Functions (what torch.compile traces); crelu and
+    maxout (no Function, exact in every dtype): the float64 eager path's, rounded."""
+    xr = x.detach().clone().requires_grad_()
+    if name in rows.EAGER_ONLY_KERNELS:
+        with kernels.use(False):
+            return _fwd_bwd(name, x.double(), g.double(), dim)[1].to(x.dtype)
+    if name in rows.GATED_KERNELS:
+        y = rows.GatedFunction.apply(xr, dim, name)
+    elif name in rows.SPARSE_KERNELS:
+        y = rows.SparseFunction.apply(xr, dim, rows.SPARSE_KERNELS[name], name)
+    else:
+        y = rows.RowFunction.apply(xr, dim, *rows.ROW_KERNELS[name], name)
+    (gx,) = torch.autograd.grad(y, xr, g)
+    return gx
+
+
+@every
+def test_every_call_form_records_the_cpp_node(name):
+    """The functional form, the module and apply record ActlabRowBackward; float64, kernels off and
+    an odd split do not; no_grad and inference_mode record nothing; vmap and jvp through the bound
+    functional call take the eager Function (its jvp) and agree with it."""
+    from actlab.nn import Activation
+
+    x = torch.randn(4, 12, generator=_gen(40)).requires_grad_()
+    for f in (getattr(F, name), Activation(name), lambda t: _run(name, t)):
+        assert f(x).grad_fn.name() == NODE
+        assert f(x.bfloat16()).grad_fn.name() == NODE
+        assert f(x.double()).grad_fn.name() != NODE
+        with kernels.use(False):
+            assert f(x).grad_fn.name() != NODE
+        with torch.no_grad():
+            assert f(x).grad_fn is None
+        with torch.inference_mode():
+            assert f(x).is_inference()
+    if name in GATED:
+        with pytest.raises(ValueError, match="not divisible by 2"):
+            getattr(F, name)(torch.ones(3, 5, requires_grad=True))
+    with pytest.raises(ValueError, match="out of range"):
+        getattr(F, name)(x, dim=2)
+    for dim in (0, -2):  # the bound call's axis, against the float64 eager path
+        want = getattr(F, name)(x.detach().double(), dim=dim).float()
+        torch.testing.assert_close(getattr(F, name)(x, dim=dim).detach(), want, rtol=1e-5, atol=1e-6)
+    v = torch.randn(4, 12, generator=_gen(41))
+    _, tangent = torch.func.jvp(getattr(F, name), (x.detach(),), (v,))
+    _, tangent64 = torch.func.jvp(getattr(F, name), (x.detach().double(),), (v.double(),))
+    torch.testing.assert_close(tangent, tangent64.float(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(torch.func.vmap(getattr(F, name))(x.detach()), getattr(F, name)(x.detach()))
+
+
+@every
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_cpp_node_equals_the_functions_and_the_float64_eager_path(name, dtype):
+    """Along either axis: the node's gradient is bitwise the Python Functions' (the same kernels from
+    the same saved tensor) and within the catalog's limits of the float64 eager path."""
+    x = torch.randn(6, 16, generator=_gen(42)) * 3
+    x[1, 5] = 30.0  # a dominant entry
+    for dim in (0, 1):
+        y = _run(name, x, dim)
+        g = torch.randn(y.shape, generator=_gen(43)).to(dtype)
+        _, gx = _fwd_bwd(name, x.to(dtype), g, dim)
+        assert torch.equal(gx, _through_function(name, x.to(dtype), g, dim)), dim
+        if name not in EAGER_ONLY:  # (crelu, maxout: exact, the line above)
+            _compare(name, x.to(dtype), g, dim)
+
+
+@every
+def test_a_freed_graph_raises_and_an_inplace_change_is_caught(name):
+    """backward twice with retain_graph gives the gradient twice; once more after the graph was
+    freed raises PyTorch's usual error; changing the saved tensor in place is refused."""
+    x = torch.randn(3, 8, generator=_gen(44)).requires_grad_()
+    y = getattr(F, name)(x)
+    g = torch.randn(y.shape, generator=_gen(45))
+    y.backward(g, retain_graph=True)
+    first = x.grad.clone()
+    y.backward(g)
+    torch.testing.assert_close(x.grad, 2 * first, rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward(g)
+    inner = x.detach().clone().requires_grad_()
+    t = inner * 1.0
+    y = getattr(F, name)(t)
+    (t if get_spec(name).saves == "input" else y).mul_(2.0)  # the saved tensor
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward(g)
+
+
+@every
+def test_saved_tensors_hooks_pack_and_unpack_what_the_node_keeps(name):
+    """The node saves one tensor through the hooks and its backward uses what the unpack hook
+    returns: a copy gives the same gradient, a reversed one another."""
+    x = torch.randn(3, 8, generator=_gen(46)).requires_grad_()
+    f = getattr(F, name)
+    g = torch.randn(f(x).shape, generator=_gen(47))
+    (want,) = torch.autograd.grad(f(x), x, g)
+    for unpack, same in ((lambda t: t, True), (lambda t: t.flip(-1), False)):
+        packed = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: packed.append(t) or t.clone(), unpack):
+            y = f(x)
+        assert len(packed) == 1
+        (got,) = torch.autograd.grad(y, x, g)
+        assert torch.equal(got, want) == same
+
+
+@every
+def test_double_backward_in_half_precision_through_the_node(name):
+    """create_graph=True from a bfloat16 node (it kept the input): the second derivative recorded by
+    the eager vjp (the float32 output recomputed through the node) is close to float64's."""
+    x = torch.randn(2, 8, generator=_gen(48)) * 2
+    g = torch.randn(_run(name, x).shape, generator=_gen(49))
+    v = torch.randn(2, 8, generator=_gen(50))
+
+    def hvp(t: torch.Tensor) -> torch.Tensor:
+        t = t.clone().requires_grad_()
+        y = _run(name, t)
+        (gx,) = torch.autograd.grad(y, t, g.to(t.dtype), create_graph=True)
+        if name in EAGER_ONLY:  # piecewise linear: a gradient that does not depend on x, no graph
+            assert not gx.requires_grad
+            return torch.zeros(t.shape, dtype=torch.float64)
+        assert gx.requires_grad
+        (h,) = torch.autograd.grad(gx, t, v.to(t.dtype))
+        return h.double()
+
+    want = hvp(x.bfloat16().double())  # the same (rounded) input in float64
+    torch.testing.assert_close(hvp(x.bfloat16()), want, rtol=0.05, atol=0.05 * want.abs().max().item() + 1e-3)
+
+
+def test_row_kernels_are_bound_once(monkeypatch):
+    """The functional call and the module bind the kernel once: later calls never bind again."""
+    from actlab.nn import Activation
+
+    x = torch.randn(4, 10, generator=_gen(51)).requires_grad_()
+    module = Activation("swiglu")
+    before = F.swiglu(x), module(x), F.sparsemax(x, dim=0), F.maxout(x, pieces=5)
+
+    def refuse(name: str) -> int:
+        raise AssertionError(f"bound again: {name}")
+
+    monkeypatch.setattr(rows, "bind", refuse)
+    after = F.swiglu(x), module(x), F.sparsemax(x, dim=0), F.maxout(x, pieces=5)
+    for a, b in zip(before, after):
+        assert b.grad_fn.name() == NODE and torch.equal(a, b)
+
+
+# ============================================================================ crelu, maxout
+def _maxout_rows() -> torch.Tensor:
+    """Groups with ties (the first maximal entry takes the gradient), a NaN, infinities, signed zeros."""
+    inf, nan = math.inf, math.nan
+    return torch.tensor(
+        [
+            [1.0, 1.0, -2.0, 3.0, 3.0, 3.0],
+            [nan, 5.0, 2.0, nan, -inf, -inf],
+            [0.0, -0.0, -0.0, 0.0, inf, 1.0],
+            [-1e-40, -3e38, 2.0, -2.0, 7.0, 7.0],
+        ]
+    )
+
+
+@pytest.mark.parametrize("name", ["crelu", "maxout"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_eager_only_kernels_are_exact_against_the_float64_eager_path(name, dtype):
+    """crelu's and maxout's kernels: every output and gradient entry is an input or gradient entry
+    (or its negation), so they equal the float64 eager path rounded, bitwise (signed zeros,
+    infinities, NaNs, maxout's ties included), along every axis, through non-contiguous views, for
+    maxout with 1, 2 and 3 pieces."""
+    assert EAGER_ONLY == ["crelu", "maxout"]
+    assert all(get_spec(n).saves == "input" for n in EAGER_ONLY)
+    r = _gen(60)
+    special = torch.tensor([[0.0, -0.0, math.inf, -math.inf, 1.0, 1.0], [math.nan, 1e-40, -1e-40, 3e38, -2.0, 5.0]])
+    cases = [
+        (torch.randn(5, 36, generator=r) * 3, -1, 2),
+        (torch.randn(3, 6, 5, generator=r), 1, 3),
+        (torch.randn(4, 3, 5, generator=r), 0, 2),
+        (torch.randn(40, 6, generator=r).t(), 0, 3),  # non-contiguous
+        ((torch.randn(4, 24, generator=r))[:, ::2], 1, 2),  # strided
+        (torch.randn(4, 6, generator=r), 1, 1),
+        (special, 1, 2),
+        (special, 0, 2),
+        (_maxout_rows(), 1, 3),
+        (_maxout_rows(), 1, 2),
+    ]
+    for x, axis, pieces in cases:
+        params = {"axis": axis, "pieces": pieces} if name == "maxout" else {"axis": axis}
+        x = x.to(dtype)
+        y = apply(get_spec(name), x, params)
+        g = torch.randn(y.shape, generator=r).to(dtype)
+        xr = x.clone().requires_grad_()
+        y = apply(get_spec(name), xr, params)
+        assert y.grad_fn.name() == NODE and y.dtype == dtype
+        (gx,) = torch.autograd.grad(y, xr, g)
+        with kernels.use(False):
+            x64 = x.double().requires_grad_()
+            ye = apply(get_spec(name), x64, params)
+            (ge,) = torch.autograd.grad(ye, x64, g.double())
+        for got, want in ((y.detach(), ye.detach().to(dtype)), (gx, ge.to(dtype))):
+            assert got.shape == want.shape and torch.equal(got.isnan(), want.isnan()), (axis, pieces, x)
+            ok = ~want.isnan()
+            assert torch.equal(got[ok], want[ok]) and torch.equal(got[ok].signbit(), want[ok].signbit()), (axis, x)
+    with pytest.raises(ValueError, match="not divisible by pieces=4"):
+        F.maxout(torch.ones(3, 6), pieces=4)  # the eager error, from the bound call too
+
+
+@pytest.mark.parametrize("name", ["crelu", "maxout"])
+@pytest.mark.parametrize("mode", ["grad", "no_grad"])
+def test_eager_only_kernels_compile_through_their_eager_code(name, mode):
+    """crelu and maxout have no traced Function: torch.compile (fullgraph) traces their eager code,
+    equal to the kernel's values and gradients."""
+    torch._dynamo.reset()
+    fn = getattr(F, name)
+
+    def model(t: torch.Tensor) -> torch.Tensor:
+        return fn(t * 2.0, dim=1) * 3.0
+
+    x = torch.randn(4, 6, 5, generator=_gen(61))
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    if mode == "grad":
+        xr, xe = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out, want = compiled(xr), model(xe)
+        assert want.grad_fn is not None
+        g = torch.randn(out.shape, generator=_gen(62))
+        torch.testing.assert_close(torch.autograd.grad(out, xr, g), torch.autograd.grad(want, xe, g), rtol=0, atol=0)
+    else:
+        with torch.no_grad():
+            out, want = compiled(x), model(x)
+    torch.testing.assert_close(out, want, rtol=0, atol=0)

@@ -13,6 +13,7 @@ import torch
 from actlab.ops.torch_ops import TORCH
 from actlab.registry import BoundActivation, get, get_spec
 from actlab.torch import inplace as inplace_mod
+from actlab.torch import rows
 from actlab.torch.export import scriptable
 from actlab.torch.functional import apply, autograd_function, bound_call
 
@@ -178,6 +179,8 @@ def _fast_call(act: BoundActivation) -> Callable[[torch.Tensor], torch.Tensor] |
     """The prebuilt per-tensor call of a fixed deterministic elementwise activation (validated and
     encoded once, here), or None where ``forward`` takes the general path."""
     spec = act.spec
+    if not act.learnable and rows.has_kernel(spec.name):  # the row kernels: bound once (rows.bound_call)
+        return bound_call(spec, act.params)
     if act.learnable or spec.kind != "elementwise" or spec.train_forward is not None or spec.masked is not None:
         return None
     return bound_call(spec, act.params)

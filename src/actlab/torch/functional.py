@@ -280,7 +280,10 @@ def bound_call(spec: Spec, params: dict[str, Any]) -> Callable[[torch.Tensor], t
     operators. What ``actlab.nn.Activation`` and each distinct functional call run per tensor.
 
     Elementwise deterministic specs get the prebuilt closure; the others (normalisers, stochastic
-    ones) call :func:`apply`. While torch.compile traces, the closure calls :func:`apply` too."""
+    ones) call :func:`apply`, except the row kernels (:func:`actlab.torch.rows.bound_call`). While
+    torch.compile traces, the closure calls :func:`apply` too."""
+    if rows.has_kernel(spec.name):  # the row kernels: actlab_kernels::row_apply, its backward in C++
+        return rows.bound_call(spec, params, lambda x: apply(spec, x, params))
     if spec.kind != "elementwise" or spec.train_forward is not None or spec.masked is not None:
         return lambda x: apply(spec, x, params)
     values = tuple(params[n] for n in spec.param_names)
@@ -366,8 +369,9 @@ def apply(
         return spec.torch_native(x, torch, **params)
     if spec.kind == "vector":
         params = {**params, "axis": _normalise_axis(spec, x, params["axis"])}
-        if rows.takes(spec.name, x, params["axis"], None) and not export.exporting():  # the row-fused gated units
-            return rows.fused(spec.name, x, params["axis"])
+        pieces = params.get("pieces", 1)  # (maxout)
+        if rows.takes(spec.name, x, params["axis"], None, pieces) and not export.exporting():  # gated, crelu, maxout
+            return rows.fused(spec.name, x, params["axis"], pieces)
     return _function(spec)(x, *(params[n] for n in spec.param_names))
 
 

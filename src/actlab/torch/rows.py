@@ -8,7 +8,9 @@ at the accuracy of actlab's eager code.
 - the gated units glu, reglu, geglu, swiglu, gtu, bilinear (``csrc/rows_gated.h`` and the generated
   ``rows_gated.cpp``, :func:`sources`): ``fA(a) * fB(b)`` over the halves with the gates' own
   elementwise kernels (the catalog's sigmoid, gelu, silu, tanh, relu :class:`~actlab.catalog.Kernel`),
-  both halves' gradients in one pass (saves the input).
+  both halves' gradients in one pass (saves the input);
+- crelu and maxout (``csrc/rows.cpp``): one pass each way, exact in every dtype (saves the input);
+  they have no traced Function, so torch.compile traces their eager code.
 
 :func:`actlab.torch.functional.apply` takes it for CPU float32/bfloat16/float16 tensors (the fused
 kernels switched on and loaded: :func:`actlab.torch.kernels.eligible`) along one int axis without a
@@ -16,6 +18,12 @@ kernels switched on and loaded: :func:`actlab.torch.kernels.eligible`) along one
 functorch transforms) keeps the eager path, and so does a backward that records a graph (double
 backward): it runs the spec's vjp, whose torch ops autograd can differentiate. An odd split axis
 (gated units) also takes the eager path, which raises its ValueError.
+
+Eagerly, a call is one operator, ``actlab_kernels::row_apply(x, dim, id)`` (``csrc/rows.cpp``): the
+kernel bound once by :func:`bind`, its backward a C++ autograd node (``ActlabRowBackward``) that keeps
+what the Functions below keep, so a small call costs what PyTorch's op costs; :func:`bound_call` is
+the per-call closure of the functional form and of ``actlab.nn.Activation``. torch.compile traces
+the autograd Functions below instead (their forward and backward operators have fakes).
 """
 
 from __future__ import annotations
@@ -28,7 +36,18 @@ from torch.autograd import forward_ad
 
 from actlab.torch import kernels
 
-__all__ = ["ROW_KERNELS", "SPARSE_KERNELS", "GATED_KERNELS", "has_kernel", "takes", "fused", "sources"]
+__all__ = [
+    "ROW_KERNELS",
+    "SPARSE_KERNELS",
+    "GATED_KERNELS",
+    "EAGER_ONLY_KERNELS",
+    "has_kernel",
+    "takes",
+    "fused",
+    "bind",
+    "bound_call",
+    "sources",
+]
 
 # The specs with a row kernel, by name: (log, negate) of actlab_kernels::softmax_forward/backward.
 ROW_KERNELS: dict[str, tuple[bool, bool]] = {
@@ -60,22 +79,27 @@ GATED_KERNELS: dict[str, tuple[Gate | None, Gate | None]] = {
     "gtu": (Gate("tanh", {}), Gate("sigmoid", {})),
     "bilinear": (None, None),
 }
+# The kernels run by actlab_kernels::row_apply only (no traced Function), by their RowKind in
+# csrc/rows.cpp: crelu ([relu(x), relu(-x)], the axis doubles), maxout (groups of `pieces`).
+EAGER_ONLY_KERNELS: dict[str, int] = {"crelu": 3, "maxout": 4}
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def has_kernel(name: str) -> bool:
     """Whether the vector spec ``name`` has a row kernel (whether or not the library is loaded)."""
-    return name in ROW_KERNELS or name in SPARSE_KERNELS or name in GATED_KERNELS
+    return name in ROW_KERNELS or name in SPARSE_KERNELS or name in GATED_KERNELS or name in EAGER_ONLY_KERNELS
 
 
-def takes(name: str, x: torch.Tensor, axis: Any, where: Any) -> bool:
-    """Whether the call ``name(x, axis, where)`` runs the row kernel."""
+def takes(name: str, x: torch.Tensor, axis: Any, where: Any, pieces: int = 1) -> bool:
+    """Whether the call ``name(x, axis, where)`` (maxout: with ``pieces``) runs the row kernel."""
     if not has_kernel(name) or where is not None or not isinstance(axis, int):
         return False
     if not isinstance(x, torch.Tensor) or x.numel() == 0 or not -x.dim() <= axis < x.dim():
         return False  # 0-d, empty, or an axis out of range (the eager path says so)
     if name in GATED_KERNELS and x.shape[axis] % 2:
         return False  # an odd split: the eager path raises its ValueError
+    if name in EAGER_ONLY_KERNELS and (torch.compiler.is_compiling() or x.shape[axis] % pieces):
+        return False  # no traced Function: torch.compile traces the eager code (which also raises)
     if not torch.compiler.is_compiling():
         if torch._C._are_functorch_transforms_active() or forward_ad._current_level >= 0:
             return False  # vmap/jvp/forward-mode AD: the eager Function (it has the jvp)
@@ -124,15 +148,16 @@ class RowFunction(torch.autograd.Function):
         return gx, None, None, None, None
 
 
-def _vjp_from_input(name: str, x: torch.Tensor, grad: torch.Tensor, dim: int) -> torch.Tensor:
-    """The gated spec's vjp in torch ops (differentiable: double backward); half precision in float32."""
+def _vjp_from_input(name: str, x: torch.Tensor, grad: torch.Tensor, dim: int, *params: Any) -> torch.Tensor:
+    """The spec's vjp from its input in torch ops (differentiable: double backward); half precision in
+    float32. ``params``: the parameters after the axis (maxout's pieces)."""
     from actlab.ops.torch_ops import TORCH
     from actlab.registry import get_spec
 
     vjp = get_spec(name).vjp
     if x.dtype in _LOW_PRECISION:
-        return vjp(x.float(), None, grad.float(), TORCH, dim).to(x.dtype)
-    return vjp(x, None, grad, TORCH, dim)
+        return vjp(x.float(), None, grad.float(), TORCH, dim, *params).to(x.dtype)
+    return vjp(x, None, grad, TORCH, dim, *params)
 
 
 class GatedFunction(torch.autograd.Function):
@@ -187,9 +212,77 @@ class SparseFunction(torch.autograd.Function):
         return gx, None, None, None
 
 
-def fused(name: str, x: torch.Tensor, axis: int) -> torch.Tensor:
+# row_bind's kinds (csrc/rows.cpp RowKind; EAGER_ONLY_KERNELS hold their own)
+_SOFTMAX, _SPARSE, _GATED = 0, 1, 2
+# (name, pieces) -> the bound index of actlab_kernels::row_apply (filled by bind; read per call)
+_BOUND: dict[tuple[str, int], int] = {}
+
+
+def bind(name: str, pieces: int = 1) -> int:
+    """The index under which ``actlab_kernels::row_apply`` runs the row kernel ``name`` (maxout: with
+    ``pieces`` per group), bound once per process; the library must be loaded."""
+    ident = _BOUND.get((name, pieces))
+    if ident is None:
+        if name in GATED_KERNELS:
+            kind, flag, negate = _GATED, False, False
+        elif name in SPARSE_KERNELS:
+            kind, flag, negate = _SPARSE, SPARSE_KERNELS[name], False
+        elif name in EAGER_ONLY_KERNELS:
+            kind, flag, negate = EAGER_ONLY_KERNELS[name], False, False
+        else:
+            kind, (flag, negate) = _SOFTMAX, ROW_KERNELS[name]
+        ident = torch.ops.actlab_kernels.row_bind(name, kind, flag, negate, pieces)
+        _BOUND[name, pieces] = ident
+    return ident
+
+
+def bound_call(spec: Any, params: dict[str, Any], fallback: Any) -> Any:
+    """``x -> fallback(x)`` for a row-kernel spec with validated ``params``, running
+    ``actlab_kernels::row_apply`` directly where :func:`takes` would take the kernel (checked here with
+    what is bound once: the axis, the tables, the functions). Anything else, and every call while
+    torch.compile or a tracer records, goes to ``fallback`` (:func:`actlab.torch.functional.apply`)."""
+    name, axis, pieces = spec.name, params.get("axis"), params.get("pieces", 1)
+    if not has_kernel(name) or not isinstance(axis, int) or isinstance(axis, bool) or not isinstance(pieces, int):
+        return fallback
+    split = 2 if name in GATED_KERNELS else pieces  # the axis must divide by this (else: the eager error)
+    # module attributes read per call (kernels.use() and a failed load change them), functions once
+    state = kernels.__dict__
+    dtypes = frozenset(kernels.DTYPES)
+    tensor = torch.Tensor
+    compiling = torch.compiler.is_compiling
+    jit_tracing = torch._C._is_tracing
+    transforms_active = torch._C._are_functorch_transforms_active
+    bound: list = []  # [the operator's C++ callable, the index]: on the first call the library is loaded
+
+    def call(x: torch.Tensor) -> Any:
+        if (
+            not compiling()  # traced (torch.compile, export, jit.trace): the general path
+            and not jit_tracing()
+            and isinstance(x, tensor)
+            and x.is_cpu
+            and x.dtype in dtypes
+            and state["_enabled"]
+            and state["_loaded"] is True
+            and forward_ad._current_level < 0  # no dual tensors: the eager Function has the jvp
+            and not transforms_active()
+        ):
+            n = x.dim()
+            if -n <= axis < n and x.numel() and not x.shape[axis] % split:
+                if not bound:  # (OpOverload.__call__ adds a Python frame: its _op is the C++ callable)
+                    bound[:] = [torch.ops.actlab_kernels.row_apply.default._op, bind(name, pieces)]
+                return bound[0](x, axis, bound[1])
+        return fallback(x)
+
+    call.__name__ = call.__qualname__ = f"{name}_call"
+    return call
+
+
+def fused(name: str, x: torch.Tensor, axis: int, pieces: int = 1) -> torch.Tensor:
     """``name`` (see :func:`has_kernel`) of ``x`` along ``axis`` by the row kernel (see :func:`takes`)."""
     dim = axis % x.dim()
+    if not torch.compiler.is_compiling():  # one operator, its backward a C++ autograd node
+        return torch.ops.actlab_kernels.row_apply(x, dim, bind(name, pieces))
+    # traced: the Functions (Dynamo traces their forward and backward operators through the fakes)
     grad = x.requires_grad and torch.is_grad_enabled()
     # nothing to record: the kernel alone (Dynamo also mis-traces a Function whose input needs no grad)
     if name in GATED_KERNELS:
@@ -318,8 +411,9 @@ TORCH_LIBRARY_IMPL(actlab_kernels, CPU, m) {{
 
 
 def register_fakes() -> None:
-    """Shapes for torch.compile/export (fake tensors) of the sparse and gated operators; called by
-    :func:`actlab.torch.kernels.build` once the library is loaded."""
+    """Shapes for torch.compile/export (fake tensors) of the sparse, gated and bound operators, and
+    row_apply's create_graph backward; called by :func:`actlab.torch.kernels.build` once the library
+    is loaded."""
 
     @torch.library.register_fake("actlab_kernels::sparse_forward")
     def _sparse_forward_fake(x: torch.Tensor, dim: int, entmax: bool = False) -> torch.Tensor:
@@ -340,3 +434,25 @@ def register_fakes() -> None:
     @torch.library.register_fake("actlab_kernels::gated_backward")
     def _gated_backward_fake(x: torch.Tensor, grad: torch.Tensor, dim: int, name: str) -> torch.Tensor:
         return x.new_empty(x.shape)
+
+    @torch.library.register_fake("actlab_kernels::row_apply")
+    def _row_apply_fake(x: torch.Tensor, dim: int, ident: int) -> torch.Tensor:
+        name, pieces = next(key for key, i in _BOUND.items() if i == ident)
+        if name in GATED_KERNELS:
+            return _gated_forward_fake(x, dim, name)
+        if name in EAGER_ONLY_KERNELS:  # crelu doubles the axis, maxout divides it by pieces
+            shape = list(x.shape)
+            shape[dim % x.dim()] = shape[dim % x.dim()] * 2 if name == "crelu" else shape[dim % x.dim()] // pieces
+            return x.new_empty(shape)  # contiguous, as the kernel's
+        return _sparse_forward_fake(x, dim % x.dim())
+
+    # The C++ backward of row_apply calls this under create_graph: the spec's vjp in torch ops, which
+    # record a graph (double backward); half precision from the float32 output recomputed from x.
+    @torch.library.impl("actlab_kernels::row_eager_grad", "CompositeImplicitAutograd")
+    def _row_eager_grad(saved: torch.Tensor, grad: torch.Tensor, dim: int, name: str, size: int = 1) -> torch.Tensor:
+        if name in GATED_KERNELS or name in EAGER_ONLY_KERNELS:  # the input was kept
+            return _vjp_from_input(name, saved, grad, dim, *([size] if name == "maxout" else []))
+        if saved.dtype in _LOW_PRECISION:  # the input was kept: y again, differentiably, in float32
+            y = fused(name, saved.float(), dim)
+            return _vjp_eager(name, y, grad.float(), dim).to(saved.dtype)
+        return _vjp_eager(name, saved, grad, dim)

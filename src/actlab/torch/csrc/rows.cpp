@@ -19,10 +19,18 @@
 // float and then to the narrow type (a second rounding that can matter only at an exact float tie).
 // Measured (float32, 96 seeded rows of 16 and rows up to 4096): forward within 2 ulp, vjp within 3
 // ulp (or 4 ulp of sum |g J|), against the mpmath oracle.
+#include <torch/csrc/autograd/functions/utils.h>
+#include <torch/csrc/autograd/saved_variable.h>
+
 #include "actlab_kernels.h"
+#include "rows_gated.h"
 
 #include <algorithm>
+#include <deque>
 #include <functional>
+#include <map>
+#include <mutex>
+#include <tuple>
 #include <vector>
 
 namespace actlab_k {
@@ -498,8 +506,11 @@ at::Tensor over_rows(const at::Tensor& a, const at::Tensor* grad, int64_t dim, b
                 ": grad of dtype ", grad->scalar_type(), " and shape ", grad->sizes(), " for an output of ",
                 a.scalar_type(), " ", a.sizes());
   dim = c10::maybe_wrap_dim(dim, a.dim());
-  const at::Tensor at_rows = a.movedim(dim, -1).contiguous();
-  const at::Tensor g_rows = grad != nullptr ? grad->movedim(dim, -1).contiguous() : at::Tensor();
+  // the last dim needs no move (and the output is then a plain tensor, not a view)
+  const bool last = dim == a.dim() - 1;
+  const at::Tensor at_rows = last ? a.contiguous() : a.movedim(dim, -1).contiguous();
+  const at::Tensor g_rows =
+      grad == nullptr ? at::Tensor() : (last ? grad->contiguous() : grad->movedim(dim, -1).contiguous());
   at::Tensor out = at::empty(at_rows.sizes(), at_rows.options());
   const int64_t n = at_rows.size(-1);
   if (at_rows.numel() > 0) {
@@ -509,7 +520,7 @@ at::Tensor over_rows(const at::Tensor& a, const at::Tensor* grad, int64_t dim, b
         out.mutable_data_ptr<T>(), at_rows.numel() / n, n);
     });
   }
-  return out.movedim(-1, dim);
+  return last ? out : out.movedim(-1, dim);
 }
 
 at::Tensor softmax_forward(const at::Tensor& x, int64_t dim, bool log, bool negate) {
@@ -540,10 +551,413 @@ at::Tensor sparse_backward(const at::Tensor& y, const at::Tensor& grad, int64_t 
   });
 }
 
+// ------------------------------------------------------------------------------------- crelu
+// crelu: [max(x, 0), max(-x, 0)] concatenated along dim (which doubles). x (contiguous) is viewed
+// as (outer, M), M = dim's size times the inner dims, and the output as (outer, 2, M), so both
+// halves are contiguous runs. As torch.clamp_min in the eager code: a NaN stays NaN in both halves
+// and a zero keeps its sign;
+// the backward is (x > 0 ? g+ : 0) - (x < 0 ? g- : 0) (the eager where()s; 0 at x = 0 and NaN).
+// Each value is one input or gradient entry (or its negation): exact in every dtype.
+inline std::pair<int64_t, int64_t> outer_and_run(const at::Tensor& x, int64_t dim) {
+  int64_t outer = 1;
+  for (int64_t d = 0; d < dim; ++d) outer *= x.size(d);
+  return {outer, outer > 0 ? x.numel() / outer : 0};
+}
+
+template <class T>
+void crelu_forward_rows(const T* x, T* y, int64_t outer, int64_t M) {
+  at::parallel_for(0, outer, std::max<int64_t>(1, 32768 / std::max<int64_t>(M, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t o = b; o < e; ++o) {
+      const T* px = x + o * M;
+      T* pp = y + o * 2 * M;
+      T* pn = pp + M;
+      for (int64_t j = 0; j < M; ++j) {
+        const float v = static_cast<float>(px[j]);
+        const float w = -v;
+        pp[j] = static_cast<T>(v < 0.0f ? 0.0f : v);  // clamp_min(x, 0): NaN and -0 kept
+        pn[j] = static_cast<T>(w < 0.0f ? 0.0f : w);
+      }
+    }
+  });
+}
+
+template <class T>
+void crelu_backward_rows(const T* x, const T* g, T* gx, int64_t outer, int64_t M) {
+  at::parallel_for(0, outer, std::max<int64_t>(1, 32768 / std::max<int64_t>(M, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t o = b; o < e; ++o) {
+      const T* px = x + o * M;
+      const T* gp = g + o * 2 * M;
+      const T* gn = gp + M;
+      T* out = gx + o * M;
+      for (int64_t j = 0; j < M; ++j) {
+        const float v = static_cast<float>(px[j]);
+        const float a = v > 0.0f ? static_cast<float>(gp[j]) : 0.0f;
+        const float c = v < 0.0f ? static_cast<float>(gn[j]) : 0.0f;
+        out[j] = static_cast<T>(a - c);
+      }
+    }
+  });
+}
+
+template <class F>
+void by_dtype(at::ScalarType t, const F& f) {
+  switch (t) {
+    case at::kFloat: f(float{}); break;
+    case at::kBFloat16: f(c10::BFloat16{}); break;
+    case at::kHalf: f(c10::Half{}); break;
+    default: TORCH_CHECK(false, "actlab_kernels: unsupported dtype ", t);
+  }
+}
+
+at::Tensor crelu_forward(const at::Tensor& x, int64_t dim) {
+  check(x, "crelu_forward");
+  dim = c10::maybe_wrap_dim(dim, x.dim());
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape[dim] *= 2;
+  at::Tensor out = at::empty(shape, x.options().memory_format(at::MemoryFormat::Contiguous));
+  if (x.numel() > 0) {
+    const at::Tensor xc = x.contiguous();
+    const auto [outer, M] = outer_and_run(xc, dim);
+    by_dtype(x.scalar_type(), [&](auto tag) {
+      using T = decltype(tag);
+      crelu_forward_rows<T>(xc.const_data_ptr<T>(), out.mutable_data_ptr<T>(), outer, M);
+    });
+  }
+  return out;
+}
+
+at::Tensor crelu_backward(const at::Tensor& x, const at::Tensor& grad, int64_t dim) {
+  check(x, "crelu_backward");
+  dim = c10::maybe_wrap_dim(dim, x.dim());
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape[dim] *= 2;
+  TORCH_CHECK(grad.scalar_type() == x.scalar_type() && grad.sizes() == c10::IntArrayRef(shape),
+              "actlab_kernels.crelu_backward: grad of dtype ", grad.scalar_type(), " and shape ", grad.sizes(),
+              " for an input of ", x.scalar_type(), " ", x.sizes(), " doubled along dim ", dim);
+  at::Tensor out = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
+  if (x.numel() > 0) {
+    const at::Tensor xc = x.contiguous();
+    const at::Tensor gc = grad.contiguous();
+    const auto [outer, M] = outer_and_run(xc, dim);
+    by_dtype(x.scalar_type(), [&](auto tag) {
+      using T = decltype(tag);
+      crelu_backward_rows<T>(xc.const_data_ptr<T>(), gc.const_data_ptr<T>(), out.mutable_data_ptr<T>(), outer, M);
+    });
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------- maxout
+// maxout: the maximum over groups of k consecutive entries along dim (which shrinks k-fold). x
+// (contiguous) is viewed as (outer, C/k, k, inner) and the output as (outer, C/k, inner). As the
+// eager code: a NaN in a group makes its output NaN (amax), and the backward sends the whole
+// gradient to the first maximal entry (or the first NaN), 0 elsewhere. Exact in every dtype.
+// m[j] = the maximum of group entries p[q * inner + j], q < k: a NaN entry (or a larger one) takes
+// over, a NaN m stays. Selects over runs of `inner` (vectorisable), not branches (random data would
+// mispredict half of them).
+template <class T>
+inline void group_max(const T* p, int64_t k, int64_t inner, float* m) {
+  for (int64_t j = 0; j < inner; ++j) m[j] = static_cast<float>(p[j]);
+  for (int64_t q = 1; q < k; ++q) {
+    const T* row = p + q * inner;
+    for (int64_t j = 0; j < inner; ++j) {
+      const float v = static_cast<float>(row[j]);
+      m[j] = ((!(v <= m[j])) & (m[j] == m[j])) ? v : m[j];
+    }
+  }
+}
+
+inline int64_t maxout_grain(int64_t k, int64_t inner) {
+  return std::max<int64_t>(1, 8192 / std::max<int64_t>(k * inner, 1));
+}
+
+// The last axis (inner == 1): groups of k contiguous entries, one selection chain each; K > 0 fixes
+// k at compile time (k = 2, the common case, runs vectorised over groups)
+template <int64_t K, class T>
+inline void maxout_last_forward(const T* x, T* y, int64_t b, int64_t e, int64_t k) {
+  const int64_t kk = K > 0 ? K : k;
+  for (int64_t t = b; t < e; ++t) {
+    const T* p = x + t * kk;
+    float m = static_cast<float>(p[0]);
+    for (int64_t q = 1; q < kk; ++q) {
+      const float v = static_cast<float>(p[q]);
+      m = ((!(v <= m)) & (m == m)) ? v : m;
+    }
+    y[t] = static_cast<T>(m);
+  }
+}
+
+template <class T>
+void maxout_forward_rows(const T* x, T* y, int64_t groups, int64_t k, int64_t inner) {
+  if (inner == 1) {
+    at::parallel_for(0, groups, 16384, [&](int64_t b, int64_t e) {
+      if (k == 2) maxout_last_forward<2>(x, y, b, e, k);
+      else maxout_last_forward<0>(x, y, b, e, k);
+    });
+    return;
+  }
+  // group t (of outer * C/k) holds k runs of `inner` entries from x + t * k * inner
+  at::parallel_for(0, groups, maxout_grain(k, inner), [&](int64_t b, int64_t e) {
+    std::vector<float> m(inner);
+    for (int64_t t = b; t < e; ++t) {
+      group_max(x + t * k * inner, k, inner, m.data());
+      T* q = y + t * inner;
+      for (int64_t j = 0; j < inner; ++j) q[j] = static_cast<T>(m[j]);
+    }
+  });
+}
+
+template <int64_t K, class T>
+inline void maxout_last_backward(const T* x, const T* g, T* gx, int64_t b, int64_t e, int64_t k) {
+  const int64_t kk = K > 0 ? K : k;
+  for (int64_t t = b; t < e; ++t) {
+    const T* p = x + t * kk;
+    float m = static_cast<float>(p[0]);
+    for (int64_t q = 1; q < kk; ++q) {
+      const float v = static_cast<float>(p[q]);
+      m = ((!(v <= m)) & (m == m)) ? v : m;
+    }
+    bool done = false;
+    for (int64_t q = 0; q < kk; ++q) {  // the first entry equal to m (or NaN) takes the gradient
+      const float v = static_cast<float>(p[q]);
+      const bool hit = ((v == m) | (v != v)) & !done;
+      gx[t * kk + q] = hit ? g[t] : static_cast<T>(0.0f);
+      done |= hit;
+    }
+  }
+}
+
+template <class T>
+void maxout_backward_rows(const T* x, const T* g, T* gx, int64_t groups, int64_t k, int64_t inner) {
+  if (inner == 1) {
+    at::parallel_for(0, groups, 16384, [&](int64_t b, int64_t e) {
+      if (k == 2) maxout_last_backward<2>(x, g, gx, b, e, k);
+      else maxout_last_backward<0>(x, g, gx, b, e, k);
+    });
+    return;
+  }
+  at::parallel_for(0, groups, maxout_grain(k, inner), [&](int64_t b, int64_t e) {
+    std::vector<float> m(inner);
+    std::vector<uint8_t> done(inner);
+    for (int64_t t = b; t < e; ++t) {
+      const T* p = x + t * k * inner;
+      const T* gt = g + t * inner;
+      T* out = gx + t * k * inner;
+      group_max(p, k, inner, m.data());
+      std::fill(done.begin(), done.end(), uint8_t{0});
+      for (int64_t q = 0; q < k; ++q) {  // the gradient to the first entry equal to m (or NaN), 0 elsewhere
+        for (int64_t j = 0; j < inner; ++j) {
+          const float v = static_cast<float>(p[q * inner + j]);
+          const uint8_t hit = static_cast<uint8_t>(((v == m[j]) | (v != v)) & (done[j] == 0));
+          out[q * inner + j] = hit ? gt[j] : static_cast<T>(0.0f);
+          done[j] |= hit;
+        }
+      }
+    }
+  });
+}
+
+// (groups, inner) of x grouped by k along dim; checks the size is divisible
+inline std::pair<int64_t, int64_t> maxout_sizes(const at::Tensor& x, int64_t dim, int64_t k, const char* what) {
+  TORCH_CHECK(k >= 1, "actlab_kernels.", what, ": pieces must be at least 1, got ", k);
+  const int64_t c = x.size(dim);
+  TORCH_CHECK(c % k == 0, "actlab_kernels.", what, ": dimension ", dim, " of size ", c, " is not divisible by ", k);
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < dim; ++d) outer *= x.size(d);
+  for (int64_t d = dim + 1; d < x.dim(); ++d) inner *= x.size(d);
+  return {outer * (c / k), inner};
+}
+
+at::Tensor maxout_forward(const at::Tensor& x, int64_t dim, int64_t k) {
+  check(x, "maxout_forward");
+  dim = c10::maybe_wrap_dim(dim, x.dim());
+  const auto [groups, inner] = maxout_sizes(x, dim, k, "maxout_forward");
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape[dim] /= k;
+  at::Tensor out = at::empty(shape, x.options().memory_format(at::MemoryFormat::Contiguous));
+  if (out.numel() > 0) {
+    const at::Tensor xc = x.contiguous();
+    by_dtype(x.scalar_type(), [&](auto tag) {
+      using T = decltype(tag);
+      maxout_forward_rows<T>(xc.const_data_ptr<T>(), out.mutable_data_ptr<T>(), groups, k, inner);
+    });
+  }
+  return out;
+}
+
+at::Tensor maxout_backward(const at::Tensor& x, const at::Tensor& grad, int64_t dim, int64_t k) {
+  check(x, "maxout_backward");
+  dim = c10::maybe_wrap_dim(dim, x.dim());
+  const auto [groups, inner] = maxout_sizes(x, dim, k, "maxout_backward");
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape[dim] /= k;
+  TORCH_CHECK(grad.scalar_type() == x.scalar_type() && grad.sizes() == c10::IntArrayRef(shape),
+              "actlab_kernels.maxout_backward: grad of dtype ", grad.scalar_type(), " and shape ", grad.sizes(),
+              " for an input of ", x.scalar_type(), " ", x.sizes(), " grouped by ", k, " along dim ", dim);
+  at::Tensor out = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
+  if (out.numel() > 0) {
+    const at::Tensor xc = x.contiguous();
+    const at::Tensor gc = grad.contiguous();
+    by_dtype(x.scalar_type(), [&](auto tag) {
+      using T = decltype(tag);
+      maxout_backward_rows<T>(xc.const_data_ptr<T>(), gc.const_data_ptr<T>(), out.mutable_data_ptr<T>(), groups, k,
+                              inner);
+    });
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------- autograd
+// actlab_kernels::row_apply(x, dim, id): a row kernel bound once (row_bind) with its backward as a
+// plain C++ autograd Node, as autograd.cpp does for the elementwise kernels: one dispatcher call per
+// training step from Python, no torch.autograd.Function. The node keeps what the Python Functions
+// kept (rows.py): the output for float32 softmax/log_softmax/softmin/sparsemax/entmax15, the input
+// for half precision (the backward recomputes the float32 output from it), for the gated units,
+// crelu and maxout, as a SavedVariable (saved_tensors_hooks, and "backward through the graph a second time", behave
+// as for PyTorch's own ops). Under create_graph the backward is actlab_kernels::row_eager_grad,
+// implemented in Python from the spec's vjp with differentiable torch ops (double backward).
+
+enum class RowKind : int64_t { Softmax = 0, Sparse = 1, Gated = 2, Crelu = 3, Maxout = 4 };
+
+struct RowCall {
+  RowKind kind;
+  bool flag;    // Softmax: log_softmax; Sparse: entmax15
+  bool negate;  // Softmax: softmin
+  const gated::GatedEntry* gated;  // Gated: the entry (no lookup per call)
+  int64_t size;                    // Maxout: the pieces per group (else 1)
+  std::string name;                // the spec's name, for row_eager_grad
+};
+
+// Append-only, deduplicated: bounded by the row kernels (a dozen)
+struct RowTable {
+  std::mutex mutex;
+  std::deque<RowCall> calls;  // appending keeps pointers to earlier entries valid
+  std::map<std::tuple<std::string, int64_t, bool, bool, int64_t>, int64_t> index;
+};
+
+RowTable& row_table() {
+  static RowTable t;
+  return t;
+}
+
+const RowCall& row_call(int64_t id) {
+  RowTable& t = row_table();
+  std::lock_guard<std::mutex> lock(t.mutex);
+  TORCH_CHECK(id >= 0 && id < static_cast<int64_t>(t.calls.size()), "actlab_kernels: no bound row kernel ", id);
+  return t.calls[id];
+}
+
+int64_t row_bind(c10::string_view name, int64_t kind, bool flag, bool negate, int64_t size) {
+  TORCH_CHECK(kind >= 0 && kind <= 4,
+              "actlab_kernels.row_bind: kind 0 (softmax), 1 (sparse), 2 (gated), 3 (crelu) or 4 (maxout), got ", kind);
+  TORCH_CHECK(size >= 1, "actlab_kernels.row_bind: size must be at least 1, got ", size);
+  const RowKind k = static_cast<RowKind>(kind);
+  const gated::GatedEntry* entry = k == RowKind::Gated ? &gated::lookup(name) : nullptr;  // raises if unknown
+  RowTable& t = row_table();
+  std::lock_guard<std::mutex> lock(t.mutex);
+  auto key = std::make_tuple(std::string(name), kind, flag, negate, size);
+  auto it = t.index.find(key);
+  if (it != t.index.end()) return it->second;
+  t.calls.push_back(RowCall{k, flag, negate, entry, size, std::string(name)});
+  const int64_t id = static_cast<int64_t>(t.calls.size()) - 1;
+  t.index.emplace(std::move(key), id);
+  return id;
+}
+
+// The forward as it runs, and whether the node keeps the output (else the input)
+at::Tensor row_forward(const RowCall& c, const at::Tensor& x, int64_t dim) {
+  switch (c.kind) {
+    case RowKind::Softmax: return softmax_forward(x, dim, c.flag, c.negate);
+    case RowKind::Sparse: return sparse_forward(x, dim, c.flag);
+    case RowKind::Crelu: return crelu_forward(x, dim);
+    case RowKind::Maxout: return maxout_forward(x, dim, c.size);
+    default: return gated::forward_with(*c.gated, x, dim);
+  }
+}
+
+bool keeps_output(const RowCall& c, const at::Tensor& x) {
+  return (c.kind == RowKind::Softmax || c.kind == RowKind::Sparse) && x.scalar_type() == at::kFloat;
+}
+
+// The vjp from what the node kept: the output y (float32), or the input x (gated units, crelu,
+// maxout; half precision, whose rounded output has lost the digits the vjp needs: y recomputed in
+// float32, the result rounded once, as the eager path does)
+at::Tensor row_backward(const RowCall& c, const at::Tensor& saved, const at::Tensor& grad, int64_t dim) {
+  if (c.kind == RowKind::Gated) return gated::backward_with(*c.gated, saved, grad, dim);
+  if (c.kind == RowKind::Crelu) return crelu_backward(saved, grad, dim);
+  if (c.kind == RowKind::Maxout) return maxout_backward(saved, grad, dim, c.size);
+  const bool low = saved.scalar_type() != at::kFloat;
+  const at::Tensor y = low ? row_forward(c, saved.to(at::kFloat), dim) : saved;
+  const at::Tensor g = low ? grad.to(at::kFloat) : grad;
+  const at::Tensor gx =
+      c.kind == RowKind::Softmax ? softmax_backward(y, g, dim, c.flag, c.negate) : sparse_backward(y, g, dim, c.flag);
+  return low ? gx.to(saved.scalar_type()) : gx;
+}
+
+struct ActlabRowBackward : public torch::autograd::Node {
+  torch::autograd::SavedVariable saved_;
+  const RowCall* call = nullptr;  // an entry of the append-only table: valid for the process
+  int64_t dim = 0;
+  bool output = false;  // saved_ holds the output
+
+  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // raises if the graph was freed by an earlier backward; an output unpacks with this node as
+    // its grad_fn (what a create_graph backward differentiates through)
+    const at::Tensor saved = saved_.unpack(output ? getptr() : nullptr);
+    const at::Tensor& grad = grads[0];
+    if (!grad.defined()) return {at::Tensor()};
+    if (at::GradMode::is_enabled()) {  // create_graph: a differentiable backward
+      static auto eager = c10::Dispatcher::singleton()
+                              .findSchemaOrThrow("actlab_kernels::row_eager_grad", "")
+                              .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, c10::string_view,
+                                                int64_t)>();
+      return {eager.call(saved, grad, dim, call->name, call->size)};
+    }
+    return {row_backward(*call, saved, grad, dim)};
+  }
+
+  std::string name() const override { return "ActlabRowBackward"; }
+
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    saved_.reset_data();
+  }
+};
+
+at::Tensor row_apply_cpu(const at::Tensor& x, int64_t dim, int64_t id) {
+  return row_forward(row_call(id), x, dim);
+}
+
+at::Tensor row_apply_autograd(const at::Tensor& x, int64_t dim, int64_t id) {
+  const RowCall& c = row_call(id);
+  dim = c10::maybe_wrap_dim(dim, x.dim());
+  at::Tensor out;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    out = row_forward(c, x, dim);
+  }
+  if (torch::autograd::compute_requires_grad(x)) {
+    auto node = c10::make_intrusive<ActlabRowBackward>();
+    node->set_next_edges(torch::autograd::collect_next_edges(x));
+    node->call = &c;
+    node->dim = dim;
+    node->output = keeps_output(c, x);
+    torch::autograd::set_history(out, node);
+    // (after set_history: a saved output records its grad_fn)
+    node->saved_ = torch::autograd::SavedVariable(node->output ? out : x, /*is_output=*/node->output);
+  }
+  return out;
+}
+
 }  // namespace
 }  // namespace actlab_k
 
 TORCH_LIBRARY_FRAGMENT(actlab_kernels, m) {
+  // the row kernels bound once (actlab.torch.rows.bind), then run by index with the autograd node
+  m.def("row_bind(str name, int kind, bool flag, bool negate, int size=1) -> int", &actlab_k::row_bind);
+  m.def("row_apply(Tensor x, int dim, int id) -> Tensor");
+  m.def("row_eager_grad(Tensor saved, Tensor grad, int dim, str name, int size=1) -> Tensor");
   m.def("softmax_forward(Tensor x, int dim, bool log=False, bool negate=False) -> Tensor");
   m.def("softmax_backward(Tensor y, Tensor grad, int dim, bool log=False, bool negate=False) -> Tensor");
   m.def("sparse_forward(Tensor x, int dim, bool entmax=False) -> Tensor");
@@ -555,4 +969,7 @@ TORCH_LIBRARY_IMPL(actlab_kernels, CPU, m) {
   m.impl("softmax_backward", &actlab_k::softmax_backward);
   m.impl("sparse_forward", &actlab_k::sparse_forward);
   m.impl("sparse_backward", &actlab_k::sparse_backward);
+  m.impl("row_apply", &actlab_k::row_apply_cpu);
 }
+
+TORCH_LIBRARY_IMPL(actlab_kernels, Autograd, m) { m.impl("row_apply", &actlab_k::row_apply_autograd); }

@@ -240,8 +240,8 @@ inline std::pair<int64_t, int64_t> split_sizes(const at::Tensor& x, int64_t dim,
   return {outer, (n / 2) * inner};
 }
 
-inline at::Tensor forward_op(const at::Tensor& x, int64_t dim, c10::string_view name) {
-  const GatedEntry& e = lookup(name);
+// the forward of entry e (rows.cpp's bound calls hold the entry: no lookup per call)
+inline at::Tensor forward_with(const GatedEntry& e, const at::Tensor& x, int64_t dim) {
   const int s = slot(x, "gated_forward");
   dim = c10::maybe_wrap_dim(dim, x.dim());
   const auto [outer, M] = split_sizes(x, dim, "gated_forward");
@@ -255,8 +255,7 @@ inline at::Tensor forward_op(const at::Tensor& x, int64_t dim, c10::string_view 
   return out;
 }
 
-inline at::Tensor backward_op(const at::Tensor& x, const at::Tensor& grad, int64_t dim, c10::string_view name) {
-  const GatedEntry& e = lookup(name);
+inline at::Tensor backward_with(const GatedEntry& e, const at::Tensor& x, const at::Tensor& grad, int64_t dim) {
   const int s = slot(x, "gated_backward");
   dim = c10::maybe_wrap_dim(dim, x.dim());
   const auto [outer, M] = split_sizes(x, dim, "gated_backward");
@@ -272,6 +271,14 @@ inline at::Tensor backward_op(const at::Tensor& x, const at::Tensor& grad, int64
     e.backward[s](xc.const_data_ptr(), gc.const_data_ptr(), out.mutable_data_ptr(), outer, M);
   }
   return out;
+}
+
+inline at::Tensor forward_op(const at::Tensor& x, int64_t dim, c10::string_view name) {
+  return forward_with(lookup(name), x, dim);
+}
+
+inline at::Tensor backward_op(const at::Tensor& x, const at::Tensor& grad, int64_t dim, c10::string_view name) {
+  return backward_with(lookup(name), x, grad, dim);
 }
 
 }  // namespace gated
