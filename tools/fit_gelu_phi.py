@@ -5,8 +5,9 @@ s = (u - C) / (u + C): the map of tools/fit_erfcx.py written in u instead of t =
 kernel needs neither t nor the rounding error of -x / sqrt 2. C2 = sqrt(pi / 2) (as float32) makes
 (u + C2) Phi(-u) e^(u^2/2) flat at 0; C = 2.75 (about 2 sqrt 2): P(0) is its first coefficient alone,
 so C is picked where that rounds to float32 well (1.9e-8 to 5.5e-8 for other C near 2.8, 7.8e-9 here).
-Same method as tools/fit_erfcx.py: Lawson's iteration towards the minimax relative error on Chebyshev nodes in s, over u in
-[0, 14.3] (e^(-u^2/2) is below float32's subnormals beyond), coefficients rounded to float32 one at a time.
+Same method as tools/fit_erfcx.py: Lawson's iteration towards the minimax relative error on Chebyshev nodes
+in s, over u in [0, 14.3] (e^(-u^2/2) is below float32's subnormals beyond), coefficients rounded to float32
+one at a time.
 Reference: scipy.special.erfcx (double, ~1e-15 relative). Run: python tools/fit_gelu_phi.py
 """
 
