@@ -199,15 +199,20 @@ inline Vf log1p_unit(const Vf& e) {
 // ---- float GELU
 // e^(-u^2/2) for float vectors, 0 <= u <= 15.5, within ~1 ulp: u^2 = p + q exactly (two_prod), so the
 // exponent carries no rounding error (e^z amplifies an argument error by |z|, up to 72 at x = -12).
-// AVX-512: inline (Cody-Waite reduction by ln 2 in two parts, -q/2 added to the reduced argument,
-// Taylor to degree 7: truncation 5e-9, then scalef): no call into SLEEF, which spills every live
-// vector register around it. Elsewhere SLEEF's exp with the first-order correction e^(-q/2) = 1 - q/2.
+// AVX-512 and AVX2: inline (Cody-Waite reduction by ln 2 in two parts, -q/2 added to the reduced
+// argument, Taylor to degree 7: truncation 5e-9, then the scaling by 2^n): no call into SLEEF, which
+// spills every live vector register around it. Elsewhere SLEEF's exp with the first-order correction
+// e^(-q/2) = 1 - q/2 (~0.5 ulp more on a dense grid).
 inline Vf exp_neg_half_square(const Vf& u) {
   Vf p, q;
   two_prod(u, u, p, q);
   const Vf zh = Vf(-0.5f) * p, zl = Vf(-0.5f) * q;  // exact halvings
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
 #if defined(CPU_CAPABILITY_AVX512)
   const Vf n(_mm512_roundscale_ps(zh * Vf(1.44269504f), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#else
+  const Vf n(_mm256_round_ps(zh * Vf(1.44269504f), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#endif
   Vf r = at::vec::fmadd(n, Vf(-0.693145751953125f), zh);  // ln 2 = 0x1.62e4p-1 (15 bits) + lo
   r = at::vec::fmadd(n, Vf(-1.428606765330187e-06f), r) + zl;
   Vf y = Vf(1.0f / 5040);
@@ -218,7 +223,18 @@ inline Vf exp_neg_half_square(const Vf& u) {
   y = at::vec::fmadd(y, r, Vf(0.5f));
   y = at::vec::fmadd(y, r, Vf(1.0f));
   y = at::vec::fmadd(y, r, Vf(1.0f));
+#if defined(CPU_CAPABILITY_AVX512)
   return Vf(_mm512_scalef_ps(y, n));  // y 2^n, rounded once where it is subnormal
+#else
+  // y 2^n1 2^n2, n = n1 + n2 >= -175: both factors normal floats, so y 2^n1 is exact
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i n1 = _mm256_srai_epi32(ni, 1);
+  const __m256i n2 = _mm256_sub_epi32(ni, n1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const Vf s1(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23)));
+  const Vf s2(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23)));
+  return (y * s1) * s2;
+#endif
 #else
   const Vf g = zh.exp();
   return g + g * zl;
