@@ -676,13 +676,6 @@ _GELU_TANH_Z_CXX = (
     " V e = exp(V(0.0f) - z); e = e - e * zl;"
 )
 
-# float: phi = Phi(x) and gc = e^(-x^2/2) from t = -x / sqrt 2 as th + tl (C++ for gelu's kernel)
-_GELU_ERFC_CXX = (
-    "V th, tl; two_prod(x, V(-0.70710677f), th, tl); tl = tl + x * V(-1.2101617e-08f);"
-    " V h, gc; erfc_tail(abs(th), where(th < 0.0, V(0.0f) - tl, tl), h, gc);"
-    " V hh = 0.5 * h; V phi = where(x < 0.0, hh, 1.0 - hh);"
-)
-
 GELU = Spec(
     name="gelu",
     tolerance=Tolerance(
@@ -805,9 +798,9 @@ GELU = Spec(
               r = 0.5 * erfc(-0.70710678118654752440 * x) + 0.39894228040143267794 * x * exp(-0.5 * (x * x));
             }
             return where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), r);""",
-        # float, exact form: t = -x / sqrt 2 carried as th + tl (exact product with the two-part
-        # constant); Phi(x) = erfc(t) / 2 from erfc_tail (csrc/actlab_kernels.h: one exp, ~2 ulp)
-        # at |t|, as 1 - erfc(|t|) / 2 for x >= 0; f' = Phi + x e^(-x^2/2) / sqrt(2 pi) reuses the exp.
+        # float, exact form: Phi(x) and gc = e^(-x^2/2) from gelu_phi (csrc/actlab_kernels.h: one exp,
+        # one polynomial in (|x| - 2.75) / (|x| + 2.75), ~2 ulp relative, Phi(x) = 1 - Phi(-x) for x >= 0);
+        # f' = Phi + x e^(-x^2/2) / sqrt(2 pi) reuses the exp.
         # float, tanh form: x sigmoid(z), z = x (A + B x^2) carried as zh + zl (exact products and sum
         # with A and B as two floats each), e = e^(-z) corrected to first order in zl, as in swish.
         fast_forward=f"""
@@ -815,7 +808,7 @@ GELU = Spec(
               {_GELU_TANH_Z_CXX}
               return x / (1.0 + e);
             }}
-            {_GELU_ERFC_CXX}
+            V phi, gc; gelu_phi(x, phi, gc);
             return x * phi;""",
         fast_derivative=f"""
             if (approximate == approximate_tanh) {{
@@ -824,7 +817,7 @@ GELU = Spec(
               V dz = sh + (2.0 * bh + sl);  // z' = A + 3 B x^2 = (A + B x^2) + 2 B x^2
               return s * (1.0 + (x * dz) * (e * s));
             }}
-            {_GELU_ERFC_CXX}
+            V phi, gc; gelu_phi(x, phi, gc);
             return phi + (0.3989422804014327 * x) * gc;""",
         # exact form: down to -12 (erfc(th) and the result stay normal floats) and up to 1e18 (th^2
         # finite); typical inputs (|x| of a few units, and x ~ N(0, 3^2) as in actlab bench) never

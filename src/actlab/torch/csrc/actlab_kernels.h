@@ -196,6 +196,88 @@ inline Vf log1p_unit(const Vf& e) {
   return w2 + at::vec::fmadd(w2 * u, r, dw + dw);
 }
 
+// ---- float GELU
+// e^(-u^2/2) for float vectors, 0 <= u <= 15.5, within ~1 ulp: u^2 = p + q exactly (two_prod), so the
+// exponent carries no rounding error (e^z amplifies an argument error by |z|, up to 72 at x = -12).
+// AVX-512 and AVX2: inline (Cody-Waite reduction by ln 2 in two parts, -q/2 added to the reduced
+// argument, Taylor to degree 7: truncation 5e-9, then the scaling by 2^n): no call into SLEEF, which
+// spills every live vector register around it. Elsewhere SLEEF's exp with the first-order correction
+// e^(-q/2) = 1 - q/2 (~0.5 ulp more on a dense grid).
+inline Vf exp_neg_half_square(const Vf& u) {
+  Vf p, q;
+  two_prod(u, u, p, q);
+  const Vf zh = Vf(-0.5f) * p, zl = Vf(-0.5f) * q;  // exact halvings
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+#if defined(CPU_CAPABILITY_AVX512)
+  const Vf n(_mm512_roundscale_ps(zh * Vf(1.44269504f), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#else
+  const Vf n(_mm256_round_ps(zh * Vf(1.44269504f), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#endif
+  Vf r = at::vec::fmadd(n, Vf(-0.693145751953125f), zh);  // ln 2 = 0x1.62e4p-1 (15 bits) + lo
+  r = at::vec::fmadd(n, Vf(-1.428606765330187e-06f), r) + zl;
+  Vf y = Vf(1.0f / 5040);
+  y = at::vec::fmadd(y, r, Vf(1.0f / 720));
+  y = at::vec::fmadd(y, r, Vf(1.0f / 120));
+  y = at::vec::fmadd(y, r, Vf(1.0f / 24));
+  y = at::vec::fmadd(y, r, Vf(1.0f / 6));
+  y = at::vec::fmadd(y, r, Vf(0.5f));
+  y = at::vec::fmadd(y, r, Vf(1.0f));
+  y = at::vec::fmadd(y, r, Vf(1.0f));
+#if defined(CPU_CAPABILITY_AVX512)
+  return Vf(_mm512_scalef_ps(y, n));  // y 2^n, rounded once where it is subnormal
+#else
+  // y 2^n1 2^n2, n = n1 + n2 >= -175: both factors normal floats, so y 2^n1 is exact
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i n1 = _mm256_srai_epi32(ni, 1);
+  const __m256i n2 = _mm256_sub_epi32(ni, n1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const Vf s1(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23)));
+  const Vf s2(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23)));
+  return (y * s1) * s2;
+#endif
+#else
+  const Vf g = zh.exp();
+  return g + g * zl;
+#endif
+}
+
+// Phi(x) (the standard normal CDF) and E = e^(-x^2/2) for float vectors, x finite: exact GELU's float
+// form (x Phi(x), derivative Phi(x) + x E / sqrt(2 pi)). Phi(-u), u = |x|, = E P(s) / (u + C2),
+// s = (u - C) / (u + C), C = 2.75, C2 = sqrt(pi/2): erfc_tail's map written in u rather than
+// t = u / sqrt 2, so there is no rounded t to carry (P of degree 10 fitted by tools/fit_gelu_phi.py,
+// 7.8e-9 relative for u in [0, 14.3]). As in erfc_tail, the rounding of u + C2 and of the division
+// is carried as a relative correction (fma residual), and E P / (u + C2) is summed with its exact
+// product error, so one rounding ends it: Phi(-u) within ~2 ulp relative wherever it is a normal
+// float, Phi(u) = 1 - Phi(-u). About two thirds of erfc_tail's work (no th/tl, no argument
+// correction of erfcx, the exp inline). u is clamped at 15.5 (E underflows to 0 before).
+inline void gelu_phi(const Vf& x, Vf& phi, Vf& E) {
+  const Vf u = at::vec::minimum(x.abs(), Vf(15.5f));
+  E = exp_neg_half_square(u);
+  const Vf one(1.0f);
+  Vf sh, sl;
+  two_sum(u, Vf(1.2533141f), sh, sl);  // u + C2 exactly
+  const Vf d = one / sh;
+  const Vf e1 = at::vec::fmadd(Vf(0.0f) - d, sh, one) - sl * d;  // 1 / (u + C2) = d (1 + e1)
+  const Vf s = (u - Vf(2.75f)) / (u + Vf(2.75f));
+  Vf r = Vf(4.3490204e-06f);
+  r = at::vec::fmadd(s, r, Vf(-1.3269209e-04f));
+  r = at::vec::fmadd(s, r, Vf(-3.896964e-04f));
+  r = at::vec::fmadd(s, r, Vf(4.6048916e-04f));
+  r = at::vec::fmadd(s, r, Vf(2.684504e-03f));
+  r = at::vec::fmadd(s, r, Vf(-2.1392652e-03f));
+  r = at::vec::fmadd(s, r, Vf(-1.6475633e-02f));
+  r = at::vec::fmadd(s, r, Vf(3.755991e-02f));
+  r = at::vec::fmadd(s, r, Vf(3.6330218e-03f));
+  r = at::vec::fmadd(s, r, Vf(-1.496168e-01f));
+  r = at::vec::fmadd(s, r, Vf(5.233322e-01f));
+  Vf rh, rl;
+  two_prod(r, d, rh, rl);  // Phi(-u) / E = rh + rl + rh e1
+  Vf gh, gl;
+  two_prod(E, rh, gh, gl);
+  const Vf hh = gh + (gl + E * (rl + rh * e1));
+  phi = Vf::blendv(one - hh, hh, x < Vf(0.0f));
+}
+
 // ------------------------------------------------------------------------------------- loops
 // A kernel K has `Ref` (f and f' for Vectorized<double>: accurate for every float32 input) and,
 // optionally, `Fast` (f and f' for Vectorized<float>, valid where Fast::ok(x) holds for every lane).
