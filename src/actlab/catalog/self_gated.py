@@ -213,7 +213,7 @@ def _sigmoid_gate_kernel(beta: str) -> Kernel:
     z_float = (
         f"const double b = {beta}; const S bh = static_cast<S>(b); const S bl = static_cast<S>(b - bh);"
         " V z, zl; two_prod(x, V(bh), z, zl); zl = zl + x * V(bl);"
-        " V e = exp(V(0.0f) - z); e = e - e * zl; V s = 1.0 / (1.0 + e);"
+        " V e = exp_inline(V(0.0f) - z); e = e - e * zl; V s = 1.0 / (1.0 + e);"
     )
     der = "V s = where(z >= 0.0, d, e * d); V q = where(z >= 0.0, e * d, d);"  # double: two-sided
     return Kernel(
@@ -226,10 +226,13 @@ def _sigmoid_gate_kernel(beta: str) -> Kernel:
             if ({beta} == 0.0) return where(x == x, 0.5, x);
             {z_double} {der}
             return where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), s * (1.0 + z * q));""",
+        # b = 1 (swish's default) is silu: no split of b x, no correction of e
         fast_forward=f"""
+            if ({beta} == 1.0) return x / (1.0 + exp_inline(V(0.0f) - x));
             {z_float}
             return x / (1.0 + e);""",
         fast_derivative=f"""
+            if ({beta} == 1.0) {{ V e = exp_inline(V(0.0f) - x); V s = 1.0 / (1.0 + e); return s * (1.0 + x * (e * s)); }}
             {z_float}
             return s * (1.0 + z * (e * s));""",
         # below z = -80, x * e^z nears float32's subnormal range, where e alone would lose bits
@@ -354,9 +357,9 @@ SILU = Spec(
             return where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), s * (1.0 + x * q));""",
         # float, |x| < 80 (e^-x finite, x e^x normal): s = 1 / (1 + e^-x) and 1 - s = e^-x s, without
         # the cancellation of 1 - s for large x; fewer operations than the two-sided form.
-        fast_forward="return x / (1.0 + exp(-x));",
+        fast_forward="return x / (1.0 + exp_inline(-x));",
         fast_derivative="""
-            V e = exp(-x); V s = 1.0 / (1.0 + e);
+            V e = exp_inline(-x); V s = 1.0 / (1.0 + e);
             return s * (1.0 + x * (e * s));""",
         fast_where="abs(x) < 80.0",
     ),
