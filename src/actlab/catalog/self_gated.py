@@ -1397,12 +1397,15 @@ MAX_X_XEXP = Spec(
         derivative="""
             V xm = min(x, 0.0); V r = where(x < 0.0, (1.0 + xm) * exp(xm), 1.0);
             return where(x == -inf, 0.0, where(x != x, x, r));""",
+        # float: max(x, 0) + xm e^xm and (1 + xm) e^xm by one fma (xm = min(x, 0)): the same values as
+        # where(x < 0, x e^x, x), which GCC compiled to ~3x the time (the input blended with a value
+        # computed after the exp, measured)
         fast_forward="""
             V xm = min(x, 0.0);
-            return where(x < 0.0, xm * exp(xm), x);""",
+            return max(x, 0.0) + xm * exp_inline(xm);""",
         fast_derivative="""
-            V xm = min(x, 0.0);
-            return where(x < 0.0, (1.0 + xm) * exp(xm), 1.0);""",
+            V xm = min(x, 0.0); V e = exp_inline(xm);
+            return fma(xm, e, e);""",
         # below -80, x e^x nears float32's subnormal range
         fast_where="x > -80.0",
     ),
