@@ -18,6 +18,7 @@ import numpy as np
 
 from actlab.catalog._refs import HENDRYCKS_GELU
 from actlab.catalog.self_gated import (
+    _GELU_ERFC_CXX,
     _gelu_exact_der,
     _gelu_exact_fwd,
     _gelu_tanh_der,
@@ -297,20 +298,15 @@ CLIPPED_GELU = Spec(
             V d = 0.5 * erfc(-0.70710678118654752440 * x) + 0.39894228040143267794 * x * exp(-0.5 * (x * x));
             d = where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), d);
             return where((g > max_val) | (g < min_val), 0.0, d);""",
-        # float: gelu's exact float form, where no clip acts: min_val below gelu's minimum -0.16997 and
-        # x < 0.999 max_val (gelu(x) < x there)
-        fast_forward="""
-            V th, tl; two_prod(x, V(-0.70710677f), th, tl); tl = tl + x * V(-1.2101617e-08f);
-            V p, q; two_prod(th, th, p, q);
-            V g = exp(V(0.0f) - p);
-            return 0.5 * x * (erfc(th) - 1.1283791670955126 * (g * tl));""",
-        fast_derivative="""
-            V th, tl; two_prod(x, V(-0.70710677f), th, tl); tl = tl + x * V(-1.2101617e-08f);
-            V p, q; two_prod(th, th, p, q);
-            V g = exp(V(0.0f) - p);
-            V big_phi = 0.5 * (erfc(th) - 1.1283791670955126 * (g * tl));
-            return big_phi + 0.3989422804014327 * x * (g * (1.0 - q - 2.0 * (th * tl)));""",
-        fast_where="min_val < -0.17 ? ((x > -8.0) & (x < 8.0) & (x < 0.999 * max_val)) : (V(0.0f) != 0.0)",
+        # float: gelu's float form (erfc_tail: one exp, no SLEEF erfc), where no clip acts: min_val below
+        # gelu's minimum -0.16997 and x < 0.999 max_val (gelu(x) < x there); gelu's own range above -12
+        fast_forward=f"""
+            {_GELU_ERFC_CXX}
+            return x * phi;""",
+        fast_derivative=f"""
+            {_GELU_ERFC_CXX}
+            return phi + (0.3989422804014327 * x) * gc;""",
+        fast_where="min_val < -0.17 ? ((x > -12.0) & (x < 1e18) & (x < 0.999 * max_val)) : (V(0.0f) != 0.0)",
     ),
 )
 
