@@ -78,7 +78,7 @@ _GELU_FAST_Z = """
             ml = ml + (V(7.1354814e-02f) * q + V(2.3985762e-09f) * p);
             V sh, se; two_sum(V(1.5957692f), mh, sh, se); se = se + (ml + V(-4.534641e-08f));
             V zh, zl; two_prod(x, sh, zh, zl); zl = zl + x * se;
-            V e = exp(V(0.0f) - abs(zh)); V den = 1.0 + e;
+            V e = exp_inline(V(0.0f) - abs(zh)); V den = 1.0 + e;
 """
 
 GELU_FAST = Spec(
@@ -133,13 +133,15 @@ GELU_FAST = Spec(
         # rounding of z, amplified by |z| (up to 66 here), would otherwise cost up to 66 ulp.
         fast_forward=_GELU_FAST_Z
         + """
-            V y = where(zh >= 0.0, x / den, (x * e) / den);
-            V om = where(zh >= 0.0, e / den, 1.0 / den);
+            V r = 1.0 / den; V er = e * r; V pos = zh >= 0.0;  // one division
+            V y = x * where(pos, r, er);
+            V om = where(pos, er, r);
             return y + y * (om * zl);""",
         fast_derivative=_GELU_FAST_Z
         + """
-            V s = where(zh >= 0.0, 1.0 / den, e / den);
-            V om = where(zh >= 0.0, e / den, 1.0 / den);
+            V r = 1.0 / den; V er = e * r; V pos = zh >= 0.0;
+            V s = where(pos, r, er);
+            V om = where(pos, er, r);
             s = s + s * (om * zl);
             V w = x * (1.5957691216 + 0.214064448817032 * p);
             return s * (1.0 + w * om);""",
@@ -561,10 +563,10 @@ SQRTSOFTPLUS = Spec(
             V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
             V s = where(x >= 0.0, d, e * d);
             return where(x < -40.0, 0.5 * exp(0.5 * x), s / (2.0 * sqrt(max(x, 0.0) + log1p(e))));""",
-        fast_forward="return sqrt(max(x, 0.0) + log1p_unit(exp(-abs(x))));",
+        fast_forward="return sqrt(max(x, 0.0) + log1p_unit(exp_inline(-abs(x))));",
         fast_derivative="""
-            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
-            return where(x >= 0.0, d, e * d) / (2.0 * sqrt(max(x, 0.0) + log1p_unit(e)));""",
+            V e = exp_inline(-abs(x));  // sigmoid(x) / (2 sqrt(softplus x)) with one division
+            return where(x >= 0.0, 1.0, e) / ((2.0 + 2.0 * e) * sqrt(max(x, 0.0) + log1p_unit(e)));""",
         fast_where="x > -40.0",
     ),
 )

@@ -901,12 +901,12 @@ LISHT = Spec(
             return where(abs(x) == inf, where(x > 0.0, 1.0, -1.0), r);""",
         # float: |x| tanh|x| and sign(x) (tanh|x| + |x| sech^2 x) from one w = e^(-2|x|)
         fast_forward=f"""
-            V a = abs(x); V w = exp(-2.0 * a); {_tanh_cxx("a", "w", "t")}
+            V a = abs(x); V w = exp_inline(-2.0 * a); {_tanh_cxx("a", "w", "t")}
             return a * t;""",
         fast_derivative=f"""
-            V a = abs(x); V w = exp(-2.0 * a); {_tanh_cxx("a", "w", "t")}
+            V a = abs(x); V w = exp_inline(-2.0 * a); {_tanh_cxx("a", "w", "t")}
             return copysign(t + a * (4.0 * w / ((1.0 + w) * (1.0 + w))), x);""",
-        fast_where="abs(x) < inf",
+        fast_where="abs(x) < 40.0",  # exp_inline(-2|x|) is clamped at e^-87: x e^-2|x| must be negligible
     ),
     equivalents=(Equivalent("tfa", "tfa.activations.lisht", names=("lisht",)),),
 )
@@ -1111,12 +1111,12 @@ SMISH = Spec(
             V gp = 4.0 * e * (1.0 + e) * where(pos, 2.0 + e, 1.0 + 2.0 * e) / (dd * dd);
             return where(abs(x) == inf, where(x > 0.0, 0.6, 0.0), n / dd + x * gp);""",
         fast_forward=f"""
-            {_SMISH_G}
+            {_SMISH_G.replace("exp(", "exp_inline(")}
             return x * (n / dd);""",
         fast_derivative=f"""
-            {_SMISH_G}
-            V gp = 4.0 * e * (1.0 + e) * where(pos, 2.0 + e, 1.0 + 2.0 * e) / (dd * dd);
-            return n / dd + x * gp;""",
+            {_SMISH_G.replace("exp(", "exp_inline(")}
+            V r = 1.0 / dd; V gp = (4.0 * e * (1.0 + e) * where(pos, 2.0 + e, 1.0 + 2.0 * e)) * (r * r);
+            return n * r + x * gp;""",
         fast_where="abs(x) < 80.0",
     ),
 )
@@ -1177,10 +1177,10 @@ LOGISH = Spec(
             V r = e / ((1.0 + e) * where(x >= 0.0, 2.0 + e, 1.0 + 2.0 * e));
             return where(abs(x) == inf, where(x > 0.0, 0.6931471805599453, 0.0), log1p(s) + x * r);""",
         fast_forward="""
-            V e = exp(-abs(x)); V s = where(x >= 0.0, 1.0, e) / (1.0 + e);
+            V e = exp_inline(-abs(x)); V s = where(x >= 0.0, 1.0, e) / (1.0 + e);
             return x * log1p_unit(s);""",
         fast_derivative="""
-            V e = exp(-abs(x)); V s = where(x >= 0.0, 1.0, e) / (1.0 + e);
+            V e = exp_inline(-abs(x)); V s = where(x >= 0.0, 1.0, e) / (1.0 + e);
             V r = e / ((1.0 + e) * where(x >= 0.0, 2.0 + e, 1.0 + 2.0 * e));
             return log1p_unit(s) + x * r;""",
         fast_where="abs(x) < 80.0",
@@ -1242,11 +1242,11 @@ ELISH = Spec(
         # float: one exp; e^x - 1 is e - 1 below x = -0.7 (no cancellation: e < 1/2) and its Taylor
         # polynomial above (degree 11, truncation below 1e-9 relative)
         fast_forward=f"""
-            V e = exp(-abs(x));
+            V e = exp_inline(-abs(x));
             V m = where(x > -0.7, x * {_horner("x", _EXPM1_TAYLOR)}, e - 1.0);
             return where(x >= 0.0, x, m * e) / (1.0 + e);""",
         fast_derivative="""
-            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
+            V e = exp_inline(-abs(x)); V d = 1.0 / (1.0 + e);
             V left = e * fma(e, e + 2.0, V(S(-1.0))) / square(1.0 + e); V right = (1.0 + x * (e * d)) * d;
             return where(x >= 0.0, right, left);""",
         fast_where="abs(x) < 80.0",
@@ -1603,10 +1603,10 @@ TANHSHRINK = Spec(
             return where(abs(x) < 1.5, r, x - tanh(x));""",
         derivative="V t = tanh(x); return t * t;",
         fast_forward=f"""
-            V a = abs(x); V w = exp(-2.0 * a); {_tanh_cxx("a", "w", "t")}
+            V a = abs(x); V w = exp_inline(-2.0 * a); {_tanh_cxx("a", "w", "t")}
             return where(a < 1.5, copysign(t_c, x), x - copysign(t, x));""",
         fast_derivative=f"""
-            V a = abs(x); V w = exp(-2.0 * a); {_tanh_cxx("a", "w", "t")}
+            V a = abs(x); V w = exp_inline(-2.0 * a); {_tanh_cxx("a", "w", "t")}
             return t * t;""",
         fast_where="",
     ),
