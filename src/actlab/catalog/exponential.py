@@ -739,9 +739,14 @@ SHIFTED_SOFTPLUS = Spec(
             V far = (xc - 0.69314718055994530942) + log1p(exp(-xc));
             return where(x <= 2.0, log1p(0.5 * expm1(min(x, 2.0))), far);""",
         derivative="V e = exp(-abs(x)); V d = 1.0 / (1.0 + e); return where(x >= 0.0, d, e * d);",
-        # float: log1p(expm1(x) / 2) alone up to 80 (expm1's rounding moves the log by < 1/log(e^x/2) ulp)
-        fast_forward="return log1p(0.5 * expm1(x));",
-        fast_derivative="V e = exp(-abs(x)); V d = 1.0 / (1.0 + e); return where(x >= 0.0, d, e * d);",
+        # float: log1p(expm1(x) / 2) alone up to 80 (expm1's rounding moves the log by < 1/log(e^x/2) ulp);
+        # expm1 as elu's float form has it (e^x - 1 beyond log 2, Taylor within), SLEEF's costs ~4x exp
+        fast_forward="""
+            V t = x; V e = exp_inline(x) - 1.0;
+            V q = fma(fma(fma(fma(fma(fma(fma(V(2.7557319e-06f), t, V(2.4801587e-05f)), t, V(1.9841270e-04f)), t,
+                  V(1.3888889e-03f)), t, V(8.3333333e-03f)), t, V(4.1666668e-02f)), t, V(0.16666667f)), t, V(0.5f));
+            return log1p(0.5 * where(abs(x) < 0.6931471805599453, fma(t * t, q, t), e));""",
+        fast_derivative="V e = exp_inline(-abs(x)); V d = 1.0 / (1.0 + e); return where(x >= 0.0, d, e * d);",
         fast_where="(x > -80.0) & (x < 80.0)",
     ),
 )
@@ -1364,7 +1369,9 @@ ARCSINH = Spec(
     kernel=Kernel(
         forward="return asinh(x);",
         derivative="return 1.0 / sqrt(1.0 + x * x);",
-        fast_forward="return asinh(x);",
+        # float: asinh|x| = log1p(a + a^2 / (1 + sqrt(1 + a^2))), sign restored: SLEEF's float log1p and
+        # sqrt in place of its asinh, ~half the time (measured)
+        fast_forward="V a = abs(x); V s = sqrt(fma(a, a, V(1.0f))); return copysign(log1p(a + (a * a) / (1.0 + s)), x);",
         fast_derivative="return 1.0 / sqrt(fma(x, x, V(1.0f)));",
         fast_where="abs(x) < 1e18",
     ),
