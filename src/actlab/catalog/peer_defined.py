@@ -18,6 +18,7 @@ import numpy as np
 
 from actlab.catalog._refs import HENDRYCKS_GELU
 from actlab.catalog.self_gated import (
+    _GELU_ERFC_CXX,
     _gelu_exact_der,
     _gelu_exact_fwd,
     _gelu_tanh_der,
@@ -77,7 +78,7 @@ _GELU_FAST_Z = """
             ml = ml + (V(7.1354814e-02f) * q + V(2.3985762e-09f) * p);
             V sh, se; two_sum(V(1.5957692f), mh, sh, se); se = se + (ml + V(-4.534641e-08f));
             V zh, zl; two_prod(x, sh, zh, zl); zl = zl + x * se;
-            V e = exp(V(0.0f) - abs(zh)); V den = 1.0 + e;
+            V e = exp_inline(V(0.0f) - abs(zh)); V den = 1.0 + e;
 """
 
 GELU_FAST = Spec(
@@ -132,13 +133,15 @@ GELU_FAST = Spec(
         # rounding of z, amplified by |z| (up to 66 here), would otherwise cost up to 66 ulp.
         fast_forward=_GELU_FAST_Z
         + """
-            V y = where(zh >= 0.0, x / den, (x * e) / den);
-            V om = where(zh >= 0.0, e / den, 1.0 / den);
+            V r = 1.0 / den; V er = e * r; V pos = zh >= 0.0;  // one division
+            V y = x * where(pos, r, er);
+            V om = where(pos, er, r);
             return y + y * (om * zl);""",
         fast_derivative=_GELU_FAST_Z
         + """
-            V s = where(zh >= 0.0, 1.0 / den, e / den);
-            V om = where(zh >= 0.0, e / den, 1.0 / den);
+            V r = 1.0 / den; V er = e * r; V pos = zh >= 0.0;
+            V s = where(pos, r, er);
+            V om = where(pos, er, r);
             s = s + s * (om * zl);
             V w = x * (1.5957691216 + 0.214064448817032 * p);
             return s * (1.0 + w * om);""",
@@ -297,20 +300,15 @@ CLIPPED_GELU = Spec(
             V d = 0.5 * erfc(-0.70710678118654752440 * x) + 0.39894228040143267794 * x * exp(-0.5 * (x * x));
             d = where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), d);
             return where((g > max_val) | (g < min_val), 0.0, d);""",
-        # float: gelu's exact float form, where no clip acts: min_val below gelu's minimum -0.16997 and
-        # x < 0.999 max_val (gelu(x) < x there)
-        fast_forward="""
-            V th, tl; two_prod(x, V(-0.70710677f), th, tl); tl = tl + x * V(-1.2101617e-08f);
-            V p, q; two_prod(th, th, p, q);
-            V g = exp(V(0.0f) - p);
-            return 0.5 * x * (erfc(th) - 1.1283791670955126 * (g * tl));""",
-        fast_derivative="""
-            V th, tl; two_prod(x, V(-0.70710677f), th, tl); tl = tl + x * V(-1.2101617e-08f);
-            V p, q; two_prod(th, th, p, q);
-            V g = exp(V(0.0f) - p);
-            V big_phi = 0.5 * (erfc(th) - 1.1283791670955126 * (g * tl));
-            return big_phi + 0.3989422804014327 * x * (g * (1.0 - q - 2.0 * (th * tl)));""",
-        fast_where="min_val < -0.17 ? ((x > -8.0) & (x < 8.0) & (x < 0.999 * max_val)) : (V(0.0f) != 0.0)",
+        # float: gelu's float form (erfc_tail: one exp, no SLEEF erfc), where no clip acts: min_val below
+        # gelu's minimum -0.16997 and x < 0.999 max_val (gelu(x) < x there); gelu's own range above -12
+        fast_forward=f"""
+            {_GELU_ERFC_CXX}
+            return x * phi;""",
+        fast_derivative=f"""
+            {_GELU_ERFC_CXX}
+            return phi + (0.3989422804014327 * x) * gc;""",
+        fast_where="min_val < -0.17 ? ((x > -12.0) & (x < 1e18) & (x < 0.999 * max_val)) : (V(0.0f) != 0.0)",
     ),
 )
 
@@ -565,10 +563,10 @@ SQRTSOFTPLUS = Spec(
             V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
             V s = where(x >= 0.0, d, e * d);
             return where(x < -40.0, 0.5 * exp(0.5 * x), s / (2.0 * sqrt(max(x, 0.0) + log1p(e))));""",
-        fast_forward="return sqrt(max(x, 0.0) + log1p_unit(exp(-abs(x))));",
+        fast_forward="return sqrt(max(x, 0.0) + log1p_unit(exp_inline(-abs(x))));",
         fast_derivative="""
-            V e = exp(-abs(x)); V d = 1.0 / (1.0 + e);
-            return where(x >= 0.0, d, e * d) / (2.0 * sqrt(max(x, 0.0) + log1p_unit(e)));""",
+            V e = exp_inline(-abs(x));  // sigmoid(x) / (2 sqrt(softplus x)) with one division
+            return where(x >= 0.0, 1.0, e) / ((2.0 + 2.0 * e) * sqrt(max(x, 0.0) + log1p_unit(e)));""",
         fast_where="x > -40.0",
     ),
 )
