@@ -1,20 +1,21 @@
 """Fit the polynomial of actlab's float exact-GELU gate (``gelu_phi`` in src/actlab/torch/csrc/actlab_kernels.h).
 
 Phi(-u) = e^(-u^2/2) erfcx(u / sqrt 2) / 2 for u = |x| >= 0, and erfcx(u / sqrt 2) / 2 = P(s) / (u + C2) with
-s = (u - C) / (u + C): the map of tools/fit_erfcx.py written in u instead of t = u / sqrt 2, so that the
-kernel needs neither t nor the rounding error of -x / sqrt 2. C2 = sqrt(pi / 2) (as float32) makes
-(u + C2) Phi(-u) e^(u^2/2) flat at 0; C = 2.75 (about 2 sqrt 2): P(0) is its first coefficient alone,
-so C is picked where that rounds to float32 well (1.9e-8 to 5.5e-8 for other C near 2.8, 7.8e-9 here).
-Same method as tools/fit_erfcx.py: Lawson's iteration towards the minimax relative error on Chebyshev nodes
-in s, over u in [0, 14.3] (e^(-u^2/2) is below float32's subnormals beyond), coefficients rounded to float32
-one at a time.
+s = (u - C) / (u + C): the map s sends [0, inf) to [-1, 1) (the idea of Shepherd & Laframboise, "Chebyshev
+approximation of (1 + 2x) exp(x^2) erfc x in 0 <= x < inf", Math. Comp. 36 (1981)), written in u rather
+than t = u / sqrt 2, so that the kernel needs neither t nor the rounding error of -x / sqrt 2.
+C2 = sqrt(pi / 2) (as float32) makes (u + C2) Phi(-u) e^(u^2/2) flat at 0; C = 2.75 (about 2 sqrt 2): P(0) is
+its first coefficient alone, so C is picked where that rounds to float32 well (1.9e-8 to 5.5e-8 for other C
+near 2.8, 7.8e-9 here). Weighted least squares (Lawson's iteration towards the minimax relative error) on
+Chebyshev nodes in s, over u in [0, 14.3] (e^(-u^2/2) is below float32's subnormals beyond), coefficients
+rounded to float32 one at a time.
 Reference: scipy.special.erfcx (double, ~1e-15 relative). Run: python tools/fit_gelu_phi.py
 """
 
 import numpy as np
 from scipy.special import erfcx
 
-C = 2.75  # near 2 sqrt 2 (the map of fit_erfcx.py in u); this one rounds P's coefficients best (7.8e-9)
+C = 2.75  # near 2 sqrt 2; this one rounds P's coefficients best (7.8e-9)
 C2 = float(np.float32(np.sqrt(np.pi / 2)))
 DEG, U = 10, 14.3
 

@@ -18,7 +18,6 @@ import numpy as np
 
 from actlab.catalog._refs import HENDRYCKS_GELU
 from actlab.catalog.self_gated import (
-    _GELU_ERFC_CXX,
     _gelu_exact_der,
     _gelu_exact_fwd,
     _gelu_tanh_der,
@@ -300,13 +299,13 @@ CLIPPED_GELU = Spec(
             V d = 0.5 * erfc(-0.70710678118654752440 * x) + 0.39894228040143267794 * x * exp(-0.5 * (x * x));
             d = where(abs(x) == inf, where(x > 0.0, 1.0, 0.0), d);
             return where((g > max_val) | (g < min_val), 0.0, d);""",
-        # float: gelu's float form (erfc_tail: one exp, no SLEEF erfc), where no clip acts: min_val below
+        # float: gelu's float form (gelu_phi: one exp, no SLEEF erfc), where no clip acts: min_val below
         # gelu's minimum -0.16997 and x < 0.999 max_val (gelu(x) < x there); gelu's own range above -12
-        fast_forward=f"""
-            {_GELU_ERFC_CXX}
+        fast_forward="""
+            V phi, gc; gelu_phi(x, phi, gc);
             return x * phi;""",
-        fast_derivative=f"""
-            {_GELU_ERFC_CXX}
+        fast_derivative="""
+            V phi, gc; gelu_phi(x, phi, gc);
             return phi + (0.3989422804014327 * x) * gc;""",
         fast_where="min_val < -0.17 ? ((x > -12.0) & (x < 1e18) & (x < 0.999 * max_val)) : (V(0.0f) != 0.0)",
     ),

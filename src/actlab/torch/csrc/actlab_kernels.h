@@ -120,68 +120,19 @@ inline void two_prod(const V& a, const V& b, V& p, V& e) {
   e = fma(a, b, V(0) - p);
 }
 
-// ------------------------------------------------------------------------------- float erfc
-// erfc(a + al) for float vectors, a >= 0 given with a small second part al (|al| <= ulp(a), e.g. the
-// error of an exact product): h = erfc(a + al) within ~2 ulp relative wherever it is a normal float,
-// and gc = e^(-(a + al)^2) within ~1 ulp (erfc's derivative and the normal density reuse it). One
-// exp and two divisions (ATen's float erfc, SLEEF's 1.5-ulp function, took ~2.3x as long, measured on
-// AVX-512): erfc(t) = e^(-t^2) erfcx(t), erfcx(t) = P(s) / (t + K2), s = (t - K) / (t + K)
-// (K = 2, K2 = sqrt(pi)/2; the map of Shepherd & Laframboise, Math. Comp. 36, 1981; P of degree 10
-// fitted by tools/fit_erfcx.py, 1.4e-8 relative over t in [0, 10.1]). e^(-t^2) amplifies an
-// argument error by t^2, so t^2 = p + q is split exactly and e^(-t^2) = e^(-p) (1 - q - 2 a al); the
-// rounding of t + K2 and of the division are carried as a relative correction (fma residual), and
-// g P / (t + K2) is summed with its exact product error, so one rounding ends it. a is clamped at 11
-// (erfc(11) = 0 in float): no overflow for large a.
-inline void erfc_tail(const Vf& a_in, const Vf& al, Vf& h, Vf& gc) {
-  const Vf a = at::vec::minimum(a_in, Vf(11.0f));
-  const Vf one(1.0f);
-  Vf p, q;
-  two_prod(a, a, p, q);
-  const Vf g = (Vf(0.0f) - p).exp();
-  const Vf cc = q + (a + a) * al;  // t^2 - p to first order
-  Vf sh, sl;
-  two_sum(a, Vf(0.88622692545275801f), sh, sl);  // t + K2 exactly
-  const Vf d = one / sh;
-  const Vf e1 = at::vec::fmadd(Vf(0.0f) - d, sh, one) - sl * d;  // 1 / (t + K2) = d (1 + e1)
-  const Vf s = (a - Vf(2.0f)) / (a + Vf(2.0f));
-  Vf r = Vf(3.21381e-05f);
-  r = at::vec::fmadd(s, r, Vf(-1.264575e-04f));
-  r = at::vec::fmadd(s, r, Vf(-6.358614e-04f));
-  r = at::vec::fmadd(s, r, Vf(2.5755132e-04f));
-  r = at::vec::fmadd(s, r, Vf(4.0113414e-03f));
-  r = at::vec::fmadd(s, r, Vf(-1.3168794e-03f));
-  r = at::vec::fmadd(s, r, Vf(-2.566663e-02f));
-  r = at::vec::fmadd(s, r, Vf(5.1522173e-02f));
-  r = at::vec::fmadd(s, r, Vf(1.0319886e-02f));
-  r = at::vec::fmadd(s, r, Vf(-2.1137258e-01f));
-  r = at::vec::fmadd(s, r, Vf(7.3712987e-01f));
-  Vf rh, rl;
-  two_prod(r, d, rh, rl);  // erfcx(a) = rh + rl + rh e1
-  // erfcx(a + al) = erfcx(a) + al erfcx'(a), erfcx'(t) = 2 t erfcx(t) - 2 / sqrt(pi); e^(-t^2) (1 - cc)
-  const Vf corr = (rl + rh * (e1 - cc)) + al * ((a + a) * rh - Vf(1.12837917f));
-  Vf gh, gl;
-  two_prod(g, rh, gh, gl);
-  h = gh + (gl + g * corr);
-  gc = g - g * cc;
-}
-
-// erfc(t) for float vectors, relative error ~2 ulp wherever the result is a normal float
-inline Vf erfc_fast(const Vf& t) {
-  Vf h, gc;
-  erfc_tail(t.abs(), Vf(0.0f), h, gc);
-  return Vf::blendv(h, Vf(2.0f) - h, t < Vf(0.0f));
-}
-
-// e^z for float vectors, inline: within ~1 ulp for z in [-87, 88] (normal results), NaN for NaN, and
-// z clamped to that range otherwise (e^-87 for z < -87: where that is not negligible, the caller's
-// fast_where must exclude it). z = n ln2 + r (Cody-Waite, ln2 in two parts), e^r = 1 + r + r^2 Q(r)
-// (the polynomial of tanh's float form), 2^n from the exponent bits. SLEEF's exp is a call, around
-// which GCC keeps the live vectors on the stack: inline, silu's loops ran ~30 % faster (measured).
-inline Vf exp_inline(const Vf& z_in) {
+// ------------------------------------------------------------------------------- float exp, log1p
+// e^(z + zl) for float vectors, inline: within ~1 ulp for z in [-87, 88] (normal results), NaN for
+// NaN, and z clamped to that range otherwise (e^-87 for z < -87: where that is not negligible, the
+// caller's fast_where must exclude it). zl is an optional low part (|zl| <= ulp(z), e.g. the exact
+// error of a product): e^z amplifies an argument error by |z|, so it is added to the reduced argument.
+// z = n ln2 + r (Cody-Waite, ln2 in two parts), e^r = 1 + r + r^2 Q(r) (the polynomial of tanh's float
+// form), 2^n from the exponent bits. SLEEF's exp is a call, around which GCC keeps the live vectors on
+// the stack: inline, silu's loops ran ~30 % faster (measured).
+inline Vf exp_inline(const Vf& z_in, const Vf& zl = Vf(0.0f)) {
   const Vf z = at::vec::clamp(z_in, Vf(-87.0f), Vf(88.0f));  // NaN stays NaN
   const Vf n = at::vec::fmadd(z, Vf(1.44269504f), Vf(0.5f)).floor();
   Vf r = at::vec::fmadd(n, Vf(-0.693145751953125f), z);
-  r = at::vec::fmadd(n, Vf(-1.4286068e-06f), r);
+  r = at::vec::fmadd(n, Vf(-1.4286068e-06f), r) + zl;
   Vf q = at::vec::fmadd(r, Vf(1.3946497e-03f), Vf(8.366611e-03f));
   q = at::vec::fmadd(q, r, Vf(4.166628e-02f));
   q = at::vec::fmadd(q, r, Vf(0.16666543f));
@@ -216,59 +167,23 @@ inline Vf log1p_unit(const Vf& e) {
 }
 
 // ---- float GELU
-// e^(-u^2/2) for float vectors, 0 <= u <= 15.5, within ~1 ulp: u^2 = p + q exactly (two_prod), so the
-// exponent carries no rounding error (e^z amplifies an argument error by |z|, up to 72 at x = -12).
-// AVX-512 and AVX2: inline (Cody-Waite reduction by ln 2 in two parts, -q/2 added to the reduced
-// argument, Taylor to degree 7: truncation 5e-9, then the scaling by 2^n): no call into SLEEF, which
-// spills every live vector register around it. Elsewhere SLEEF's exp with the first-order correction
-// e^(-q/2) = 1 - q/2 (~0.5 ulp more on a dense grid).
+// e^(-u^2/2) for float vectors, 0 <= u: u^2 = p + q exactly (two_prod), so the exponent carries no
+// rounding error (e^z amplifies an argument error by |z|, up to 72 at x = -12).
 inline Vf exp_neg_half_square(const Vf& u) {
   Vf p, q;
   two_prod(u, u, p, q);
-  const Vf zh = Vf(-0.5f) * p, zl = Vf(-0.5f) * q;  // exact halvings
-#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
-#if defined(CPU_CAPABILITY_AVX512)
-  const Vf n(_mm512_roundscale_ps(zh * Vf(1.44269504f), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-#else
-  const Vf n(_mm256_round_ps(zh * Vf(1.44269504f), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-#endif
-  Vf r = at::vec::fmadd(n, Vf(-0.693145751953125f), zh);  // ln 2 = 0x1.62e4p-1 (15 bits) + lo
-  r = at::vec::fmadd(n, Vf(-1.428606765330187e-06f), r) + zl;
-  Vf y = Vf(1.0f / 5040);
-  y = at::vec::fmadd(y, r, Vf(1.0f / 720));
-  y = at::vec::fmadd(y, r, Vf(1.0f / 120));
-  y = at::vec::fmadd(y, r, Vf(1.0f / 24));
-  y = at::vec::fmadd(y, r, Vf(1.0f / 6));
-  y = at::vec::fmadd(y, r, Vf(0.5f));
-  y = at::vec::fmadd(y, r, Vf(1.0f));
-  y = at::vec::fmadd(y, r, Vf(1.0f));
-#if defined(CPU_CAPABILITY_AVX512)
-  return Vf(_mm512_scalef_ps(y, n));  // y 2^n, rounded once where it is subnormal
-#else
-  // y 2^n1 2^n2, n = n1 + n2 >= -175: both factors normal floats, so y 2^n1 is exact
-  const __m256i ni = _mm256_cvtps_epi32(n);
-  const __m256i n1 = _mm256_srai_epi32(ni, 1);
-  const __m256i n2 = _mm256_sub_epi32(ni, n1);
-  const __m256i bias = _mm256_set1_epi32(127);
-  const Vf s1(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23)));
-  const Vf s2(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23)));
-  return (y * s1) * s2;
-#endif
-#else
-  const Vf g = zh.exp();
-  return g + g * zl;
-#endif
+  return exp_inline(Vf(-0.5f) * p, Vf(-0.5f) * q);  // exact halvings
 }
 
 // Phi(x) (the standard normal CDF) and E = e^(-x^2/2) for float vectors, x finite: exact GELU's float
 // form (x Phi(x), derivative Phi(x) + x E / sqrt(2 pi)). Phi(-u), u = |x|, = E P(s) / (u + C2),
-// s = (u - C) / (u + C), C = 2.75, C2 = sqrt(pi/2): erfc_tail's map written in u rather than
-// t = u / sqrt 2, so there is no rounded t to carry (P of degree 10 fitted by tools/fit_gelu_phi.py,
-// 7.8e-9 relative for u in [0, 14.3]). As in erfc_tail, the rounding of u + C2 and of the division
+// s = (u - C) / (u + C), C = 2.75, C2 = sqrt(pi/2): the map s sends [0, inf) to [-1, 1) (after
+// Shepherd & Laframboise, Math. Comp. 36, 1981, for erfcx), P of degree 10 fitted by
+// tools/fit_gelu_phi.py, 7.8e-9 relative for u in [0, 14.3]. One exp and two divisions, where ATen's
+// float erfc (SLEEF's 1.5-ulp function) took ~2.3x as long. The rounding of u + C2 and of the division
 // is carried as a relative correction (fma residual), and E P / (u + C2) is summed with its exact
 // product error, so one rounding ends it: Phi(-u) within ~2 ulp relative wherever it is a normal
-// float, Phi(u) = 1 - Phi(-u). About two thirds of erfc_tail's work (no th/tl, no argument
-// correction of erfcx, the exp inline). u is clamped at 15.5 (E underflows to 0 before).
+// float, Phi(u) = 1 - Phi(-u). u is clamped at 15.5 (E underflows to 0 before).
 inline void gelu_phi(const Vf& x, Vf& phi, Vf& E) {
   const Vf u = at::vec::minimum(x.abs(), Vf(15.5f));
   E = exp_neg_half_square(u);
