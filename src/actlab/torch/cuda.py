@@ -93,7 +93,11 @@ def _spec_part(spec: Spec, dtypes: Sequence[torch.dtype]) -> str:
 
 
 def _header() -> str:
-    return (_CSRC / HEADER).read_text()
+    """The device header with the shared error-free transformations inlined (NVRTC has no include path)."""
+    include = '#include "actlab_eft.h"'
+    text = (_CSRC / HEADER).read_text()
+    assert include in text
+    return text.replace(include, (_CSRC / "actlab_eft.h").read_text(), 1)
 
 
 def spec_source(spec: Spec, dtypes: Sequence[torch.dtype] = tuple(_TYPES)) -> str:

@@ -286,7 +286,7 @@ def _cache_root() -> Path:
 def _all_sources() -> dict[str, str]:
     from actlab.torch import rows
 
-    names = ("actlab_kernels.h", "ops.cpp", "autograd.cpp", "rows.cpp", "memory.cpp")
+    names = ("actlab_kernels.h", "actlab_eft.h", "ops.cpp", "autograd.cpp", "rows.cpp", "memory.cpp")
     files = {name: (_CSRC / name).read_text() for name in names}
     files.update(sources())
     files.update(rows.sources())  # the gated units' row kernels (csrc/rows_gated.h + generated gates)

@@ -140,19 +140,7 @@ ACTLAB_FN Vd square(Vd a) { return a * a; }
 ACTLAB_FN Vd logical_and(Vd a, Vd b) { return a & b; }
 ACTLAB_FN Vd logical_or(Vd a, Vd b) { return a | b; }
 
-// Error-free transformations (Knuth's TwoSum, Dekker's product via one FMA): s + e == a + b and
-// p + e == a * b exactly, as long as nothing is contracted or reassociated.
-template <class V>
-ACTLAB_FN void two_sum(const V& a, const V& b, V& s, V& e) {
-  s = a + b;
-  V bb = s - a;
-  e = (a - (s - bb)) + (b - bb);
-}
-template <class V>
-ACTLAB_FN void two_prod(const V& a, const V& b, V& p, V& e) {
-  p = a * b;
-  e = fma(a, b, V(0) - p);
-}
+#include "actlab_eft.h"  // two_sum, two_prod (inlined by actlab/torch/cuda.py)
 
 // ------------------------------------------------------------------------------- bits and dtypes
 ACTLAB_FN unsigned int bits_of(float f) {

@@ -106,19 +106,7 @@ inline float float_above(double t) {
   return static_cast<double>(f) < t ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
 }
 
-// Error-free transformations (Knuth's TwoSum, Dekker's product via one FMA): s + e == a + b and
-// p + e == a * b exactly, as long as nothing is contracted or reassociated.
-template <class V>
-inline void two_sum(const V& a, const V& b, V& s, V& e) {
-  s = a + b;
-  V bb = s - a;
-  e = (a - (s - bb)) + (b - bb);
-}
-template <class V>
-inline void two_prod(const V& a, const V& b, V& p, V& e) {
-  p = a * b;
-  e = fma(a, b, V(0) - p);
-}
+#include "actlab_eft.h"  // two_sum, two_prod
 
 // ------------------------------------------------------------------------------- float exp, log1p
 // e^(z + zl) for float vectors, inline: within ~1 ulp for z in [-87, 88] (normal results), NaN for

@@ -673,18 +673,21 @@ inline int64_t maxout_grain(int64_t k, int64_t inner) {
 
 // The last axis (inner == 1): groups of k contiguous entries, one selection chain each; K > 0 fixes
 // k at compile time (k = 2, the common case, runs vectorised over groups)
+// the maximum of kk contiguous entries, NaN-propagating (a NaN, once met, stays)
+template <class T>
+inline float last_group_max(const T* p, int64_t kk) {
+  float m = static_cast<float>(p[0]);
+  for (int64_t q = 1; q < kk; ++q) {
+    const float v = static_cast<float>(p[q]);
+    m = ((!(v <= m)) & (m == m)) ? v : m;
+  }
+  return m;
+}
+
 template <int64_t K, class T>
 inline void maxout_last_forward(const T* x, T* y, int64_t b, int64_t e, int64_t k) {
   const int64_t kk = K > 0 ? K : k;
-  for (int64_t t = b; t < e; ++t) {
-    const T* p = x + t * kk;
-    float m = static_cast<float>(p[0]);
-    for (int64_t q = 1; q < kk; ++q) {
-      const float v = static_cast<float>(p[q]);
-      m = ((!(v <= m)) & (m == m)) ? v : m;
-    }
-    y[t] = static_cast<T>(m);
-  }
+  for (int64_t t = b; t < e; ++t) y[t] = static_cast<T>(last_group_max(x + t * kk, kk));
 }
 
 template <class T>
@@ -712,11 +715,7 @@ inline void maxout_last_backward(const T* x, const T* g, T* gx, int64_t b, int64
   const int64_t kk = K > 0 ? K : k;
   for (int64_t t = b; t < e; ++t) {
     const T* p = x + t * kk;
-    float m = static_cast<float>(p[0]);
-    for (int64_t q = 1; q < kk; ++q) {
-      const float v = static_cast<float>(p[q]);
-      m = ((!(v <= m)) & (m == m)) ? v : m;
-    }
+    const float m = last_group_max(p, kk);
     bool done = false;
     for (int64_t q = 0; q < kk; ++q) {  // the first entry equal to m (or NaN) takes the gradient
       const float v = static_cast<float>(p[q]);
