@@ -22,7 +22,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <string>
 #include <type_traits>
 #include <unordered_map>
@@ -416,5 +419,35 @@ Entry make_entry(int64_t nparams) {
 }
 
 std::unordered_map<std::string, Entry>& table();
+
+// ------------------------------------------------------------------------------------- bound calls
+// Calls bound once and then run by index (actlab_kernels::bind, ::row_bind), so the per-call
+// operators box no string or list. Append-only (a deque keeps references to earlier entries valid)
+// and deduplicated by Key: bounded by the distinct configurations in use.
+template <class Key, class Call>
+class BoundCalls {
+ public:
+  const Call& at(int64_t id, const char* what) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    TORCH_CHECK(id >= 0 && id < static_cast<int64_t>(calls_.size()), "actlab_kernels: no bound ", what, " ", id);
+    return calls_[id];
+  }
+  // the index of `key`, adding make() under it the first time
+  template <class Make>
+  int64_t intern(Key key, Make make) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = index_.find(key);
+    if (it != index_.end()) return it->second;
+    calls_.push_back(make());
+    const int64_t id = static_cast<int64_t>(calls_.size()) - 1;
+    index_.emplace(std::move(key), id);
+    return id;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::deque<Call> calls_;
+  std::map<Key, int64_t> index_;
+};
 
 }  // namespace actlab_k

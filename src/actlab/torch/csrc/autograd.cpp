@@ -42,40 +42,24 @@ struct Bound {
   std::string kernel;  // the spec's name: what eager_grad needs under create_graph
 };
 
-// Append-only, deduplicated by (name, parameters): bounded by the distinct configurations in use.
-struct BoundTable {
-  std::mutex mutex;
-  std::deque<Bound> calls;  // appending keeps references to earlier entries valid
-  // keyed by the parameters' bit patterns: a NaN (an encoded None) compares unequal to itself and
-  // would break the map's ordering, matching any other key
-  std::map<std::pair<std::string, std::vector<uint64_t>>, int64_t> index;
-};
+// Keyed by the name and the parameters' bit patterns: a NaN (an encoded None) compares unequal to
+// itself and would break the map's ordering, matching any other key.
+using BoundTable = BoundCalls<std::pair<std::string, std::vector<uint64_t>>, Bound>;
 
 BoundTable& bound_table() {
   static BoundTable t;
   return t;
 }
 
-const Bound& bound(int64_t id) {
-  BoundTable& t = bound_table();
-  std::lock_guard<std::mutex> lock(t.mutex);
-  TORCH_CHECK(id >= 0 && id < static_cast<int64_t>(t.calls.size()), "actlab_kernels: no bound call ", id);
-  return t.calls[id];
-}
+const Bound& bound(int64_t id) { return bound_table().at(id, "call"); }
 
 int64_t bind_op(c10::string_view name, c10::ArrayRef<double> params) {
   const Entry& e = lookup(name, static_cast<int64_t>(params.size()));
-  BoundTable& t = bound_table();
-  std::lock_guard<std::mutex> lock(t.mutex);
   std::vector<uint64_t> bits(params.size());
   std::memcpy(bits.data(), params.data(), params.size() * sizeof(double));
-  auto key = std::make_pair(std::string(name), std::move(bits));
-  auto it = t.index.find(key);
-  if (it != t.index.end()) return it->second;
-  t.calls.push_back(Bound{&e, padded(params), static_cast<int64_t>(params.size()), std::string(name)});
-  const int64_t id = static_cast<int64_t>(t.calls.size()) - 1;
-  t.index.emplace(std::move(key), id);
-  return id;
+  return bound_table().intern(std::make_pair(std::string(name), std::move(bits)), [&] {
+    return Bound{&e, padded(params), static_cast<int64_t>(params.size()), std::string(name)};
+  });
 }
 
 // Tensors off the CPU (CUDA) go through the dispatcher to the operators' implementations for their

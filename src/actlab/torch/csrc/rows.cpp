@@ -827,24 +827,15 @@ struct RowCall {
   std::string name;                // the spec's name, for row_eager_grad
 };
 
-// Append-only, deduplicated: bounded by the row kernels (a dozen)
-struct RowTable {
-  std::mutex mutex;
-  std::deque<RowCall> calls;  // appending keeps pointers to earlier entries valid
-  std::map<std::tuple<std::string, int64_t, bool, bool, int64_t>, int64_t> index;
-};
+// bounded by the row kernels (a dozen) and maxout's piece counts in use
+using RowTable = BoundCalls<std::tuple<std::string, int64_t, bool, bool, int64_t>, RowCall>;
 
 RowTable& row_table() {
   static RowTable t;
   return t;
 }
 
-const RowCall& row_call(int64_t id) {
-  RowTable& t = row_table();
-  std::lock_guard<std::mutex> lock(t.mutex);
-  TORCH_CHECK(id >= 0 && id < static_cast<int64_t>(t.calls.size()), "actlab_kernels: no bound row kernel ", id);
-  return t.calls[id];
-}
+const RowCall& row_call(int64_t id) { return row_table().at(id, "row kernel"); }
 
 int64_t row_bind(c10::string_view name, int64_t kind, bool flag, bool negate, int64_t size) {
   TORCH_CHECK(kind >= 0 && kind <= 4,
@@ -852,15 +843,8 @@ int64_t row_bind(c10::string_view name, int64_t kind, bool flag, bool negate, in
   TORCH_CHECK(size >= 1, "actlab_kernels.row_bind: size must be at least 1, got ", size);
   const RowKind k = static_cast<RowKind>(kind);
   const gated::GatedEntry* entry = k == RowKind::Gated ? &gated::lookup(name) : nullptr;  // raises if unknown
-  RowTable& t = row_table();
-  std::lock_guard<std::mutex> lock(t.mutex);
-  auto key = std::make_tuple(std::string(name), kind, flag, negate, size);
-  auto it = t.index.find(key);
-  if (it != t.index.end()) return it->second;
-  t.calls.push_back(RowCall{k, flag, negate, entry, size, std::string(name)});
-  const int64_t id = static_cast<int64_t>(t.calls.size()) - 1;
-  t.index.emplace(std::move(key), id);
-  return id;
+  return row_table().intern(std::make_tuple(std::string(name), kind, flag, negate, size),
+                            [&] { return RowCall{k, flag, negate, entry, size, std::string(name)}; });
 }
 
 // The forward as it runs, and whether the node keeps the output (else the input)
