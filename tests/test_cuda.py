@@ -448,8 +448,9 @@ def test_gpu_compiled_inference_runs_the_fused_operator():
     from actlab.nn import Activation
 
     _gpu_ready()
+    torch.manual_seed(0)  # the Linear layers' initialisation
     model = torch.nn.Sequential(torch.nn.Linear(64, 64), Activation("gelu"), torch.nn.Linear(64, 8)).cuda()
-    x = torch.randn(32, 64, device="cuda")
+    x = torch.randn(32, 64, device="cuda", generator=torch.Generator("cuda").manual_seed(1))
     with torch.no_grad():
         want = model(x)
         got = torch.compile(model, fullgraph=True)(x)
